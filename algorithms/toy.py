@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 
+import awkward as ak
 import numpy as np
 
 from ..framework import Algorithm, Option, Reader, Writer
@@ -82,18 +83,23 @@ class TruthTracker(Algorithm):
         keep = (counts >= self.min_hits) & (pid[starts] != 0)
         hit_order = np.argsort(hits.hit_id)
         rows_all = hit_order[np.searchsorted(hits.hit_id, truth.hit_id[order], sorter=hit_order)]
-        r_all = np.hypot(hits.x, hits.y)
-        hit_ids, z0, theta, phi = [], [], [], []
-        for s, c in zip(starts[keep], counts[keep]):
-            rows = rows_all[s:s + c]
-            r, z = r_all[rows], hits.z[rows]
-            dr = r - r.mean()
-            slope = (dr @ (z - z.mean())) / (dr @ dr) if dr @ dr > 0 else 0.0
-            hit_ids.append(truth.hit_id[order[s:s + c]])
-            z0.append(z.mean() - slope * r.mean())
-            theta.append(np.arctan2(1.0, slope))
-            phi.append(np.arctan2(hits.y[rows].mean(), hits.x[rows].mean()))
-        n = len(hit_ids)
+        in_kept = np.repeat(keep, counts)
+        rows = rows_all[in_kept]
+        n_hits = counts[keep]
+        first = np.r_[0, np.cumsum(n_hits)[:-1]]
+        r, z = np.hypot(hits.x[rows], hits.y[rows]), hits.z[rows]
+
+        def group_mean(values):
+            return np.add.reduceat(values, first) / n_hits if len(values) else np.zeros(0)
+
+        mr, mz = group_mean(r), group_mean(z)
+        var_r = group_mean(r * r) - mr * mr
+        slope = np.where(var_r > 0, (group_mean(r * z) - mr * mz) / np.where(var_r > 0, var_r, 1.0), 0.0)
+        z0 = mz - slope * mr
+        theta = np.arctan2(1.0, slope)
+        phi = np.arctan2(group_mean(hits.y[rows]), group_mean(hits.x[rows]))
+        hit_ids = ak.unflatten(truth.hit_id[order][in_kept], n_hits)
+        n = len(z0)
         return Tracks(hit_ids=hit_ids, z0=z0, theta=theta, phi=phi, d0=np.zeros(n))
 
 

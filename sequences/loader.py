@@ -1,0 +1,58 @@
+"""Finding and building sequences.
+
+A sequence is a small Python file (a k4run-style steering file) that defines::
+
+    def build(*, input: str | None, output: str) -> list[Algorithm]: ...
+
+and may set ``DEFAULT_INPUT`` (used when ``--input`` is not given) and a docstring (shown by
+``--help``). Named sequences live in this folder (``recotrig run tracking``); any other file is
+given by its path (``recotrig run my_sequence.py``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from ..framework import Algorithm, ConfigError
+
+HERE = Path(__file__).parent
+_NOT_SEQUENCES = {"__init__", "cli", "loader"}
+
+
+def available() -> list[str]:
+    """Names of the sequences shipped with recotrig."""
+    return sorted(p.stem for p in HERE.glob("*.py") if p.stem not in _NOT_SEQUENCES and not p.stem.startswith("_"))
+
+
+def load(spec: str) -> ModuleType:
+    """A sequence module from a shipped name or a file path."""
+    path = Path(spec)
+    if spec.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"sequence file {spec!r} does not exist")
+        name = f"recotrig_user_sequence_{path.stem}"
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        assert module_spec is not None and module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module  # so that its algorithm classes pickle for worker processes
+        module_spec.loader.exec_module(module)
+    else:
+        if spec not in available():
+            raise ConfigError(f"unknown sequence {spec!r}; shipped sequences: {', '.join(available())}, or a .py file")
+        module = importlib.import_module(f"recotrig.sequences.{spec}")
+    if not callable(getattr(module, "build", None)):
+        raise ConfigError(f"sequence {spec!r} defines no build(*, input, output) function")
+    return module
+
+
+def build(module: ModuleType, *, input: str | None, output: str) -> list[Algorithm]:
+    algorithms = list(module.build(input=input if input is not None else getattr(module, "DEFAULT_INPUT", None),
+                                   output=output))
+    for alg in algorithms:
+        if not isinstance(alg, Algorithm):
+            raise ConfigError(f"sequence {module.__name__}: build() returned {alg!r}, which is not an Algorithm")
+    return algorithms
