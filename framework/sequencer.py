@@ -197,7 +197,7 @@ class _Step:
         self.name = alg.name
         self.is_reader = isinstance(alg, Reader)
         self.inputs = tuple((p.name, p.key, p.optional) for p in alg.input_ports())
-        self.outputs = tuple((p.key, p.type if isinstance(p.type, type) and p.type is not object else None)
+        self.outputs = tuple((p.key, p.type if isinstance(p.type, type) and p.type not in (object, Any) else None)
                              for p in alg.output_ports())
         self.single = len(self.outputs) == 1
 

@@ -1,0 +1,68 @@
+"""Small algorithms for testing sequences (importable, so they also run in worker processes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .algorithm import Algorithm, Option, Reader
+from .edm import EventInfo, Hits, Tracks
+
+
+class FailOn(Algorithm):
+    """Raises on the chosen entries; passes the event through otherwise."""
+
+    outputs = ("checked",)
+    entries = Option([0], "entries on which to fail", type=list)
+
+    def execute(self, event: EventInfo) -> EventInfo:
+        entry = int(event.entry[0])
+        if entry in self.entries:
+            raise RuntimeError(f"bad event {entry}")
+        return event
+
+
+class CountHits(Algorithm):
+    """Reads hits and tracks, produces nothing useful: used to build a cycle."""
+
+    outputs = ("counted",)
+
+    def execute(self, hits: Hits, tracks: Tracks) -> Hits:
+        return hits
+
+
+class MakeTracksFromCount(Algorithm):
+    outputs = ("tracks",)
+
+    def execute(self, counted: Hits) -> Tracks:
+        return Tracks(hit_ids=[list(counted.hit_id)])
+
+
+class Nothing(Algorithm):
+    """Does nothing with its input: measures the sequencer's own cost per call."""
+
+    outputs = ()
+
+    def execute(self, event: EventInfo) -> None:
+        return None
+
+
+class Pass(Algorithm):
+    """Passes its input on under a new key (chain links for overhead benchmarks)."""
+
+    outputs = ("out",)
+
+    def execute(self, inp: Any) -> Any:
+        return inp
+
+
+class CountingReader(Reader):
+    """A store of ``events`` empty events (the sequencer adds each event's EventInfo)."""
+
+    outputs = ()
+    events = Option(1000, "number of events")
+
+    def n_events(self) -> int:
+        return self.events
+
+    def read(self, entry: int) -> None:
+        return None
