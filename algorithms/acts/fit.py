@@ -1,0 +1,3 @@
+from .base import ActsAlgorithm
+class ActsTrackFit(ActsAlgorithm):
+    pass
