@@ -1,1 +1,69 @@
+"""Truth-matched performance metrics (numpy/awkward only, no ACTS needed).
 
+``tracking``: TrackML score and weights, track-to-particle matching, efficiency / fake /
+duplicate rates (``TrackingMetrics``). ``vertexing``: ACTS-style clean / merged / split / fake
+vertex classification, LHCb-style z-window efficiency, z and vertex-vertex resolution
+(``VertexMetrics``). ``table``: the algorithm comparison table. The accumulators add events with
+``add_event``, combine with ``merge`` (e.g. across worker processes) and report with ``result()``.
+"""
+
+from recotrig.metrics.table import COLUMNS, format_table, row_from_result, write_table
+from recotrig.metrics.tracking import (
+    NO_PARTICLE,
+    NOISE_PARTICLE_ID,
+    Accumulator,
+    TrackingMetrics,
+    TrackMatch,
+    match_tracks,
+    reconstructable_particles,
+    trackml_score,
+    trackml_weights,
+    tracking_performance,
+)
+from recotrig.metrics.vertexing import (
+    CLASS_NAMES,
+    CLEAN,
+    FAKE,
+    MERGED,
+    NO_VERTEX,
+    SPLIT,
+    VertexMatch,
+    VertexMetrics,
+    match_vertices,
+    reconstructable_counts,
+    robust_sigma,
+    track_truth_vertices,
+    vertex_vertex_resolution,
+    window_match,
+)
+
+__all__ = [
+    "Accumulator",
+    "CLASS_NAMES",
+    "CLEAN",
+    "COLUMNS",
+    "FAKE",
+    "MERGED",
+    "NOISE_PARTICLE_ID",
+    "NO_PARTICLE",
+    "NO_VERTEX",
+    "SPLIT",
+    "TrackMatch",
+    "TrackingMetrics",
+    "VertexMatch",
+    "VertexMetrics",
+    "format_table",
+    "match_tracks",
+    "match_vertices",
+    "reconstructable_counts",
+    "reconstructable_particles",
+    "robust_sigma",
+    "row_from_result",
+    "track_truth_vertices",
+    "trackml_score",
+    "trackml_weights",
+    "tracking_performance",
+    "vertex_vertex_resolution",
+    "window_match",
+    "write_table",
+]

@@ -1,0 +1,168 @@
+"""Comparison table of algorithms: one row per algorithm ("ckf", "trackformer", "amvf",
+"pvfinder", ...), columns efficiency, fake rate, duplicate / merge / split rates, resolution and
+time per event.
+
+``row_from_result`` turns a ``TrackingMetrics`` or ``VertexMetrics`` result into a row,
+``format_table`` prints rows as aligned plain text, and ``write_table`` writes
+``comparison.json`` and ``comparison.root`` (a TTree ``comparison`` written with uproot), each
+atomically (written to a temporary file in the output folder, then renamed over the target).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["COLUMNS", "format_table", "row_from_result", "write_table"]
+
+#: column name -> header shown by ``format_table``; "algorithm" is text, the others numbers
+COLUMNS: dict[str, str] = {
+    "algorithm": "algorithm",
+    "efficiency": "eff",
+    "fake": "fake",
+    "duplicate": "dup",
+    "merge": "merge",
+    "split": "split",
+    "resolution_mm": "res [mm]",
+    "ms_per_event": "ms/event",
+}
+_TEXT = "algorithm"
+
+
+def row_from_result(
+    algorithm: str,
+    result: Mapping[str, Any],
+    *,
+    style: str = "acts",
+    ms_per_event: float | None = None,
+) -> dict[str, Any]:
+    """A table row from ``TrackingMetrics.result()`` or ``VertexMetrics.result()``.
+
+    Tracking results give efficiency, fake and duplicate rates (resolution left empty). Vertex
+    results give, with ``style="acts"``, efficiency, fake, merge and split rates and the core z
+    resolution of clean matches; with ``style="window"`` (LHCb / PV-Finder), the window
+    efficiency, false positives per event in the ``fake`` column and the window z resolution.
+    ``ms_per_event`` overrides the timing recorded in the result.
+    """
+    nan = math.nan
+    ms = result.get("ms_per_event", nan) if ms_per_event is None else ms_per_event
+    row: dict[str, Any] = {name: nan for name in COLUMNS}
+    row.update(algorithm=str(algorithm), ms_per_event=float(ms))
+    if "duplicate_rate" in result:
+        row.update(efficiency=result["efficiency"], fake=result["fake_rate"], duplicate=result["duplicate_rate"])
+    elif style == "acts":
+        row.update(
+            efficiency=result["efficiency"],
+            fake=result["fake_rate"],
+            merge=result["merge_rate"],
+            split=result["split_rate"],
+            resolution_mm=result["z_sigma_core"],
+        )
+    elif style == "window":
+        row.update(
+            efficiency=result["window_efficiency"],
+            fake=result["window_fp_per_event"],
+            resolution_mm=result["window_z_sigma_core"],
+        )
+    else:
+        raise ValueError(f"style must be 'acts' or 'window', not {style!r}")
+    return {k: (v if k == _TEXT else float(v)) for k, v in row.items()}
+
+
+def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The standard columns, then any extra ones the rows carry, in first-seen order."""
+    names = list(COLUMNS)
+    for row in rows:
+        if _TEXT not in row:
+            raise ValueError(f"table row has no 'algorithm' entry: {dict(row)}")
+        names += [k for k in row if k not in names]
+    return names
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    value = float(value)
+    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+        return f"{value:.3g}"
+    return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Plain-text table, one line per row; text left-aligned, numbers right-aligned, missing
+    values shown as "-"."""
+    names = _columns(rows)
+    header = [COLUMNS.get(n, n) for n in names]
+    body = [[_cell(row.get(n)) for n in names] for row in rows]
+    widths = [max(len(h), *(len(line[i]) for line in body)) if body else len(h) for i, h in enumerate(header)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if n == _TEXT else c.rjust(w) for n, c, w in zip(names, cells, widths)).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), rule, *(line(cells) for cells in body)]) + "\n"
+
+
+def _atomic_write(target: Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` on a temporary file next to ``target``, then rename it over
+    ``target``; the temporary file is removed when writing fails."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, str) or value is None:
+        return value
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def write_table(rows: Sequence[Mapping[str, Any]], outdir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write ``comparison.json`` (``{"columns": [...], "rows": [...]}``, NaN as null) and
+    ``comparison.root`` (TTree ``comparison``: branch ``algorithm`` (string) and one float64
+    branch per numeric column, NaN kept) into ``outdir``, creating it. Returns the paths."""
+    import uproot
+
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = _columns(rows)
+    table = [{n: _json_value(row.get(n)) for n in names} for row in rows]
+    paths = {"json": out / "comparison.json", "root": out / "comparison.root"}
+
+    def write_json(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"columns": names, "rows": table}, f, indent=2)
+            f.write("\n")
+
+    branches: dict[str, np.ndarray] = {_TEXT: np.asarray([str(r[_TEXT]) for r in rows], dtype=str)}
+    for name in names:
+        if name != _TEXT:
+            branches[name] = np.asarray([_nan_if_none(row.get(name)) for row in rows], dtype=np.float64)
+
+    def write_root(tmp: str) -> None:
+        with uproot.recreate(tmp) as f:
+            f["comparison"] = branches
+
+    _atomic_write(paths["json"], write_json)
+    _atomic_write(paths["root"], write_root)
+    return paths
+
+
+def _nan_if_none(value: Any) -> float:
+    return math.nan if value is None else float(value)

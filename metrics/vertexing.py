@@ -1,0 +1,609 @@
+"""Truth-matched vertexing metrics: ACTS-style classification (clean / merged / split / fake),
+LHCb/PV-Finder-style z-window efficiency and false positives, z resolution and the
+vertex-vertex resolution, accumulated over events.
+
+Definitions
+-----------
+*ACTS-style matching* (``match_vertices``; ACTS Examples ``VertexTruthMatcher`` and
+``RootVertexNTupleWriter``). Each track is matched to a particle with ``match_tracks`` (fake
+tracks have none) and the particle to its truth vertex through ``Particles.vertex_id``. For a
+reconstructed vertex, the tracks with weight >= ``min_track_weight`` (ACTS ``minTrkWeight`` =
+0.1; ``Vertices.track_weight``, or 1 for every track when the column is absent) are summed per
+truth vertex; the truth vertex with the largest summed weight (lowest id on ties) is the
+vertex's *majority truth vertex*, and its share of the total weight of the used tracks (fake
+tracks included in the total) is the *match fraction*. The vertex is
+
+* ``fake`` when no used track leads to a truth vertex (ACTS leaves these unclassified);
+* ``clean`` when the match fraction is >= ``clean_fraction`` (ACTS ``vertexMatchThreshold`` =
+  0.7), ``merged`` otherwise;
+* ``split`` when another reconstructed vertex has the same majority truth vertex and ranks
+  higher: by sum of pT^2 of the used tracks when the tracks have ``qop`` and ``theta`` (as
+  ACTS), else by total used track weight; ties go to the lower index.
+
+A truth vertex is *reconstructable* when it has >= ``min_tracks`` (default 2, as ACTS)
+reconstructable tracks, and *found* when it is the majority truth vertex of a clean or merged
+(not split, not fake) reconstructed vertex; ``efficiency`` = found / reconstructable and
+``efficiency_clean`` counts only clean ones. The number of reconstructable tracks of a truth
+vertex comes from (``reconstructable="auto"`` takes the first available):
+``TruthVertices.n_reconstructable`` (``"column"``); the number of distinct particles of the
+vertex matched by a reconstructed track, as ACTS counts (``"matched"``); the number of charged
+particles of the vertex in ``Particles`` (``"charged"``); ``TruthVertices.n_charged``.
+
+*Position fallback.* When the reconstructed vertices carry no ``track_index`` (algorithms that
+give positions only), or no tracks/truth are given, matching is done in z:
+``window_match`` pairs reconstructed and truth vertices one-to-one, closest |dz| first, within
+``z_window``. A paired reconstructed vertex is clean, or merged when another reconstructable
+truth vertex left without a partner also lies within the window; an unpaired one is split when
+a truth vertex lies within the window (it is taken by a closer vertex), else fake. The result
+says which was used (``matching``: ``"tracks"``, ``"position"`` or ``"mixed"`` over events).
+
+*Window metric* (LHCb / PV-Finder style, Akar et al., "PV-Finder", e.g. arXiv:2007.01023).
+``window_match`` with ``z_window`` (default 0.5 mm) between all reconstructed and all truth
+vertices; a truth vertex with >= ``window_min_tracks`` (default 5) reconstructable tracks is
+*eligible*; ``window_efficiency`` = eligible truth vertices paired / eligible truth vertices;
+false positives = reconstructed vertices paired with no truth vertex, reported per event.
+Vertices paired with a non-eligible truth vertex are neither found nor false.
+
+*z resolution.* Residuals z_reco - z_truth of the ACTS-style clean, not split, matches
+(``z_*``) and of the window pairs with eligible truth vertices (``window_z_*``): ``sigma_core``
+is the robust width 1.4826 x median absolute deviation from the median (the standard deviation
+for a Gaussian core, insensitive to tails); ``rms`` is the root mean square (about zero).
+
+*Vertex-vertex resolution.* For every event the |dz| of all pairs of reconstructed vertices and
+of all pairs of reconstructable truth vertices are histogrammed (bin ``dz_bin`` up to
+``dz_max``). The ratio reco/truth per bin, divided by its level in the plateau
+``plateau`` = (lo, hi) mm (ratio of the summed counts there), is the pair-finding probability:
+1 far apart, depleted at small |dz| where two vertices merge into one. ``vv_resolution`` is the
+|dz| at which the normalised ratio first reaches 0.5 (linear interpolation between bin centres,
+bins with no truth pairs skipped): the separation at which half the pairs are resolved. Assuming
+a Gaussian-shaped full depletion 1 - exp(-dz^2 / 2 s^2), ``vv_sigma`` = vv_resolution /
+sqrt(2 ln 2) is its width s. Both are NaN when the ratio is already >= 0.5 in the first bin
+(resolved below the binning) or never reaches it; the histograms are additive over events.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import awkward as ak
+import numpy as np
+
+from recotrig.framework.edm import HitTruth, Particles, Tracks, TruthVertices, Vertices
+from recotrig.metrics.tracking import NO_PARTICLE, Accumulator, _group_starts, _ratio, match_tracks
+
+__all__ = [
+    "CLEAN",
+    "MERGED",
+    "SPLIT",
+    "FAKE",
+    "CLASS_NAMES",
+    "NO_VERTEX",
+    "VertexMatch",
+    "VertexMetrics",
+    "match_vertices",
+    "reconstructable_counts",
+    "robust_sigma",
+    "track_truth_vertices",
+    "vertex_vertex_resolution",
+    "window_match",
+]
+
+CLEAN, MERGED, SPLIT, FAKE = 0, 1, 2, 3
+CLASS_NAMES = ("clean", "merged", "split", "fake")
+#: truth vertex id given where there is none
+NO_VERTEX = -1
+
+Reconstructable = Literal["auto", "column", "matched", "charged", "n_charged"]
+
+
+# ------------------------------------------------------------------------------------------------
+# small helpers
+# ------------------------------------------------------------------------------------------------
+def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray, default: int | float) -> np.ndarray:
+    """``values`` at the position of each ``wanted`` key in ``keys`` (distinct), else default."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    pos = np.searchsorted(sorted_keys, wanted)
+    found = pos < len(sorted_keys)
+    found[found] = sorted_keys[pos[found]] == wanted[found]
+    out = np.full(len(wanted), default, dtype=np.result_type(values, type(default)))
+    out[found] = values[order[pos[found]]]
+    return out
+
+
+def robust_sigma(residuals: np.ndarray) -> float:
+    """1.4826 x median absolute deviation from the median (NaN for no residuals)."""
+    r = np.asarray(residuals, dtype=np.float64)
+    if len(r) == 0:
+        return math.nan
+    return float(1.4826 * np.median(np.abs(r - np.median(r))))
+
+
+def _rms(residuals: np.ndarray) -> float:
+    r = np.asarray(residuals, dtype=np.float64)
+    return float(np.sqrt(np.mean(r * r))) if len(r) else math.nan
+
+
+def _pair_abs_dz(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    i, j = np.triu_indices(len(z), k=1)
+    return np.abs(z[i] - z[j])
+
+
+# ------------------------------------------------------------------------------------------------
+# track -> truth vertex and reconstructable counts
+# ------------------------------------------------------------------------------------------------
+def _particle_vertex(particles: Particles) -> tuple[np.ndarray, np.ndarray]:
+    if "vertex_id" not in particles:
+        raise ValueError("Particles has no 'vertex_id' column: it is needed to map tracks to truth vertices")
+    return np.asarray(particles["particle_id"], np.int64), np.asarray(particles["vertex_id"], np.int64)
+
+
+def track_truth_vertices(
+    tracks: Tracks,
+    truth: HitTruth,
+    particles: Particles,
+    *,
+    min_purity: float = 0.5,
+    double_matching: bool = False,
+) -> np.ndarray:
+    """Truth vertex id of each track: track -> matched particle (``match_tracks``) ->
+    ``Particles.vertex_id``; ``NO_VERTEX`` for fake tracks and particles not in ``particles``."""
+    match = match_tracks(tracks, truth, min_purity=min_purity, double_matching=double_matching)
+    return _vertices_of(match.matched_particle, particles)
+
+
+def _vertices_of(track_particle: np.ndarray, particles: Particles) -> np.ndarray:
+    pid, vid = _particle_vertex(particles)
+    out = _lookup(pid, vid, track_particle, NO_VERTEX)
+    out[track_particle == NO_PARTICLE] = NO_VERTEX
+    return out
+
+
+def reconstructable_counts(
+    truth_vertices: TruthVertices,
+    *,
+    source: Reconstructable = "auto",
+    particles: Particles | None = None,
+    track_particle: np.ndarray | None = None,
+) -> tuple[np.ndarray, str]:
+    """Number of reconstructable tracks of each truth vertex and the source used (see the module
+    docstring). ``track_particle`` is the matched particle id of each track (``NO_PARTICLE`` for
+    fakes), needed for ``"matched"``."""
+    has_vid = particles is not None and "vertex_id" in particles
+    if source == "auto":
+        if "n_reconstructable" in truth_vertices:
+            source = "column"
+        elif has_vid and track_particle is not None:
+            source = "matched"
+        elif has_vid:
+            source = "charged"
+        elif "n_charged" in truth_vertices:
+            source = "n_charged"
+        else:
+            raise ValueError(
+                "cannot tell which truth vertices are reconstructable: give TruthVertices.n_reconstructable, "
+                "or Particles with a 'vertex_id' column, or TruthVertices.n_charged"
+            )
+    tv_id = np.asarray(truth_vertices["vertex_id"], np.int64)
+    if source == "column":
+        return np.asarray(truth_vertices["n_reconstructable"], np.int64), source
+    if source == "n_charged":
+        return np.asarray(truth_vertices["n_charged"], np.int64), source
+    if particles is None:
+        raise ValueError(f"reconstructable={source!r} needs particles")
+    pid, vid = _particle_vertex(particles)
+    if source == "matched":
+        if track_particle is None:
+            raise ValueError("reconstructable='matched' needs tracks and truth to match tracks to particles")
+        chosen = np.isin(pid, track_particle[track_particle != NO_PARTICLE])
+    elif source == "charged":
+        chosen = np.asarray(particles["q"]) != 0
+    else:
+        raise ValueError(f"unknown reconstructable source {source!r}")
+    ids, counts = np.unique(vid[chosen], return_counts=True)
+    return _lookup(ids, counts, tv_id, 0), source
+
+
+# ------------------------------------------------------------------------------------------------
+# matching
+# ------------------------------------------------------------------------------------------------
+def window_match(reco_z: np.ndarray, truth_z: np.ndarray, *, window: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """One-to-one pairs (reco index, truth index) with |dz| <= ``window``, taken closest first
+    (ties: lower reco index, then lower truth index). Each vertex is in at most one pair."""
+    reco_z = np.asarray(reco_z, dtype=np.float64)
+    truth_z = np.asarray(truth_z, dtype=np.float64)
+    dz = np.abs(reco_z[:, None] - truth_z[None, :])
+    ri, ti = np.nonzero(dz <= window)
+    order = np.lexsort((ti, ri, dz[ri, ti]))
+    used_r = np.zeros(len(reco_z), dtype=bool)
+    used_t = np.zeros(len(truth_z), dtype=bool)
+    pairs_r, pairs_t = [], []
+    for r, t in zip(ri[order], ti[order]):
+        if not used_r[r] and not used_t[t]:
+            used_r[r] = used_t[t] = True
+            pairs_r.append(r)
+            pairs_t.append(t)
+    return np.asarray(pairs_r, dtype=np.int64), np.asarray(pairs_t, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class VertexMatch:
+    """Per reconstructed vertex: ``truth_index`` (row in ``TruthVertices`` of its matched /
+    majority truth vertex, -1 if none or not in the table), ``truth_id`` (its vertex id,
+    ``NO_VERTEX`` if none), ``match_fraction`` (NaN in position mode), ``classification``
+    (``CLEAN``, ``MERGED``, ``SPLIT``, ``FAKE``) and ``rank`` (the quantity that decided splits).
+    ``mode`` is ``"tracks"`` or ``"position"``; ``rank_by`` ``"sumpt2"``, ``"weight"`` or
+    ``"distance"`` (position mode: the closer vertex wins)."""
+
+    mode: str
+    truth_index: np.ndarray
+    truth_id: np.ndarray
+    match_fraction: np.ndarray
+    classification: np.ndarray
+    rank: np.ndarray
+    rank_by: str
+
+    def count(self, cls: int) -> int:
+        return int(np.sum(self.classification == cls))
+
+    def found_truth(self, *, clean_only: bool = False) -> np.ndarray:
+        """Rows of truth vertices that are the match of a clean (or merged) vertex."""
+        keep = self.classification == CLEAN if clean_only else np.isin(self.classification, (CLEAN, MERGED))
+        rows = self.truth_index[keep]
+        return np.unique(rows[rows >= 0])
+
+
+def match_vertices(
+    vertices: Vertices,
+    truth_vertices: TruthVertices,
+    *,
+    tracks: Tracks | None = None,
+    truth: HitTruth | None = None,
+    particles: Particles | None = None,
+    track_particle: np.ndarray | None = None,
+    min_track_weight: float = 0.1,
+    clean_fraction: float = 0.7,
+    z_window: float = 0.5,
+    reconstructable: np.ndarray | None = None,
+) -> VertexMatch:
+    """ACTS-style classification of each reconstructed vertex (module docstring). Uses the
+    vertices' tracks when ``vertices`` has ``track_index`` and tracks can be matched to truth
+    (``track_particle``, or ``tracks`` and ``truth``) and ``particles`` has ``vertex_id``;
+    otherwise matches positions in z within ``z_window``. ``reconstructable`` (mask over truth
+    vertices) limits which unpaired truth vertices make a position-matched vertex merged."""
+    use_tracks = (
+        "track_index" in vertices
+        and particles is not None
+        and "vertex_id" in particles
+        and (track_particle is not None or (tracks is not None and truth is not None))
+    )
+    if not use_tracks:
+        return _match_by_position(vertices, truth_vertices, window=z_window, reconstructable=reconstructable)
+    if track_particle is None:
+        track_particle = match_tracks(tracks, truth).matched_particle
+    return _match_by_tracks(
+        vertices,
+        truth_vertices,
+        track_vertex=_vertices_of(track_particle, particles),
+        tracks=tracks,
+        min_track_weight=min_track_weight,
+        clean_fraction=clean_fraction,
+    )
+
+
+def _flat_vertex_tracks(vertices: Vertices, ntracks: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(vertex index, track index, track weight) of every track of every vertex."""
+    index = vertices["track_index"]
+    counts = np.asarray(ak.num(index, axis=1), np.int64)
+    flat_track = np.asarray(ak.to_numpy(ak.flatten(index)), np.int64)
+    if "track_weight" in vertices:
+        weight = vertices["track_weight"]
+        if not np.array_equal(np.asarray(ak.num(weight, axis=1)), counts):
+            raise ValueError("Vertices: columns 'track_index' and 'track_weight' have different lengths per vertex")
+        flat_weight = np.asarray(ak.to_numpy(ak.flatten(weight)), np.float64)
+    else:
+        flat_weight = np.ones(len(flat_track))
+    if ntracks is not None and len(flat_track) and (flat_track.min() < 0 or flat_track.max() >= ntracks):
+        raise ValueError(f"Vertices: column 'track_index' points outside the {ntracks} tracks")
+    return np.repeat(np.arange(len(vertices), dtype=np.int64), counts), flat_track, flat_weight
+
+
+def _match_by_tracks(
+    vertices: Vertices,
+    truth_vertices: TruthVertices,
+    *,
+    track_vertex: np.ndarray,
+    tracks: Tracks | None,
+    min_track_weight: float,
+    clean_fraction: float,
+) -> VertexMatch:
+    nv = len(vertices)
+    vtx, trk, w = _flat_vertex_tracks(vertices, len(track_vertex))
+    used = w >= min_track_weight
+    vtx, trk, w = vtx[used], trk[used], w[used]
+    total = np.bincount(vtx, weights=w, minlength=nv)
+
+    truth_id = np.full(nv, NO_VERTEX, dtype=np.int64)
+    major_w = np.zeros(nv)
+    tv = track_vertex[trk]
+    known = tv != NO_VERTEX
+    if known.any():
+        v, t, ww = vtx[known], tv[known], w[known]
+        order = np.lexsort((t, v))
+        v, t, ww = v[order], t[order], ww[order]
+        starts = _group_starts(v, t)
+        g_v, g_t, g_w = v[starts], t[starts], np.add.reduceat(ww, starts)
+        best = np.lexsort((g_t, -g_w, g_v))
+        first = best[_group_starts(g_v[best])]
+        truth_id[g_v[first]] = g_t[first]
+        major_w[g_v[first]] = g_w[first]
+    fraction = np.where(total > 0, major_w / np.where(total > 0, total, 1.0), 0.0)
+
+    cls = np.where(fraction >= clean_fraction, CLEAN, MERGED)
+    cls[truth_id == NO_VERTEX] = FAKE
+    if tracks is not None and "qop" in tracks and "theta" in tracks:
+        pt = np.abs(np.sin(np.asarray(tracks["theta"], np.float64)) / np.asarray(tracks["qop"], np.float64))
+        rank = np.bincount(vtx, weights=pt[trk] ** 2, minlength=nv)
+        rank_by = "sumpt2"
+    else:
+        rank, rank_by = total, "weight"
+    _mark_splits(cls, truth_id, rank)
+    tv_ids = np.asarray(truth_vertices["vertex_id"], np.int64)
+    truth_index = _lookup(tv_ids, np.arange(len(tv_ids)), truth_id, -1)
+    return VertexMatch("tracks", truth_index, truth_id, fraction, cls, rank, rank_by)
+
+
+def _mark_splits(cls: np.ndarray, truth_id: np.ndarray, rank: np.ndarray) -> None:
+    """Among non-fake vertices with the same truth vertex, all but the highest-ranked (lowest
+    index on ties) become SPLIT (in place)."""
+    cand = np.flatnonzero(cls != FAKE)
+    order = cand[np.lexsort((cand, -rank[cand], truth_id[cand]))]
+    if len(order) == 0:
+        return
+    starts = _group_starts(truth_id[order])
+    split = np.ones(len(order), dtype=bool)
+    split[starts] = False
+    cls[order[split]] = SPLIT
+
+
+def _match_by_position(
+    vertices: Vertices, truth_vertices: TruthVertices, *, window: float, reconstructable: np.ndarray | None
+) -> VertexMatch:
+    nv = len(vertices)
+    reco_z = np.asarray(vertices["z"], np.float64)
+    truth_z = np.asarray(truth_vertices["z"], np.float64)
+    pr, pt = window_match(reco_z, truth_z, window=window)
+    truth_index = np.full(nv, -1, dtype=np.int64)
+    truth_index[pr] = pt
+    near = np.abs(reco_z[:, None] - truth_z[None, :]) <= window
+    cls = np.full(nv, FAKE, dtype=np.int64)
+    cls[near.any(axis=1)] = SPLIT
+    cls[pr] = CLEAN
+    paired_truth = np.zeros(len(truth_z), dtype=bool)
+    paired_truth[pt] = True
+    eligible = np.ones(len(truth_z), dtype=bool) if reconstructable is None else np.asarray(reconstructable, bool)
+    leftover = eligible & ~paired_truth
+    merged = near[pr][:, leftover].any(axis=1) if len(pr) else np.zeros(0, dtype=bool)
+    cls[pr[merged]] = MERGED
+    # split vertices point at the truth vertex they lie next to (the closest one)
+    split = np.flatnonzero(cls == SPLIT)
+    if len(split):
+        truth_index[split] = np.argmin(np.abs(reco_z[split, None] - truth_z[None, :]), axis=1)
+    tv_ids = np.asarray(truth_vertices["vertex_id"], np.int64)
+    truth_id = np.where(truth_index >= 0, tv_ids[np.maximum(truth_index, 0)] if len(tv_ids) else NO_VERTEX, NO_VERTEX)
+    rank = np.full(nv, np.nan)
+    rank[pr] = -np.abs(reco_z[pr] - truth_z[pt])
+    return VertexMatch("position", truth_index, truth_id, np.full(nv, np.nan), cls, rank, "distance")
+
+
+# ------------------------------------------------------------------------------------------------
+# vertex-vertex resolution
+# ------------------------------------------------------------------------------------------------
+def vertex_vertex_resolution(
+    reco_counts: np.ndarray,
+    truth_counts: np.ndarray,
+    edges: np.ndarray,
+    *,
+    plateau: tuple[float, float],
+) -> tuple[float, float]:
+    """(vv_resolution, vv_sigma) from histograms of pairwise |dz| (module docstring)."""
+    reco = np.asarray(reco_counts, np.float64)
+    true = np.asarray(truth_counts, np.float64)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    in_plateau = (centres >= plateau[0]) & (centres <= plateau[1])
+    level = _ratio(reco[in_plateau].sum(), true[in_plateau].sum())
+    if not level > 0:
+        return math.nan, math.nan
+    ok = true > 0
+    x = centres[ok]
+    r = reco[ok] / true[ok] / level
+    above = np.flatnonzero(r >= 0.5)
+    if len(above) == 0 or above[0] == 0:
+        return math.nan, math.nan
+    k = above[0]
+    d50 = x[k - 1] + (0.5 - r[k - 1]) * (x[k] - x[k - 1]) / (r[k] - r[k - 1])
+    return float(d50), float(d50 / math.sqrt(2.0 * math.log(2.0)))
+
+
+# ------------------------------------------------------------------------------------------------
+# accumulator
+# ------------------------------------------------------------------------------------------------
+class VertexMetrics(Accumulator):
+    """ACTS-style and window vertexing metrics, z and vertex-vertex resolution over events.
+
+    ``add_event(vertices, truth_vertices, tracks=..., truth=..., particles=...)`` adds one
+    event (the tracks, hit truth and particles are needed for track-based matching and for
+    ``reconstructable="matched"``); ``merge`` adds accumulators; ``result()`` returns the rates,
+    counts and resolutions defined in the module docstring.
+    """
+
+    COUNTS = (
+        "n_events",
+        "n_events_tracks",
+        "n_events_position",
+        "n_reco",
+        "n_clean",
+        "n_merged",
+        "n_split",
+        "n_fake",
+        "n_truth",
+        "n_reconstructable",
+        "n_found",
+        "n_found_clean",
+        "n_window_eligible",
+        "n_window_found",
+        "n_window_fp",
+        "n_window_paired_other",
+        "time_s",
+        "n_timed_events",
+    )
+    SAMPLES = ("z_residuals", "window_z_residuals", "vv_reco_pairs", "vv_truth_pairs")
+
+    def __init__(
+        self,
+        *,
+        min_tracks: int = 2,
+        window_min_tracks: int = 5,
+        z_window: float = 0.5,
+        min_track_weight: float = 0.1,
+        clean_fraction: float = 0.7,
+        min_purity: float = 0.5,
+        reconstructable: Reconstructable = "auto",
+        dz_bin: float = 0.05,
+        dz_max: float = 6.0,
+        plateau: tuple[float, float] = (3.0, 6.0),
+    ) -> None:
+        super().__init__(
+            min_tracks=int(min_tracks),
+            window_min_tracks=int(window_min_tracks),
+            z_window=float(z_window),
+            min_track_weight=float(min_track_weight),
+            clean_fraction=float(clean_fraction),
+            min_purity=float(min_purity),
+            reconstructable=reconstructable,
+            dz_bin=float(dz_bin),
+            dz_max=float(dz_max),
+            plateau=(float(plateau[0]), float(plateau[1])),
+        )
+        self.sources: dict[str, int] = {}
+
+    @property
+    def edges(self) -> np.ndarray:
+        nbins = int(round(self.config["dz_max"] / self.config["dz_bin"]))
+        return np.linspace(0.0, nbins * self.config["dz_bin"], nbins + 1)
+
+    def merge(self, other: "Accumulator") -> "VertexMetrics":
+        super().merge(other)
+        for key, n in other.sources.items():  # type: ignore[attr-defined]
+            self.sources[key] = self.sources.get(key, 0) + n
+        return self
+
+    def add_event(
+        self,
+        vertices: Vertices,
+        truth_vertices: TruthVertices,
+        *,
+        tracks: Tracks | None = None,
+        truth: HitTruth | None = None,
+        particles: Particles | None = None,
+        time_s: float | None = None,
+    ) -> VertexMatch:
+        """Add one event; returns its ``VertexMatch``."""
+        cfg = self.config
+        track_particle = None
+        if tracks is not None and truth is not None:
+            track_particle = match_tracks(tracks, truth, min_purity=cfg["min_purity"]).matched_particle
+        ntrk, source = reconstructable_counts(
+            truth_vertices, source=cfg["reconstructable"], particles=particles, track_particle=track_particle
+        )
+        self.sources[source] = self.sources.get(source, 0) + 1
+        recoable = ntrk >= cfg["min_tracks"]
+        match = match_vertices(
+            vertices,
+            truth_vertices,
+            tracks=tracks,
+            particles=particles,
+            track_particle=track_particle,
+            min_track_weight=cfg["min_track_weight"],
+            clean_fraction=cfg["clean_fraction"],
+            z_window=cfg["z_window"],
+            reconstructable=recoable,
+        )
+        self._count_acts(match, vertices, truth_vertices, recoable)
+        self._count_window(vertices, truth_vertices, ntrk >= cfg["window_min_tracks"])
+        self.samples["vv_reco_pairs"].append(self._pair_histogram(vertices["z"]))
+        self.samples["vv_truth_pairs"].append(self._pair_histogram(np.asarray(truth_vertices["z"])[recoable]))
+        self._add_time(time_s)
+        return match
+
+    def _pair_histogram(self, z: np.ndarray) -> np.ndarray:
+        counts, _ = np.histogram(_pair_abs_dz(z), bins=self.edges)
+        return counts.astype(np.int64)
+
+    def _count_acts(self, match: VertexMatch, vertices: Vertices, truth_vertices: TruthVertices, recoable: np.ndarray) -> None:
+        c = self.counts
+        c["n_events"] += 1
+        c["n_events_tracks" if match.mode == "tracks" else "n_events_position"] += 1
+        c["n_reco"] += len(vertices)
+        for cls, name in enumerate(CLASS_NAMES):
+            c[f"n_{name}"] += match.count(cls)
+        c["n_truth"] += len(truth_vertices)
+        c["n_reconstructable"] += int(recoable.sum())
+        c["n_found"] += int(recoable[match.found_truth()].sum())
+        c["n_found_clean"] += int(recoable[match.found_truth(clean_only=True)].sum())
+        clean = np.flatnonzero((match.classification == CLEAN) & (match.truth_index >= 0))
+        dz = np.asarray(vertices["z"])[clean] - np.asarray(truth_vertices["z"])[match.truth_index[clean]]
+        self.samples["z_residuals"].append(dz.astype(np.float64))
+
+    def _count_window(self, vertices: Vertices, truth_vertices: TruthVertices, eligible: np.ndarray) -> None:
+        c = self.counts
+        reco_z, truth_z = np.asarray(vertices["z"], np.float64), np.asarray(truth_vertices["z"], np.float64)
+        pr, pt = window_match(reco_z, truth_z, window=self.config["z_window"])
+        good = eligible[pt]
+        c["n_window_eligible"] += int(eligible.sum())
+        c["n_window_found"] += int(good.sum())
+        c["n_window_paired_other"] += int((~good).sum())
+        c["n_window_fp"] += len(reco_z) - len(pr)
+        self.samples["window_z_residuals"].append(reco_z[pr[good]] - truth_z[pt[good]])
+
+    def _matching(self) -> str:
+        c = self.counts
+        if c["n_events_tracks"] and c["n_events_position"]:
+            return "mixed"
+        return "position" if c["n_events_position"] else "tracks" if c["n_events_tracks"] else "none"
+
+    def result(self) -> dict[str, Any]:
+        c = self.counts
+        z = self.sample("z_residuals")
+        wz = self.sample("window_z_residuals")
+        reco_pairs = np.sum(self.samples["vv_reco_pairs"], axis=0) if self.samples["vv_reco_pairs"] else None
+        truth_pairs = np.sum(self.samples["vv_truth_pairs"], axis=0) if self.samples["vv_truth_pairs"] else None
+        vv = (math.nan, math.nan)
+        if reco_pairs is not None:
+            vv = vertex_vertex_resolution(reco_pairs, truth_pairs, self.edges, plateau=self.config["plateau"])
+        return {
+            "matching": self._matching(),
+            "reconstructable_source": "+".join(sorted(self.sources)) or "none",
+            "efficiency": _ratio(c["n_found"], c["n_reconstructable"]),
+            "efficiency_clean": _ratio(c["n_found_clean"], c["n_reconstructable"]),
+            "clean_rate": _ratio(c["n_clean"], c["n_reco"]),
+            "merge_rate": _ratio(c["n_merged"], c["n_reco"]),
+            "split_rate": _ratio(c["n_split"], c["n_reco"]),
+            "fake_rate": _ratio(c["n_fake"], c["n_reco"]),
+            "window_efficiency": _ratio(c["n_window_found"], c["n_window_eligible"]),
+            "window_fp_per_event": _ratio(c["n_window_fp"], c["n_events"]),
+            "z_sigma_core": robust_sigma(z),
+            "z_rms": _rms(z),
+            "n_z_residuals": len(z),
+            "window_z_sigma_core": robust_sigma(wz),
+            "window_z_rms": _rms(wz),
+            "n_window_z_residuals": len(wz),
+            "vv_resolution": vv[0],
+            "vv_sigma": vv[1],
+            "ms_per_event": self._ms_per_event(),
+            **{k: (float(v) if k == "time_s" else int(v)) for k, v in c.items()},
+            **self.config,
+        }
