@@ -14,6 +14,10 @@ Every store key is an option of the instance, so the same algorithm can run twic
 under other keys: ``KDEBuilder(name="kde_ml", tracks="tracks_ml", kde="kde_ml", bins=2000)``.
 Options (keys included) become command-line flags ``--KDEBuilder.bins``.
 
+A serial algorithm (``serial = True``: writers, metrics) runs in the main process in event order;
+if it defines ``end_of_run(result, producers)`` it is called with the run's ``RunResult`` (timing
+included) and the map store key -> producing algorithm, just before ``finalize``.
+
 Algorithms are created cheaply and must pickle before ``initialize``: heavy state (ONNX sessions,
 ACTS geometry) is made in ``initialize``, which runs once in each process that executes events.
 """

@@ -484,19 +484,24 @@ class Sequencer:
                     discard = getattr(alg, "discard", None)
                     if discard is not None:
                         discard()
-        for alg in plan.serial:
-            alg.finalize()
         failures.sort(key=lambda f: f.entry)
-        wall = time.perf_counter() - t0
-        return RunResult(
+        result = RunResult(
             start=start,
             stop=stop,
             processed=processed,
             failures=failures,
             timing=timing_rows([a.name for a in plan.ordered], timings),
-            wall_s=wall,
+            wall_s=time.perf_counter() - t0,
             jobs=workers,
         )
+        # serial algorithms that summarise the run (metrics) see its timing before they finalize
+        for alg in plan.serial:
+            summarise = getattr(alg, "end_of_run", None)
+            if summarise is not None:
+                summarise(result, {key: name for key, (name, _) in plan.producers.items()})
+        for alg in plan.serial:
+            alg.finalize()
+        return result
 
 
 def _progress(total: int, enabled: bool | None):
