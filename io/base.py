@@ -1,0 +1,271 @@
+"""What every event store and store writer offers, whatever the format.
+
+A store is a sequence of events; an event is a dict ``collection name -> Collection``. Events are
+addressed by *entry* (position 0..n_events-1, what ``-n/--skip`` count) and carry an *event id*
+(``store.event_ids[entry]``, from the file names or the ``event_id`` branch).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar
+
+import numpy as np
+
+from recotrig.framework.edm import Collection, HitTruth, Hits, Particles, TruthVertices
+from recotrig.io.errors import StoreError
+
+__all__ = [
+    "Cells",
+    "STANDARD_COLLECTIONS",
+    "Event",
+    "Store",
+    "Writer",
+    "collection_class",
+    "temporary_path",
+]
+
+Event = dict[str, Collection]
+
+
+class Cells(Collection):
+    """TrackML pixel cells: the channels ``ch0``/``ch1`` of each hit and the deposited ``value``."""
+
+    columns = {"hit_id": "i8", "ch0": "i4", "ch1": "i4", "value": "f8"}
+
+
+#: collection name -> container type of the collections every format knows by name
+STANDARD_COLLECTIONS: dict[str, type[Collection]] = {
+    "hits": Hits,
+    "particles": Particles,
+    "truth": HitTruth,
+    "vertices": TruthVertices,
+    "cells": Cells,
+}
+
+
+def _subclasses(cls: type) -> Iterator[type]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def collection_class(class_name: str) -> type[Collection] | None:
+    """The Collection subclass called ``class_name`` (``"Tracks"``), or None if none is defined."""
+    for cls in _subclasses(Collection):
+        if cls.__name__ == class_name:
+            return cls
+    return None
+
+
+def temporary_path(final: Path) -> Path:
+    """A fresh hidden name beside ``final`` to write to before ``os.replace`` puts it in place."""
+    return final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
+
+class Store(ABC):
+    """Read access to an event store. Use :func:`recotrig.io.store.open_store` to get one."""
+
+    format: ClassVar[str] = ""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+
+    # -- what is in it ---------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def event_ids(self) -> np.ndarray:
+        """Event ids in entry order (int64)."""
+
+    @property
+    @abstractmethod
+    def collections(self) -> list[str]:
+        """Names of the collections the store holds."""
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Store-level metadata (empty if the store has none)."""
+        return {}
+
+    @property
+    def n_events(self) -> int:
+        return len(self.event_ids)
+
+    def __len__(self) -> int:
+        return self.n_events
+
+    def entry_of(self, event_id: int) -> int:
+        """The entry holding event ``event_id``."""
+        where = np.flatnonzero(self.event_ids == event_id)
+        if len(where) == 0:
+            raise StoreError(f"no event with id {event_id}", path=self.path)
+        return int(where[0])
+
+    # -- reading ---------------------------------------------------------------------------------
+    def read(self, start: int = 0, stop: int | None = None, *, collections: Iterable[str] | None = None) -> list[Event]:
+        """Events of entries ``start .. stop-1`` (clipped to the store), one dict per event.
+
+        ``collections`` picks what to read (default: all the store has); only those are read
+        from disk.
+        """
+        start, stop = self._clip(start, stop)
+        names = self._pick(collections)
+        if stop <= start:
+            return []
+        return self._read(start, stop, names)
+
+    def iterate(
+        self,
+        *,
+        start: int = 0,
+        stop: int | None = None,
+        step: int = 16,
+        collections: Iterable[str] | None = None,
+    ) -> Iterator[tuple[int, list[Event]]]:
+        """Chunks ``(first entry, events)`` of at most ``step`` events covering ``start .. stop-1``."""
+        if step < 1:
+            raise ValueError(f"step must be at least 1, got {step}")
+        start, stop = self._clip(start, stop)
+        names = self._pick(collections)
+        for first in range(start, stop, step):
+            yield first, self._read(first, min(first + step, stop), names)
+
+    def _clip(self, start: int, stop: int | None) -> tuple[int, int]:
+        n = self.n_events
+        if start < 0 or (stop is not None and stop < 0):
+            raise ValueError(f"entry range must not be negative, got start={start}, stop={stop}")
+        stop = n if stop is None else min(stop, n)
+        return min(start, n), stop
+
+    def _pick(self, collections: Iterable[str] | None) -> list[str]:
+        if collections is None:
+            return list(self.collections)
+        if isinstance(collections, str):
+            collections = [collections]
+        names = list(collections)
+        missing = [c for c in names if c not in self.collections]
+        if missing:
+            raise StoreError(
+                f"the store has no collection(s) {missing}; it has {self.collections}",
+                path=self.path,
+            )
+        return names
+
+    @abstractmethod
+    def _read(self, start: int, stop: int, names: list[str]) -> list[Event]:
+        """Read entries start..stop-1 (already clipped, non-empty) of the named collections."""
+
+    # -- summary ---------------------------------------------------------------------------------
+    @abstractmethod
+    def info(self) -> dict[str, Any]:
+        """A JSON-able summary: format, path, events, event id range, metadata and per collection
+        the columns, rows per event and bytes on disk."""
+
+    def _info_head(self) -> dict[str, Any]:
+        ids = self.event_ids
+        return {
+            "path": os.fspath(self.path),
+            "format": self.format,
+            "events": self.n_events,
+            "first_event_id": int(ids[0]) if len(ids) else None,
+            "last_event_id": int(ids[-1]) if len(ids) else None,
+            "metadata": self.metadata,
+        }
+
+    # -- lifetime --------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release open files (reading again reopens them)."""
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({os.fspath(self.path)!r}, {self.n_events} events, {self.collections})"
+
+
+class Writer(ABC):
+    """Writes events one by one; nothing appears under the final name before ``close()``.
+
+    Use as a context manager: an exception inside the ``with`` block (an interrupt included)
+    discards what was written.
+    """
+
+    format: ClassVar[str] = ""
+
+    def __init__(self, path: str | os.PathLike[str], *, metadata: Mapping[str, Any] | None = None):
+        self.path = Path(path)
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self._ids: set[int] = set()
+        self._closed = False
+
+    @property
+    def n_events(self) -> int:
+        return len(self._ids)
+
+    def append(self, event_id: int, collections: Mapping[str, Collection]) -> None:
+        """Add one event."""
+        if self._closed:
+            raise StoreError("the writer is closed", path=self.path)
+        if isinstance(event_id, bool) or not isinstance(event_id, (int, np.integer)):
+            raise StoreError(f"event id must be an integer, got {event_id!r}", path=self.path)
+        event_id = int(event_id)
+        if event_id in self._ids:
+            raise StoreError("event id written twice", path=self.path, event=event_id)
+        for name, value in collections.items():
+            if not isinstance(value, Collection):
+                raise StoreError(
+                    f"collection {name!r} is a {type(value).__name__}, not a Collection", path=self.path, event=event_id
+                )
+        self._append(event_id, dict(collections))
+        self._ids.add(event_id)
+
+    @abstractmethod
+    def _append(self, event_id: int, collections: dict[str, Collection]) -> None: ...
+
+    def close(self) -> Path:
+        """Finish the store and move it under its final name; returns that path."""
+        if not self._closed:
+            self._closed = True
+            try:
+                self._finish()
+            except BaseException:
+                self._discard()
+                raise
+        return self.path
+
+    def abort(self) -> None:
+        """Drop everything written so far (temporary files are removed)."""
+        if not self._closed:
+            self._closed = True
+            self._discard()
+
+    @abstractmethod
+    def _finish(self) -> None: ...
+
+    @abstractmethod
+    def _discard(self) -> None: ...
+
+    def __enter__(self) -> "Writer":
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        try:
+            self.abort()
+        except Exception:
+            pass

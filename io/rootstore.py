@@ -1,0 +1,501 @@
+"""ROOT event stores, read and written with uproot (never ROOT itself).
+
+recotrig layout: one file, one TTree per collection, **one entry per event** in every tree::
+
+    TTree <name>   title "recotrig:<ContainerType>"   (e.g. hits -> "recotrig:Hits")
+      event_id        int64                 the event id (same sequence in every tree)
+      n_<name>        int32                 rows of the collection in this event
+      <column>        T[n_<name>]           one branch per flat column (x, y, z, hit_id, ...)
+      <column>        T[n_<column>]         fixed-shape column (Tracks.cov, (n,6,6)): the n*36
+                                            values row-major; the shape comes back from the type
+      <column>        T[n_<column>]         jagged column (Tracks.hit_ids): all rows' lists end to end
+      <column>_count  int32[n_<name>]       ... and the length of each row's list
+    TObjString metadata                     store metadata, a JSON object
+
+The standard trees are ``hits`` (Hits, measurement columns included), ``particles``
+(Particles), ``truth`` (HitTruth) and ``vertices`` (TruthVertices); any other Collection type is
+written the same way under its own name. A tree without a ``recotrig:`` title but named like a
+standard collection is read with that collection's type.
+
+ACTS layouts are recognised by their branches (see ``recotrig.io.actsroot``): the ``particles``
+tree of RootParticleWriter and the per-hit tree of RootSimHitWriter.
+
+Reading maps entry ranges to uproot ``entry_start``/``entry_stop``; nothing outside the range is
+read. Writing buffers events and adds them in chunks (``mktree`` + ``extend``) to a hidden
+temporary file that is renamed to the final name at ``close()``; an exception or interrupt in
+between leaves nothing under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from recotrig.framework.edm import Collection
+from recotrig.io.base import STANDARD_COLLECTIONS, Event, Store, Writer, collection_class, temporary_path
+from recotrig.io.errors import StoreError
+from recotrig.io.roottree import TreeSource, build, flat_content, offsets_of, wrapped
+
+__all__ = ["RootStore", "RootWriter", "RecotrigTree", "TITLE_PREFIX", "METADATA_KEY", "is_root_file"]
+
+TITLE_PREFIX = "recotrig:"
+METADATA_KEY = "metadata"
+_COUNT_SUFFIX = "_count"
+
+
+def counter_name(branch: str) -> str:
+    return f"n_{branch}"
+
+
+def is_root_file(path: str | os.PathLike[str]) -> bool:
+    """True if the file starts with ROOT's magic bytes."""
+    try:
+        with open(path, "rb") as stream:
+            return stream.read(4) == b"root"
+    except OSError:
+        return False
+
+
+# ------------------------------------------------------------------------------------------------
+# the recotrig layout
+
+
+def branch_names(name: str, cls: type[Collection], columns: list[str]) -> dict[str, list[str]]:
+    """Branches of a recotrig tree for ``columns`` of ``cls``: kind -> names (checked for clashes)."""
+    flat, fixed, jagged = [], [], []
+    for column in columns:
+        spec = cls._specs[column]
+        (jagged if spec.jagged else fixed if spec.shape else flat).append(column)
+    every = ["event_id", counter_name(name), *flat]
+    every += [b for c in fixed for b in (c, counter_name(c))]
+    every += [b for c in jagged for b in (c, counter_name(c), c + _COUNT_SUFFIX)]
+    seen: set[str] = set()
+    clash = [b for b in every if b in seen or seen.add(b)]  # type: ignore[func-returns-value]
+    if clash:
+        raise StoreError(f"collection {name!r} ({cls.__name__}) would need branch {clash[0]!r} twice")
+    return {"flat": flat, "fixed": fixed, "jagged": jagged}
+
+
+class RecotrigTree(TreeSource):
+    """A tree in the recotrig layout: one entry per event, one branch per column."""
+
+    layout = "recotrig"
+
+    def __init__(self, *, name: str, cls: type[Collection], **kwargs: Any):
+        super().__init__(**kwargs)
+        self.name = name
+        self.cls = cls
+        keys = set(self.tree.keys())
+        present = [c for c in cls._specs if c in keys]
+        missing = [c for c in cls.columns if c not in keys]
+        needed = [counter_name(name), "event_id"] + [
+            extra for c in present if cls._specs[c].jagged for extra in (c + _COUNT_SUFFIX,)
+        ]
+        missing += [b for b in needed if b not in keys]
+        if missing:
+            raise StoreError(
+                f"missing branch(es) {missing} for {cls.__name__}; the tree has {sorted(keys)}",
+                path=self.path,
+                tree=self.tree_name,
+                column=missing[0],
+            )
+        self._kinds = branch_names(name, cls, present)
+        self._present = present
+        with wrapped("cannot read the event ids", path=self.path, tree=self.tree_name):
+            self._ids = np.asarray(self.tree["event_id"].array(library="np"), dtype=np.int64)
+
+    @property
+    def collections(self) -> dict[str, type[Collection]]:
+        return {self.name: self.cls}
+
+    @property
+    def event_ids(self) -> np.ndarray:
+        return self._ids
+
+    def columns(self, name: str) -> list[str]:
+        return list(self._present)
+
+    def rows(self) -> dict[str, int | None]:
+        with wrapped("cannot read the counter", path=self.path, tree=self.tree_name):
+            return {self.name: int(np.sum(self.tree[counter_name(self.name)].array(library="np")))}
+
+    def read(self, start: int, stop: int, names: list[str], event_ids: np.ndarray) -> dict[str, list[Collection]]:
+        kinds = self._kinds
+        branches = [counter_name(self.name), *kinds["flat"], *kinds["fixed"]]
+        branches += [b for c in kinds["jagged"] for b in (c, c + _COUNT_SUFFIX)]
+        data = self.arrays(branches, start, stop, event=int(event_ids[0]))
+        counts = flat_content(data[counter_name(self.name)])
+        rows = offsets_of(counts)
+        columns: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+        inners: dict[str, np.ndarray] = {}
+        with wrapped(f"inconsistent branches in entries {start}..{stop - 1}", path=self.path, tree=self.tree_name):
+            for column in kinds["flat"]:
+                columns[column] = (self._check(flat_content(data[column]), rows[-1], column), rows, None)
+            for column in kinds["fixed"]:
+                shape = self.cls._specs[column].shape
+                content = self._check(flat_content(data[column]), rows[-1] * int(np.prod(shape)), column)
+                columns[column] = (content.reshape(-1, *shape), rows, None)
+            for column in kinds["jagged"]:
+                sizes = self._check(flat_content(data[column + _COUNT_SUFFIX]), rows[-1], column + _COUNT_SUFFIX)
+                inner = offsets_of(sizes)
+                content = self._check(flat_content(data[column]), inner[-1], column)
+                columns[column] = (content, rows, sizes)
+                inners[column] = inner
+        events = []
+        for i, event in enumerate(event_ids):
+            a, b = rows[i], rows[i + 1]
+            values: dict[str, Any] = {}
+            for column, (content, _, sizes) in columns.items():
+                if sizes is None:
+                    values[column] = content[a:b]
+                else:
+                    inner = inners[column]
+                    values[column] = ak.unflatten(content[inner[a] : inner[b]], sizes[a:b])
+            events.append(build(self.cls, values, path=self.path, tree=self.tree_name, event=int(event)))
+        return {self.name: events}
+
+    def _check(self, content: np.ndarray, expected: int, column: str) -> np.ndarray:
+        if len(content) != expected:
+            raise StoreError(
+                f"branch holds {len(content)} values where its counter says {expected}",
+                path=self.path,
+                tree=self.tree_name,
+                column=column,
+            )
+        return content
+
+
+# ------------------------------------------------------------------------------------------------
+# the store
+
+
+class RootStore(Store):
+    """A ROOT file of recotrig and/or ACTS trees."""
+
+    format = "root"
+
+    def __init__(self, path: str | os.PathLike[str]):
+        super().__init__(path)
+        if not self.path.is_file():
+            raise StoreError("no such file", path=self.path)
+        self._file: Any = None
+        self._sources: dict[str, TreeSource] = {}
+        self._ignored: list[str] = []
+        self._metadata: dict[str, Any] = {}
+        self._scan()
+
+    # -- opening ---------------------------------------------------------------------------------
+    def _uproot_file(self) -> Any:
+        if self._file is None:
+            import uproot
+
+            if not is_root_file(self.path):
+                raise StoreError("not a ROOT file (it does not start with 'root')", path=self.path)
+            with wrapped("cannot open as a ROOT file (truncated or damaged?)", path=self.path):
+                self._file = uproot.open(self.path)
+        return self._file
+
+    def _tree_getter(self, name: str) -> Any:
+        def get() -> Any:
+            with wrapped("cannot read the tree (truncated or damaged file?)", path=self.path, tree=name):
+                return self._uproot_file()[name]
+
+        return get
+
+    def _scan(self) -> None:
+        from recotrig.io import actsroot
+
+        file = self._uproot_file()
+        with wrapped("cannot list the file's contents (truncated or damaged?)", path=self.path):
+            classes = file.classnames(cycle=False)
+        if METADATA_KEY in classes:
+            self._metadata = self._read_metadata(file)
+        for tree_name, classname in classes.items():
+            if classname != "TTree" or "/" in tree_name:
+                continue
+            kwargs = {"path": self.path, "tree_name": tree_name, "tree_getter": self._tree_getter(tree_name)}
+            tree = kwargs["tree_getter"]()
+            with wrapped("cannot read the tree header", path=self.path, tree=tree_name):
+                title = tree.title or ""
+                keys = set(tree.keys())
+            source: TreeSource | None = None
+            if title.startswith(TITLE_PREFIX):
+                cls = collection_class(title[len(TITLE_PREFIX) :])
+                if cls is None:
+                    raise StoreError(f"unknown container type {title[len(TITLE_PREFIX):]!r} in the tree title",
+                                     path=self.path, tree=tree_name)
+                source = RecotrigTree(name=tree_name, cls=cls, **kwargs)
+            elif actsroot.is_acts_particles(keys):
+                source = actsroot.ActsParticlesTree(**kwargs)
+            elif actsroot.is_acts_hits(keys):
+                source = actsroot.ActsHitsTree(**kwargs)
+            elif tree_name in STANDARD_COLLECTIONS and counter_name(tree_name) in keys:
+                source = RecotrigTree(name=tree_name, cls=STANDARD_COLLECTIONS[tree_name], **kwargs)
+            if source is None:
+                self._ignored.append(tree_name)
+                continue
+            for name in source.collections:
+                if name in self._sources:
+                    raise StoreError(
+                        f"collection {name!r} is given by two trees ({self._sources[name].tree_name!r}, {tree_name!r})",
+                        path=self.path,
+                    )
+                self._sources[name] = source
+        self._event_ids = self._common_event_ids()
+        for source in set(self._sources.values()):
+            source.bind(self._event_ids)
+
+    def _common_event_ids(self) -> np.ndarray:
+        aligned = [s for s in dict.fromkeys(self._sources.values()) if s.entry_aligned]
+        others = [s for s in dict.fromkeys(self._sources.values()) if not s.entry_aligned]
+        if aligned:
+            ids = aligned[0].event_ids
+            for source in aligned[1:]:
+                if len(source.event_ids) != len(ids) or not np.array_equal(source.event_ids, ids):
+                    raise StoreError(
+                        f"tree has {len(source.event_ids)} entries / event ids that differ from tree "
+                        f"{aligned[0].tree_name!r} ({len(ids)} entries)",
+                        path=self.path,
+                        tree=source.tree_name,
+                    )
+            return ids
+        if others:
+            return others[0].event_ids
+        return np.zeros(0, dtype=np.int64)
+
+    def _read_metadata(self, file: Any) -> dict[str, Any]:
+        with wrapped("cannot read the metadata object", path=self.path, tree=METADATA_KEY):
+            text = str(file[METADATA_KEY])
+        try:
+            value = json.loads(text)
+        except ValueError as err:
+            raise StoreError(f"the {METADATA_KEY!r} object is not JSON: {err}", path=self.path) from None
+        if not isinstance(value, dict):
+            raise StoreError(f"the {METADATA_KEY!r} object is not a JSON object", path=self.path)
+        return value
+
+    # -- the Store interface ---------------------------------------------------------------------
+    @property
+    def event_ids(self) -> np.ndarray:
+        return self._event_ids
+
+    @property
+    def collections(self) -> list[str]:
+        return list(self._sources)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self._metadata
+
+    @property
+    def layout(self) -> str:
+        """``recotrig``, ``acts`` or ``mixed`` (``empty`` without trees)."""
+        kinds = {"recotrig" if s.layout == "recotrig" else "acts" for s in self._sources.values()}
+        return kinds.pop() if len(kinds) == 1 else "mixed" if kinds else "empty"
+
+    def tree_of(self, collection: str) -> str:
+        return self._sources[collection].tree_name
+
+    def _read(self, start: int, stop: int, names: list[str]) -> list[Event]:
+        ids = self._event_ids[start:stop]
+        events: list[Event] = [{} for _ in ids]
+        by_source: dict[TreeSource, list[str]] = {}
+        for name in names:
+            by_source.setdefault(self._sources[name], []).append(name)
+        for source, wanted in by_source.items():
+            got = source.read(start, stop, wanted, ids)
+            for name in names:
+                if name in got:
+                    for event, collection in zip(events, got[name]):
+                        event[name] = collection
+        return [{name: event[name] for name in names} for event in events]
+
+    def info(self) -> dict[str, Any]:
+        out = self._info_head()
+        out["layout"] = self.layout
+        out["bytes"] = self.path.stat().st_size
+        collections: dict[str, Any] = {}
+        for source in dict.fromkeys(self._sources.values()):
+            rows = source.rows()
+            size = source.bytes_on_disk()
+            for name, cls in source.collections.items():
+                collections[name] = {
+                    "type": cls.__name__,
+                    "tree": source.tree_name,
+                    "layout": source.layout,
+                    "columns": source.columns(name),
+                    "rows_per_event": rows[name] / self.n_events if self.n_events and rows[name] is not None else None,
+                    "bytes": size,
+                }
+        out["collections"] = collections
+        if self._ignored:
+            out["ignored_trees"] = list(self._ignored)
+        return out
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_file"] = None
+        return state
+
+
+# ------------------------------------------------------------------------------------------------
+# writing
+
+
+#: compression -> (uproot class name, default level); the defaults are ROOT's own levels
+_COMPRESSIONS = {"zlib": ("ZLIB", 1), "lzma": ("LZMA", 7), "lz4": ("LZ4", 4), "zstd": ("ZSTD", 5)}
+
+
+def _compression(spec: str | None) -> Any:
+    """``"zstd"``, ``"lz4:1"``, ... or None/``"none"`` -> an uproot compression object."""
+    import uproot
+
+    if spec is None or spec == "none":
+        return None
+    name, _, level = spec.lower().partition(":")
+    if name not in _COMPRESSIONS or (level and not level.isdigit()):
+        raise ValueError(f"unknown compression {spec!r}; use one of {sorted(_COMPRESSIONS)} (optionally ':level') or None")
+    kind, default = _COMPRESSIONS[name]
+    return getattr(uproot, kind)(int(level) if level else default)
+
+
+class RootWriter(Writer):
+    """Writes events to a ROOT file in the recotrig layout (see the module docstring).
+
+    Every event must hold the same collections with the same columns (the first event fixes
+    them). Events are buffered and added to the trees in chunks of about ``chunk_rows`` rows or
+    ``chunk_events`` events. ``compression``: ``"zstd"``, ``"lz4"``, ``"zlib"``, ``"lzma"`` with an
+    optional ``":level"``, or None.
+    """
+
+    format = "root"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        compression: str | None = "zstd:1",
+        chunk_rows: int = 1_000_000,
+        chunk_events: int = 1000,
+    ):
+        super().__init__(path, metadata=metadata)
+        import uproot
+
+        if self.path.is_dir():
+            raise StoreError("is a directory", path=self.path)
+        self.chunk_rows = chunk_rows
+        self.chunk_events = chunk_events
+        self._temp = temporary_path(self.path)
+        try:
+            self._file = uproot.recreate(self._temp, compression=_compression(compression))
+        except OSError as err:
+            raise StoreError(f"cannot create: {err}", path=self.path) from None
+        self._layout: dict[str, tuple[type[Collection], list[str], dict[str, list[str]]]] = {}
+        self._trees: dict[str, Any] = {}
+        self._buffer: list[tuple[int, dict[str, Collection]]] = []
+        self._buffered_rows = 0
+
+    def _append(self, event_id: int, collections: dict[str, Collection]) -> None:
+        if not self._layout and not self._trees:
+            for name, collection in collections.items():
+                if not name.isidentifier():
+                    raise StoreError(f"collection name {name!r} is not a valid tree name", path=self.path, event=event_id)
+                cls = type(collection)
+                try:
+                    kinds = branch_names(name, cls, collection.names)
+                except StoreError as err:
+                    raise StoreError(str(err), path=self.path, event=event_id) from None
+                self._layout[name] = (cls, collection.names, kinds)
+        if set(collections) != set(self._layout):
+            raise StoreError(
+                f"event holds collections {sorted(collections)}, the store was started with {sorted(self._layout)}",
+                path=self.path,
+                event=event_id,
+            )
+        for name, collection in collections.items():
+            cls, columns, _ = self._layout[name]
+            if type(collection) is not cls or collection.names != columns:
+                raise StoreError(
+                    f"{type(collection).__name__} with columns {collection.names}; the store was started with "
+                    f"{cls.__name__} with columns {columns}",
+                    path=self.path,
+                    event=event_id,
+                    tree=name,
+                )
+        self._buffer.append((event_id, collections))
+        self._buffered_rows += sum(len(c) for c in collections.values())
+        if self._buffered_rows >= self.chunk_rows or len(self._buffer) >= self.chunk_events:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        ids = np.asarray([event_id for event_id, _ in self._buffer], dtype=np.int64)
+        for name, (cls, columns, kinds) in self._layout.items():
+            parts = [event[name] for _, event in self._buffer]
+            branches = self._branches(name, cls, kinds, parts)
+            branches["event_id"] = ids
+            with wrapped(f"cannot write events {ids[0]}..{ids[-1]}", path=self.path, tree=name):
+                if name not in self._trees:
+                    types = {k: (v.type.content if isinstance(v, ak.Array) else v.dtype) for k, v in branches.items()}
+                    types = {"event_id": types.pop("event_id"), **types}
+                    self._trees[name] = self._file.mktree(
+                        name,
+                        types,
+                        title=TITLE_PREFIX + cls.__name__,
+                        counter_name=counter_name,
+                        field_name=lambda outer, inner: inner,
+                    )
+                self._trees[name].extend(branches)
+        self._buffer.clear()
+        self._buffered_rows = 0
+
+    @staticmethod
+    def _branches(name: str, cls: type[Collection], kinds: dict[str, list[str]], parts: list[Collection]) -> dict[str, Any]:
+        counts = np.asarray([len(p) for p in parts], dtype=np.int64)
+        rows = ak.index.Index64(offsets_of(counts))
+        fields, contents = [], []
+        out: dict[str, Any] = {}
+        for column in kinds["flat"]:
+            fields.append(column)
+            contents.append(ak.contents.NumpyArray(np.concatenate([p[column] for p in parts])))
+        for column in kinds["jagged"]:
+            sizes = [np.asarray(ak.num(p[column], axis=1), dtype=np.int32) for p in parts]
+            fields.append(column + _COUNT_SUFFIX)
+            contents.append(ak.contents.NumpyArray(np.concatenate(sizes)))
+            flat = [ak.to_numpy(ak.flatten(p[column])) for p in parts]
+            inner = ak.index.Index64(offsets_of(np.asarray([len(f) for f in flat])))
+            out[column] = ak.Array(ak.contents.ListOffsetArray(inner, ak.contents.NumpyArray(np.concatenate(flat))))
+        for column in kinds["fixed"]:
+            flat = [np.ascontiguousarray(p[column]).reshape(-1) for p in parts]
+            inner = ak.index.Index64(offsets_of(np.asarray([len(f) for f in flat])))
+            out[column] = ak.Array(ak.contents.ListOffsetArray(inner, ak.contents.NumpyArray(np.concatenate(flat))))
+        record = ak.contents.RecordArray(contents, fields, length=int(counts.sum()))
+        return {name: ak.Array(ak.contents.ListOffsetArray(rows, record)), **out}
+
+    def _finish(self) -> None:
+        self._flush()
+        with wrapped("cannot write the metadata", path=self.path):
+            self._file[METADATA_KEY] = json.dumps(self.metadata, sort_keys=True)
+        with wrapped("cannot close", path=self.path):
+            self._file.close()
+        os.replace(self._temp, self.path)
+
+    def _discard(self) -> None:
+        try:
+            self._file.close()
+        except Exception:
+            pass
+        Path(self._temp).unlink(missing_ok=True)
