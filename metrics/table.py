@@ -94,7 +94,7 @@ def _cell(value: Any) -> str:
     value = float(value)
     if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
         return f"{value:.3g}"
-    return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+    return f"{value:.4f}"
 
 
 def format_table(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -443,7 +443,8 @@ def _resolve_duplicates(
     Best: most hits from the particle, then highest purity, then lowest chi2, then lowest index."""
     candidates = np.flatnonzero(matched)
     c2 = np.zeros(len(matched)) if chi2 is None else np.nan_to_num(np.asarray(chi2, np.float64), nan=np.inf)
-    order = candidates[np.lexsort((candidates, c2[candidates], -purity[candidates], -major[candidates], particle[candidates]))]
+    keys = (candidates, c2[candidates], -purity[candidates], -major[candidates], particle[candidates])
+    order = candidates[np.lexsort(keys)]
     best = order[_group_starts(particle[order])] if len(order) else order
     duplicate = matched.copy()
     duplicate[best] = False

@@ -171,7 +171,10 @@ def reconstructable_counts(
 ) -> tuple[np.ndarray, str]:
     """Number of reconstructable tracks of each truth vertex and the source used (see the module
     docstring). ``track_particle`` is the matched particle id of each track (``NO_PARTICLE`` for
-    fakes), needed for ``"matched"``."""
+    fakes), needed for ``"matched"``. An empty ``truth_vertices`` gives no counts and source
+    ``"none"``."""
+    if len(truth_vertices) == 0:
+        return np.zeros(0, dtype=np.int64), "none"
     has_vid = particles is not None and "vertex_id" in particles
     if source == "auto":
         if "n_reconstructable" in truth_vertices:
@@ -519,7 +522,8 @@ class VertexMetrics(Accumulator):
         ntrk, source = reconstructable_counts(
             truth_vertices, source=cfg["reconstructable"], particles=particles, track_particle=track_particle
         )
-        self.sources[source] = self.sources.get(source, 0) + 1
+        if source != "none":  # an event without truth vertices says nothing about the source
+            self.sources[source] = self.sources.get(source, 0) + 1
         recoable = ntrk >= cfg["min_tracks"]
         match = match_vertices(
             vertices,
@@ -543,7 +547,9 @@ class VertexMetrics(Accumulator):
         counts, _ = np.histogram(_pair_abs_dz(z), bins=self.edges)
         return counts.astype(np.int64)
 
-    def _count_acts(self, match: VertexMatch, vertices: Vertices, truth_vertices: TruthVertices, recoable: np.ndarray) -> None:
+    def _count_acts(
+        self, match: VertexMatch, vertices: Vertices, truth_vertices: TruthVertices, recoable: np.ndarray
+    ) -> None:
         c = self.counts
         c["n_events"] += 1
         c["n_events_tracks" if match.mode == "tracks" else "n_events_position"] += 1
