@@ -18,7 +18,9 @@ tracks included in the total) is the *match fraction*. The vertex is
   0.7), ``merged`` otherwise;
 * ``split`` when another reconstructed vertex has the same majority truth vertex and ranks
   higher: by sum of pT^2 of the used tracks when the tracks have ``qop`` and ``theta`` (as
-  ACTS), else by total used track weight; ties go to the lower index.
+  ACTS), else by total used track weight; ties go to the lower index. The highest-ranked
+  vertex keeps its own clean/merged label (ACTS, when a later vertex outranks an earlier one,
+  hands the earlier one's label to the later one; that is not reproduced).
 
 A truth vertex is *reconstructable* when it has >= ``min_tracks`` (default 2, as ACTS)
 reconstructable tracks, and *found* when it is the majority truth vertex of a clean or merged
