@@ -117,6 +117,9 @@ def cmd_run(argv: list[str]) -> int:
     result = sequencer.run(n_events=args.events, skip=args.skip, jobs=args.jobs,
                            progress=False if args.no_progress else None)
     print(result.timing_table())
+    for report in result.extra.get("reports", []):
+        print()
+        print(report)
     for failure in result.failures:
         print(f"skipped: {failure}")
     os.makedirs(output, exist_ok=True)
