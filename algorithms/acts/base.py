@@ -37,4 +37,5 @@ class ActsAlgorithm(Algorithm):
         """A fresh ACTS event (whiteboard + context) for the next call of ``execute``."""
         event = self._bridge.ActsEvent(self._events, level=self.level, timer=self.timer)
         self._events += 1
+        self.timer.events += 1
         return event

@@ -143,21 +143,21 @@ def _handle(kind: str, type_: Any, key: str) -> Any:
 
 @dataclass
 class StageTimer:
-    """CPU seconds (``time.process_time``) and calls per named stage, summed over events."""
+    """CPU seconds (``time.process_time``) per named stage, summed over ``events`` events."""
 
     seconds: dict[str, float] = field(default_factory=dict)
-    calls: dict[str, int] = field(default_factory=dict)
+    events: int = 0
 
     def add(self, stage: str, seconds: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
-        self.calls[stage] = self.calls.get(stage, 0) + 1
 
-    def per_call(self) -> dict[str, float]:
-        return {k: v / max(self.calls[k], 1) for k, v in self.seconds.items()}
+    def per_event(self) -> dict[str, float]:
+        """Mean CPU seconds per event of each stage."""
+        return {k: v / max(self.events, 1) for k, v in self.seconds.items()}
 
     def reset(self) -> None:
         self.seconds.clear()
-        self.calls.clear()
+        self.events = 0
 
 
 @contextlib.contextmanager

@@ -1,3 +1,197 @@
+"""Kalman fit of hit-assigned tracks (what an ML track finder produces) with ACTS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from ...framework.algorithm import Option
+from ...framework.edm import TRACK_PARAMETERS, Hits, Tracks
 from .base import ActsAlgorithm
+
+
+def hit_rows(hit_ids: np.ndarray, wanted: np.ndarray, *, what: str) -> np.ndarray:
+    """Row of each id of ``wanted`` in ``hit_ids``; ``ValueError`` naming the first unknown id."""
+    hit_ids = np.asarray(hit_ids, dtype=np.int64)
+    wanted = np.asarray(wanted, dtype=np.int64)
+    order = np.argsort(hit_ids, kind="stable")
+    pos = np.searchsorted(hit_ids[order], wanted)
+    pos = np.minimum(pos, max(len(hit_ids) - 1, 0))
+    rows = order[pos] if len(hit_ids) else np.zeros(len(wanted), np.int64)
+    bad = (hit_ids[rows] != wanted) if len(hit_ids) else np.ones(len(wanted), bool)
+    if bad.any():
+        raise ValueError(f"{what}: hit id {int(wanted[np.flatnonzero(bad)[0]])} is not in the hits collection")
+    return rows
+
+
+def match_subsequence(parents: list[list[int]], children: list[list[int]]) -> list[int]:
+    """For each child (a list of measurement indices) the index of its parent.
+
+    ACTS keeps the order of its input and drops what it cannot seed or fit, so the children are,
+    in order, a subsequence of the parents; a child holds its parent's measurements or, after a
+    fit that did not reach every surface, a subset of them. Each child takes the first parent at
+    or after the previous match that contains all of its measurements; a child without
+    measurements gets -1.
+    """
+    out = []
+    p = 0
+    for child in children:
+        key = set(child)
+        if not key:
+            out.append(-1)
+            continue
+        while p < len(parents) and not key <= set(parents[p]):
+            p += 1
+        if p == len(parents):
+            raise RuntimeError("ACTS output tracks do not follow the input proto-tracks")
+        out.append(p)
+        p += 1
+    return out
+
+
 class ActsTrackFit(ActsAlgorithm):
-    pass
+    """Fit tracks given as hit assignments with ACTS's Kalman filter.
+
+    Inputs: ``tracks`` (``Tracks``; only ``hit_ids`` is used) and ``hits`` (``Hits`` with the
+    ACTS columns). Output: ``fitted`` (``Tracks``), row for row the input tracks with the same
+    ``hit_ids``, plus perigee parameters at the origin (d0, z0, phi, theta, q/p, t), ACTS's full 6x6
+    covariance, chi2 and ndf.
+
+    As in ACTS's GNN chain: space points are made from the hits on ``seed_volumes``,
+    ``ProtoTracksToParameters`` estimates start parameters from three space points of each track
+    (spread in radius), and ``TrackFittingAlgorithm`` runs the Kalman fitter (material effects on,
+    no outlier rejection) and extrapolates to a perigee surface at the origin.
+
+    Tracks that cannot be fitted -- fewer than three space points on distinct layers, a failed
+    parameter estimate or a failed fit -- keep their row with NaN parameters, NaN covariance,
+    NaN chi2 and ndf 0 (``drop_failed=True`` removes those rows instead). ``t`` is not measured
+    (the hits carry no time); it and its variance come from the start-parameter guess.
+    """
+
+    outputs = ("fitted",)
+
+    seed_volumes = Option([7, 8, 9, 12, 13, 14], "ACTS volumes whose hits give space points for start parameters")
+    multiple_scattering = Option(True, "Kalman fitter: multiple scattering")
+    energy_loss = Option(True, "Kalman fitter: energy loss")
+    drop_failed = Option(False, "drop tracks that could not be fitted (default: keep them with NaN parameters)")
+
+    def initialize(self) -> None:
+        super().initialize()
+        import acts
+        import acts.examples
+
+        level = self.level
+        geometry, field = self.setup.tracking_geometry, self.setup.field
+        self._space_points = acts.examples.SpacePointMaker(
+            level=level,
+            inputMeasurements="measurement_subset",
+            outputSpacePoints="spacepoints",
+            trackingGeometry=geometry,
+            geometrySelection=[acts.GeometryIdentifier(volume=int(v)) for v in self.seed_volumes],
+        )
+        # it warns about every track it cannot seed; recotrig reports those as NaN rows instead
+        quiet = acts.logging.Level(max(int(level), int(acts.logging.ERROR)))
+        self._start = acts.examples.ProtoTracksToParameters(
+            level=quiet,
+            inputProtoTracks="prototracks",
+            inputSpacePoints="spacepoints",
+            outputParameters="prototrack_parameters",
+            outputProtoTracks="seeded_prototracks",
+            outputSeeds="prototrack_seeds",
+            geometry=geometry,
+            magneticField=field,
+        )
+        # ProtoTracksToParameters gives each start estimate a tight fixed covariance (25 um,
+        # 0.02 degree, ...) that the bindings cannot change and that would act as a wrong prior
+        # in the fit: re-estimate from the same seeds with ACTS's seeding defaults instead
+        u = acts.UnitConstants
+        self._estimate = acts.examples.TrackParamsEstimationAlgorithm(
+            level=quiet,
+            inputSeeds="prototrack_seeds",
+            inputProtoTracks="seeded_prototracks",
+            outputTrackParameters="start_parameters",
+            outputProtoTracks="estimated_prototracks",
+            outputSeeds="estimated_seeds",
+            trackingGeometry=geometry,
+            magneticField=field,
+            initialSigmas=[1 * u.mm, 1 * u.mm, 1 * u.degree, 1 * u.degree, 0.0, 1 * u.ns],
+            initialSigmaQoverPt=0.1 * u.e / u.GeV,
+            initialSigmaPtRel=0.1,
+            initialVarInflation=[1.0] * 6,
+        )
+        fit_function = acts.examples.makeKalmanFitterFunction(
+            geometry,
+            field,
+            multipleScattering=self.multiple_scattering,
+            energyLoss=self.energy_loss,
+            reverseFilteringMomThreshold=0.0,
+            reverseFilteringCovarianceScaling=100.0,
+            freeToBoundCorrection=acts.examples.FreeToBoundCorrection(False),
+            chi2Cut=float("inf"),
+            useJosephFormulation=False,
+            level=level,
+        )
+        self._fit = acts.examples.TrackFittingAlgorithm(
+            level=level,
+            inputMeasurements="measurements",
+            inputProtoTracks="estimated_prototracks",
+            inputInitialTrackParameters="start_parameters",
+            outputTracks="fitted_tracks",
+            pickTrack=-1,
+            fit=fit_function,
+            calibrator=acts.examples.makePassThroughCalibrator(),
+            referenceSurface=acts.Surface.createPerigee(acts.Vector3(0, 0, 0)),
+        )
+        self._perigee = acts.examples.TrackExtrapolationAlgorithm(
+            level=level,
+            inputTracks="fitted_tracks",
+            outputTracks="fitted_perigee_tracks",
+            targetSurface=acts.Surface.createPerigee(acts.Vector3(0, 0, 0)),
+            trackingGeometry=geometry,
+            magneticField=field,
+            strategy=acts.examples.TrackExtrapolationStrategy.first,
+        )
+
+    def execute(self, tracks: Tracks, hits: Hits) -> Tracks:
+        import acts.examples
+
+        bridge = self._bridge
+        event = self._next_event()
+        n = len(tracks)
+        flat = ak.to_numpy(ak.flatten(tracks.hit_ids)) if n else np.zeros(0, np.int64)
+        rows = hit_rows(np.asarray(hits.hit_id), flat, what=f"{self.name}: tracks {self._keys['tracks']!r}")
+        counts = ak.to_numpy(ak.num(tracks.hit_ids)) if n else np.zeros(0, np.int64)
+        proto = [r.tolist() for r in np.split(rows, np.cumsum(counts)[:-1])] if n else []
+
+        with bridge.timed(self.timer, "measurements"):
+            bridge.put_measurements(event, hits, self.setup, name=self._keys["hits"])
+            event.put("prototracks", bridge.proto_tracks(proto))
+        event.run([("space_points", self._space_points), ("start_parameters", self._start), ("estimate", self._estimate), ("fit", self._fit), ("perigee", self._perigee)])
+
+        with bridge.timed(self.timer, "convert"):
+            seeded = [list(p) for p in event.get("estimated_prototracks", acts.examples.ProtoTrackContainer)]
+            fitted, measurements = bridge.tracks_from_acts(
+                event.get("fitted_perigee_tracks", acts.examples.ConstTrackContainer), np.asarray(hits.hit_id), outliers=True
+            )
+            seeded_to_input = match_subsequence(proto, seeded)
+            fitted_to_seeded = match_subsequence(seeded, measurements)
+            source = np.asarray([seeded_to_input[i] if i >= 0 else -1 for i in fitted_to_seeded], dtype=np.int64)
+            out = self._assemble(tracks, fitted.select(source >= 0), source[source >= 0])
+        return out
+
+    def _assemble(self, tracks: Tracks, fitted: Tracks, source: np.ndarray) -> Tracks:
+        """Input rows with the fit results of ``fitted`` (fitted row k belongs to input row
+        ``source[k]``); rows without a fit get NaN (or are dropped)."""
+        n = len(tracks)
+        columns: dict[str, Any] = {name: np.full(n, np.nan) for name in TRACK_PARAMETERS}
+        columns["cov"] = np.full((n, 6, 6), np.nan)
+        columns["chi2"] = np.full(n, np.nan)
+        columns["ndf"] = np.zeros(n, np.int32)
+        for name in columns:
+            if len(source):
+                columns[name][source] = np.asarray(fitted[name])
+        ok = np.isfinite(columns["z0"])
+        out = Tracks(hit_ids=tracks.hit_ids, **columns)
+        return out.select(ok) if self.drop_failed else out
