@@ -198,7 +198,9 @@ class RootStore(Store):
             if not is_root_file(self.path):
                 raise StoreError("not a ROOT file (it does not start with 'root')", path=self.path)
             with wrapped("cannot open as a ROOT file (truncated or damaged?)", path=self.path):
-                self._file = uproot.open(self.path)
+                # memory-mapped reading is 2x faster than the default fsspec source on local files;
+                # no array cache: every chunk is read once
+                self._file = uproot.open(self.path, array_cache=None, handler=uproot.source.file.MemmapSource)
         return self._file
 
     def _tree_getter(self, name: str) -> Any:
@@ -386,7 +388,7 @@ class RootWriter(Writer):
         path: str | os.PathLike[str],
         *,
         metadata: Mapping[str, Any] | None = None,
-        compression: str | None = "zstd:1",
+        compression: str | None = "lz4",
         chunk_rows: int = 1_000_000,
         chunk_events: int = 1000,
     ):

@@ -360,7 +360,7 @@ def _read_metadata(path: Path) -> dict[str, Any]:
 class TrackMLWriter(Writer):
     """Writes events in the TrackML layout, each file atomically (temporary name, then rename).
 
-    ``compress`` writes ``.csv.gz``. A directory that already holds event files is refused unless
+    ``compress`` writes ``.csv.gz`` (gzip level ``compress_level``). A directory that already holds event files is refused unless
     ``overwrite`` (which first deletes the layout's files there). ``metadata.json`` is written at
     ``close()``.
     """
@@ -373,10 +373,12 @@ class TrackMLWriter(Writer):
         *,
         metadata: Mapping[str, Any] | None = None,
         compress: bool = False,
+        compress_level: int = 1,
         overwrite: bool = False,
     ):
         super().__init__(path, metadata=metadata)
         self.compress = compress
+        self.compress_level = compress_level
         if self.path.exists() and not self.path.is_dir():
             raise StoreError("exists and is not a directory", path=self.path)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -428,7 +430,9 @@ class TrackMLWriter(Writer):
         options = pcsv.WriteOptions(quoting_style="none", quoting_header="none")
         try:
             if self.compress:
-                with pa.CompressedOutputStream(str(temp), "gzip") as sink:
+                with open(temp, "wb") as raw, gzip.GzipFile(
+                    filename="", mode="wb", fileobj=raw, compresslevel=self.compress_level, mtime=0
+                ) as sink:
                     pcsv.write_csv(table, sink, options)
             else:
                 pcsv.write_csv(table, str(temp), options)
