@@ -1,0 +1,128 @@
+"""HitReader: hits, and where the store has them particles, truth and truth vertices, per event.
+
+Reads TrackML CSV directories and ROOT files alike (format detected, or forced with ``format``),
+in chunks of entries (``prepare``), so ``-n/--skip`` map to entry ranges and a large file streams.
+
+Selections, applied in this order, all keeping hits and truth consistent:
+- ``volumes``: keep hits of these detector volumes only (empty: all);
+- ``min_pt``: keep hits of particles with pT >= min_pt GeV (truth-based studies; needs truth);
+- ``drop_noise``: drop hits of particle 0;
+- ``tracks_per_event``: keep all hits of N particles chosen at random among those with hits
+  (seeded by ``seed`` and the event id, so the choice is the same in every process) — the
+  TrackFormers "10–50" / "200–500 tracks per event" reductions. Noise is dropped then.
+
+TrackML weights: the store's ``weight`` column is carried as it is. Where the store has none and
+particles are present, the official TrackML weights are computed (``metrics.tracking.trackml_weights``).
+After a selection the weights of the kept hits are rescaled to sum to 1, so a perfect
+reconstruction of the selected event still scores 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..framework import Option, Reader
+from ..framework.edm import HitTruth, Hits, Particles, TruthVertices
+from .errors import StoreError
+from .store import open_store
+
+
+class HitReader(Reader):
+    """Reads Hits (+ Particles, HitTruth, TruthVertices where the store has them)."""
+
+    outputs = ("hits", "particles", "truth", "truth_vertices")
+    input = Option("", "event store: TrackML CSV directory or ROOT file")
+    format = Option("auto", "store format (auto: detected; ROOT files in ACTS layouts too)", choices=("auto", "trackml", "root"))
+    volumes = Option([], "keep hits of these volume ids only (comma list; empty: all)", type=list)
+    min_pt = Option(0.0, "keep hits of particles with pT >= this [GeV] (0: all)")
+    drop_noise = Option(False, "drop noise hits (particle 0)")
+    tracks_per_event = Option(0, "keep the hits of this many random particles (0: all)")
+    seed = Option(7, "seed of the particle subsampling")
+    compute_weights = Option(True, "compute official TrackML weights when the store has none")
+
+    def _store(self):
+        if getattr(self, "_open", None) is None:
+            if not self.input:
+                raise StoreError("HitReader: no input store given (--input or HitReader.input)")
+            self._open = open_store(self.input, format=None if self.format == "auto" else self.format)
+            self._cache: dict[int, dict] = {}
+            self._wanted = [c for c in ("hits", "particles", "truth", "vertices") if c in self._open.collections]
+            if "hits" not in self._wanted:
+                raise StoreError(f"the store has no hits; it has {self._open.collections}", path=self.input)
+        return self._open
+
+    def __getstate__(self) -> dict:
+        return super().__getstate__()  # open files stay behind; workers reopen
+
+    def n_events(self) -> int:
+        return self._store().n_events
+
+    def event_id(self, entry: int) -> int:
+        return int(self._store().event_ids[entry])
+
+    def prepare(self, start: int, stop: int) -> None:
+        store = self._store()
+        self._cache = dict(zip(range(start, stop), store.read(start, stop, collections=self._wanted)))
+
+    def read(self, entry: int) -> tuple[Hits, Particles | None, HitTruth | None, TruthVertices | None]:
+        store = self._store()
+        event = self._cache.pop(entry, None)
+        if event is None:
+            event = store.read(entry, entry + 1, collections=self._wanted)[0]
+        hits, particles, truth = event["hits"], event.get("particles"), event.get("truth")
+        vertices = event.get("vertices")
+        event_id = self.event_id(entry)
+        if truth is not None and "weight" not in truth and particles is not None and self.compute_weights:
+            from ..metrics.tracking import trackml_weights
+
+            truth = truth.with_columns(weight=trackml_weights(particles, truth, hits))
+        hits, particles, truth = self._select(hits, particles, truth, event_id)
+        return hits, particles, truth, vertices
+
+    # -- selections ---------------------------------------------------------------------------------
+    def _select(self, hits: Hits, particles: Particles | None, truth: HitTruth | None, event_id: int):
+        keep = np.ones(len(hits), bool)
+        if self.volumes:
+            if "volume_id" not in hits:
+                raise StoreError("volume selection asked but hits have no volume_id column",
+                                 path=self.input, event=event_id, column="volume_id")
+            keep &= np.isin(hits.volume_id, np.asarray(self.volumes, np.int32))
+        needs_truth = self.min_pt > 0 or self.drop_noise or self.tracks_per_event > 0
+        if needs_truth and truth is None:
+            raise StoreError("a truth-based selection (min_pt, drop_noise, tracks_per_event) needs truth, "
+                             "and the store has none", path=self.input, event=event_id)
+        if not needs_truth and not self.volumes:
+            return hits, particles, truth
+        pid = self._hit_particles(hits, truth, event_id) if truth is not None else None
+        if self.min_pt > 0:
+            if particles is None:
+                raise StoreError("min_pt needs particles", path=self.input, event=event_id)
+            fast = particles.particle_id[np.hypot(particles.px, particles.py) >= self.min_pt]
+            keep &= np.isin(pid, fast) | (pid == 0)
+        if self.drop_noise or self.tracks_per_event > 0:
+            keep &= pid != 0
+        if self.tracks_per_event > 0:
+            candidates = np.unique(pid[keep])
+            rng = np.random.default_rng([self.seed, event_id])
+            n = min(self.tracks_per_event, len(candidates))
+            chosen = rng.choice(candidates, size=n, replace=False) if n else candidates[:0]
+            keep &= np.isin(pid, chosen)
+        hits = hits.select(keep)
+        if truth is not None:
+            truth = truth.select(np.isin(truth.hit_id, hits.hit_id))
+            if "weight" in truth and len(truth):
+                total = truth.weight.sum()
+                truth = truth.with_columns(weight=truth.weight / total if total > 0 else truth.weight)
+            if particles is not None:
+                particles = particles.select(np.isin(particles.particle_id, truth.particle_id))
+        return hits, particles, truth
+
+    def _hit_particles(self, hits: Hits, truth: HitTruth, event_id: int) -> np.ndarray:
+        """Particle id of each hit, in hits order."""
+        order = np.argsort(truth.hit_id)
+        pos = np.searchsorted(truth.hit_id, hits.hit_id, sorter=order)
+        pos = np.clip(pos, 0, max(len(order) - 1, 0))
+        found = len(order) > 0
+        if not found or not np.array_equal(truth.hit_id[order[pos]], hits.hit_id):
+            raise StoreError("some hits have no truth row", path=self.input, event=event_id, column="hit_id")
+        return truth.particle_id[order[pos]]
