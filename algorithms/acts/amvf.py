@@ -74,8 +74,9 @@ class ActsAMVF(ActsAlgorithm):
       impact-parameter chi2 of track i at vertex j (perigee moved to the vertex to first order,
       track covariance only) and 9 the annealing cut-off at ACTS's final temperature 1. A track
       is listed in ``track_index`` of a vertex when its weight there is at least
-      ``min_track_weight`` (0.5 as in ACTS's ``VertexTruthMatcher``), so it belongs to at most
-      one vertex; ``ntracks`` counts those. ``sigma_z`` = (sum_i w_i / var(z0_i))^-1/2 over them
+      ``min_track_weight`` (0.1, ACTS's ``VertexTruthMatcher.minTrkWeight``); as the weights of a
+      track sum to at most 1, it can be listed at several nearby vertices. ``ntracks`` counts the
+      listed tracks. ``sigma_z`` = (sum_i w_i / var(z0_i))^-1/2 over them
       is an estimate that ignores the vertex fit's correlations, not ACTS's vertex error.
     """
 
@@ -87,7 +88,7 @@ class ActsAMVF(ActsAlgorithm):
     spatial_bin_extent = Option(0.015, "adaptive-grid seeder: z bin size [mm]")
     tracks_max_z_interval = Option(1.0, "AMVF: maximum z distance of a track from a seed to be fitted with it [mm]")
     min_weight = Option(0.001, "AMVF: minimum track weight for a track to stay in a vertex fit")
-    min_track_weight = Option(0.5, "recotrig: minimum recomputed weight for a track to be listed at a vertex")
+    min_track_weight = Option(0.1, "recotrig: minimum recomputed weight for a track to be listed at a vertex")
 
     def initialize(self) -> None:
         super().initialize()
