@@ -21,6 +21,7 @@ class StoreWriter(Writer):
     format = Option("auto", "store format (auto: root for *.root, else trackml)", choices=("auto", "root", "trackml"))
     collections = Option(["tracks"], "store keys to write, each KEY or KEY:NAME (NAME = name in the file)", type=list)
     metadata = Option({}, "store-level metadata (JSON-able dict)", type=dict)
+    compression = Option("lz4", "ROOT compression: zstd, lz4, zlib, lzma (optionally :level) or none")
 
     def _names(self) -> dict[str, str]:
         pairs = {}
@@ -33,8 +34,10 @@ class StoreWriter(Writer):
         return super().input_ports() + [Port(key, key, Collection) for key in self._names()]
 
     def initialize(self) -> None:
-        self._writer = open_writer(self.path, format=None if self.format == "auto" else self.format,
-                                   metadata=self.metadata)
+        fmt = None if self.format == "auto" else self.format
+        is_root = fmt == "root" or (fmt is None and self.path.endswith(".root"))
+        options = {"compression": self.compression} if is_root else {}
+        self._writer = open_writer(self.path, format=fmt, metadata=self.metadata, **options)
 
     def execute(self, event: EventInfo, **collections: Any) -> None:
         names = self._names()
