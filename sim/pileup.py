@@ -246,6 +246,13 @@ class PileupGenerator:
             "pythia_settings": self.settings(),
         }
 
+    def prepare(self) -> None:
+        """Initialise the Pythia instance(s) of this process now (otherwise done on first use)."""
+        if self.mu > 0:
+            _pythia_for((*MINIMUM_BIAS, *self._common()))
+        if self.hard_scatter is not None:
+            _pythia_for((*HARD_SCATTERS[self.hard_scatter], *self._common()))
+
     # -- generation -------------------------------------------------------------------------------
     def _interactions(self, settings: tuple[str, ...], n: int, seed: int) -> list[dict[str, np.ndarray]]:
         """``n`` Pythia events after re-seeding; final-state particles of each as numpy arrays."""

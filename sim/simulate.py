@@ -124,6 +124,11 @@ class Simulator:
         return out
 
     # -- public API ---------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Initialise Pythia and the ACTS chain in this process now (else on the first event)."""
+        self.generator.prepare()
+        self.response.prepare()
+
     def simulate(self, event_number: int) -> dict[str, Any]:
         """Event ``event_number`` as {"hits", "particles", "truth", "vertices"} containers."""
         if int(event_number) != event_number or event_number < 0:
