@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from recotrig.framework.edm import HitTruth, Hits, Particles, TruthVertices
+from recotrig.framework.edm import Hits, HitTruth, Particles, TruthVertices
 from recotrig.io.store import open_store, write_store
 
 
@@ -84,7 +83,7 @@ def measure(path: Path, n_hits_total: int, repeat: int) -> dict[str, Any]:
     store = open_store(path)
     out: dict[str, Any] = {}
     for label, names in (("hits", ["hits"]), ("hits_truth_particles", ["hits", "truth", "particles"])):
-        seconds = best_time(lambda: store.read(0, store.n_events, collections=names), repeat)
+        seconds = best_time(lambda names=names: store.read(0, store.n_events, collections=names), repeat)
         out[label] = {"seconds": round(seconds, 4), "hits_per_s": round(n_hits_total / seconds)}
     return out
 
@@ -98,7 +97,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--events", type=int, default=4)
     parser.add_argument("--hits", type=int, default=100_000, help="hits per event")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--compressions", default="zstd,lz4,none", help="ROOT compressions to try (first is the default)")
+    parser.add_argument(
+        "--compressions", default="zstd,lz4,none", help="ROOT compressions to try (first is the default)"
+    )
     args = parser.parse_args(argv)
 
     rng = np.random.default_rng(42)
@@ -107,8 +108,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {"events": args.events, "hits_per_event": args.hits, "formats": {}}
     with tempfile.TemporaryDirectory() as tmp:
         variants = [("trackml", Path(tmp) / "csv", {}), ("trackml.gz", Path(tmp) / "csvgz", {"compress": True})]
-        variants += [(f"root.{c}", Path(tmp) / f"{c}.root", {"compression": None if c == "none" else c})
-                     for c in args.compressions.split(",")]
+        variants += [
+            (f"root.{c}", Path(tmp) / f"{c}.root", {"compression": None if c == "none" else c})
+            for c in args.compressions.split(",")
+        ]
         for label, path, options in variants:
             fmt = label.split(".")[0]
             start = time.perf_counter()

@@ -21,20 +21,19 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-from recotrig.framework.edm import Collection, HitTruth, Hits, Particles, TruthVertices
+from recotrig.framework.edm import Collection, Hits, HitTruth, Particles, TruthVertices
 from recotrig.io.errors import StoreError
 from recotrig.io.roottree import TreeSource, build, flat_content, offsets_of, wrapped
 
 __all__ = [
-    "ActsParticlesTree",
-    "ActsHitsTree",
-    "encode_barcode",
-    "decode_barcode",
     "BARCODE_BITS",
     "SPEED_OF_LIGHT",
-    "is_acts_particles",
+    "ActsHitsTree",
+    "ActsParticlesTree",
+    "decode_barcode",
+    "encode_barcode",
     "is_acts_hits",
+    "is_acts_particles",
 ]
 
 #: mm per ns: ACTS stores times as lengths (c = 1)
@@ -219,9 +218,7 @@ class ActsHitsTree(TreeSource):
         return False
 
     def bind(self, store_event_ids: np.ndarray) -> None:
-        self._ranges = {
-            int(e): (int(a), int(b)) for e, a, b in zip(self._run_ids, self._run_starts, self._run_stops)
-        }
+        self._ranges = {int(e): (int(a), int(b)) for e, a, b in zip(self._run_ids, self._run_starts, self._run_stops)}
 
     def columns(self, name: str) -> list[str]:
         if name == "hits":
@@ -249,7 +246,14 @@ class ActsHitsTree(TreeSource):
         lo = min((r[0] for r in filled), default=0)
         hi = max((r[1] for r in filled), default=0)
         optional = ["tt", "volume_id", "layer_id", "sensitive_id", "tpx", "tpy", "tpz"]
-        branches = ["geometry_id", "tx", "ty", "tz", *[b for b in optional if b in self._keys], *self._barcode_branches()]
+        branches = [
+            "geometry_id",
+            "tx",
+            "ty",
+            "tz",
+            *[b for b in optional if b in self._keys],
+            *self._barcode_branches(),
+        ]
         flat: dict[str, np.ndarray] = {}
         if hi > lo:
             data = self.arrays(branches, lo, hi, event=int(event_ids[0]))
@@ -265,10 +269,20 @@ class ActsHitsTree(TreeSource):
             n = b - a
             hit_id = np.arange(n, dtype=np.int64)
             if "hits" in names:
-                hits = {"hit_id": hit_id, "x": col["tx"], "y": col["ty"], "z": col["tz"], "geometry_id": col["geometry_id"]}
+                hits = {
+                    "hit_id": hit_id,
+                    "x": col["tx"],
+                    "y": col["ty"],
+                    "z": col["tz"],
+                    "geometry_id": col["geometry_id"],
+                }
                 if "tt" in col:
                     hits["t"] = col["tt"].astype(np.float64) / SPEED_OF_LIGHT
-                for mine, theirs in (("volume_id", "volume_id"), ("layer_id", "layer_id"), ("module_id", "sensitive_id")):
+                for mine, theirs in (
+                    ("volume_id", "volume_id"),
+                    ("layer_id", "layer_id"),
+                    ("module_id", "sensitive_id"),
+                ):
                     if theirs in col:
                         hits[mine] = col[theirs]
                 out["hits"].append(build(Hits, hits, path=self.path, tree=self.tree_name, event=event))

@@ -16,13 +16,12 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 import numpy as np
-
-from recotrig.framework.edm import Collection, HitTruth, Hits, Particles, TruthVertices
+from recotrig.framework.edm import Collection, Hits, HitTruth, Particles, TruthVertices
 from recotrig.io.errors import StoreError
 
 __all__ = [
-    "Cells",
     "STANDARD_COLLECTIONS",
+    "Cells",
     "Event",
     "Store",
     "Writer",
@@ -181,7 +180,7 @@ class Store(ABC):
     def close(self) -> None:
         """Release open files (reading again reopens them)."""
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -253,7 +252,7 @@ class Writer(ABC):
     @abstractmethod
     def _discard(self) -> None: ...
 
-    def __enter__(self) -> "Writer":
+    def __enter__(self) -> Writer:
         return self
 
     def __exit__(

@@ -31,18 +31,18 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import awkward as ak
 import numpy as np
-
 from recotrig.framework.edm import Collection
 from recotrig.io.base import STANDARD_COLLECTIONS, Event, Store, Writer, collection_class, temporary_path
 from recotrig.io.errors import StoreError
 from recotrig.io.roottree import TreeSource, build, flat_content, offsets_of, wrapped
 
-__all__ = ["RootStore", "RootWriter", "RecotrigTree", "TITLE_PREFIX", "METADATA_KEY", "is_root_file"]
+__all__ = ["METADATA_KEY", "TITLE_PREFIX", "RecotrigTree", "RootStore", "RootWriter", "is_root_file"]
 
 TITLE_PREFIX = "recotrig:"
 METADATA_KEY = "metadata"
@@ -203,12 +203,9 @@ class RootStore(Store):
                 self._file = uproot.open(self.path, array_cache=None, handler=uproot.source.file.MemmapSource)
         return self._file
 
-    def _tree_getter(self, name: str) -> Any:
-        def get() -> Any:
-            with wrapped("cannot read the tree (truncated or damaged file?)", path=self.path, tree=name):
-                return self._uproot_file()[name]
-
-        return get
+    def _get_tree(self, name: str) -> Any:
+        with wrapped("cannot read the tree (truncated or damaged file?)", path=self.path, tree=name):
+            return self._uproot_file()[name]
 
     def _scan(self) -> None:
         from recotrig.io import actsroot
@@ -221,7 +218,7 @@ class RootStore(Store):
         for tree_name, classname in classes.items():
             if classname != "TTree" or "/" in tree_name:
                 continue
-            kwargs = {"path": self.path, "tree_name": tree_name, "tree_getter": self._tree_getter(tree_name)}
+            kwargs = {"path": self.path, "tree_name": tree_name, "tree_getter": partial(self._get_tree, tree_name)}
             tree = kwargs["tree_getter"]()
             with wrapped("cannot read the tree header", path=self.path, tree=tree_name):
                 title = tree.title or ""
@@ -230,8 +227,11 @@ class RootStore(Store):
             if title.startswith(TITLE_PREFIX):
                 cls = collection_class(title[len(TITLE_PREFIX) :])
                 if cls is None:
-                    raise StoreError(f"unknown container type {title[len(TITLE_PREFIX):]!r} in the tree title",
-                                     path=self.path, tree=tree_name)
+                    raise StoreError(
+                        f"unknown container type {title[len(TITLE_PREFIX) :]!r} in the tree title",
+                        path=self.path,
+                        tree=tree_name,
+                    )
                 source = RecotrigTree(name=tree_name, cls=cls, **kwargs)
             elif actsroot.is_acts_particles(keys):
                 source = actsroot.ActsParticlesTree(**kwargs)
@@ -367,7 +367,9 @@ def _compression(spec: str | None) -> Any:
         return None
     name, _, level = spec.lower().partition(":")
     if name not in _COMPRESSIONS or (level and not level.isdigit()):
-        raise ValueError(f"unknown compression {spec!r}; use one of {sorted(_COMPRESSIONS)} (optionally ':level') or None")
+        raise ValueError(
+            f"unknown compression {spec!r}; use one of {sorted(_COMPRESSIONS)} (optionally ':level') or None"
+        )
     kind, default = _COMPRESSIONS[name]
     return getattr(uproot, kind)(int(level) if level else default)
 
@@ -413,7 +415,9 @@ class RootWriter(Writer):
         if not self._layout and not self._trees:
             for name, collection in collections.items():
                 if not name.isidentifier():
-                    raise StoreError(f"collection name {name!r} is not a valid tree name", path=self.path, event=event_id)
+                    raise StoreError(
+                        f"collection name {name!r} is not a valid tree name", path=self.path, event=event_id
+                    )
                 cls = type(collection)
                 try:
                     kinds = branch_names(name, cls, collection.names)
@@ -445,7 +449,7 @@ class RootWriter(Writer):
         if not self._buffer:
             return
         ids = np.asarray([event_id for event_id, _ in self._buffer], dtype=np.int64)
-        for name, (cls, columns, kinds) in self._layout.items():
+        for name, (cls, _, kinds) in self._layout.items():
             parts = [event[name] for _, event in self._buffer]
             branches = self._branches(name, cls, kinds, parts)
             branches["event_id"] = ids
@@ -465,7 +469,9 @@ class RootWriter(Writer):
         self._buffered_rows = 0
 
     @staticmethod
-    def _branches(name: str, cls: type[Collection], kinds: dict[str, list[str]], parts: list[Collection]) -> dict[str, Any]:
+    def _branches(
+        name: str, cls: type[Collection], kinds: dict[str, list[str]], parts: list[Collection]
+    ) -> dict[str, Any]:
         counts = np.asarray([len(p) for p in parts], dtype=np.int64)
         rows = ak.index.Index64(offsets_of(counts))
         fields, contents = [], []

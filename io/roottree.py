@@ -15,15 +15,16 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
-
 from recotrig.framework.edm import Collection
 from recotrig.io.errors import StoreError
 
-__all__ = ["TreeSource", "flat_content", "offsets_of", "wrapped", "build"]
+__all__ = ["TreeSource", "build", "flat_content", "offsets_of", "wrapped"]
 
 
 @contextmanager
-def wrapped(what: str, *, path: str | os.PathLike[str], tree: str | None = None, event: int | None = None) -> Iterator[None]:
+def wrapped(
+    what: str, *, path: str | os.PathLike[str], tree: str | None = None, event: int | None = None
+) -> Iterator[None]:
     """Turn any error from uproot/awkward inside the block into a StoreError naming the file."""
     try:
         yield
@@ -48,7 +49,9 @@ def offsets_of(counts: np.ndarray) -> np.ndarray:
     return offsets
 
 
-def build(cls: type[Collection], columns: dict[str, Any], *, path: str | os.PathLike[str], tree: str, event: int) -> Collection:
+def build(
+    cls: type[Collection], columns: dict[str, Any], *, path: str | os.PathLike[str], tree: str, event: int
+) -> Collection:
     try:
         return cls({name: columns[name] for name in cls._specs if name in columns})
     except ValueError as err:

@@ -25,9 +25,9 @@ from recotrig.io.trackml import TrackMLStore, TrackMLWriter, is_trackml_dir
 
 __all__ = [
     "FORMATS",
+    "STANDARD_COLLECTIONS",
     "Cells",
     "Event",
-    "STANDARD_COLLECTIONS",
     "Store",
     "StoreError",
     "Writer",
@@ -73,7 +73,11 @@ def open_store(path: str | os.PathLike[str], *, format: str | None = None, **opt
 
 
 def open_writer(
-    path: str | os.PathLike[str], *, format: str | None = None, metadata: Mapping[str, Any] | None = None, **options: Any
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    **options: Any,
 ) -> Writer:
     """A writer for a new store; ``format`` defaults to ``root`` for ``*.root``, else ``trackml``.
 

@@ -35,15 +35,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from recotrig.framework.edm import Collection, HitTruth, Hits, Particles, TruthVertices
+from recotrig.framework.edm import Collection, Hits, HitTruth, Particles, TruthVertices
 from recotrig.io.base import Cells, Event, Store, Writer, temporary_path
 from recotrig.io.errors import StoreError
 
-__all__ = ["TrackMLStore", "TrackMLWriter", "EVENT_FILE", "HITS_FILE_COLUMNS", "is_trackml_dir"]
+__all__ = ["EVENT_FILE", "HITS_FILE_COLUMNS", "TrackMLStore", "TrackMLWriter", "is_trackml_dir"]
 
 #: file names of the layout: event<digits>-<kind>.csv[.gz]
-EVENT_FILE = re.compile(r"^event(?P<event>\d+)-(?P<kind>hits|cells|particles|truth|measurements|vertices)\.csv(?P<gz>\.gz)?$")
+EVENT_FILE = re.compile(
+    r"^event(?P<event>\d+)-(?P<kind>hits|cells|particles|truth|measurements|vertices)\.csv(?P<gz>\.gz)?$"
+)
 #: columns of the official hits file; the other Hits columns go to the measurements file
 HITS_FILE_COLUMNS = ("hit_id", "x", "y", "z", "volume_id", "layer_id", "module_id")
 METADATA_FILE = "metadata.json"
@@ -257,7 +258,9 @@ class TrackMLStore(Store):
             ) from None
 
     def _read(self, start: int, stop: int, names: list[str]) -> list[Event]:
-        return [{name: self._read_collection(name, int(event)) for name in names} for event in self._event_ids[start:stop]]
+        return [
+            {name: self._read_collection(name, int(event)) for name in names} for event in self._event_ids[start:stop]
+        ]
 
     def _read_collection(self, name: str, event: int) -> Collection:
         kind, cls = _COLLECTION_FILES[name]
@@ -332,7 +335,7 @@ def _align(hit_ids: np.ndarray, extra_ids: np.ndarray, *, path: Path, event: int
 
 
 def _count_rows(path: Path) -> int:
-    with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as stream:
+    with gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb") as stream:
         lines = 0
         last = b"\n"
         while block := stream.read(1 << 20):
@@ -360,9 +363,9 @@ def _read_metadata(path: Path) -> dict[str, Any]:
 class TrackMLWriter(Writer):
     """Writes events in the TrackML layout, each file atomically (temporary name, then rename).
 
-    ``compress`` writes ``.csv.gz`` (gzip level ``compress_level``). A directory that already holds event files is refused unless
-    ``overwrite`` (which first deletes the layout's files there). ``metadata.json`` is written at
-    ``close()``.
+    ``compress`` writes ``.csv.gz`` (gzip level ``compress_level``). A directory that already
+    holds event files is refused unless ``overwrite`` (which first deletes the layout's files
+    there). ``metadata.json`` is written at ``close()``.
     """
 
     format = "trackml"
@@ -430,9 +433,12 @@ class TrackMLWriter(Writer):
         options = pcsv.WriteOptions(quoting_style="none", quoting_header="none")
         try:
             if self.compress:
-                with open(temp, "wb") as raw, gzip.GzipFile(
-                    filename="", mode="wb", fileobj=raw, compresslevel=self.compress_level, mtime=0
-                ) as sink:
+                with (
+                    open(temp, "wb") as raw,
+                    gzip.GzipFile(
+                        filename="", mode="wb", fileobj=raw, compresslevel=self.compress_level, mtime=0
+                    ) as sink,
+                ):
                     pcsv.write_csv(table, sink, options)
             else:
                 pcsv.write_csv(table, str(temp), options)
