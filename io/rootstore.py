@@ -182,6 +182,8 @@ class RootStore(Store):
 
     def __init__(self, path: str | os.PathLike[str]):
         super().__init__(path)
+        if self.path.is_dir():
+            raise StoreError("is a directory, not a ROOT file", path=self.path)
         if not self.path.is_file():
             raise StoreError("no such file", path=self.path)
         self._file: Any = None
@@ -403,6 +405,7 @@ class RootWriter(Writer):
         self.chunk_events = chunk_events
         self._temp = temporary_path(self.path)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = uproot.recreate(self._temp, compression=_compression(compression))
         except OSError as err:
             raise StoreError(f"cannot create: {err}", path=self.path) from None
