@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test bench sample clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_engine.py
+
+sample: $(STAMP)
+	rm -f data/sample_mu60_ttbar.root data/sample_mu20_ttbar.root
+	$(BIN)/recotrig simulate -o data/sample_mu60_ttbar.root -n 4 --mu 60 --hard-scatter ttbar --seed 60 --compression lzma:9
+	$(BIN)/recotrig simulate -o data/sample_mu20_ttbar.root -n 3 --mu 20 --hard-scatter ttbar --seed 20 --compression lzma:9
 
 clean:
 	rm -rf $(VENV) recotrig-out

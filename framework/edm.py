@@ -207,8 +207,8 @@ class Collection:
         return cls(out)
 
     def equals(self, other: object) -> bool:
-        """Same type, same columns, identical values (NaN equal to NaN)."""
-        if type(other) is not type(self) or other.names != self.names or len(other) != len(self):
+        """Same type, same set of columns, identical values (NaN equal to NaN)."""
+        if type(other) is not type(self) or set(other.names) != set(self.names) or len(other) != len(self):
             return False
         for name, mine in self._data.items():
             theirs = other[name]

@@ -20,7 +20,7 @@ from types import ModuleType
 from ..framework import Algorithm, ConfigError
 
 HERE = Path(__file__).parent
-_NOT_SEQUENCES = {"__init__", "cli", "loader"}
+_NOT_SEQUENCES = {"__init__", "cli", "loader", "samples"}
 
 
 def available() -> list[str]:

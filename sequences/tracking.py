@@ -1,0 +1,23 @@
+"""ACTS CKF track finding (seeding, CKF, ambiguity resolution) on a store's measurements, with the
+truth-matched tracking figures (efficiency, fake and duplicate rates, TrackML score)."""
+
+from __future__ import annotations
+
+import os
+
+from recotrig.algorithms.acts.ckf import ActsCKF
+from recotrig.io.hit_reader import HitReader
+from recotrig.io.writers import StoreWriter
+from recotrig.metrics.performance import Performance
+from recotrig.sequences.samples import SAMPLE_MU60
+
+DEFAULT_INPUT = str(SAMPLE_MU60)
+
+
+def build(*, input: str | None, output: str) -> list:
+    return [
+        HitReader(input=input or DEFAULT_INPUT),
+        ActsCKF(tracks="tracks_ckf"),
+        Performance(tracks=["tracks_ckf"], output=output),
+        StoreWriter(path=os.path.join(output, "tracks.root"), collections=["tracks_ckf"]),
+    ]

@@ -1,0 +1,25 @@
+"""ACTS CKF tracks, then ACTS AMVF primary vertices on them, with truth-matched tracking and
+vertexing figures (ACTS-style clean/merged/split/fake and the LHCb-style z window)."""
+
+from __future__ import annotations
+
+import os
+
+from recotrig.algorithms.acts.amvf import ActsAMVF
+from recotrig.algorithms.acts.ckf import ActsCKF
+from recotrig.io.hit_reader import HitReader
+from recotrig.io.writers import StoreWriter
+from recotrig.metrics.performance import Performance
+from recotrig.sequences.samples import SAMPLE_MU60
+
+DEFAULT_INPUT = str(SAMPLE_MU60)
+
+
+def build(*, input: str | None, output: str) -> list:
+    return [
+        HitReader(input=input or DEFAULT_INPUT),
+        ActsCKF(tracks="tracks_ckf"),
+        ActsAMVF(tracks="tracks_ckf", vertices="vertices_amvf"),
+        Performance(tracks=["tracks_ckf"], vertices=["vertices_amvf:tracks_ckf"], output=output),
+        StoreWriter(path=os.path.join(output, "reco.root"), collections=["tracks_ckf", "vertices_amvf"]),
+    ]
