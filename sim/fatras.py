@@ -363,7 +363,8 @@ class DetectorResponse:
             table[volume] = np.square(sigmas)
         out = table[volumes]
         if np.isnan(out).any():
-            raise RuntimeError(f"measurement in a volume without resolution: {sorted(set(volumes[np.isnan(out[:, 0])]))}")
+            missing = sorted(set(volumes[np.isnan(out[:, 0])].tolist()))
+            raise RuntimeError(f"measurement in a volume without resolution: {missing}")
         return out
 
     @staticmethod
@@ -386,14 +387,14 @@ class DetectorResponse:
             direction.tolist(),
             np.stack([crossing.x, crossing.y, crossing.z, crossing.t * u.ns], axis=1).tolist(),
         )
-        Barcode, SimParticle, Vector3, Vector4, Pdg = ae.SimBarcode, ae.SimParticle, acts.Vector3, acts.Vector4, acts.PdgParticle
+        Barcode, SimParticle, Pdg = ae.SimBarcode, ae.SimParticle, acts.PdgParticle
         for vertex, index, pdg, q, mass, mom, dirn, pos in columns:
             barcode = Barcode()
             barcode.vertexPrimary = vertex
             barcode.particle = index
             particle = SimParticle(barcode, Pdg(pdg), float(q), mass)
-            particle.fourPosition = Vector4(*pos)
-            particle.direction = Vector3(*dirn)
+            particle.fourPosition = acts.Vector4(*pos)
+            particle.direction = acts.Vector3(*dirn)
             particle.absoluteMomentum = mom
             container.insert(particle)
         return container

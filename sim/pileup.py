@@ -310,9 +310,8 @@ class PileupGenerator:
             (*MINIMUM_BIAS, *self._common()), n_pu, event_seed(self.seed, event_number, STREAM_MINBIAS)
         )
 
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in ("vertex", "index", "pdg", "q", "px", "py", "pz", "e", "m")}
-        for k in ("x", "y", "z", "t"):
-            parts[k] = []
+        names = ("vertex", "index", "pdg", "q", "px", "py", "pz", "e", "m", "x", "y", "z", "t")
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in names}
         n_charged = np.zeros(len(interactions), np.int32)
         for iv, cols in enumerate(interactions):
             charged = cols["q"] != 0

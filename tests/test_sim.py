@@ -49,7 +49,8 @@ def test_containers_and_ids(events: list[dict]) -> None:
         hits, particles, truth, vertices = event["hits"], event["particles"], event["truth"], event["vertices"]
         assert isinstance(hits, Hits) and isinstance(particles, Particles)
         assert isinstance(truth, HitTruth) and isinstance(vertices, TruthVertices)
-        for column in ("t", "volume_id", "layer_id", "module_id", "geometry_id", "loc0", "loc1", "var_loc0", "var_loc1"):
+        acts_columns = ("geometry_id", "loc0", "loc1", "var_loc0", "var_loc1")
+        for column in ("t", "volume_id", "layer_id", "module_id", *acts_columns):
             assert column in hits
         for column in ("vt", "nhits", "pdg", "vertex_id"):
             assert column in particles
@@ -214,7 +215,9 @@ def test_different_seed_differs(events: list[dict]) -> None:
 
 # -- small pieces -------------------------------------------------------------------------------------
 def test_particle_id_encoding() -> None:
-    fields = (np.array([1, 200, 16383]), np.array([0, 3, 1023]), np.array([1, 70000, 2**20 - 1]), np.array([0, 2, 63]), np.array([0, 5, 8191]))
+    fields = tuple(
+        np.array(values) for values in ([1, 200, 16383], [0, 3, 1023], [1, 70000, 2**20 - 1], [0, 2, 63], [0, 5, 8191])
+    )
     ids = encode_particle_id(*fields)
     assert ids.dtype == np.int64 and (ids > 0).all()
     decoded = decode_particle_id(ids)
