@@ -94,9 +94,7 @@ class RecotrigTree(TreeSource):
         keys = set(self.tree.keys())
         present = [c for c in cls._specs if c in keys]
         missing = [c for c in cls.columns if c not in keys]
-        needed = [counter_name(name), "event_id"] + [
-            extra for c in present if cls._specs[c].jagged for extra in (c + _COUNT_SUFFIX,)
-        ]
+        needed = [counter_name(name), "event_id"] + [c + _COUNT_SUFFIX for c in present if cls._specs[c].jagged]
         missing += [b for b in needed if b not in keys]
         if missing:
             raise StoreError(
@@ -132,30 +130,28 @@ class RecotrigTree(TreeSource):
         data = self.arrays(branches, start, stop, event=int(event_ids[0]))
         counts = flat_content(data[counter_name(self.name)])
         rows = offsets_of(counts)
-        columns: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
-        inners: dict[str, np.ndarray] = {}
+        # column -> (values, per-row list sizes and their offsets for jagged columns)
+        columns: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = {}
         with wrapped(f"inconsistent branches in entries {start}..{stop - 1}", path=self.path, tree=self.tree_name):
             for column in kinds["flat"]:
-                columns[column] = (self._check(flat_content(data[column]), rows[-1], column), rows, None)
+                columns[column] = (self._check(flat_content(data[column]), rows[-1], column), None, None)
             for column in kinds["fixed"]:
                 shape = self.cls._specs[column].shape
                 content = self._check(flat_content(data[column]), rows[-1] * int(np.prod(shape)), column)
-                columns[column] = (content.reshape(-1, *shape), rows, None)
+                columns[column] = (content.reshape(-1, *shape), None, None)
             for column in kinds["jagged"]:
                 sizes = self._check(flat_content(data[column + _COUNT_SUFFIX]), rows[-1], column + _COUNT_SUFFIX)
                 inner = offsets_of(sizes)
                 content = self._check(flat_content(data[column]), inner[-1], column)
-                columns[column] = (content, rows, sizes)
-                inners[column] = inner
+                columns[column] = (content, sizes, inner)
         events = []
         for i, event in enumerate(event_ids):
             a, b = rows[i], rows[i + 1]
             values: dict[str, Any] = {}
-            for column, (content, _, sizes) in columns.items():
-                if sizes is None:
+            for column, (content, sizes, inner) in columns.items():
+                if sizes is None or inner is None:
                     values[column] = content[a:b]
                 else:
-                    inner = inners[column]
                     values[column] = ak.unflatten(content[inner[a] : inner[b]], sizes[a:b])
             events.append(build(self.cls, values, path=self.path, tree=self.tree_name, event=int(event)))
         return {self.name: events}
