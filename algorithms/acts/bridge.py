@@ -88,10 +88,15 @@ def log_level(name: str) -> Any:
 @dataclass(frozen=True)
 class ActsSetup:
     """What every ACTS-backed algorithm needs: the detector context (kept alive here) and the
-    geometry ids of its sensitive surfaces (to check hits against before ACTS sees them)."""
+    geometry ids of its sensitive surfaces (to check hits against before ACTS sees them), as
+    ``acts.GeometryIdentifier`` objects keyed by their integer value."""
 
     detector: DetectorContext
-    sensitive: frozenset[int]
+    surfaces: dict[int, Any]
+
+    @property
+    def sensitive(self) -> frozenset[int]:
+        return frozenset(self.surfaces)
 
     @property
     def tracking_geometry(self) -> Any:
@@ -112,7 +117,7 @@ def acts_setup(spec: DetectorSpec = DetectorSpec()) -> ActsSetup:
     """The per-process ACTS set-up for ``spec`` (built once, then cached)."""
     context = detector_context(spec)
     surfaces = context.tracking_geometry.geoIdSurfaceMap()
-    return ActsSetup(detector=context, sensitive=frozenset(int(g.value) for g in surfaces))
+    return ActsSetup(detector=context, surfaces={int(g.value): g for g in surfaces})
 
 
 # -- one event on ACTS's whiteboard -------------------------------------------------------------------
@@ -249,7 +254,8 @@ def hits_to_measurements(hits: Hits, setup: ActsSetup, *, name: str = "hits") ->
     if bad_var.any():
         row = int(np.flatnonzero(bad_var)[0])
         raise ValueError(f"Hits {name!r}: var_loc0 must be finite and > 0; row {row} has {var0[row]}")
-    unknown = sorted({int(g) for g in np.unique(gid)} - setup.sensitive)
+    surfaces = setup.surfaces
+    unknown = sorted(g for g in np.unique(gid).tolist() if g not in surfaces)
     if unknown:
         raise ValueError(
             f"Hits {name!r}: {len(unknown)} geometry_id value(s) are not sensitive surfaces of the "
@@ -258,13 +264,13 @@ def hits_to_measurements(hits: Hits, setup: ActsSetup, *, name: str = "hits") ->
     two_d = np.isfinite(var1) & (var1 > 0)
     container = acts.examples.MeasurementContainer()
     container.reserve(len(hits))
-    ids = {int(g): acts.GeometryIdentifier(int(g)) for g in np.unique(gid)}
     emplace = container.emplaceMeasurement
+    loc, one = [0, 1], [0]
     for g, l0, l1, v0, v1, is2 in zip(gid.tolist(), loc0.tolist(), loc1.tolist(), var0.tolist(), var1.tolist(), two_d.tolist()):
         if is2:
-            emplace(ids[g], [0, 1], [l0, l1], [v0, v1])
+            emplace(surfaces[g], loc, [l0, l1], [v0, v1])
         else:
-            emplace(ids[g], [0], [l0], [v0])
+            emplace(surfaces[g], one, [l0], [v0])
     return container
 
 
@@ -285,24 +291,31 @@ def proto_tracks(hit_index_lists: Iterable[Sequence[int]]) -> Any:
 
 
 def _track_measurements(track: Any, *, outliers: bool) -> list[int]:
-    """Measurement indices of a track's states, ordered by path length along the track."""
+    """Measurement indices of a track's states, innermost first.
+
+    ACTS links a track's states from the last one added back to the first; for CKF and fitted
+    tracks that walk goes from the outermost state inwards, so it is reversed here (the tests
+    check that the radius grows along the returned list). Outlier flags are only read for tracks
+    that have outliers.
+    """
+    from_sl = acts.examples.IndexSourceLink.fromSourceLink
+    check_flags = track.nOutliers > 0
     found = []
     for state in track.trackStatesReversed:
         if not state.hasUncalibratedSourceLink:
+            continue  # holes and material-only states
+        if check_flags and not outliers and state.typeFlags.isOutlier:
             continue
-        flags = state.typeFlags
-        if flags.isMeasurement or (outliers and flags.isOutlier):
-            index = acts.examples.IndexSourceLink.fromSourceLink(state.uncalibratedSourceLink).index()
-            found.append((state.pathLength, index))
-    found.sort()
-    return [index for _, index in found]
+        found.append(from_sl(state.uncalibratedSourceLink).index())
+    found.reverse()
+    return found
 
 
 def tracks_from_acts(container: Any, hit_ids: np.ndarray, *, outliers: bool = False) -> tuple[Tracks, list[list[int]]]:
     """ACTS ``ConstTrackContainer`` -> (recotrig ``Tracks``, measurement indices per track).
 
     ``hit_ids[i]`` is the hit id of measurement i. Hit ids are those of the track's measurement
-    states (and outliers with ``outliers=True``), ordered by path length along the track.
+    states (and outliers with ``outliers=True``), innermost first.
     Parameters are those at the track's reference surface (a perigee at the origin for the CKF and
     the fitter: d0, z0, phi, theta, q/p, t) with time converted to ns; tracks without reference
     surface get NaN. ``cov`` is ACTS's full 6x6 bound covariance (time rows/columns in ns).
