@@ -182,7 +182,7 @@ class ChunkResult:
 
     start: int
     stop: int
-    events: list[tuple[int, dict[str, Any]]]  # (entry, shipped keys) for events that succeeded
+    events: list[tuple[int, dict[str, Any], list[float]]]  # (entry, shipped keys, seconds per step) if ok
     failures: list[EventFailure]
     timings: dict[str, list[float]]
 
@@ -286,7 +286,7 @@ class Worker:
         assert steps is not None
         readers = [s.alg for s in steps if s.is_reader]
         timings: dict[str, list[float]] = defaultdict(list)
-        events: list[tuple[int, dict[str, Any]]] = []
+        events: list[tuple[int, dict[str, Any], list[float]]] = []
         failures: list[EventFailure] = []
         for reader in readers:
             reader.prepare(start, stop)
@@ -299,7 +299,8 @@ class Worker:
             if failure is not None:
                 failures.append(failure)
                 continue
-            events.append((entry, {k: store.get(k, consumer=_SEQUENCER) for k in self.ship_keys if k in store}))
+            shipped = {k: store.get(k, consumer=_SEQUENCER) for k in self.ship_keys if k in store}
+            events.append((entry, shipped, [timings[s.name][-1] for s in steps]))
         return ChunkResult(start, stop, events, failures, dict(timings))
 
 
@@ -314,6 +315,8 @@ class RunResult:
     timing: list[dict[str, Any]]
     wall_s: float
     jobs: int = 1
+    #: per processed event: "event_id" and, per algorithm, its time in ms (arrays in event order)
+    per_event: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -333,6 +336,15 @@ class RunResult:
             f"{self.events_per_s:.1f} events/s, -j {self.jobs}"
         )
         return "\n".join(lines)
+
+
+def _per_event_table(names: list[str], rows: list[tuple]) -> dict[str, Any]:
+    import numpy as np
+
+    table = np.asarray(rows, dtype=float).reshape(len(rows), len(names) + 1)
+    out: dict[str, Any] = {"event_id": table[:, 0].astype(np.int64)}
+    out.update({name: 1e3 * table[:, i + 1] for i, name in enumerate(names)})
+    return out
 
 
 def timing_rows(order: list[str], timings: dict[str, list[float]]) -> list[dict[str, Any]]:
@@ -457,6 +469,7 @@ class Sequencer:
         timings: dict[str, list[float]] = defaultdict(list)
         failures: list[EventFailure] = []
         processed = 0
+        per_event: list[tuple] = []  # (event id, seconds of each step) for processed events
         t0 = time.perf_counter()
         bar = _progress(stop - start, progress)
         ok = False
@@ -465,7 +478,7 @@ class Sequencer:
                 for name, values in chunk.timings.items():
                     timings[name].extend(values)
                 failures.extend(chunk.failures)
-                for entry, shipped in chunk.events:
+                for entry, shipped, seconds in chunk.events:
                     store = EventStore()
                     for key, value in shipped.items():
                         store.put(key, value, producer=_SEQUENCER)
@@ -475,6 +488,7 @@ class Sequencer:
                         failures.append(failure)
                     else:
                         processed += 1
+                        per_event.append((event_id, *seconds, *(timings[s.name][-1] for s in serial_steps)))
                 bar.update(chunk.stop - chunk.start)
             ok = True
         finally:
@@ -493,6 +507,7 @@ class Sequencer:
             timing=timing_rows([a.name for a in plan.ordered], timings),
             wall_s=time.perf_counter() - t0,
             jobs=workers,
+            per_event=_per_event_table([a.name for a in plan.parallel + plan.serial], per_event),
         )
         # serial algorithms that summarise the run (metrics) see its timing before they finalize
         for alg in plan.serial:

@@ -127,6 +127,7 @@ def cmd_run(argv: list[str]) -> int:
               "failures": [vars(f) for f in result.failures], "timing": result.timing, "wall_s": result.wall_s,
               "jobs": result.jobs, **result.extra}
     _write_json(os.path.join(output, "run.json"), report)
+    _write_timing(os.path.join(output, "timing.root"), result.per_event)
     print(f"output in {output}/")
     return 0
 
@@ -135,6 +136,16 @@ def _write_json(path: str, data: Any) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(data, f, indent=1, default=str)
+    os.replace(tmp, path)
+
+
+def _write_timing(path: str, per_event: dict[str, Any]) -> None:
+    """Per-event timing as a ROOT tree ``timing``: ``event_id`` and one branch (ms) per algorithm."""
+    import uproot
+
+    tmp = path + ".tmp"
+    with uproot.recreate(tmp) as f:
+        f["timing"] = {name.replace(".", "_"): values for name, values in per_event.items()}
     os.replace(tmp, path)
 
 

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from recotrig.framework import ConfigError
 from recotrig.sequences.cli import configure_run, main
 
 
@@ -19,11 +20,15 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_overrides_flag_and_set_styles(tmp_path):
     _, seq, _ = configure_run(["toy", "-o", str(tmp_path), "--ToyReader.vertices", "9",
                                "--set", "ZHistogramVertexer.bin_width=2.5", "--set", "TruthTracker.tracks=trk",
-                               "--ZHistogramVertexer.tracks", "trk"])
+                               "--ZHistogramVertexer.tracks", "trk", "--Performance.tracks", "trk"])
     assert seq.algorithm("ToyReader").vertices == 9
     assert seq.algorithm("ZHistogramVertexer").bin_width == 2.5
     assert seq.algorithm("TruthTracker").options()["tracks"] == "trk"
-    seq.plan()  # still consistent after renaming both ends
+    assert seq.algorithm("Performance").tracks == ["trk"]
+    seq.plan()  # still consistent after renaming every end
+    _, broken, _ = configure_run(["toy", "-o", str(tmp_path), "--set", "TruthTracker.tracks=trk"])
+    with pytest.raises(ConfigError, match="reads key 'tracks', which no algorithm produces; similar keys: 'trk'"):
+        broken.plan()
 
 
 def test_override_errors_are_clear(capsys, tmp_path):
@@ -56,6 +61,11 @@ def test_run_writes_outputs_and_timing(tmp_path):
     out = run_cli("run", "toy", "-n", "5", "--skip", "2", "-j", "2", "-o", str(tmp_path), "--no-progress")
     assert out.returncode == 0, out.stderr
     assert "TruthTracker" in out.stdout and "5 events processed" in out.stdout
+    import uproot
+
+    timing = uproot.open(tmp_path / "timing.root")["timing"].arrays(library="np")
+    assert list(timing["event_id"]) == [2, 3, 4, 5, 6]
+    assert set(timing) >= {"ToyReader", "TruthTracker", "SummaryWriter"} and all(timing["TruthTracker"] > 0)
     report = json.loads((tmp_path / "run.json").read_text())
     assert report["entries"] == [2, 7] and report["jobs"] == 2
     summary = json.loads((tmp_path / "summary.json").read_text())
