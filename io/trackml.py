@@ -30,6 +30,7 @@ import io
 import json
 import os
 import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -361,11 +362,14 @@ def _read_metadata(path: Path) -> dict[str, Any]:
 
 
 class TrackMLWriter(Writer):
-    """Writes events in the TrackML layout, each file atomically (temporary name, then rename).
+    """Writes events in the TrackML layout.
 
-    ``compress`` writes ``.csv.gz`` (gzip level ``compress_level``). A directory that already
-    holds event files is refused unless ``overwrite`` (which first deletes the layout's files
-    there). ``metadata.json`` is written at ``close()``.
+    Files are written into a hidden temporary directory beside ``path``; ``close()`` renames it
+    to ``path`` (or, when ``path`` already exists, moves each file in with ``os.replace``), so a
+    run that fails or is interrupted leaves nothing under ``path``. ``compress`` writes
+    ``.csv.gz`` (gzip level ``compress_level``). A directory that already holds a store is
+    refused unless ``overwrite``; its event files are then replaced at ``close()``.
+    ``metadata.json`` is written when there is metadata.
     """
 
     format = "trackml"
@@ -384,16 +388,15 @@ class TrackMLWriter(Writer):
         self.compress_level = compress_level
         if self.path.exists() and not self.path.is_dir():
             raise StoreError("exists and is not a directory", path=self.path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        old = [p for p in self.path.iterdir() if EVENT_FILE.match(p.name) or p.name == METADATA_FILE]
-        if old and not overwrite:
+        if self.path.is_dir() and _layout_files(self.path) and not overwrite:
             raise StoreError(
-                f"the directory already holds a store ({len(old)} files); pass overwrite=True or choose another",
-                path=self.path,
+                "the directory already holds a store; pass overwrite=True or choose another", path=self.path
             )
-        for p in old:
-            p.unlink()
-        self._pending: Path | None = None
+        self._temp = temporary_path(self.path)
+        try:
+            self._temp.mkdir(parents=True)
+        except OSError as err:
+            raise StoreError(f"cannot create: {err}", path=self.path) from None
 
     def _append(self, event_id: int, collections: dict[str, Collection]) -> None:
         for name, collection in collections.items():
@@ -426,40 +429,43 @@ class TrackMLWriter(Writer):
         import pyarrow as pa
         import pyarrow.csv as pcsv
 
-        final = self.path / f"event{event_id:09d}-{kind}.csv{'.gz' if self.compress else ''}"
+        name = f"event{event_id:09d}-{kind}.csv{'.gz' if self.compress else ''}"
+        target = self._temp / name
         table = pa.table({c: (v.astype(np.uint8) if v.dtype == np.bool_ else v) for c, v in columns.items()})
-        temp = temporary_path(final)
-        self._pending = temp
         options = pcsv.WriteOptions(quoting_style="none", quoting_header="none")
         try:
             if self.compress:
                 with (
-                    open(temp, "wb") as raw,
+                    open(target, "wb") as raw,
                     gzip.GzipFile(
                         filename="", mode="wb", fileobj=raw, compresslevel=self.compress_level, mtime=0
                     ) as sink,
                 ):
                     pcsv.write_csv(table, sink, options)
             else:
-                pcsv.write_csv(table, str(temp), options)
-            os.replace(temp, final)
+                pcsv.write_csv(table, str(target), options)
         except (OSError, pa.ArrowException) as err:
-            temp.unlink(missing_ok=True)
-            raise StoreError(f"cannot write: {err}", path=final, event=event_id) from None
-        finally:
-            self._pending = None
+            raise StoreError(f"cannot write: {err}", path=self.path / name, event=event_id) from None
 
     def _finish(self) -> None:
-        if self.metadata:
-            final = self.path / METADATA_FILE
-            temp = temporary_path(final)
-            try:
-                temp.write_text(json.dumps(self.metadata, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-                os.replace(temp, final)
-            except (OSError, TypeError, ValueError) as err:
-                temp.unlink(missing_ok=True)
-                raise StoreError(f"cannot write the metadata: {err}", path=final) from None
+        try:
+            if self.metadata:
+                text = json.dumps(self.metadata, indent=1, sort_keys=True) + "\n"
+                (self._temp / METADATA_FILE).write_text(text, encoding="utf-8")
+            if not self.path.exists():
+                os.replace(self._temp, self.path)
+                return
+            for old in _layout_files(self.path):
+                old.unlink()
+            for new in sorted(self._temp.iterdir()):
+                os.replace(new, self.path / new.name)
+            self._temp.rmdir()
+        except (OSError, TypeError, ValueError) as err:
+            raise StoreError(f"cannot finish the store: {err}", path=self.path) from None
 
     def _discard(self) -> None:
-        if self._pending is not None:
-            self._pending.unlink(missing_ok=True)
+        shutil.rmtree(self._temp, ignore_errors=True)
+
+
+def _layout_files(directory: Path) -> list[Path]:
+    return [p for p in directory.iterdir() if EVENT_FILE.match(p.name) or p.name == METADATA_FILE]

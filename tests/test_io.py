@@ -207,7 +207,7 @@ def test_trackml_round_trip(tmp_path: Path, compress: bool) -> None:
     names = sorted(p.name for p in path.iterdir())
     assert f"event000000007-hits{suffix}" in names and f"event000000007-measurements{suffix}" in names
     assert f"event000000007-vertices{suffix}" in names and "metadata.json" in names
-    assert not [n for n in names if n.startswith(".")]  # no temporary files left
+    assert [p.name for p in tmp_path.iterdir()] == ["store"]  # no temporary directory left
     with (gzip.open if compress else open)(path / f"event000000007-hits{suffix}", "rt") as stream:
         assert stream.readline().strip() == "hit_id,x,y,z,volume_id,layer_id,module_id"
     store = open_store(path)
@@ -222,10 +222,17 @@ def test_trackml_writer_refuses_other_collections_and_existing_store(tmp_path: P
     write_store(tmp_path / "b", [make_event(np.random.default_rng(0), 3)], format="trackml")
     with pytest.raises(StoreError, match="already holds a store"):
         open_writer(tmp_path / "b", format="trackml")
+    (tmp_path / "b" / "notes.txt").write_text("kept")
+    with pytest.raises(RuntimeError), open_writer(tmp_path / "b", format="trackml", overwrite=True) as writer:
+        writer.append(9, make_event(np.random.default_rng(0), 3))
+        raise RuntimeError("interrupted")
+    assert open_store(tmp_path / "b").event_ids.tolist() == [0]  # a failed run leaves the old store
     write_store(
         tmp_path / "b", [make_event(np.random.default_rng(0), 3)], format="trackml", event_ids=[5], overwrite=True
     )
     assert open_store(tmp_path / "b").event_ids.tolist() == [5]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+    assert (tmp_path / "b" / "notes.txt").read_text() == "kept"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -302,14 +309,17 @@ def test_root_reads_entry_ranges_only(tmp_path: Path, monkeypatch: pytest.Monkey
     assert calls == [(2, 4), (2, 4)]
 
 
+@pytest.mark.parametrize("target", ["out.root", "out_csv"])
+def test_failed_write_leaves_nothing(tmp_path: Path, target: str) -> None:
+    for error in (RuntimeError, KeyboardInterrupt):
+        with pytest.raises(error), open_writer(tmp_path / target) as writer:
+            writer.append(1, make_event(np.random.default_rng(0), 5))
+            raise error("stop")
+        assert list(tmp_path.iterdir()) == []
+
+
 def test_root_writer_is_atomic(tmp_path: Path) -> None:
     target = tmp_path / "out.root"
-    for error in (RuntimeError, KeyboardInterrupt):
-        with pytest.raises(error):
-            with open_writer(target, format="root") as writer:
-                writer.append(1, make_event(np.random.default_rng(0), 5))
-                raise error("stop")
-        assert list(tmp_path.iterdir()) == []
     writer = open_writer(target, chunk_events=1)
     writer.append(1, make_event(np.random.default_rng(0), 5))
     writer.append(2, make_event(np.random.default_rng(1), 5))
