@@ -16,10 +16,13 @@ matched by a track with > 50 % of its hits from them (metrics.tracking). Prints 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import sys
 import time
+from collections.abc import Iterator
 from importlib.metadata import version
 
 # one core: pin before numpy/ACTS start any thread pools
@@ -100,6 +103,20 @@ def bench_mu(mu: float, n_events: int, seed: int, fit: bool) -> dict:
     }
 
 
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send file descriptor 1 to stderr (ACTS's C++ logging prints there) so stdout is JSON only."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mu", type=float, nargs="+", default=[20, 60, 200], help="pile-up levels")
@@ -110,7 +127,8 @@ def main() -> None:
     counts = args.events if len(args.events) == len(args.mu) else [args.events[0]] * len(args.mu)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    runs = [bench_mu(mu, n, args.seed, not args.no_fit) for mu, n in zip(args.mu, counts)]
+    with stdout_to_stderr():
+        runs = [bench_mu(mu, n, args.seed, not args.no_fit) for mu, n in zip(args.mu, counts)]
     print(json.dumps({
         "benchmark": "acts_baselines",
         "unit": "CPU seconds per event (one core)",

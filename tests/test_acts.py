@@ -267,3 +267,14 @@ def test_track_parameter_csv_layout(tmp_path):
     header, row = path.read_text().splitlines()
     columns = dict(zip(header.split(","), map(float, row.split(","))))
     assert len(columns) == 31 and columns["z0"] == -3.0 and columns["cov_d0z0"] == columns["cov_z0d0"] == 5e-5
+
+
+def test_run_event_round_trip():
+    import acts.examples
+
+    event = bridge.run_event([], {"prototracks": bridge.proto_tracks([[0, 1, 2], [5]])}, event_number=3)
+    stored = event.get("prototracks", acts.examples.ProtoTrackContainer)
+    assert [list(p) for p in stored] == [[0, 1, 2], [5]]
+    assert event.context.eventNumber == 3
+    with pytest.raises(KeyError, match="has no 'seeds'"):
+        event.get("seeds", acts.examples.ProtoTrackContainer)

@@ -3,7 +3,7 @@
 recotrig runs its own event loop; ACTS algorithms (seeding, CKF, fitting, vertexing) are driven
 inside it, one event at a time, through ACTS's own whiteboard:
 
-* ``ActsEvent`` is one event's fresh ``acts.examples.WhiteBoard`` + ``AlgorithmContext``. Objects
+* ``ActsEvent`` (or the one-shot ``run_event``) is one event's fresh ``acts.examples.WhiteBoard`` + ``AlgorithmContext``. Objects
   go in with ``put`` (an ACTS write handle), results come out with ``get`` (a read handle), and
   ``run`` executes a chain of configured ACTS algorithms on it, recording CPU seconds per stage.
 * ``hits_to_measurements`` turns recotrig ``Hits`` (``geometry_id``, ``loc0``/``loc1`` and their
@@ -17,8 +17,9 @@ inside it, one event at a time, through ACTS's own whiteboard:
   ``CsvVertexWriter`` writes.
 
 The geometry, field and calibration context are owned by ``recotrig.sim.detector`` (a cached
-``detector_context`` per process); ``ActsSetup`` adds what the ACTS algorithms need on top (the set
-of sensitive surfaces, the log level) and is built once per process. Nothing is rebuilt per event.
+``detector_context`` per process); ``ActsSetup`` adds what the ACTS algorithms need on top (the
+sensitive surfaces' geometry ids) and is built once per process. ACTS algorithm objects are built
+once in each recotrig algorithm's ``initialize``; per event only the whiteboard is new.
 
 Floating-point traps: ACTS's ``Sequencer`` installs an FPE monitor (``trackFpes``); driving
 algorithms through ``internalExecute`` installs none, so numpy code before and after ACTS runs
@@ -53,6 +54,7 @@ __all__ = [
     "ActsSetup",
     "acts_setup",
     "ActsEvent",
+    "run_event",
     "StageTimer",
     "timed",
     "put_measurements",
@@ -215,6 +217,24 @@ class ActsEvent:
                 self.timer.add(stage, time.process_time() - start)
             if code != acts.examples.ProcessCode.SUCCESS:
                 raise RuntimeError(f"ACTS stage {stage!r} ({element.name()}) returned {code}")
+
+
+def run_event(
+    chain: Iterable[tuple[str, Any]],
+    inputs: dict[str, Any] | None = None,
+    *,
+    event_number: int = 0,
+    level: Any = None,
+    timer: StageTimer | None = None,
+) -> ActsEvent:
+    """Run ``chain`` (``(stage, ACTS algorithm/reader/writer)`` pairs) on one event: a fresh
+    whiteboard, ``inputs`` put under their keys, the elements executed in order. Returns the
+    event; read results with ``event.get(key, Type)`` before dropping it."""
+    event = ActsEvent(event_number, level=level, timer=timer)
+    for key, obj in (inputs or {}).items():
+        event.put(key, obj)
+    event.run(chain)
+    return event
 
 
 # -- recotrig -> ACTS ----------------------------------------------------------------------------------
