@@ -278,3 +278,17 @@ def test_run_event_round_trip():
     assert event.context.eventNumber == 3
     with pytest.raises(KeyError, match="has no 'seeds'"):
         event.get("seeds", acts.examples.ProtoTrackContainer)
+
+
+def test_empty_event():
+    hits = Hits(hit_id=np.zeros(0, np.int64), x=[], y=[], z=[], geometry_id=np.zeros(0, np.uint64), loc0=[], loc1=[],
+                var_loc0=[], var_loc1=[])  # fmt: skip
+    ckf, amvf, fit = ActsCKF(), ActsAMVF(), ActsTrackFit()
+    for alg in (ckf, amvf, fit):
+        alg.initialize()
+    tracks = ckf.execute(hits=hits)
+    assert len(tracks) == 0 and tracks.cov.shape == (0, 6, 6)
+    assert len(amvf.execute(tracks=tracks)) == 0
+    fitted = fit.execute(tracks=Tracks(hit_ids=[]), hits=hits)
+    assert len(fitted) == 0 and fitted.names == tracks.names
+    amvf.finalize()

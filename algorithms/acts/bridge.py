@@ -358,7 +358,7 @@ def tracks_from_acts(container: Any, hit_ids: np.ndarray, *, outliers: bool = Fa
     columns: dict[str, Any] = {name: params[:, k] for k, name in enumerate(TRACK_PARAMETERS)}
     chi2 = np.asarray(container.chi2, dtype=float) if n else np.zeros(0)
     ndf = np.asarray(container.ndf, dtype=np.int32) if n else np.zeros(0, np.int32)
-    tracks = Tracks(hit_ids=hits_per_track if n else [], cov=cov, chi2=chi2, ndf=ndf, **columns)
+    tracks = Tracks(hit_ids=hits_per_track if n else [], **columns, cov=cov, chi2=chi2, ndf=ndf)
     return tracks, measurement_lists
 
 
@@ -416,9 +416,9 @@ def write_track_parameters_csv(directory: Path, stem: str, event_number: int, pa
 def read_vertices_csv(directory: Path, stem: str, event_number: int) -> np.ndarray:
     """(n, 4) array x, y, z, t [mm, mm, mm, ns] of what ACTS's ``CsvVertexWriter`` wrote."""
     path = _per_event_file(directory, f"{stem}.csv", event_number)
-    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-    if data.size == 0:
+    lines = path.read_text().splitlines()[1:]
+    if not lines:
         return np.zeros((0, 4))
-    data = data[:, :4].astype(float)
+    data = np.array([[float(v) for v in line.split(",")[:4]] for line in lines if line.strip()], dtype=float).reshape(-1, 4)
     data[:, 3] /= ACTS_NS
     return data
