@@ -29,13 +29,12 @@ from importlib.metadata import version
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import awkward as ak  # noqa: E402
-import numpy as np  # noqa: E402
-
-from recotrig.algorithms.acts import ActsAMVF, ActsCKF, ActsTrackFit  # noqa: E402
-from recotrig.framework.edm import Particles, Tracks  # noqa: E402
-from recotrig.metrics.tracking import TrackingMetrics  # noqa: E402
-from recotrig.sim.simulate import Simulator  # noqa: E402
+import awkward as ak
+import numpy as np
+from recotrig.algorithms.acts import ActsAMVF, ActsCKF, ActsTrackFit
+from recotrig.framework.edm import Particles, Tracks
+from recotrig.metrics.tracking import TrackingMetrics
+from recotrig.sim.simulate import Simulator
 
 
 def efficiency_particles(particles: Particles) -> np.ndarray:
@@ -83,7 +82,9 @@ def bench_mu(mu: float, n_events: int, seed: int, fit: bool) -> dict:
         "amvf_adaptive_grid": stages["amvf_adaptive_grid.amvf_adaptive_grid"],
     }
     if fit:
-        summary["kalman_fit"] = sum(stages[f"fit.{k}"] for k in ("space_points", "start_parameters", "estimate", "fit", "perigee"))
+        summary["kalman_fit"] = sum(
+            stages[f"fit.{k}"] for k in ("space_points", "start_parameters", "estimate", "fit", "perigee")
+        )
     result = metrics.result()
     return {
         "mu": mu,
@@ -126,7 +127,7 @@ def main() -> None:
     args = parser.parse_args()
     counts = args.events if len(args.events) == len(args.mu) else [args.events[0]] * len(args.mu)
     if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     with stdout_to_stderr():
         runs = [bench_mu(mu, n, args.seed, not args.no_fit) for mu, n in zip(args.mu, counts)]
     print(json.dumps({

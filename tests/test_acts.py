@@ -14,20 +14,24 @@ import pytest
 pytest.importorskip("acts")
 pytest.importorskip("pythia8mc")
 
-from recotrig.algorithms.acts import ActsAMVF, ActsCKF, ActsTrackFit  # noqa: E402
-from recotrig.algorithms.acts import bridge  # noqa: E402
-from recotrig.framework import Sequencer  # noqa: E402
-from recotrig.framework.algorithm import Algorithm, Option, Reader, Writer  # noqa: E402
-from recotrig.framework.edm import Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices  # noqa: E402
-from recotrig.metrics.tracking import TrackingMetrics  # noqa: E402
-from recotrig.metrics.vertexing import VertexMetrics  # noqa: E402
-from recotrig.sim.simulate import Simulator  # noqa: E402
+from recotrig.algorithms.acts import (
+    ActsAMVF,
+    ActsCKF,
+    ActsTrackFit,
+    bridge,
+)
+from recotrig.framework import Sequencer
+from recotrig.framework.algorithm import Algorithm, Option, Reader, Writer
+from recotrig.framework.edm import Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
+from recotrig.metrics.tracking import TrackingMetrics
+from recotrig.metrics.vertexing import VertexMetrics
+from recotrig.sim.simulate import Simulator
 
 N_EVENTS = 3
 MIN_PT, MAX_ETA, MIN_HITS = 1.0, 2.5, 7
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def simulate(mu: float, seed: int, entry: int) -> dict:
     return Simulator(mu=mu, seed=seed).simulate(entry)
 
@@ -52,10 +56,13 @@ def prompt_particles(particles: Particles, truth_vertices: TruthVertices) -> np.
     """Mask: charged particles produced at their interaction point with pT > MIN_PT, |eta| < MAX_ETA."""
     rows = np.searchsorted(truth_vertices.vertex_id, particles.vertex_id)
     rows = np.clip(rows, 0, len(truth_vertices) - 1)
-    at_vertex = np.hypot(
-        np.hypot(particles.vx - truth_vertices.x[rows], particles.vy - truth_vertices.y[rows]),
-        particles.vz - truth_vertices.z[rows],
-    ) < 1e-3
+    at_vertex = (
+        np.hypot(
+            np.hypot(particles.vx - truth_vertices.x[rows], particles.vy - truth_vertices.y[rows]),
+            particles.vz - truth_vertices.z[rows],
+        )
+        < 1e-3
+    )
     pt = np.hypot(particles.px, particles.py)
     eta = np.arcsinh(particles.pz / np.maximum(pt, 1e-12))
     return at_vertex & (particles.q != 0) & (pt > MIN_PT) & (np.abs(eta) < MAX_ETA)
@@ -78,7 +85,7 @@ class TruthProtoTracks(Algorithm):
         pid = np.asarray(truth.particle_id)
         keep = np.isin(pid, chosen)
         order = np.argsort(pid[keep], kind="stable")
-        ids, counts = np.unique(pid[keep][order], return_counts=True)
+        _, counts = np.unique(pid[keep][order], return_counts=True)
         lists = ak.unflatten(np.asarray(truth.hit_id)[keep][order], counts)
         return Tracks(hit_ids=lists[counts >= MIN_HITS])
 
@@ -101,10 +108,11 @@ class Collect(Writer):
         proto_tracks: Tracks,
         fitted: Tracks,
     ) -> None:
-        self.events.append(
-            dict(hits=hits, particles=particles, truth=truth, truth_vertices=truth_vertices, tracks=tracks,
-                 vertices_gauss=vertices_gauss, vertices_grid=vertices_grid, proto_tracks=proto_tracks, fitted=fitted)
-        )  # fmt: skip
+        self.events.append({
+            "hits": hits, "particles": particles, "truth": truth, "truth_vertices": truth_vertices, "tracks": tracks,
+            "vertices_gauss": vertices_gauss, "vertices_grid": vertices_grid, "proto_tracks": proto_tracks,
+            "fitted": fitted,
+        })  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +139,9 @@ def test_ckf_efficiency(run):
     material interactions cannot be seeded by pixel triplets pointing at the beam line)."""
     metrics = TrackingMetrics(min_pt=MIN_PT, min_hits=MIN_HITS)
     for event in run:
-        metrics.add_event(event["tracks"], event["truth"], event["particles"].select(efficiency_particles(event["particles"])))
+        metrics.add_event(
+            event["tracks"], event["truth"], event["particles"].select(efficiency_particles(event["particles"]))
+        )
     result = metrics.result()
     assert result["n_reconstructable"] > 100
     assert result["efficiency"] > 0.95, result

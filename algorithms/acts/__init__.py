@@ -10,4 +10,4 @@ from .amvf import ActsAMVF
 from .ckf import ActsCKF
 from .fit import ActsTrackFit
 
-__all__ = ["ActsCKF", "ActsAMVF", "ActsTrackFit"]
+__all__ = ["ActsAMVF", "ActsCKF", "ActsTrackFit"]

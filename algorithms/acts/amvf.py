@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import weakref
 from pathlib import Path
+
 import numpy as np
 
 from ...framework.algorithm import Option
@@ -136,7 +137,11 @@ class ActsAMVF(ActsAlgorithm):
                 maxIterations=self.max_iterations,
             )
         self._writer = acts.examples.CsvVertexWriter(
-            level=self.level, inputVertices="vertices", outputDir=str(self._dir), outputStem="vertices", outputPrecision=10
+            level=self.level,
+            inputVertices="vertices",
+            outputDir=str(self._dir),
+            outputStem="vertices",
+            outputPrecision=10,
         )
 
     @property
@@ -155,7 +160,9 @@ class ActsAMVF(ActsAlgorithm):
         number = event.context.eventNumber
         rows = np.flatnonzero(bridge.fitted_rows(tracks))
         with bridge.timed(self.timer, "vertex_input"):
-            params = np.stack([np.asarray(tracks[c], dtype=float)[rows] for c in ("d0", "z0", "phi", "theta", "qop")], axis=1)
+            params = np.stack(
+                [np.asarray(tracks[c], dtype=float)[rows] for c in ("d0", "z0", "phi", "theta", "qop")], axis=1
+            )
             cov = np.asarray(tracks.cov, dtype=float)[rows][:, :5, :5]
             track_file = bridge.write_track_parameters_csv(self._dir, "tracks", number, params, cov)
         try:
@@ -192,4 +199,3 @@ class ActsAMVF(ActsAlgorithm):
         cleanup = getattr(self, "_cleanup", None)
         if cleanup is not None:
             cleanup()
-

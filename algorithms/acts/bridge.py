@@ -3,9 +3,10 @@
 recotrig runs its own event loop; ACTS algorithms (seeding, CKF, fitting, vertexing) are driven
 inside it, one event at a time, through ACTS's own whiteboard:
 
-* ``ActsEvent`` (or the one-shot ``run_event``) is one event's fresh ``acts.examples.WhiteBoard`` + ``AlgorithmContext``. Objects
-  go in with ``put`` (an ACTS write handle), results come out with ``get`` (a read handle), and
-  ``run`` executes a chain of configured ACTS algorithms on it, recording CPU seconds per stage.
+* ``ActsEvent`` (or the one-shot ``run_event``) is one event's fresh ``acts.examples.WhiteBoard``
+  + ``AlgorithmContext``. Objects go in with ``put`` (an ACTS write handle), results come out with
+  ``get`` (a read handle), and ``run`` executes a chain of configured ACTS algorithms on it,
+  recording CPU seconds per stage.
 * ``hits_to_measurements`` turns recotrig ``Hits`` (``geometry_id``, ``loc0``/``loc1`` and their
   variances) into an ACTS ``MeasurementContainer``: measurement *i* is hit row *i*, so a source
   link index maps straight back to ``hits.hit_id[i]``.
@@ -39,33 +40,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import acts
+import acts.examples
 import awkward as ak
 import numpy as np
 
-import acts
-import acts.examples
-
-from ...framework.edm import Hits, Tracks, TRACK_PARAMETERS
+from ...framework.edm import TRACK_PARAMETERS, Hits, Tracks
 from ...sim.detector import DetectorContext, DetectorSpec, detector_context
 
 __all__ = [
-    "MEASUREMENT_COLUMNS",
     "ACTS_NS",
-    "ActsSetup",
-    "acts_setup",
+    "MEASUREMENT_COLUMNS",
     "ActsEvent",
-    "run_event",
+    "ActsSetup",
     "StageTimer",
-    "timed",
-    "put_measurements",
-    "proto_tracks",
-    "require_columns",
-    "hits_to_measurements",
-    "tracks_from_acts",
+    "acts_setup",
     "fitted_rows",
-    "write_track_parameters_csv",
-    "read_vertices_csv",
+    "hits_to_measurements",
     "log_level",
+    "proto_tracks",
+    "put_measurements",
+    "read_vertices_csv",
+    "require_columns",
+    "run_event",
+    "timed",
+    "tracks_from_acts",
+    "write_track_parameters_csv",
 ]
 
 #: Hits columns ACTS needs to rebuild the identical measurements
@@ -115,9 +115,9 @@ class ActsSetup:
 
 
 @functools.lru_cache(maxsize=4)
-def acts_setup(spec: DetectorSpec = DetectorSpec()) -> ActsSetup:
-    """The per-process ACTS set-up for ``spec`` (built once, then cached)."""
-    context = detector_context(spec)
+def acts_setup(spec: DetectorSpec | None = None) -> ActsSetup:
+    """The per-process ACTS set-up for ``spec`` (default: ``DetectorSpec()``; built once, then cached)."""
+    context = detector_context(spec if spec is not None else DetectorSpec())
     surfaces = context.tracking_geometry.geoIdSurfaceMap()
     return ActsSetup(detector=context, surfaces={int(g.value): g for g in surfaces})
 
@@ -140,7 +140,7 @@ def _owner() -> _HandleOwner:
     return _HandleOwner()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _handle(kind: str, type_: Any, key: str) -> Any:
     cls = acts.examples.ReadDataHandle if kind == "read" else acts.examples.WriteDataHandle
     handle = cls(_owner(), type_, f"{kind}:{key}")
@@ -245,8 +245,7 @@ def require_columns(collection: Any, name: str, columns: Sequence[str], why: str
     missing = [c for c in columns if c not in collection]
     if missing:
         raise ValueError(
-            f"{type(collection).__name__} {name!r} lacks column(s) {missing} ({why}); "
-            f"it has {collection.names}"
+            f"{type(collection).__name__} {name!r} lacks column(s) {missing} ({why}); it has {collection.names}"
         )
 
 
@@ -286,7 +285,9 @@ def hits_to_measurements(hits: Hits, setup: ActsSetup, *, name: str = "hits") ->
     container.reserve(len(hits))
     emplace = container.emplaceMeasurement
     loc, one = [0, 1], [0]
-    for g, l0, l1, v0, v1, is2 in zip(gid.tolist(), loc0.tolist(), loc1.tolist(), var0.tolist(), var1.tolist(), two_d.tolist()):
+    for g, l0, l1, v0, v1, is2 in zip(
+        gid.tolist(), loc0.tolist(), loc1.tolist(), var0.tolist(), var1.tolist(), two_d.tolist()
+    ):
         if is2:
             emplace(surfaces[g], loc, [l0, l1], [v0, v1])
         else:
@@ -304,7 +305,9 @@ def put_measurements(event: ActsEvent, hits: Hits, setup: ActsSetup, *, name: st
 
 def proto_tracks(hit_index_lists: Iterable[Sequence[int]]) -> Any:
     """Lists of measurement indices -> ACTS ``ProtoTrackContainer``."""
-    return acts.examples.ProtoTrackContainer([acts.examples.ProtoTrack([int(i) for i in lst]) for lst in hit_index_lists])
+    return acts.examples.ProtoTrackContainer(
+        [acts.examples.ProtoTrack([int(i) for i in lst]) for lst in hit_index_lists]
+    )
 
 
 # -- ACTS -> recotrig ----------------------------------------------------------------------------------
@@ -396,7 +399,9 @@ def _per_event_file(directory: Path, stem: str, event_number: int) -> Path:
     return directory / f"event{event_number:09d}-{stem}"
 
 
-def write_track_parameters_csv(directory: Path, stem: str, event_number: int, params: np.ndarray, cov: np.ndarray) -> Path:
+def write_track_parameters_csv(
+    directory: Path, stem: str, event_number: int, params: np.ndarray, cov: np.ndarray
+) -> Path:
     """Write ``params`` (n, 5: d0, z0, phi, theta, q/p) and ``cov`` (n, 5, 5) where ACTS's
     ``CsvTrackParameterReader(inputDir=directory, inputStem=stem)`` finds event ``event_number``.
     Time is not part of that layout (ACTS sets t = 0 with variance 1)."""
@@ -419,6 +424,8 @@ def read_vertices_csv(directory: Path, stem: str, event_number: int) -> np.ndarr
     lines = path.read_text().splitlines()[1:]
     if not lines:
         return np.zeros((0, 4))
-    data = np.array([[float(v) for v in line.split(",")[:4]] for line in lines if line.strip()], dtype=float).reshape(-1, 4)
+    data = np.array([[float(v) for v in line.split(",")[:4]] for line in lines if line.strip()], dtype=float).reshape(
+        -1, 4
+    )
     data[:, 3] /= ACTS_NS
     return data

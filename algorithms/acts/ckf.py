@@ -170,5 +170,7 @@ class ActsCKF(ActsAlgorithm):
         event.run(self.chain())
         key = "ambi_tracks" if self.ambiguity else "ckf_tracks"
         with bridge.timed(self.timer, "convert"):
-            tracks, _ = bridge.tracks_from_acts(event.get(key, acts.examples.ConstTrackContainer), np.asarray(hits.hit_id))
+            tracks, _ = bridge.tracks_from_acts(
+                event.get(key, acts.examples.ConstTrackContainer), np.asarray(hits.hit_id)
+            )
         return tracks
