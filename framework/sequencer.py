@@ -288,14 +288,21 @@ class Worker:
         timings: dict[str, list[float]] = defaultdict(list)
         events: list[tuple[int, dict[str, Any], list[float]]] = []
         failures: list[EventFailure] = []
+        prepared: dict[str, float] = {}  # chunk loading time, charged to each reader's first event
         for reader in readers:
+            t0 = time.perf_counter()
             reader.prepare(start, stop)
+            prepared[reader.name] = time.perf_counter() - t0
         primary = readers[0]
         for entry in range(start, stop):
             event_id = int(primary.event_id(entry))
             store = EventStore()
             store.put(EVENT_KEY, EventInfo(entry=[entry], event_id=[event_id]), producer=_SEQUENCER)
             failure = run_steps(steps, store, entry, event_id, timings, self.policy)
+            for name, seconds in prepared.items():
+                if timings[name]:
+                    timings[name][-1] += seconds
+            prepared.clear()
             if failure is not None:
                 failures.append(failure)
                 continue

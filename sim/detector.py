@@ -56,7 +56,9 @@ def detector_context(spec: DetectorSpec = DetectorSpec()) -> DetectorContext:
     import acts
     import acts.examples
 
-    detector = acts.examples.GenericDetector()
+    config = acts.examples.GenericDetector.Config()
+    config.logLevel = acts.logging.WARNING  # the INFO lines would go to stdout
+    detector = acts.examples.GenericDetector(config)
     field = acts.ConstantBField(acts.Vector3(0.0, 0.0, spec.field_T * acts.UnitConstants.T))
     return DetectorContext(
         spec=spec,
