@@ -28,9 +28,13 @@ between leaves nothing under the final name.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import os
-from collections.abc import Mapping
+import types
+import uuid
+from collections.abc import Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -399,16 +403,26 @@ class RootWriter(Writer):
             raise StoreError("is a directory", path=self.path)
         self.chunk_rows = chunk_rows
         self.chunk_events = chunk_events
-        self._temp = temporary_path(self.path)
+        # the file is written as <hidden dir>/<final name>: ROOT records the file's own name inside it
+        self._tempdir = temporary_path(self.path)
+        self._temp = self._tempdir / self.path.name
+        self._uuids = 0
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = uproot.recreate(self._temp, compression=_compression(compression))
+            self._tempdir.mkdir(parents=True)
+            with reproducible_clock():
+                self._file = uproot.recreate(self._temp, compression=_compression(compression),
+                                             uuid_function=self._next_uuid)
         except OSError as err:
             raise StoreError(f"cannot create: {err}", path=self.path) from None
         self._layout: dict[str, tuple[type[Collection], list[str], dict[str, list[str]]]] = {}
         self._trees: dict[str, Any] = {}
         self._buffer: list[tuple[int, dict[str, Collection]]] = []
         self._buffered_rows = 0
+
+    def _next_uuid(self) -> uuid.UUID:
+        """UUIDs derived from the file name and a counter, so equal content gives equal bytes."""
+        self._uuids += 1
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"recotrig:{self.path.name}:{self._uuids}")
 
     def _append(self, event_id: int, collections: dict[str, Collection]) -> None:
         if not self._layout and not self._trees:
@@ -447,6 +461,10 @@ class RootWriter(Writer):
     def _flush(self) -> None:
         if not self._buffer:
             return
+        with reproducible_clock():
+            self._flush_buffer()
+
+    def _flush_buffer(self) -> None:
         ids = np.asarray([event_id for event_id, _ in self._buffer], dtype=np.int64)
         for name, (cls, _, kinds) in self._layout.items():
             parts = [event[name] for _, event in self._buffer]
@@ -494,11 +512,13 @@ class RootWriter(Writer):
 
     def _finish(self) -> None:
         self._flush()
-        with wrapped("cannot write the metadata", path=self.path):
-            self._file[METADATA_KEY] = json.dumps(self.metadata, sort_keys=True)
-        with wrapped("cannot close", path=self.path):
-            self._file.close()
+        with reproducible_clock():
+            with wrapped("cannot write the metadata", path=self.path):
+                self._file[METADATA_KEY] = json.dumps(self.metadata, sort_keys=True)
+            with wrapped("cannot close", path=self.path):
+                self._file.close()
         os.replace(self._temp, self.path)
+        self._tempdir.rmdir()
 
     def _discard(self) -> None:
         try:
@@ -506,3 +526,45 @@ class RootWriter(Writer):
         except Exception:
             pass
         Path(self._temp).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self._tempdir.rmdir()
+
+
+def _fixed_time() -> datetime.datetime:
+    """The time stamped into written ROOT files: ``SOURCE_DATE_EPOCH`` if set, else 2000-01-01."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is not None and epoch.isdigit():
+        return datetime.datetime.fromtimestamp(int(epoch), tz=datetime.timezone.utc).replace(tzinfo=None)
+    return datetime.datetime(2000, 1, 1)
+
+
+@contextlib.contextmanager
+def reproducible_clock() -> Iterator[None]:
+    """Make uproot stamp a fixed time into ROOT headers while the block runs.
+
+    uproot writes ``datetime.now()`` into file, directory and tree headers and has no option for
+    reproducible output; with a fixed clock (and name-derived UUIDs) the same events give the same
+    bytes. The clock is swapped in uproot's writing modules only, and restored afterwards.
+    """
+    import uproot.writing._cascade as cascade
+    import uproot.writing._cascadentuple as cascadentuple
+    import uproot.writing._cascadetree as cascadetree
+
+    when = _fixed_time()
+
+    class _Clock(datetime.datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> datetime.datetime:  # noqa: ARG003
+            return when
+
+    shim = types.ModuleType("datetime")
+    shim.__dict__.update(vars(datetime))
+    shim.datetime = _Clock
+    modules = [m for m in (cascade, cascadentuple, cascadetree) if getattr(m, "datetime", None) is datetime]
+    for module in modules:
+        module.datetime = shim
+    try:
+        yield
+    finally:
+        for module in modules:
+            module.datetime = datetime

@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return COMMANDS[command](rest)
-    except (ConfigError, EventError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, EventError, OSError, ValueError) as err:
         print(f"recotrig {command}: error: {err}", file=sys.stderr)
         return 1
 
