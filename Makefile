@@ -26,9 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_engine.py
 
 sample: $(STAMP)
-	rm -f data/sample_mu60_ttbar.root data/sample_mu20_ttbar.root
-	$(BIN)/recotrig simulate -o data/sample_mu60_ttbar.root -n 4 --mu 60 --hard-scatter ttbar --seed 60 --compression zstd:19
-	$(BIN)/recotrig simulate -o data/sample_mu20_ttbar.root -n 3 --mu 20 --hard-scatter ttbar --seed 20 --compression zstd:19
+	$(BIN)/python -m recotrig.sequences.samples data
 
 clean:
 	rm -rf $(VENV) recotrig-out

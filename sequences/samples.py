@@ -1,7 +1,13 @@
-"""Where the bundled sample stores are (not a sequence: shared by the sequence files)."""
+"""The bundled sample stores: where they are and the commands that make them.
+
+    python -m recotrig.sequences.samples [DIR]    # regenerate both into DIR (default: data/)
+
+(not a sequence: shared by the sequence files, ``make sample`` and the reproduction test)
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -10,3 +16,25 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 SAMPLE_MU60 = DATA / "sample_mu60_ttbar.root"
 #: mu = 20 pile-up with a ttbar hard scatter
 SAMPLE_MU20 = DATA / "sample_mu20_ttbar.root"
+
+#: file name -> `recotrig simulate` arguments that make it
+COMMANDS: dict[str, list[str]] = {
+    SAMPLE_MU60.name: ["-n", "4", "--mu", "60", "--hard-scatter", "ttbar", "--seed", "60", "--compression", "zstd:19"],
+    SAMPLE_MU20.name: ["-n", "3", "--mu", "20", "--hard-scatter", "ttbar", "--seed", "20", "--compression", "zstd:19"],
+}
+
+
+def regenerate(folder: Path, *, jobs: int = 1) -> list[Path]:
+    from ..sim.cli import main as simulate
+
+    made = []
+    for name, args in COMMANDS.items():
+        target = folder / name
+        target.unlink(missing_ok=True)
+        simulate(["-o", str(target), "-j", str(jobs), "--no-progress", *args])
+        made.append(target)
+    return made
+
+
+if __name__ == "__main__":
+    regenerate(Path(sys.argv[1]) if len(sys.argv) > 1 else DATA)
