@@ -1,7 +1,10 @@
 """Performance: the truth-matched comparison of every track and vertex collection of a run.
 
 A serial algorithm (main process, event order). It accumulates ``TrackingMetrics`` for each track
-collection and ``VertexMetrics`` for each vertex collection, and at the end of the run makes one
+collection (efficiency over particles with pT >= ``min_pt``, >= ``min_hits`` hits, |eta| <
+``max_abs_eta``, produced within ``max_vertex_r`` of the beam line — ACTS's physics-monitoring
+selection; fake and duplicate rates over all tracks; the TrackML score over all hits) and
+``VertexMetrics`` for each vertex collection, and at the end of the run makes one
 comparison table — one row per collection, labelled with the algorithm that produced it and that
 algorithm's mean time per event — which it prints and writes to ``output`` as
 ``comparison.json`` / ``comparison.root`` (plus ``performance.json`` with every count).
@@ -16,11 +19,13 @@ import json
 import os
 from typing import Any
 
+import numpy as np
+
 from ..framework import Option, Port
 from ..framework.algorithm import Algorithm
 from ..framework.edm import Collection, HitTruth, Hits, Particles, Tracks, TruthVertices, Vertices
 from .table import format_table, row_from_result, write_table
-from .tracking import TrackingMetrics
+from .tracking import TrackingMetrics, trackml_weights
 from .vertexing import VertexMetrics
 
 
@@ -33,6 +38,8 @@ class Performance(Algorithm):
     output = Option("recotrig-out", "directory for comparison.json, comparison.root, performance.json")
     min_pt = Option(1.0, "reconstructable particles: pT >= this [GeV]")
     min_hits = Option(7, "reconstructable particles: at least this many hits")
+    max_abs_eta = Option(2.5, "reconstructable particles: |eta| below this")
+    max_vertex_r = Option(24.0, "reconstructable particles: produced at a radius below this [mm] (ACTS physmon)")
     min_vertex_tracks = Option(2, "reconstructable truth vertices: at least this many reconstructable tracks")
     z_window = Option(0.5, "window matching: |dz| <= this [mm]")
 
@@ -61,8 +68,13 @@ class Performance(Algorithm):
 
     def execute(self, truth: HitTruth, particles: Particles, truth_vertices: TruthVertices | None = None,
                 hits: Hits | None = None, **collections: Collection) -> None:
+        if self._tracking:
+            weights = truth.weight if "weight" in truth else trackml_weights(particles, truth, hits)
+            eta = np.arcsinh(particles.pz / np.maximum(np.hypot(particles.px, particles.py), 1e-12))
+            wanted = particles.select((np.abs(eta) < self.max_abs_eta)
+                                      & (np.hypot(particles.vx, particles.vy) < self.max_vertex_r))
         for key, metrics in self._tracking.items():
-            metrics.add_event(collections[key], truth, particles, hits=hits)
+            metrics.add_event(collections[key], truth, wanted, weights=weights)
         for key, tracks_key in self._vertex_specs():
             if truth_vertices is None:
                 raise ValueError(f"{self.name}: vertex collection {key!r} needs truth vertices; the store has none")

@@ -20,7 +20,7 @@ from typing import Any
 from ..framework import Algorithm, ConfigError, EventError, Sequencer
 from . import loader
 
-DEFAULT_SEQUENCE = "toy"
+DEFAULT_SEQUENCE = "vertexing"
 
 
 def _run_parser(add_help: bool) -> argparse.ArgumentParser:

@@ -1,0 +1,47 @@
+"""The shipped physics sequences run on the bundled sample and print the comparison table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import uproot
+
+from recotrig.io.store import open_store
+from recotrig.sequences import loader
+from recotrig.sequences.samples import SAMPLE_MU20
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "recotrig.sequences.cli", "run", *args, "--no-progress"],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_shipped_sequences_are_listed():
+    assert {"toy", "tracking", "vertexing"} <= set(loader.available())
+
+
+def test_vertexing_on_the_mu20_sample(tmp_path):
+    out = run("vertexing", "--input", str(SAMPLE_MU20), "-o", str(tmp_path), "-n", "2")
+    assert out.returncode == 0, out.stderr
+    assert "ActsCKF [tracks_ckf]" in out.stdout and "ActsAMVF [vertices_amvf]" in out.stdout
+    rows = {r["algorithm"]: r for r in json.loads((tmp_path / "comparison.json").read_text())["rows"]}
+    ckf, amvf = rows["ActsCKF [tracks_ckf]"], rows["ActsAMVF [vertices_amvf]"]
+    # mu = 20 with ttbar, pT > 1 GeV primaries within |eta| < 2.5: ACTS's CKF finds ~99 % (FACTS, physmon)
+    assert ckf["efficiency"] > 0.95 and ckf["fake"] < 0.05 and ckf["ms_per_event"] > 0
+    assert 0.3 < ckf["trackml_score"] <= 1.0
+    # most reconstructable vertices are found, with tens-of-micron z resolution
+    assert amvf["efficiency"] > 0.7 and 0.0 < amvf["resolution_mm"] < 0.2
+    reco = open_store(tmp_path / "reco.root")
+    assert reco.n_events == 2 and set(reco.collections) == {"tracks_ckf", "vertices_amvf"}
+    tracks = reco.read(0, 1)[0]["tracks_ckf"]
+    assert tracks.cov.shape[1:] == (6, 6) and len(tracks) > 100
+    timing = uproot.open(tmp_path / "timing.root")["timing"].arrays(library="np")
+    assert list(timing["event_id"]) == [0, 1] and all(timing["ActsCKF"] > 0)
+
+
+def test_tracking_dry_run_on_default_input(tmp_path):
+    out = run("tracking", "--dry-run", "-o", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "ActsCKF" in out.stdout and "'tracks_ckf'" in out.stdout
