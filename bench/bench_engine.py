@@ -43,7 +43,7 @@ def overhead_us(events: int, k: int, repeats: int) -> float:
     return statistics.median(per_call)
 
 
-def speedup(events: int, work: int, repeats: int) -> tuple[float, float, float]:
+def speedup(events: int, work: int, repeats: int) -> tuple[float, ...]:
     ratios, serial, parallel = [], [], []
     for _ in range(repeats):
         t1 = wall([CountingReader(events=events), Burn(work=work)], jobs=1)
@@ -51,7 +51,7 @@ def speedup(events: int, work: int, repeats: int) -> tuple[float, float, float]:
         serial.append(t1)
         parallel.append(t2)
         ratios.append(t1 / t2)
-    return statistics.median(ratios), statistics.median(serial), statistics.median(parallel)
+    return statistics.median(ratios), statistics.median(serial), statistics.median(parallel), min(ratios), max(ratios)
 
 
 def main() -> None:
@@ -59,10 +59,10 @@ def main() -> None:
     p.add_argument("--events", type=int, default=20000)
     p.add_argument("--chain", type=int, default=10)
     p.add_argument("--burn-events", type=int, default=200)
-    p.add_argument("--burn-work", type=int, default=40)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--burn-work", type=int, default=100)
+    p.add_argument("--repeats", type=int, default=7)
     a = p.parse_args()
-    ratio, t1, t2 = speedup(a.burn_events, a.burn_work, a.repeats)
+    ratio, t1, t2, low, high = speedup(a.burn_events, a.burn_work, a.repeats)
     print(json.dumps({
         "benchmark": "engine",
         "cpus": os.cpu_count(),
@@ -70,6 +70,8 @@ def main() -> None:
         "overhead_goal_us": 20.0,
         "j2_speedup": round(ratio, 3),
         "j2_speedup_goal": 1.8,
+        "j2_speedup_min_max": [round(low, 3), round(high, 3)],
+        "repeats": a.repeats,
         "burn_serial_s": round(t1, 3),
         "burn_j2_s": round(t2, 3),
         "burn_events": a.burn_events,

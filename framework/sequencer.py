@@ -466,7 +466,7 @@ class Sequencer:
             executor = IterativeExecutor() if jobs <= 1 else ProcessExecutor(jobs)
         workers = getattr(executor, "workers", 1)
         if chunk_size is None:
-            chunk_size = max(1, min(50, math.ceil((stop - start) / (4 * workers)))) if workers > 1 else 10
+            chunk_size = max(1, min(50, math.ceil((stop - start) / (8 * workers)))) if workers > 1 else 10
         chunks = [(s, min(stop, s + chunk_size)) for s in range(start, stop, chunk_size)]
 
         worker = Worker(plan.parallel, plan.ship_keys, self.error_policy)
