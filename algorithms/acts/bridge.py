@@ -429,3 +429,15 @@ def read_vertices_csv(directory: Path, stem: str, event_number: int) -> np.ndarr
     )
     data[:, 3] /= ACTS_NS
     return data
+
+
+def start_uncertainties() -> dict[str, Any]:
+    """Uncertainties given to track start parameters estimated from seeds (ACTS's seeding
+    defaults): shared by the CKF's seeding and the proto-track fit."""
+    u = acts.UnitConstants
+    return {
+        "initialSigmas": [1 * u.mm, 1 * u.mm, 1 * u.degree, 1 * u.degree, 0.0, 1 * u.ns],
+        "initialSigmaQoverPt": 0.1 * u.e / u.GeV,
+        "initialSigmaPtRel": 0.1,
+        "initialVarInflation": [1.0] * 6,
+    }

@@ -63,7 +63,6 @@ class ActsCKF(ActsAlgorithm):
         import acts
         import acts.examples
 
-        u = acts.UnitConstants
         level = self.level
         geometry, field = self.setup.tracking_geometry, self.setup.field
         self._space_points = acts.examples.SpacePointMaker(
@@ -100,10 +99,7 @@ class ActsCKF(ActsAlgorithm):
             outputSeeds="estimatedseeds",
             trackingGeometry=geometry,
             magneticField=field,
-            initialSigmas=[1 * u.mm, 1 * u.mm, 1 * u.degree, 1 * u.degree, 0.0, 1 * u.ns],
-            initialSigmaQoverPt=0.1 * u.e / u.GeV,
-            initialSigmaPtRel=0.1,
-            initialVarInflation=[1.0] * 6,
+            **self._bridge.start_uncertainties(),
         )
         selector = acts.TrackSelector.Config(
             ptMin=self.track_min_pt,

@@ -113,7 +113,6 @@ class ActsTrackFit(ActsAlgorithm):
         # ProtoTracksToParameters gives each start estimate a tight fixed covariance (25 um,
         # 0.02 degree, ...) that the bindings cannot change and that would act as a wrong prior
         # in the fit: re-estimate from the same seeds with ACTS's seeding defaults instead
-        u = acts.UnitConstants
         self._estimate = acts.examples.TrackParamsEstimationAlgorithm(
             level=quiet,
             inputSeeds="prototrack_seeds",
@@ -123,10 +122,7 @@ class ActsTrackFit(ActsAlgorithm):
             outputSeeds="estimated_seeds",
             trackingGeometry=geometry,
             magneticField=field,
-            initialSigmas=[1 * u.mm, 1 * u.mm, 1 * u.degree, 1 * u.degree, 0.0, 1 * u.ns],
-            initialSigmaQoverPt=0.1 * u.e / u.GeV,
-            initialSigmaPtRel=0.1,
-            initialVarInflation=[1.0] * 6,
+            **self._bridge.start_uncertainties(),
         )
         fit_function = acts.examples.makeKalmanFitterFunction(
             geometry,
