@@ -161,12 +161,20 @@ def cmd_info(argv: list[str]) -> int:
     if args.json:
         print(json.dumps(info, indent=1, default=str))
         return 0
-    print(f"{args.store}: {info.get('format')} store, {info.get('events')} events")
+    print(f"{args.store}: {info.get('format')} store, {info.get('events')} events "
+          f"(event ids {info.get('first_event_id')}..{info.get('last_event_id')})")
+    print(f"  {'collection':<14}{'type':<15}{'rows/event':>12}{'MB':>9}  columns")
     for name, col in info.get("collections", {}).items():
-        print(f"  {name:<12} " + ", ".join(f"{k}={v}" for k, v in col.items()))
+        rows = col.get("rows_per_event")
+        size = col.get("bytes")
+        print(f"  {name:<14}{str(col.get('type', '')):<15}"
+              f"{(f'{rows:.1f}' if isinstance(rows, (int, float)) else '-'):>12}"
+              f"{(f'{size / 1e6:.2f}' if isinstance(size, (int, float)) else '-'):>9}  "
+              + ", ".join(col.get("columns", [])))
     meta = info.get("metadata") or {}
     if meta:
-        print("  metadata: " + json.dumps(meta, default=str)[:400])
+        text = json.dumps(meta, default=str)
+        print("  metadata: " + (text if len(text) <= 300 else text[:300] + " ... (--json for all)"))
     return 0
 
 

@@ -53,6 +53,7 @@ def test_installed_wheel_layout_and_stdlib_io(tmp_path):
     wheel = next((tmp_path / "dist").glob("recotrig-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "recotrig/io/__init__.py" in names and "recotrig/framework/sequencer.py" in names
+    assert "recotrig/data/sample_mu60_ttbar.root" in names  # the main job's default input travels along
     assert not [n for n in names if n.startswith(("io/", "framework/", "tests/"))]
     target = tmp_path / "site"
     with zipfile.ZipFile(wheel) as zf:
