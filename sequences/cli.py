@@ -198,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return COMMANDS[command](rest)
+    except BrokenPipeError:  # output piped into head and the like
+        return 0
     except (ConfigError, EventError, OSError, ValueError) as err:
         print(f"recotrig {command}: error: {err}", file=sys.stderr)
         return 1

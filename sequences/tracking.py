@@ -10,14 +10,18 @@ from recotrig.io.hit_reader import HitReader
 from recotrig.io.writers import StoreWriter
 from recotrig.metrics.performance import Performance
 from recotrig.sequences.samples import SAMPLE_MU60
+from recotrig.sim.detector import DetectorSpec
 
 DEFAULT_INPUT = str(SAMPLE_MU60)
 
 
 def build(*, input: str | None, output: str) -> list:
+    input = input or DEFAULT_INPUT
+    detector = DetectorSpec.of_store(input)  # ACTS refits with the geometry and field the store was made with
+    acts = {"detector": detector.name, "field_T": detector.field_T}
     return [
-        HitReader(input=input or DEFAULT_INPUT),
-        ActsCKF(tracks="tracks_ckf"),
+        HitReader(input=input),
+        ActsCKF(tracks="tracks_ckf", **acts),
         Performance(tracks=["tracks_ckf"], output=output),
         StoreWriter(path=os.path.join(output, "tracks.root"), collections=["tracks_ckf"]),
     ]

@@ -29,6 +29,16 @@ class DetectorSpec:
     def from_dict(cls, data: dict[str, Any]) -> "DetectorSpec":
         return cls(**{k: data[k] for k in ("name", "field_T") if k in data})
 
+    @classmethod
+    def of_store(cls, path: str | None) -> "DetectorSpec":
+        """The detector a store records in its metadata (the default one if it records none)."""
+        if not path:
+            return cls()
+        from ..io.store import open_store
+
+        recorded = open_store(path).metadata.get("detector")
+        return cls.from_dict(recorded) if isinstance(recorded, dict) else cls()
+
 
 @dataclass(frozen=True)
 class DetectorContext:

@@ -45,3 +45,16 @@ def test_tracking_dry_run_on_default_input(tmp_path):
     out = run("tracking", "--dry-run", "-o", str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert "ActsCKF" in out.stdout and "'tracks_ckf'" in out.stdout
+
+
+def test_acts_algorithms_take_the_detector_the_store_records(tmp_path):
+    from recotrig.io.store import write_store
+    from recotrig.sequences.cli import configure_run
+
+    original = open_store(SAMPLE_MU20)
+    metadata = dict(original.metadata, detector={"name": "generic", "field_T": 3.0})
+    store = write_store(tmp_path / "three_tesla.root", original.read(0, 1), metadata=metadata)
+    _, seq, _ = configure_run(["vertexing", "--input", str(store), "-o", str(tmp_path / "out")])
+    assert seq.algorithm("ActsCKF").field_T == 3.0 and seq.algorithm("ActsAMVF").field_T == 3.0
+    _, seq, _ = configure_run(["vertexing", "-o", str(tmp_path / "out")])
+    assert seq.algorithm("ActsCKF").field_T == 2.0
