@@ -16,13 +16,10 @@ matched by a track with > 50 % of its hits from them (metrics.tracking). Prints 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
-import sys
 import time
-from collections.abc import Iterator
 from importlib.metadata import version
 
 # one core: pin before numpy/ACTS start any thread pools
@@ -35,6 +32,7 @@ from recotrig.algorithms.acts import ActsAMVF, ActsCKF, ActsTrackFit
 from recotrig.framework.edm import Particles, Tracks
 from recotrig.metrics.tracking import TrackingMetrics
 from recotrig.sim.simulate import Simulator
+from _common import stdout_to_stderr
 
 
 def efficiency_particles(particles: Particles) -> np.ndarray:
@@ -102,20 +100,6 @@ def bench_mu(mu: float, n_events: int, seed: int, fit: bool) -> dict:
         "reconstructable_particles": result["n_reconstructable"],
         "mean_hits_per_track": float(np.mean(n_hits)) if n_hits else 0.0,
     }
-
-
-@contextlib.contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """Send file descriptor 1 to stderr (ACTS's C++ logging prints there) so stdout is JSON only."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def main() -> None:

@@ -11,29 +11,14 @@ single thread.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import platform
 import sys
 import time
 from typing import Any
 
 import numpy as np
-
-
-@contextlib.contextmanager
-def _stdout_to_stderr():
-    """C++ libraries (ACTS geometry building, Pythia) log on file descriptor 1: keep stdout JSON only."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
+from _common import stdout_to_stderr
 
 
 def bench(mu_values: list[float], events: int, *, hard_scatter: str | None, seed: int) -> dict[str, Any]:
@@ -90,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hard-scatter", default=None, choices=[None, "ttbar"], help="add a hard scatter")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    with _stdout_to_stderr():
+    with stdout_to_stderr():
         results = bench(args.mu, args.events, hard_scatter=args.hard_scatter, seed=args.seed)
     print(json.dumps(results, indent=1))
 

@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal
 
-from .algorithm import Algorithm, ConfigError, Port, Reader
+from .algorithm import Algorithm, ConfigError, Reader
 from .edm import EventInfo
 from .store import EventStore, similar
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recotrig.algorithms.toy import ToyReader, TruthTracker
+from recotrig.algorithms.toy import ToyReader
 from recotrig.framework import Algorithm, EventError, Option, Port, Sequencer
 from recotrig.framework.testing import FailOn
 from recotrig.io.hit_reader import HitReader

@@ -441,3 +441,16 @@ def start_uncertainties() -> dict[str, Any]:
         "initialSigmaPtRel": 0.1,
         "initialVarInflation": [1.0] * 6,
     }
+
+
+def space_point_maker(setup: "ActsSetup", level: Any, selection: list[Any]) -> Any:
+    """ACTS's SpacePointMaker on the event's measurement subset, for the chosen surfaces."""
+    import acts.examples
+
+    return acts.examples.SpacePointMaker(
+        level=level,
+        inputMeasurements="measurement_subset",
+        outputSpacePoints="spacepoints",
+        trackingGeometry=setup.tracking_geometry,
+        geometrySelection=selection,
+    )

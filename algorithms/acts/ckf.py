@@ -65,12 +65,8 @@ class ActsCKF(ActsAlgorithm):
 
         level = self.level
         geometry, field = self.setup.tracking_geometry, self.setup.field
-        self._space_points = acts.examples.SpacePointMaker(
-            level=level,
-            inputMeasurements="measurement_subset",
-            outputSpacePoints="spacepoints",
-            trackingGeometry=geometry,
-            geometrySelection=[acts.GeometryIdentifier(volume=v, layer=l) for v, l in GENERIC_SEEDING_LAYERS],
+        self._space_points = self._bridge.space_point_maker(
+            self.setup, level, [acts.GeometryIdentifier(volume=v, layer=l) for v, l in GENERIC_SEEDING_LAYERS]
         )
         dr = (self.seed_delta_r_min, self.seed_delta_r_max)
         self._seeding = acts.examples.GridTripletSeedingAlgorithm(

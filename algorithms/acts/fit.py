@@ -91,12 +91,8 @@ class ActsTrackFit(ActsAlgorithm):
 
         level = self.level
         geometry, field = self.setup.tracking_geometry, self.setup.field
-        self._space_points = acts.examples.SpacePointMaker(
-            level=level,
-            inputMeasurements="measurement_subset",
-            outputSpacePoints="spacepoints",
-            trackingGeometry=geometry,
-            geometrySelection=[acts.GeometryIdentifier(volume=int(v)) for v in self.seed_volumes],
+        self._space_points = self._bridge.space_point_maker(
+            self.setup, level, [acts.GeometryIdentifier(volume=int(v)) for v in self.seed_volumes]
         )
         # it warns about every track it cannot seed; recotrig reports those as NaN rows instead
         quiet = acts.logging.Level(max(int(level), int(acts.logging.ERROR)))

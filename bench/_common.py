@@ -1,0 +1,23 @@
+"""Shared by the benchmark scripts (run as ``python bench/<name>.py``)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send file descriptor 1 to stderr while the block runs: C++ libraries (ACTS, Pythia) log on
+    it, and a benchmark's stdout must be its JSON only."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
