@@ -17,8 +17,7 @@ DEFAULT_INPUT = str(SAMPLE_MU60)
 
 def build(*, input: str | None, output: str) -> list:
     input = input or DEFAULT_INPUT
-    detector = DetectorSpec.of_store(input)  # ACTS refits with the geometry and field the store was made with
-    acts = {"detector": detector.name, "field_T": detector.field_T}
+    acts = DetectorSpec.of_store(input).acts_options()  # ACTS refits with the store's own geometry and field
     return [
         HitReader(input=input),
         ActsCKF(tracks="tracks_ckf", **acts),

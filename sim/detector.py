@@ -29,6 +29,10 @@ class DetectorSpec:
     def from_dict(cls, data: dict[str, Any]) -> "DetectorSpec":
         return cls(**{k: data[k] for k in ("name", "field_T") if k in data})
 
+    def acts_options(self) -> dict[str, Any]:
+        """The options every ACTS-backed algorithm takes to rebuild this detector."""
+        return {"detector": self.name, "field_T": self.field_T}
+
     @classmethod
     def of_store(cls, path: str | None) -> "DetectorSpec":
         """The detector a store records in its metadata (the default one if it records none)."""

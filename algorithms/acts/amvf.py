@@ -108,34 +108,29 @@ class ActsAMVF(ActsAlgorithm):
             outputTrackParameters="trackparameters",
             beamspot=[0.0, 0.0, 0.0],
         )
-        field = self.setup.field
+        common = {
+            "level": self.level,
+            "inputTrackParameters": "trackparameters",
+            "outputProtoVertices": "protovertices",
+            "outputVertices": "vertices",
+            "bField": self.setup.field,
+            "maxIterations": self.max_iterations,
+        }
         if self.finder == "amvf":
             seed_finder = {
                 "gaussian": acts.examples.VertexSeedFinder.GaussianSeeder,
                 "adaptive_grid": acts.examples.VertexSeedFinder.AdaptiveGridSeeder,
             }[self.seeder]
             self._finder = acts.examples.AdaptiveMultiVertexFinderAlgorithm(
-                level=self.level,
-                inputTrackParameters="trackparameters",
-                outputProtoVertices="protovertices",
-                outputVertices="vertices",
-                bField=field,
+                **common,
                 seedFinder=seed_finder,
-                maxIterations=self.max_iterations,
                 spatialBinExtent=self.spatial_bin_extent,
                 tracksMaxZinterval=self.tracks_max_z_interval,
                 minWeight=self.min_weight,
                 useTime=False,
             )
         else:
-            self._finder = acts.examples.IterativeVertexFinderAlgorithm(
-                level=self.level,
-                inputTrackParameters="trackparameters",
-                outputProtoVertices="protovertices",
-                outputVertices="vertices",
-                bField=field,
-                maxIterations=self.max_iterations,
-            )
+            self._finder = acts.examples.IterativeVertexFinderAlgorithm(**common)
         self._writer = acts.examples.CsvVertexWriter(
             level=self.level,
             inputVertices="vertices",
