@@ -9,15 +9,13 @@ per-event table of counts as JSON; ``Burn`` spends a fixed amount of CPU (for be
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-
 import awkward as ak
 import numpy as np
 
-from ..framework import Algorithm, Option, Reader, Writer
-from ..framework.edm import EventInfo, Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
+from ..framework import Algorithm, Collection, Option, Port, Reader, Writer
+from ..framework.files import write_json
+from ..framework.lookup import index_of
+from ..edm import EventInfo, Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
 
 LAYER_RADII = (32.0, 72.0, 116.0, 172.0, 260.0, 360.0, 500.0, 660.0, 820.0, 1020.0)
 
@@ -81,8 +79,7 @@ class TruthTracker(Algorithm):
         starts = np.flatnonzero(np.r_[True, pid[1:] != pid[:-1]])
         counts = np.diff(np.r_[starts, len(pid)])
         keep = (counts >= self.min_hits) & (pid[starts] != 0)
-        hit_order = np.argsort(hits.hit_id)
-        rows_all = hit_order[np.searchsorted(hits.hit_id, truth.hit_id[order], sorter=hit_order)]
+        rows_all = index_of(hits.hit_id, truth.hit_id[order])
         in_kept = np.repeat(keep, counts)
         rows = rows_all[in_kept]
         n_hits = counts[keep]
@@ -150,9 +147,6 @@ class SummaryWriter(Writer):
     collections = Option(["hits", "tracks", "vertices"], "store keys to count", type=list)
 
     def input_ports(self):  # inputs are chosen by option, not by signature
-        from ..framework.algorithm import Port
-        from ..framework.edm import Collection
-
         return [Port(key, key, Collection, optional=True) for key in self.collections] + super().input_ports()
 
     def initialize(self) -> None:
@@ -164,12 +158,7 @@ class SummaryWriter(Writer):
         self._rows.append(row)
 
     def finalize(self) -> None:
-        folder = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".summary-", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"events": self._rows}, f, indent=1)
-        os.replace(tmp, self.path)
+        write_json(self.path, {"events": self._rows})
 
     def discard(self) -> None:
         self._rows = []

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from recotrig.framework.edm import Hits, HitTruth, Particles, TruthVertices
+from recotrig.edm import Hits, HitTruth, Particles, TruthVertices
 from recotrig.io.store import open_store, write_store
 
 

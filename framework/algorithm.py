@@ -24,13 +24,17 @@ ACTS geometry) is made in ``initialize``, which runs once in each process that e
 
 from __future__ import annotations
 
+import copy
 import inspect
+import json
+import math
 import types
 import typing
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ["Algorithm", "Reader", "Writer", "Option", "Port", "ConfigError"]
+__all__ = ["Algorithm", "ConfigError", "Filter", "Metric", "Option", "Port", "ProcessContext", "Reader", "Writer"]
 
 
 class ConfigError(ValueError):
@@ -42,13 +46,38 @@ _MISSING = object()
 
 class Option:
     """An option of an algorithm: a default, a help text and a type (taken from the default
-    unless given). Read it as an attribute of the instance."""
+    unless given). Read it as an attribute of the instance.
 
-    def __init__(self, default: Any, help: str = "", *, type: type | None = None, choices: typing.Sequence | None = None):
+    List options name their element type with ``item`` (else it is taken from the default's first
+    element, else ``str``); ``low``/``high`` bound numbers (and list elements) inclusively;
+    ``role`` marks a path option as an ``input`` or ``model`` file, which the run record
+    checksums. Every instance gets its own copy of a mutable default.
+    """
+
+    def __init__(
+        self,
+        default: Any,
+        help: str = "",
+        *,
+        type: type | None = None,
+        choices: typing.Sequence | None = None,
+        item: type | None = None,
+        low: float | None = None,
+        high: float | None = None,
+        role: str | None = None,
+    ):
         self.default = default
         self.help = help
         self.type = type or (builtins_type(default) if default is not None else str)
         self.choices = tuple(choices) if choices is not None else None
+        if item is None and self.type in (list, tuple):
+            item = builtins_type(default[0]) if default else str
+        self.item = item
+        self.low = low
+        self.high = high
+        if role not in (None, "input", "model"):
+            raise ValueError(f"option role must be 'input' or 'model', not {role!r}")
+        self.role = role
         self.name = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -59,29 +88,76 @@ class Option:
             return self
         return instance._options[self.name]
 
+    def fresh_default(self) -> Any:
+        return copy.deepcopy(self.default)
+
     def parse(self, text: str) -> Any:
         """Convert a command-line string to the option's type."""
         if self.type is bool:
-            lowered = text.strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(f"expected true/false, got {text!r}")
+            return _parse_bool(text)
         if self.type in (list, tuple):
-            items = [s for s in text.split(",") if s.strip()]
-            inner = builtins_type(self.default[0]) if self.default else str
-            return self.type(inner(s.strip()) for s in items)
-        return self.type(text)
+            items = [s.strip() for s in text.split(",") if s.strip()]
+            return self.type(_parse_scalar(self.item or str, s) for s in items)
+        if self.type is dict:
+            value = json.loads(text)
+            if not isinstance(value, dict):
+                raise ValueError(f"expected a JSON object, got {text!r}")
+            return value
+        return _parse_scalar(self.type, text)
 
     def check(self, owner: str, value: Any) -> Any:
-        if value is not None and self.type is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+        """The value, converted where lossless (int -> float); ``ConfigError`` naming the option
+        when it has the wrong type, a wrong element type, is out of range or not a choice."""
+        where = f"{owner}: option {self.name!r}"
+        value = self._widen(self.type, value)
         if value is not None and self.default is not None and not isinstance(value, self.type):
-            raise ConfigError(f"{owner}: option {self.name!r} must be {self.type.__name__}, got {value!r}")
+            raise ConfigError(f"{where} must be {self.type.__name__}, got {value!r}")
+        if isinstance(value, (list, tuple)) and self.item is not None:
+            value = self.type(self._widen(self.item, v) for v in value)
+            bad = [v for v in value if not isinstance(v, self.item) or isinstance(v, bool) and self.item is not bool]
+            if bad:
+                raise ConfigError(f"{where} must hold {self.item.__name__} values, got {bad[0]!r} in {list(value)!r}")
+            for v in value:
+                self._check_range(where, v)
+        else:
+            self._check_range(where, value)
         if self.choices is not None and value not in self.choices:
-            raise ConfigError(f"{owner}: option {self.name!r} must be one of {list(self.choices)}, got {value!r}")
+            raise ConfigError(f"{where} must be one of {list(self.choices)}, got {value!r}")
         return value
+
+    @staticmethod
+    def _widen(kind: type, value: Any) -> Any:
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+
+    def _check_range(self, where: str, value: Any) -> None:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
+        if self.low is not None and value < self.low:
+            raise ConfigError(f"{where} must be >= {self.low}, got {value!r}")
+        if self.high is not None and value > self.high:
+            raise ConfigError(f"{where} must be <= {self.high}, got {value!r}")
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true/false, got {text!r}")
+
+
+def _parse_scalar(kind: type, text: str) -> Any:
+    if kind is bool:
+        return _parse_bool(text)
+    try:
+        return kind(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected {kind.__name__}, got {text!r}") from None
 
 
 def builtins_type(value: Any) -> type:
@@ -109,6 +185,32 @@ def _strip_optional(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
+@dataclass
+class ProcessContext:
+    """What a process offers the algorithms it runs: which worker it is, how many there are, how
+    many threads each algorithm may use (so that threads x workers never exceeds the cores), the
+    device, if any, and in the main process the run's record (what writers store as metadata)."""
+
+    worker_index: int = 0
+    workers: int = 1
+    threads: int = 1
+    device: str | None = None
+    main: bool = True
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def cores() -> int:
+        try:
+            return len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            return os.cpu_count() or 1
+
+    @classmethod
+    def for_worker(cls, index: int, workers: int, *, device: str | None = None) -> "ProcessContext":
+        return cls(worker_index=index, workers=workers, threads=max(1, cls.cores() // max(1, workers)),
+                   device=device, main=False)
+
+
 class Algorithm:
     """Base of every algorithm. See the module docstring for how inputs, outputs and options are
     declared."""
@@ -116,6 +218,10 @@ class Algorithm:
     outputs: ClassVar[tuple[str, ...]] = ()
     #: writers and other consumers that must see every event in order run in the main process
     serial: ClassVar[bool] = False
+    #: a filter decides per event whether the algorithms listed after it run (see ``Filter``)
+    is_filter: ClassVar[bool] = False
+    #: set by the engine before ``initialize``: the process this instance runs in
+    context: ProcessContext = ProcessContext()
     _option_specs: ClassVar[dict[str, Option]] = {}
     _input_specs: ClassVar[dict[str, tuple[Any, bool]]] = {}
     _output_types: ClassVar[dict[str, Any]] = {}
@@ -150,19 +256,26 @@ class Algorithm:
                 inputs[param.name] = (annotation, optional or param.default is None)
         returned = hints.get("return", type(None))
         outs = tuple(cls.outputs)
-        if not outs:
-            types_ = ()
-        elif typing.get_origin(returned) is tuple:
+        if typing.get_origin(returned) is tuple:
             types_ = tuple(_strip_optional(a)[0] for a in typing.get_args(returned))
+        elif returned is type(None):
+            types_ = ()
         else:
             types_ = (_strip_optional(returned)[0],)
+        if cls.is_filter and cls.execute is not Algorithm.execute:
+            if not types_ or types_[0] is not bool:
+                raise TypeError(f"{cls.__name__}: a filter's execute must return bool first (-> bool or "
+                                f"-> tuple[bool, ...outputs]), not {returned!r}")
+            types_ = types_[1:]
+        if not outs:
+            types_ = ()
         if outs and len(types_) != len(outs) and cls.execute is not Algorithm.execute:
             raise TypeError(f"{cls.__name__}: outputs {outs} but return annotation gives {len(types_)} type(s)")
         return inputs, dict(zip(outs, types_ or (object,) * len(outs)))
 
     def __init__(self, name: str | None = None, **settings: Any):
         self.name = name or type(self).__name__
-        self._options = {n: o.default for n, o in self._option_specs.items()}
+        self._options = {n: o.fresh_default() for n, o in self._option_specs.items()}
         self._keys = {n: n for n in (*self._input_specs, *self._output_types)}
         self.configure(**settings)
 
@@ -179,6 +292,10 @@ class Algorithm:
                 known = sorted([*self._option_specs, *self._keys])
                 raise ConfigError(f"{self.name}: unknown option {key!r}; known: {known}")
 
+    def key(self, port: str) -> str:
+        """The store key a declared input or output is bound to."""
+        return self._keys[port]
+
     # -- declared data flow ----------------------------------------------------------------------
     def input_ports(self) -> list[Port]:
         return [Port(n, self._keys[n], t, opt) for n, (t, opt) in self._input_specs.items()]
@@ -190,16 +307,41 @@ class Algorithm:
         """Current values of every option and store key (the CLI lists these)."""
         return {**self._options, **self._keys}
 
+    def settings(self) -> dict[str, Any]:
+        """Options and store keys, separately: what the run record stores for this instance."""
+        return {"options": dict(self._options), "keys": dict(self._keys)}
+
+    def files(self) -> dict[str, list[str]]:
+        """Paths given to options with a role (``input``, ``model``), by role, for the run record."""
+        out: dict[str, list[str]] = {}
+        for name, spec in self._option_specs.items():
+            value = self._options[name]
+            if spec.role and value:
+                out.setdefault(spec.role, []).extend(value if isinstance(value, (list, tuple)) else [value])
+        return out
+
     @classmethod
     def option_specs(cls) -> dict[str, Option]:
         return dict(cls._option_specs)
 
+    @classmethod
+    def has_chunk_path(cls) -> bool:
+        return cls.execute_chunk is not Algorithm.execute_chunk
+
     # -- life cycle --------------------------------------------------------------------------------
     def initialize(self) -> None:
-        """Create heavy state. Runs once per process, before the first event."""
+        """Create heavy state. Runs once per process, before the first event (``self.context``
+        is set)."""
 
     def execute(self, **inputs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not implement execute")
+
+    def execute_chunk(self, **inputs: list[Any]) -> list[Any]:
+        """Optional: process several events at once. Each input is a list (one value per event)
+        and the result is a list of what ``execute`` would return for each event. The engine uses
+        it when defined; the results must equal per-event ``execute`` (vectorised emulators,
+        batched inference)."""
+        raise NotImplementedError
 
     def finalize(self) -> None:
         """Runs once after the last event (writers write here)."""
@@ -215,16 +357,72 @@ class Algorithm:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
+class Filter(Algorithm):
+    """An algorithm that decides, per event, whether the algorithms listed after it in the
+    sequence run (Gaudi's FilterPredicate). ``execute`` returns ``bool``, or ``(passed, *outputs)``
+    when the filter also produces outputs (an L1 decision that gates the high-level chain)::
+
+        class L1Gate(Filter):
+            outputs = ("decision",)
+            def execute(self, l1: L1Objects) -> tuple[bool, TriggerDecision]: ...
+
+    Algorithms listed before the filter see every event; writers listed after it keep only the
+    passing events. The run summary counts events seen and passed per filter.
+    """
+
+    is_filter = True
+
+
+class Metric(Algorithm):
+    """An algorithm that fills a mergeable accumulator, in whichever process runs the event.
+
+    ``accumulator()`` returns a new, empty accumulator (it has ``merge(other)``, in place, and
+    pickles); ``execute`` adds the event to ``self.acc``. The engine ships each chunk's
+    accumulator to the main process and merges them in chunk order, so only the accumulator
+    travels back, not the event, and the result equals a serial run's. At the end of the run,
+    ``summarise(acc, result, producers)`` runs in the main process with the merged accumulator,
+    the ``RunResult`` and the map store key -> producing algorithm; ``finalize`` follows there.
+    """
+
+    acc: Any = None
+
+    def accumulator(self) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not implement accumulator")
+
+    def summarise(self, acc: Any, result: Any, producers: dict[str, str]) -> None:
+        """Turn the merged accumulator into the metric's report and outputs (main process)."""
+
+
 class Reader(Algorithm):
     """An algorithm that produces events from a store: no inputs, ``read(entry)`` returns the
     outputs of one entry. ``prepare(start, stop)`` is called before a chunk of entries so readers
-    can load the range at once (ROOT entry ranges, CSV files)."""
+    can load the range at once (ROOT entry ranges, CSV files).
+
+    A reader declares what its store really holds: ``provides()`` names the outputs it will give
+    (default: all), so the pre-run check catches a consumer of an absent collection before any
+    event runs. ``read`` returns ``None`` for outputs it does not provide.
+    """
 
     def n_events(self) -> int:
         raise NotImplementedError
 
     def event_id(self, entry: int) -> int:
         return entry
+
+    def provides(self) -> set[str] | None:
+        """Names of the outputs the store holds (None: all declared outputs)."""
+        return None
+
+    def absent(self) -> dict[str, str]:
+        """Output name -> why it is absent (for the pre-run check's message)."""
+        provided = self.provides()
+        if provided is None:
+            return {}
+        return {n: f"{self.name}'s input does not hold it" for n in self._output_types if n not in provided}
+
+    def output_ports(self) -> list[Port]:
+        provided = self.provides()
+        return [p for p in super().output_ports() if provided is None or p.name in provided]
 
     def prepare(self, start: int, stop: int) -> None:
         """Load entries [start, stop) ahead of ``read`` calls (optional)."""

@@ -1,48 +1,37 @@
 """The sequencer: checks a sequence's data flow, orders it and runs it over events.
 
 Before the first event the whole data flow is emulated: every input must have exactly one producer
-of a compatible type and the graph must have no cycle; the order follows dependencies, not
-insertion. Events are processed in chunks of entries by an executor (``executors.py``): in this
-process, or in worker processes. Writers (``serial`` algorithms) always run here, in event order,
-so outputs do not depend on the executor.
+of a compatible type, readers declare what their inputs really hold, and the graph must have no
+cycle; the order follows dependencies, not insertion (a filter comes before the algorithms listed
+after it, which it gates). Events are processed in chunks of entries by an executor
+(``executors.py``): in this process, or in worker processes. Writers (``serial`` algorithms)
+always run here, in event order, and metrics' accumulators are merged here in chunk order, so
+outputs do not depend on the executor.
 """
 
 from __future__ import annotations
 
 import math
+import resource
 import statistics
 import time
-import traceback
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal
 
-from .algorithm import Algorithm, ConfigError, Reader
-from .edm import EventInfo
+import numpy as np
+
+from .algorithm import Algorithm, ConfigError, Metric, ProcessContext, Reader
+from .collection import EventInfo
+from .executors import IterativeExecutor, ProcessExecutor
+from .record import run_record
 from .store import EventStore, similar
+from .worker import ENGINE, EVENT_KEY, EventError, EventFailure, EventState, Step, Worker, run_chunk, take_accumulators
 
-__all__ = ["Sequencer", "RunResult", "EventFailure", "EventError", "EVENT_KEY"]
+__all__ = ["EVENT_KEY", "EventError", "EventFailure", "Plan", "RunResult", "Sequencer", "check"]
 
-#: the sequencer itself writes each event's EventInfo under this key
-EVENT_KEY = "event"
-_SEQUENCER = "Sequencer"
-
-
-class EventError(RuntimeError):
-    """An algorithm failed on an event and the error policy is ``abort``."""
-
-
-@dataclass(frozen=True)
-class EventFailure:
-    """An event skipped under the ``skip`` policy: which, where and why."""
-
-    entry: int
-    event_id: int
-    algorithm: str
-    error: str
-
-    def __str__(self) -> str:
-        return f"event {self.event_id} (entry {self.entry}) skipped: {self.algorithm} failed: {self.error}"
+#: most worker processes a run starts, whatever -j says (more only add memory and start-up)
+MAX_JOBS = 64
 
 
 # ------------------------------------------------------------------------------------------------
@@ -58,10 +47,19 @@ class Plan:
     serial: list[Algorithm]
     producers: dict[str, tuple[str, Any]]  # key -> (algorithm name, type)
     ship_keys: tuple[str, ...]  # keys the serial part needs from the parallel part
+    gates: dict[str, frozenset[str]]  # algorithm -> the filters that gate it
 
     @property
     def readers(self) -> list[Reader]:
         return [a for a in self.ordered if isinstance(a, Reader)]
+
+    @property
+    def metrics(self) -> list[Metric]:
+        return [a for a in self.ordered if isinstance(a, Metric)]
+
+    @property
+    def filters(self) -> list[Algorithm]:
+        return [a for a in self.ordered if a.is_filter]
 
 
 def _type_ok(produced: Any, wanted: Any) -> bool:
@@ -94,7 +92,19 @@ def check(algorithms: list[Algorithm]) -> Plan:
     if not any(isinstance(a, Reader) for a in algorithms):
         raise ConfigError("the sequence has no reader: add one (HitReader, a toy reader, ...)")
 
-    producers: dict[str, tuple[str, Any]] = {EVENT_KEY: (_SEQUENCER, EventInfo)}
+    gates: dict[str, frozenset[str]] = {}  # algorithm -> filters listed before it
+    seen_filters: list[str] = []
+    for alg in algorithms:
+        gates[alg.name] = frozenset(seen_filters)
+        if alg.is_filter:
+            seen_filters.append(alg.name)
+    absent: dict[str, str] = {}  # key a reader could give but its input does not hold -> why
+    for alg in algorithms:
+        if isinstance(alg, Reader):
+            for name, why in alg.absent().items():
+                absent[alg.key(name)] = why
+
+    producers: dict[str, tuple[str, Any]] = {EVENT_KEY: (ENGINE, EventInfo)}
     for alg in algorithms:
         for port in alg.output_ports():
             if port.key in producers:
@@ -106,11 +116,16 @@ def check(algorithms: list[Algorithm]) -> Plan:
 
     deps: dict[str, set[str]] = {}
     for alg in algorithms:
-        deps[alg.name] = set()
+        deps[alg.name] = set(gates[alg.name])  # a gated algorithm runs after its filters
         for port in alg.input_ports():
             if port.key not in producers:
                 if port.optional:
                     continue
+                if port.key in absent:
+                    raise ConfigError(
+                        f"missing data handle: {alg.name} input {port.name!r} reads key {port.key!r}, "
+                        f"which {absent[port.key]}"
+                    )
                 hint = similar(port.key, set(producers))
                 hint_text = (
                     "; similar keys: " + ", ".join(f"{k!r} (from {producers[k][0]})" for k in hint)
@@ -127,7 +142,7 @@ def check(algorithms: list[Algorithm]) -> Plan:
                     f"type mismatch on key {port.key!r}: {producer} produces {_type_name(ptype)}, "
                     f"but {alg.name} input {port.name!r} expects {_type_name(port.type)}"
                 )
-            if producer != _SEQUENCER:
+            if producer != ENGINE:
                 deps[alg.name].add(producer)
 
     ordered = _toposort(algorithms, deps)
@@ -140,7 +155,7 @@ def check(algorithms: list[Algorithm]) -> Plan:
     serial = [a for a in ordered if a.name in serial_names]
     parallel_keys = {EVENT_KEY} | {p.key for a in parallel for p in a.output_ports()}
     ship = sorted({p.key for a in serial for p in a.input_ports() if p.key in parallel_keys} | {EVENT_KEY})
-    return Plan(ordered, parallel, serial, producers, tuple(ship))
+    return Plan(ordered, parallel, serial, producers, tuple(ship), gates)
 
 
 def _toposort(algorithms: list[Algorithm], deps: dict[str, set[str]]) -> list[Algorithm]:
@@ -173,147 +188,9 @@ def _find_cycle(remaining: dict[str, set[str]]) -> str:
         seen.add(nxt)
 
 
-# ------------------------------------------------------------------------------------------------
-# running events
-# ------------------------------------------------------------------------------------------------
-@dataclass
-class ChunkResult:
-    """What one chunk of entries gives back to the main process."""
-
-    start: int
-    stop: int
-    events: list[tuple[int, dict[str, Any], list[float]]]  # (entry, shipped keys, seconds per step) if ok
-    failures: list[EventFailure]
-    timings: dict[str, list[float]]
-
-
-class _Step:
-    """An algorithm with its ports resolved once, so the per-event loop does little work."""
-
-    __slots__ = ("alg", "name", "is_reader", "inputs", "outputs", "single")
-
-    def __init__(self, alg: Algorithm):
-        self.alg = alg
-        self.name = alg.name
-        self.is_reader = isinstance(alg, Reader)
-        self.inputs = tuple((p.name, p.key, p.optional) for p in alg.input_ports())
-        self.outputs = tuple((p.key, p.type if isinstance(p.type, type) and p.type not in (object, Any) else None)
-                             for p in alg.output_ports())
-        self.single = len(self.outputs) == 1
-
-    def run(self, store: EventStore, entry: int) -> None:
-        if self.is_reader:
-            result = self.alg.read(entry)
-        else:
-            kwargs = {}
-            for name, key, optional in self.inputs:
-                if optional and key not in store:
-                    kwargs[name] = None
-                else:
-                    kwargs[name] = store.get(key, consumer=self.name)
-            result = self.alg.execute(**kwargs)
-        if not self.outputs:
-            return
-        values = (result,) if self.single else result
-        if not isinstance(values, tuple) or len(values) != len(self.outputs):
-            raise TypeError(f"{self.name} must return {len(self.outputs)} outputs, returned {type(result).__name__}")
-        for (key, expected), value in zip(self.outputs, values):
-            if value is None:
-                continue
-            if expected is not None and not isinstance(value, expected):
-                raise TypeError(f"{self.name} output {key!r} should be {expected.__name__}, got {type(value).__name__}")
-            store.put(key, value, producer=self.name)
-
-
-def _describe(err: BaseException) -> str:
-    return f"{type(err).__name__}: {err}"
-
-
-def run_steps(
-    steps: list[_Step],
-    store: EventStore,
-    entry: int,
-    event_id: int,
-    timings: dict[str, list[float]],
-    policy: str,
-) -> EventFailure | None:
-    """Run ``steps`` on one event; on failure raise (abort) or return the failure (skip)."""
-    clock = time.perf_counter
-    for step in steps:
-        t0 = clock()
-        try:
-            step.run(store, entry)
-        except Exception as err:
-            timings[step.name].append(clock() - t0)
-            failure = EventFailure(entry, event_id, step.name, _describe(err))
-            if policy == "abort":
-                raise EventError(
-                    f"event {event_id} (entry {entry}): {step.name} failed: {_describe(err)}\n"
-                    + "".join(traceback.format_exception(err)[-6:])
-                ) from err
-            return failure
-        timings[step.name].append(clock() - t0)
-    return None
-
-
-class Worker:
-    """The parallel part of a plan, as it runs in one process. Picklable before ``start``."""
-
-    def __init__(self, algorithms: list[Algorithm], ship_keys: tuple[str, ...], policy: str):
-        self.algorithms = algorithms
-        self.ship_keys = ship_keys
-        self.policy = policy
-        self._steps: list[_Step] | None = None
-
-    def __getstate__(self) -> dict:
-        return {"algorithms": self.algorithms, "ship_keys": self.ship_keys, "policy": self.policy, "_steps": None}
-
-    def start(self) -> None:
-        if self._steps is None:
-            for alg in self.algorithms:
-                alg.initialize()
-            self._steps = [_Step(a) for a in self.algorithms]
-
-    def stop(self) -> None:
-        if self._steps is not None:
-            for alg in self.algorithms:
-                alg.finalize()
-            self._steps = None
-
-    def process(self, start: int, stop: int) -> ChunkResult:
-        self.start()
-        steps = self._steps
-        assert steps is not None
-        readers = [s.alg for s in steps if s.is_reader]
-        timings: dict[str, list[float]] = defaultdict(list)
-        events: list[tuple[int, dict[str, Any], list[float]]] = []
-        failures: list[EventFailure] = []
-        prepared: dict[str, float] = {}  # chunk loading time, charged to each reader's first event
-        for reader in readers:
-            t0 = time.perf_counter()
-            reader.prepare(start, stop)
-            prepared[reader.name] = time.perf_counter() - t0
-        primary = readers[0]
-        for entry in range(start, stop):
-            event_id = int(primary.event_id(entry))
-            store = EventStore()
-            store.put(EVENT_KEY, EventInfo(entry=[entry], event_id=[event_id]), producer=_SEQUENCER)
-            failure = run_steps(steps, store, entry, event_id, timings, self.policy)
-            for name, seconds in prepared.items():
-                if timings[name]:
-                    timings[name][-1] += seconds
-            prepared.clear()
-            if failure is not None:
-                failures.append(failure)
-                continue
-            shipped = {k: store.get(k, consumer=_SEQUENCER) for k in self.ship_keys if k in store}
-            events.append((entry, shipped, [timings[s.name][-1] for s in steps]))
-        return ChunkResult(start, stop, events, failures, dict(timings))
-
-
 @dataclass
 class RunResult:
-    """What a run did: events processed and skipped, and where the time went."""
+    """What a run did: events processed and skipped, filter counts, and where the time went."""
 
     start: int
     stop: int
@@ -322,8 +199,14 @@ class RunResult:
     timing: list[dict[str, Any]]
     wall_s: float
     jobs: int = 1
-    #: per processed event: "event_id" and, per algorithm, its time in ms (arrays in event order)
+    #: filter name -> {"seen": n, "passed": m}
+    filters: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: CPU seconds the main process spent handling results (merging, serial algorithms, pickles)
+    main_cpu_s: float = 0.0
+    #: per processed event: "event_id" and, per algorithm, its time in ms (NaN where it did not run)
     per_event: dict[str, Any] = field(default_factory=dict)
+    #: the run's configuration and provenance (``record.py``)
+    record: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -342,12 +225,13 @@ class RunResult:
             f"{self.processed} events processed, {len(self.failures)} skipped, {self.wall_s:.2f} s wall, "
             f"{self.events_per_s:.1f} events/s, -j {self.jobs}"
         )
+        for name, counts in self.filters.items():
+            rate = counts["passed"] / counts["seen"] if counts["seen"] else math.nan
+            lines.append(f"filter {name}: {counts['passed']} of {counts['seen']} events passed ({rate:.1%})")
         return "\n".join(lines)
 
 
 def _per_event_table(names: list[str], rows: list[tuple]) -> dict[str, Any]:
-    import numpy as np
-
     table = np.asarray(rows, dtype=float).reshape(len(rows), len(names) + 1)
     out: dict[str, Any] = {"event_id": table[:, 0].astype(np.int64)}
     out.update({name: 1e3 * table[:, i + 1] for i, name in enumerate(names)})
@@ -370,6 +254,18 @@ def timing_rows(order: list[str], timings: dict[str, list[float]]) -> list[dict[
             }
         )
     return rows
+
+
+def _merge(total: Any, part: Any) -> Any:
+    if total is None:
+        return part
+    merged = total.merge(part)
+    return total if merged is None else merged
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 # ------------------------------------------------------------------------------------------------
@@ -406,7 +302,10 @@ class Sequencer:
         lines = []
         for i, alg in enumerate(plan.ordered, 1):
             where = "main process" if alg in plan.serial else "event workers"
-            lines.append(f"{i}. {alg.name} [{type(alg).__name__}, {where}]")
+            kind = ", filter" if alg.is_filter else ", metric" if isinstance(alg, Metric) else ""
+            gated = plan.gates.get(alg.name)
+            lines.append(f"{i}. {alg.name} [{type(alg).__name__}, {where}{kind}]"
+                         + (f" gated by {', '.join(sorted(gated))}" if gated else ""))
             for port in alg.input_ports():
                 source = plan.producers.get(port.key, ("absent (optional)",))[0]
                 lines.append(f"     in  {port.name}: {_type_name(port.type)} <- {port.key!r} from {source}")
@@ -419,11 +318,14 @@ class Sequencer:
         plan = self.plan()
         out = ["digraph recotrig {", "  rankdir=LR;", "  node [shape=box];"]
         for alg in plan.ordered:
-            out.append(f'  "{alg.name}" [label="{alg.name}\\n{type(alg).__name__}"];')
+            shape = ' shape=diamond' if alg.is_filter else ""
+            out.append(f'  "{alg.name}" [label="{alg.name}\\n{type(alg).__name__}"{shape}];')
         for alg in plan.ordered:
             for port in alg.input_ports():
                 if port.key in plan.producers:
                     out.append(f'  "{plan.producers[port.key][0]}" -> "{alg.name}" [label="{port.key}"];')
+            for gate in sorted(plan.gates.get(alg.name, ())):
+                out.append(f'  "{gate}" -> "{alg.name}" [style=dashed];')
         out.append("}")
         return "\n".join(out)
 
@@ -434,7 +336,7 @@ class Sequencer:
             try:
                 counts[reader.name] = int(reader.n_events())
             except Exception as err:
-                raise ConfigError(f"{reader.name}: cannot open its store: {_describe(err)}") from err
+                raise ConfigError(f"{reader.name}: cannot open its input: {type(err).__name__}: {err}") from err
         if len(set(counts.values())) > 1:
             raise ConfigError(f"readers disagree on the number of events: {counts}")
         available = next(iter(counts.values()))
@@ -453,77 +355,116 @@ class Sequencer:
         executor: Any = None,
         chunk_size: int | None = None,
         progress: bool | None = None,
+        record: dict[str, Any] | None = None,
     ) -> RunResult:
         """Process entries [skip, skip + n_events) and return what happened.
 
-        ``executor`` defaults to in-process for ``jobs == 1`` and to a process pool otherwise.
+        ``executor`` defaults to in-process for ``jobs == 1`` and to a process pool otherwise
+        (never more processes than chunks). ``record`` adds to the run record (the CLI gives the
+        sequence, input and output); the whole record reaches serial algorithms as
+        ``self.context.record``.
         """
-        from .executors import IterativeExecutor, ProcessExecutor
-
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
+            raise ConfigError(f"-j/jobs must be an integer from 1 to {MAX_JOBS}, got {jobs!r}")
+        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+            raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         plan = self.plan()
         start, stop = self.entries(plan, n_events, skip)
+        n = stop - start
         if executor is None:
-            executor = IterativeExecutor() if jobs <= 1 else ProcessExecutor(jobs)
+            workers = max(1, min(jobs, n))
+            executor = IterativeExecutor() if workers == 1 else ProcessExecutor(workers)
         workers = getattr(executor, "workers", 1)
         if chunk_size is None:
-            chunk_size = max(1, min(50, math.ceil((stop - start) / (8 * workers)))) if workers > 1 else 10
+            chunk_size = max(1, min(50, math.ceil(n / (4 * workers)))) if workers > 1 else 10
         chunks = [(s, min(stop, s + chunk_size)) for s in range(start, stop, chunk_size)]
+        full = run_record(self.algorithms, error_policy=self.error_policy, entries=(start, stop),
+                          extra=record or {})
 
-        worker = Worker(plan.parallel, plan.ship_keys, self.error_policy)
-        serial_steps = [_Step(a) for a in plan.serial]
-        for alg in plan.serial:
-            alg.initialize()
+        names = [a.name for a in plan.parallel + plan.serial]
+        worker = Worker(plan.parallel, plan.gates, plan.ship_keys, self.error_policy, len(names))
+        offset = len(plan.parallel)
+        serial_steps = [Step(a, plan.gates.get(a.name, frozenset()), offset + i) for i, a in enumerate(plan.serial)]
         timings: dict[str, list[float]] = defaultdict(list)
         failures: list[EventFailure] = []
+        filters: dict[str, list[int]] = {}
+        totals: dict[str, Any] = {}
         processed = 0
-        per_event: list[tuple] = []  # (event id, seconds of each step) for processed events
+        per_event: list[tuple] = []
+        main_cpu = 0.0
         t0 = time.perf_counter()
-        bar = _progress(stop - start, progress)
+        bar = None
         ok = False
         try:
-            for chunk in executor.run(worker, chunks):
+            executor.start(worker)  # worker processes are forked before the main process makes threads
+            main = ProcessContext(threads=max(1, ProcessContext.cores() // max(1, workers)), record=full)
+            for alg in plan.serial:
+                alg.context = main
+                alg.initialize()
+                if isinstance(alg, Metric):
+                    alg.acc = alg.accumulator()
+            bar = _progress(n, progress)
+            for chunk in executor.map(chunks):
+                c0 = _cpu()
                 for name, values in chunk.timings.items():
                     timings[name].extend(values)
+                for name, (seen, passed) in chunk.filters.items():
+                    counts = filters.setdefault(name, [0, 0])
+                    counts[0] += seen
+                    counts[1] += passed
                 failures.extend(chunk.failures)
-                for entry, shipped, seconds in chunk.events:
+                events = []
+                for entry, event_id, shipped, seconds, rejected in chunk.events:
                     store = EventStore()
                     for key, value in shipped.items():
-                        store.put(key, value, producer=_SEQUENCER)
-                    event_id = int(shipped[EVENT_KEY].event_id[0])
-                    failure = run_steps(serial_steps, store, entry, event_id, timings, self.error_policy)
-                    if failure is not None:
-                        failures.append(failure)
-                    else:
+                        store.put(key, value, producer=ENGINE)
+                    events.append(EventState(entry, event_id, store, seconds, set(rejected)))
+                failures.extend(run_chunk(serial_steps, events, timings, filters, self.error_policy))
+                parts = {**chunk.accumulators, **take_accumulators(serial_steps)}
+                for name, part in parts.items():
+                    totals[name] = _merge(totals.get(name), part)
+                for ev in events:
+                    if not ev.failed:
                         processed += 1
-                        per_event.append((event_id, *seconds, *(timings[s.name][-1] for s in serial_steps)))
+                        per_event.append((ev.event_id, *ev.seconds))
                 bar.update(chunk.stop - chunk.start)
+                main_cpu += _cpu() - c0
+            executor.close()
+            failures.sort(key=lambda f: f.entry)
+            result = RunResult(
+                start=start,
+                stop=stop,
+                processed=processed,
+                failures=failures,
+                timing=timing_rows([a.name for a in plan.ordered], timings),
+                wall_s=time.perf_counter() - t0,
+                jobs=workers,
+                filters={k: {"seen": v[0], "passed": v[1]} for k, v in filters.items()},
+                main_cpu_s=main_cpu,
+                per_event=_per_event_table(names, per_event),
+                record=full,
+            )
+            producers = {key: name for key, (name, _) in plan.producers.items()}
+            for alg in plan.metrics:
+                acc = totals.get(alg.name)
+                alg.summarise(acc if acc is not None else alg.accumulator(), result, producers)
+            for alg in plan.serial:
+                summarise = getattr(alg, "end_of_run", None)
+                if summarise is not None:
+                    summarise(result, producers)
+            for alg in plan.serial + [m for m in plan.metrics if m not in plan.serial]:
+                alg.finalize()
             ok = True
+            return result
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
             if not ok:
+                executor.close(cancel=True)
                 for alg in plan.serial:
                     discard = getattr(alg, "discard", None)
                     if discard is not None:
                         discard()
-        failures.sort(key=lambda f: f.entry)
-        result = RunResult(
-            start=start,
-            stop=stop,
-            processed=processed,
-            failures=failures,
-            timing=timing_rows([a.name for a in plan.ordered], timings),
-            wall_s=time.perf_counter() - t0,
-            jobs=workers,
-            per_event=_per_event_table([a.name for a in plan.parallel + plan.serial], per_event),
-        )
-        # serial algorithms that summarise the run (metrics) see its timing before they finalize
-        for alg in plan.serial:
-            summarise = getattr(alg, "end_of_run", None)
-            if summarise is not None:
-                summarise(result, {key: name for key, (name, _) in plan.producers.items()})
-        for alg in plan.serial:
-            alg.finalize()
-        return result
 
 
 def _progress(total: int, enabled: bool | None):

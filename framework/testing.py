@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .algorithm import Algorithm, Option, Reader
-from .edm import EventInfo, Hits, Tracks
+from .collection import Collection, EventInfo
 
 
 class FailOn(Algorithm):
@@ -21,20 +21,28 @@ class FailOn(Algorithm):
         return event
 
 
-class CountHits(Algorithm):
-    """Reads hits and tracks, produces nothing useful: used to build a cycle."""
+class Rows(Collection, type_name="testing.Rows"):
+    """A physics-free collection for engine tests: one integer per row."""
 
-    outputs = ("counted",)
-
-    def execute(self, hits: Hits, tracks: Tracks) -> Hits:
-        return hits
+    columns = {"value": "i8"}
 
 
-class MakeTracksFromCount(Algorithm):
-    outputs = ("tracks",)
+class Combine(Algorithm):
+    """Reads two collections and passes the first on (used to build a cycle)."""
 
-    def execute(self, counted: Hits) -> Tracks:
-        return Tracks(hit_ids=[list(counted.hit_id)])
+    outputs = ("combined",)
+
+    def execute(self, first: Collection, second: Collection) -> Collection:
+        return first
+
+
+class Relabel(Algorithm):
+    """Passes a collection on under another key."""
+
+    outputs = ("relabelled",)
+
+    def execute(self, source: Collection) -> Collection:
+        return source
 
 
 class Nothing(Algorithm):

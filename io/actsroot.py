@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from recotrig.framework.edm import Collection, Hits, HitTruth, Particles, TruthVertices
+from recotrig.edm import Collection, Hits, HitTruth, Particles, TruthVertices
 from recotrig.io.errors import StoreError
 from recotrig.io.roottree import TreeSource, build, flat_content, offsets_of, wrapped
 

@@ -8,7 +8,6 @@ addressed by *entry* (position 0..n_events-1, what ``-n/--skip`` count) and carr
 from __future__ import annotations
 
 import os
-import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -16,7 +15,9 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 import numpy as np
-from recotrig.framework.edm import Collection, Hits, HitTruth, Particles, TruthVertices
+from recotrig.edm import Cells, Hits, HitTruth, Particles, TruthVertices
+from recotrig.framework.collection import Collection
+from recotrig.framework.files import temporary_path
 from recotrig.io.errors import StoreError
 
 __all__ = [
@@ -25,17 +26,10 @@ __all__ = [
     "Event",
     "Store",
     "Writer",
-    "collection_class",
     "temporary_path",
 ]
 
 Event = dict[str, Collection]
-
-
-class Cells(Collection):
-    """TrackML pixel cells: the channels ``ch0``/``ch1`` of each hit and the deposited ``value``."""
-
-    columns = {"hit_id": "i8", "ch0": "i4", "ch1": "i4", "value": "f8"}
 
 
 #: collection name -> container type of the collections every format knows by name
@@ -46,25 +40,6 @@ STANDARD_COLLECTIONS: dict[str, type[Collection]] = {
     "vertices": TruthVertices,
     "cells": Cells,
 }
-
-
-def _subclasses(cls: type) -> Iterator[type]:
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from _subclasses(sub)
-
-
-def collection_class(class_name: str) -> type[Collection] | None:
-    """The Collection subclass called ``class_name`` (``"Tracks"``), or None if none is defined."""
-    for cls in _subclasses(Collection):
-        if cls.__name__ == class_name:
-            return cls
-    return None
-
-
-def temporary_path(final: Path) -> Path:
-    """A fresh hidden name beside ``final`` to write to before ``os.replace`` puts it in place."""
-    return final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
 
 
 class Store(ABC):

@@ -12,7 +12,10 @@ Selections, applied in this order, all keeping hits and truth consistent:
   TrackFormers "10–50" / "200–500 tracks per event" reductions. Noise is dropped then.
 
 TrackML weights: the store's ``weight`` column is carried as it is. Where the store has none and
-particles are present, the official TrackML weights are computed (``metrics.tracking.trackml_weights``).
+particles are present, the official TrackML weights are computed (``edm.truth.trackml_weights``).
+
+The reader declares what its store holds (``provides``): on a hits-only store it gives no
+particles, truth or truth vertices, and a consumer of those fails the pre-run check.
 After a selection the weights of the kept hits are rescaled to sum to 1, so a perfect
 reconstruction of the selected event still scores 1.
 """
@@ -21,8 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..edm import HitTruth, Hits, Particles, TruthVertices
+from ..edm.truth import hit_particles, trackml_weights
 from ..framework import Option, Reader
-from ..framework.edm import HitTruth, Hits, Particles, TruthVertices
 from .errors import StoreError
 from .store import open_store
 
@@ -31,12 +35,12 @@ class HitReader(Reader):
     """Reads Hits (+ Particles, HitTruth, TruthVertices where the store has them)."""
 
     outputs = ("hits", "particles", "truth", "truth_vertices")
-    input = Option("", "event store: TrackML CSV directory or ROOT file")
+    input = Option("", "event store: TrackML CSV directory or ROOT file", role="input")
     format = Option("auto", "store format (auto: detected; ROOT files in ACTS layouts too)", choices=("auto", "trackml", "root"))
-    volumes = Option([], "keep hits of these volume ids only (comma list; empty: all)", type=list)
-    min_pt = Option(0.0, "keep hits of particles with pT >= this [GeV] (0: all)")
+    volumes = Option([], "keep hits of these volume ids only (comma list; empty: all)", type=list, item=int, low=0)
+    min_pt = Option(0.0, "keep hits of particles with pT >= this [GeV] (0: all)", low=0.0)
     drop_noise = Option(False, "drop noise hits (particle 0)")
-    tracks_per_event = Option(0, "keep the hits of this many random particles (0: all)")
+    tracks_per_event = Option(0, "keep the hits of this many random particles (0: all)", low=0)
     seed = Option(7, "seed of the particle subsampling")
     compute_weights = Option(True, "compute official TrackML weights when the store has none")
 
@@ -53,6 +57,17 @@ class HitReader(Reader):
 
     def __getstate__(self) -> dict:
         return super().__getstate__()  # open files stay behind; workers reopen
+
+    #: output -> the store collection it is read from
+    SOURCES = {"hits": "hits", "particles": "particles", "truth": "truth", "truth_vertices": "vertices"}
+
+    def provides(self) -> set[str]:
+        held = set(self._store().collections)
+        return {out for out, collection in self.SOURCES.items() if collection in held}
+
+    def absent(self) -> dict[str, str]:
+        return {out: f"{self.name}'s store {self.input} does not hold (it has {self._store().collections})"
+                for out in self.SOURCES if out not in self.provides()}
 
     def n_events(self) -> int:
         return self._store().n_events
@@ -73,9 +88,10 @@ class HitReader(Reader):
         vertices = event.get("vertices")
         event_id = self.event_id(entry)
         if truth is not None and "weight" not in truth and particles is not None and self.compute_weights:
-            from ..metrics.tracking import trackml_weights
-
-            truth = truth.with_columns(weight=trackml_weights(particles, truth, hits))
+            try:
+                truth = truth.with_columns(weight=trackml_weights(particles, truth, hits))
+            except ValueError as err:
+                raise StoreError(str(err), path=self.input, event=event_id) from None
         hits, particles, truth = self._select(hits, particles, truth, event_id)
         return hits, particles, truth, vertices
 
@@ -119,10 +135,7 @@ class HitReader(Reader):
 
     def _hit_particles(self, hits: Hits, truth: HitTruth, event_id: int) -> np.ndarray:
         """Particle id of each hit, in hits order."""
-        order = np.argsort(truth.hit_id)
-        pos = np.searchsorted(truth.hit_id, hits.hit_id, sorter=order)
-        pos = np.clip(pos, 0, max(len(order) - 1, 0))
-        found = len(order) > 0
-        if not found or not np.array_equal(truth.hit_id[order[pos]], hits.hit_id):
-            raise StoreError("some hits have no truth row", path=self.input, event=event_id, column="hit_id")
-        return truth.particle_id[order[pos]]
+        try:
+            return hit_particles(hits, truth)
+        except ValueError as err:
+            raise StoreError(str(err), path=self.input, event=event_id, column="hit_id") from None

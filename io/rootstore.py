@@ -11,8 +11,13 @@ recotrig layout: one file, one TTree per collection, **one entry per event** in 
       <column>        T[n_<column>]         jagged column (Tracks.hit_ids): all rows' lists end to end
       <column>_count  int32[n_<name>]       ... and the length of each row's list
     TObjString metadata                     store metadata, a JSON object
+    TObjString schema                       per tree: type name, the columns' specs (declared and
+                                            extra), relation targets, and the type's declared schema
 
-The standard trees are ``hits`` (Hits, measurement columns included), ``particles``
+A tree's type is found by its registered name (``recotrig.framework.collection``); a type that is
+not registered in the reading process (defined in a module not imported, or nowhere) is read as a
+generic collection built from the recorded schema, so every store stays readable. The standard
+trees are ``hits`` (Hits, measurement columns included), ``particles``
 (Particles), ``truth`` (HitTruth) and ``vertices`` (TruthVertices); any other Collection type is
 written the same way under its own name. A tree without a ``recotrig:`` title but named like a
 standard collection is read with that collection's type.
@@ -29,11 +34,8 @@ between leaves nothing under the final name.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import os
-import types
-import uuid
 from collections.abc import Iterator, Mapping
 from functools import partial
 from pathlib import Path
@@ -41,15 +43,17 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
-from recotrig.framework.edm import Collection
-from recotrig.io.base import STANDARD_COLLECTIONS, Event, Store, Writer, collection_class, temporary_path
+from recotrig.framework.collection import Collection, _Column, from_schema, registered_type
+from recotrig.framework.files import name_uuids, reproducible_clock, temporary_path
+from recotrig.io.base import STANDARD_COLLECTIONS, Event, Store, Writer
 from recotrig.io.errors import StoreError
 from recotrig.io.roottree import TreeSource, build, flat_content, offsets_of, wrapped
 
-__all__ = ["METADATA_KEY", "TITLE_PREFIX", "RecotrigTree", "RootStore", "RootWriter", "is_root_file"]
+__all__ = ["METADATA_KEY", "SCHEMA_KEY", "TITLE_PREFIX", "RecotrigTree", "RootStore", "RootWriter", "is_root_file"]
 
 TITLE_PREFIX = "recotrig:"
 METADATA_KEY = "metadata"
+SCHEMA_KEY = "schema"
 _COUNT_SUFFIX = "_count"
 
 
@@ -70,11 +74,10 @@ def is_root_file(path: str | os.PathLike[str]) -> bool:
 # the recotrig layout
 
 
-def branch_names(name: str, cls: type[Collection], columns: list[str]) -> dict[str, list[str]]:
-    """Branches of a recotrig tree for ``columns`` of ``cls``: kind -> names (checked for clashes)."""
+def branch_names(name: str, type_name: str, specs: dict[str, _Column]) -> dict[str, list[str]]:
+    """Branches of a recotrig tree for columns with ``specs``: kind -> names (checked for clashes)."""
     flat, fixed, jagged = [], [], []
-    for column in columns:
-        spec = cls._specs[column]
+    for column, spec in specs.items():
         (jagged if spec.jagged else fixed if spec.shape else flat).append(column)
     every = ["event_id", counter_name(name), *flat]
     every += [b for c in fixed for b in (c, counter_name(c))]
@@ -82,7 +85,7 @@ def branch_names(name: str, cls: type[Collection], columns: list[str]) -> dict[s
     seen: set[str] = set()
     clash = [b for b in every if b in seen or seen.add(b)]  # type: ignore[func-returns-value]
     if clash:
-        raise StoreError(f"collection {name!r} ({cls.__name__}) would need branch {clash[0]!r} twice")
+        raise StoreError(f"collection {name!r} ({type_name}) would need branch {clash[0]!r} twice")
     return {"flat": flat, "fixed": fixed, "jagged": jagged}
 
 
@@ -91,24 +94,31 @@ class RecotrigTree(TreeSource):
 
     layout = "recotrig"
 
-    def __init__(self, *, name: str, cls: type[Collection], **kwargs: Any):
+    def __init__(self, *, name: str, cls: type[Collection], recorded: dict[str, Any] | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.name = name
         self.cls = cls
+        recorded = recorded or {}
         keys = set(self.tree.keys())
-        present = [c for c in cls._specs if c in keys]
+        # the columns' specs: as recorded by the writer, else as the type declares them
+        specs = {c: _Column(c, s) for c, s in recorded.get("columns", {}).items()}
+        specs.update({c: spec for c, spec in cls._specs.items() if c not in specs})
+        present = {c: spec for c, spec in specs.items() if c in keys}
         missing = [c for c in cls.columns if c not in keys]
-        needed = [counter_name(name), "event_id"] + [c + _COUNT_SUFFIX for c in present if cls._specs[c].jagged]
+        needed = [counter_name(name), "event_id"] + [c + _COUNT_SUFFIX for c, sp in present.items() if sp.jagged]
         missing += [b for b in needed if b not in keys]
         if missing:
             raise StoreError(
-                f"missing branch(es) {missing} for {cls.__name__}; the tree has {sorted(keys)}",
+                f"missing branch(es) {missing} for {cls.type_name}; the tree has {sorted(keys)}",
                 path=self.path,
                 tree=self.tree_name,
                 column=missing[0],
             )
-        self._kinds = branch_names(name, cls, present)
-        self._present = present
+        self._kinds = branch_names(name, cls.type_name, present)
+        self._specs = present
+        self._present = list(present)
+        self._extra = {c: sp.spec for c, sp in present.items() if c not in cls._specs}
+        self._targets = dict(recorded.get("targets", {}))
         with wrapped("cannot read the event ids", path=self.path, tree=self.tree_name):
             self._ids = np.asarray(self.tree["event_id"].array(library="np"), dtype=np.int64)
 
@@ -140,7 +150,7 @@ class RecotrigTree(TreeSource):
             for column in kinds["flat"]:
                 columns[column] = (self._check(flat_content(data[column]), rows[-1], column), None, None)
             for column in kinds["fixed"]:
-                shape = self.cls._specs[column].shape
+                shape = self._specs[column].shape
                 content = self._check(flat_content(data[column]), rows[-1] * int(np.prod(shape)), column)
                 columns[column] = (content.reshape(-1, *shape), None, None)
             for column in kinds["jagged"]:
@@ -157,7 +167,8 @@ class RecotrigTree(TreeSource):
                     values[column] = content[a:b]
                 else:
                     values[column] = ak.unflatten(content[inner[a] : inner[b]], sizes[a:b])
-            events.append(build(self.cls, values, path=self.path, tree=self.tree_name, event=int(event)))
+            events.append(build(self.cls, values, path=self.path, tree=self.tree_name, event=int(event),
+                                extra=self._extra, targets=self._targets))
         return {self.name: events}
 
     def _check(self, content: np.ndarray, expected: int, column: str) -> np.ndarray:
@@ -169,6 +180,33 @@ class RecotrigTree(TreeSource):
                 column=column,
             )
         return content
+
+
+def _read_json(file: Any, key: str, path: Path) -> dict[str, Any]:
+    with wrapped(f"cannot read the {key} object", path=path, tree=key):
+        text = str(file[key])
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise StoreError(f"the {key!r} object is not JSON: {err}", path=path) from None
+    if not isinstance(value, dict):
+        raise StoreError(f"the {key!r} object is not a JSON object", path=path)
+    return value
+
+
+def read_root_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metadata object of a ROOT store, without reading any tree."""
+    import uproot
+
+    path = Path(path)
+    if not is_root_file(path):
+        raise StoreError("not a ROOT file (it does not start with 'root')", path=path)
+    with wrapped("cannot open as a ROOT file (truncated or damaged?)", path=path):
+        file = uproot.open(path)
+    with file:
+        with wrapped("cannot list the file's contents (truncated or damaged?)", path=path):
+            present = METADATA_KEY in file.classnames(cycle=False)
+        return _read_json(file, METADATA_KEY, path) if present else {}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -216,7 +254,8 @@ class RootStore(Store):
         with wrapped("cannot list the file's contents (truncated or damaged?)", path=self.path):
             classes = file.classnames(cycle=False)
         if METADATA_KEY in classes:
-            self._metadata = self._read_metadata(file)
+            self._metadata = _read_json(file, METADATA_KEY, self.path)
+        schema = _read_json(file, SCHEMA_KEY, self.path) if SCHEMA_KEY in classes else {}
         for tree_name, classname in classes.items():
             if classname != "TTree" or "/" in tree_name:
                 continue
@@ -227,14 +266,19 @@ class RootStore(Store):
                 keys = set(tree.keys())
             source: TreeSource | None = None
             if title.startswith(TITLE_PREFIX):
-                cls = collection_class(title[len(TITLE_PREFIX) :])
+                type_name = title[len(TITLE_PREFIX) :]
+                recorded = schema.get(tree_name, {})
+                cls = registered_type(type_name)
                 if cls is None:
-                    raise StoreError(
-                        f"unknown container type {title[len(TITLE_PREFIX) :]!r} in the tree title",
-                        path=self.path,
-                        tree=tree_name,
-                    )
-                source = RecotrigTree(name=tree_name, cls=cls, **kwargs)
+                    if not recorded.get("declared"):
+                        raise StoreError(
+                            f"collection type {type_name!r} is not known here and the file records no schema "
+                            "for it (written before schemas were recorded?)",
+                            path=self.path,
+                            tree=tree_name,
+                        )
+                    cls = from_schema(recorded["declared"])
+                source = RecotrigTree(name=tree_name, cls=cls, recorded=recorded, **kwargs)
             elif actsroot.is_acts_particles(keys):
                 source = actsroot.ActsParticlesTree(**kwargs)
             elif actsroot.is_acts_hits(keys):
@@ -272,17 +316,6 @@ class RootStore(Store):
         if others:
             return others[0].event_ids
         return np.zeros(0, dtype=np.int64)
-
-    def _read_metadata(self, file: Any) -> dict[str, Any]:
-        with wrapped("cannot read the metadata object", path=self.path, tree=METADATA_KEY):
-            text = str(file[METADATA_KEY])
-        try:
-            value = json.loads(text)
-        except ValueError as err:
-            raise StoreError(f"the {METADATA_KEY!r} object is not JSON: {err}", path=self.path) from None
-        if not isinstance(value, dict):
-            raise StoreError(f"the {METADATA_KEY!r} object is not a JSON object", path=self.path)
-        return value
 
     # -- the Store interface ---------------------------------------------------------------------
     @property
@@ -330,7 +363,7 @@ class RootStore(Store):
             size = source.bytes_on_disk()
             for name, cls in source.collections.items():
                 collections[name] = {
-                    "type": cls.__name__,
+                    "type": cls.type_name,
                     "tree": source.tree_name,
                     "layout": source.layout,
                     "columns": source.columns(name),
@@ -406,23 +439,17 @@ class RootWriter(Writer):
         # the file is written as <hidden dir>/<final name>: ROOT records the file's own name inside it
         self._tempdir = temporary_path(self.path)
         self._temp = self._tempdir / self.path.name
-        self._uuids = 0
         try:
             self._tempdir.mkdir(parents=True)
             with reproducible_clock():
                 self._file = uproot.recreate(self._temp, compression=_compression(compression),
-                                             uuid_function=self._next_uuid)
+                                             uuid_function=name_uuids(self.path.name))
         except OSError as err:
             raise StoreError(f"cannot create: {err}", path=self.path) from None
-        self._layout: dict[str, tuple[type[Collection], list[str], dict[str, list[str]]]] = {}
+        self._layout: dict[str, tuple[type[Collection], dict[str, str], dict[str, str], dict[str, list[str]]]] = {}
         self._trees: dict[str, Any] = {}
         self._buffer: list[tuple[int, dict[str, Collection]]] = []
         self._buffered_rows = 0
-
-    def _next_uuid(self) -> uuid.UUID:
-        """UUIDs derived from the file name and a counter, so equal content gives equal bytes."""
-        self._uuids += 1
-        return uuid.uuid5(uuid.NAMESPACE_URL, f"recotrig:{self.path.name}:{self._uuids}")
 
     def _append(self, event_id: int, collections: dict[str, Collection]) -> None:
         if not self._layout and not self._trees:
@@ -432,11 +459,12 @@ class RootWriter(Writer):
                         f"collection name {name!r} is not a valid tree name", path=self.path, event=event_id
                     )
                 cls = type(collection)
+                specs = {c: collection.spec_of(c) for c in collection.names}
                 try:
-                    kinds = branch_names(name, cls, collection.names)
+                    kinds = branch_names(name, cls.type_name, specs)
                 except StoreError as err:
                     raise StoreError(str(err), path=self.path, event=event_id) from None
-                self._layout[name] = (cls, collection.names, kinds)
+                self._layout[name] = (cls, collection.specs, collection.targets, kinds)
         if set(collections) != set(self._layout):
             raise StoreError(
                 f"event holds collections {sorted(collections)}, the store was started with {sorted(self._layout)}",
@@ -444,11 +472,11 @@ class RootWriter(Writer):
                 event=event_id,
             )
         for name, collection in collections.items():
-            cls, columns, _ = self._layout[name]
-            if type(collection) is not cls or collection.names != columns:
+            cls, specs, targets, _ = self._layout[name]
+            if type(collection) is not cls or collection.specs != specs or collection.targets != targets:
                 raise StoreError(
-                    f"{type(collection).__name__} with columns {collection.names}; the store was started with "
-                    f"{cls.__name__} with columns {columns}",
+                    f"{type(collection).type_name} with columns {collection.specs} (targets {collection.targets}); "
+                    f"the store was started with {cls.type_name} with columns {specs} (targets {targets})",
                     path=self.path,
                     event=event_id,
                     tree=name,
@@ -466,7 +494,7 @@ class RootWriter(Writer):
 
     def _flush_buffer(self) -> None:
         ids = np.asarray([event_id for event_id, _ in self._buffer], dtype=np.int64)
-        for name, (cls, _, kinds) in self._layout.items():
+        for name, (cls, _, _, kinds) in self._layout.items():
             parts = [event[name] for _, event in self._buffer]
             branches = self._branches(name, cls, kinds, parts)
             branches["event_id"] = ids
@@ -477,7 +505,7 @@ class RootWriter(Writer):
                     self._trees[name] = self._file.mktree(
                         name,
                         types,
-                        title=TITLE_PREFIX + cls.__name__,
+                        title=TITLE_PREFIX + cls.type_name,
                         counter_name=counter_name,
                         field_name=lambda outer, inner: inner,
                     )
@@ -515,6 +543,9 @@ class RootWriter(Writer):
         with reproducible_clock():
             with wrapped("cannot write the metadata", path=self.path):
                 self._file[METADATA_KEY] = json.dumps(self.metadata, sort_keys=True)
+                schema = {name: {"type": cls.type_name, "columns": specs, "targets": targets, "declared": cls.schema()}
+                          for name, (cls, specs, targets, _) in self._layout.items()}
+                self._file[SCHEMA_KEY] = json.dumps(schema, sort_keys=True)
             with wrapped("cannot close", path=self.path):
                 self._file.close()
         os.replace(self._temp, self.path)
@@ -528,43 +559,3 @@ class RootWriter(Writer):
         Path(self._temp).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             self._tempdir.rmdir()
-
-
-def _fixed_time() -> datetime.datetime:
-    """The time stamped into written ROOT files: ``SOURCE_DATE_EPOCH`` if set, else 2000-01-01."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch is not None and epoch.isdigit():
-        return datetime.datetime.fromtimestamp(int(epoch), tz=datetime.timezone.utc).replace(tzinfo=None)
-    return datetime.datetime(2000, 1, 1)
-
-
-@contextlib.contextmanager
-def reproducible_clock() -> Iterator[None]:
-    """Make uproot stamp a fixed time into ROOT headers while the block runs.
-
-    uproot writes ``datetime.now()`` into file, directory and tree headers and has no option for
-    reproducible output; with a fixed clock (and name-derived UUIDs) the same events give the same
-    bytes. The clock is swapped in uproot's writing modules only, and restored afterwards.
-    """
-    import uproot.writing._cascade as cascade
-    import uproot.writing._cascadentuple as cascadentuple
-    import uproot.writing._cascadetree as cascadetree
-
-    when = _fixed_time()
-
-    class _Clock(datetime.datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> datetime.datetime:  # noqa: ARG003
-            return when
-
-    shim = types.ModuleType("datetime")
-    shim.__dict__.update(vars(datetime))
-    shim.datetime = _Clock
-    modules = [m for m in (cascade, cascadentuple, cascadetree) if getattr(m, "datetime", None) is datetime]
-    for module in modules:
-        module.datetime = shim
-    try:
-        yield
-    finally:
-        for module in modules:
-            module.datetime = datetime

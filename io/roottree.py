@@ -15,7 +15,7 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
-from recotrig.framework.edm import Collection
+from recotrig.framework.collection import Collection
 from recotrig.io.errors import StoreError
 
 __all__ = ["TreeSource", "build", "flat_content", "offsets_of", "wrapped"]
@@ -50,10 +50,21 @@ def offsets_of(counts: np.ndarray) -> np.ndarray:
 
 
 def build(
-    cls: type[Collection], columns: dict[str, Any], *, path: str | os.PathLike[str], tree: str, event: int
+    cls: type[Collection],
+    columns: dict[str, Any],
+    *,
+    path: str | os.PathLike[str],
+    tree: str,
+    event: int,
+    extra: dict[str, str] | None = None,
+    targets: dict[str, str] | None = None,
 ) -> Collection:
     try:
-        return cls({name: columns[name] for name in cls._specs if name in columns})
+        return cls(
+            {name: columns[name] for name in cls._specs if name in columns},
+            extra={name: (spec, columns[name]) for name, spec in (extra or {}).items() if name in columns},
+            targets=targets,
+        )
     except ValueError as err:
         raise StoreError(str(err), path=path, tree=tree, event=event) from None
 

@@ -17,10 +17,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from recotrig.framework.edm import Collection
-from recotrig.io.base import STANDARD_COLLECTIONS, Cells, Event, Store, Writer
+from recotrig.edm import Cells
+from recotrig.framework.collection import Collection
+from recotrig.io.base import STANDARD_COLLECTIONS, Event, Store, Writer
 from recotrig.io.errors import StoreError
-from recotrig.io.rootstore import RootStore, RootWriter, is_root_file
+from recotrig.io.rootstore import RootStore, RootWriter, is_root_file, read_root_metadata
 from recotrig.io.trackml import TrackMLStore, TrackMLWriter, is_trackml_dir
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "detect_format",
     "open_store",
     "open_writer",
+    "read_metadata",
     "write_store",
 ]
 
@@ -70,6 +72,15 @@ def open_store(path: str | os.PathLike[str], *, format: str | None = None, **opt
     """
     format = detect_format(path) if format is None else _check_format(format)
     return FORMATS[format][0](path, **options)
+
+
+def read_metadata(path: str | os.PathLike[str], *, format: str | None = None) -> dict[str, Any]:
+    """A store's metadata alone (how it was made: generator, detector, field), reading no event
+    data: what sequences consult at configuration time (``--help`` and ``--dry-run`` included)."""
+    format = detect_format(path) if format is None else _check_format(format)
+    if format == "root":
+        return read_root_metadata(path)
+    return TrackMLStore(path).metadata
 
 
 def open_writer(

@@ -36,8 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from recotrig.framework.edm import Collection, Hits, HitTruth, Particles, TruthVertices
-from recotrig.io.base import Cells, Event, Store, Writer, temporary_path
+from recotrig.framework.lookup import DuplicateIdError, index_of
+from recotrig.edm import Cells, Collection, Hits, HitTruth, Particles, TruthVertices
+from recotrig.framework.files import temporary_path
+from recotrig.io.base import Event, Store, Writer
 from recotrig.io.errors import StoreError
 
 __all__ = ["EVENT_FILE", "HITS_FILE_COLUMNS", "TrackMLStore", "TrackMLWriter", "is_trackml_dir"]
@@ -320,11 +322,11 @@ def _align(hit_ids: np.ndarray, extra_ids: np.ndarray, *, path: Path, event: int
     """Indices into the measurements rows in hits order (None when already aligned)."""
     if len(hit_ids) == len(extra_ids) and np.array_equal(hit_ids, extra_ids):
         return None
-    order = np.argsort(extra_ids, kind="stable")
-    pos = np.searchsorted(extra_ids, hit_ids, sorter=order)
-    pos = np.minimum(pos, max(len(extra_ids) - 1, 0))
-    found = order[pos] if len(extra_ids) else np.zeros(len(hit_ids), np.int64)
-    bad = np.flatnonzero(extra_ids[found] != hit_ids) if len(extra_ids) else np.arange(len(hit_ids))
+    try:
+        found = index_of(extra_ids, hit_ids)
+    except DuplicateIdError as err:
+        raise StoreError(f"column 'hit_id' has {err}", path=path, event=event, column="hit_id") from None
+    bad = np.flatnonzero(found < 0)
     if len(bad):
         raise StoreError(
             f"hit_id {int(hit_ids[bad[0]])} of the hits file has no row here ({len(bad)} hits missing)",

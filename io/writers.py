@@ -2,15 +2,16 @@
 
 ROOT (uproot; one tree per collection, one entry per event) or TrackML CSV (per-event files), in
 event order, whatever the executor. Nothing appears under the final name until the run ends
-well: a failed or interrupted run leaves no truncated file (``discard``).
+well: a failed or interrupted run leaves no truncated file (``discard``). The store's metadata
+holds the given ``metadata`` plus, under ``"run"``, the record of the run that wrote it. Behind a
+filter it keeps the passing events only.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..framework import Option, Port, Writer
-from ..framework.edm import Collection, EventInfo
+from ..framework import Collection, EventInfo, Option, Port, Writer
 from .store import open_writer
 
 
@@ -37,7 +38,10 @@ class StoreWriter(Writer):
         fmt = None if self.format == "auto" else self.format
         is_root = fmt == "root" or (fmt is None and self.path.endswith(".root"))
         options = {"compression": self.compression} if is_root else {}
-        self._writer = open_writer(self.path, format=fmt, metadata=self.metadata, **options)
+        metadata = dict(self.metadata)
+        if self.context.record:
+            metadata["run"] = self.context.record
+        self._writer = open_writer(self.path, format=fmt, metadata=metadata, **options)
 
     def execute(self, event: EventInfo, **collections: Any) -> None:
         names = self._names()

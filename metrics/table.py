@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from recotrig.framework.files import root_file, write_json
 
 __all__ = ["COLUMNS", "format_table", "row_from_result", "write_table"]
 
@@ -34,6 +35,8 @@ COLUMNS: dict[str, str] = {
     "ms_per_event": "ms/event",
 }
 _TEXT = "algorithm"
+#: columns that change from run to run: printed, never written by ``write_table``
+TIMING_COLUMNS = ("ms_per_event",)
 
 
 def row_from_result(
@@ -112,20 +115,6 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join([line(header), rule, *(line(cells) for cells in body)]) + "\n"
 
 
-def _atomic_write(target: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` on a temporary file next to ``target``, then rename it over
-    ``target``; the temporary file is removed when writing fails."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _json_value(value: Any) -> Any:
     if isinstance(value, str) or value is None:
         return value
@@ -133,34 +122,25 @@ def _json_value(value: Any) -> Any:
     return None if math.isnan(value) else value
 
 
-def write_table(rows: Sequence[Mapping[str, Any]], outdir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write ``comparison.json`` (``{"columns": [...], "rows": [...]}``, NaN as null) and
-    ``comparison.root`` (TTree ``comparison``: branch ``algorithm`` (string) and one float64
-    branch per numeric column, NaN kept) into ``outdir``, creating it. Returns the paths."""
-    import uproot
-
+def write_table(
+    rows: Sequence[Mapping[str, Any]], outdir: str | os.PathLike[str], *, record: Mapping[str, Any] | None = None
+) -> dict[str, Path]:
+    """Write the table without its timing columns as ``comparison.json`` (``{"columns": [...], "rows": [...], "run": record}``, NaN as
+    null) and ``comparison.root`` (TTree ``comparison``: branch ``algorithm`` (string) and one
+    float64 branch per numeric column, NaN kept; the record as JSON in a TObjString ``run``) into
+    ``outdir``, creating it, each committed atomically. Returns the paths."""
     out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    names = _columns(rows)
+    names = [n for n in _columns(rows) if n not in TIMING_COLUMNS]
     table = [{n: _json_value(row.get(n)) for n in names} for row in rows]
     paths = {"json": out / "comparison.json", "root": out / "comparison.root"}
-
-    def write_json(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"columns": names, "rows": table}, f, indent=2)
-            f.write("\n")
-
+    write_json(paths["json"], {"columns": names, "rows": table, "run": dict(record or {})})
     branches: dict[str, np.ndarray] = {_TEXT: np.asarray([str(r[_TEXT]) for r in rows], dtype=str)}
     for name in names:
         if name != _TEXT:
             branches[name] = np.asarray([_nan_if_none(row.get(name)) for row in rows], dtype=np.float64)
-
-    def write_root(tmp: str) -> None:
-        with uproot.recreate(tmp) as f:
-            f["comparison"] = branches
-
-    _atomic_write(paths["json"], write_json)
-    _atomic_write(paths["root"], write_root)
+    with root_file(paths["root"]) as f:
+        f["comparison"] = branches
+        f["run"] = json.dumps(dict(record or {}), sort_keys=True, default=str)
     return paths
 
 

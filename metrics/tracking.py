@@ -1,7 +1,7 @@
 """Truth-matched tracking metrics: the TrackML score, track-to-particle matching, efficiency,
 fake and duplicate rates, accumulated over events.
 
-Everything here works on the event data model (``framework.edm``) with numpy/awkward only.
+Everything here works on the event data model (``recotrig.edm``) with numpy/awkward only.
 
 Definitions
 -----------
@@ -44,7 +44,9 @@ from typing import Any, ClassVar, Literal
 import awkward as ak
 import numpy as np
 
-from recotrig.framework.edm import Hits, HitTruth, Particles, Tracks
+from recotrig.edm import Hits, HitTruth, Particles, Tracks
+from recotrig.edm.truth import NOISE_PARTICLE_ID, TRACKML_ORDER_PROPOSAL, trackml_weights
+from recotrig.framework.lookup import DuplicateIdError, group_starts, index_of
 
 __all__ = [
     "NOISE_PARTICLE_ID",
@@ -60,15 +62,9 @@ __all__ = [
     "tracking_performance",
 ]
 
-#: particle id of noise hits in ``HitTruth`` (TrackML convention)
-NOISE_PARTICLE_ID = 0
 #: returned where a track has no (matched) particle
 NO_PARTICLE = -1
 
-#: official TrackML order-weight proposal along a track, first hit to last (trackml/weights.py)
-TRACKML_ORDER_PROPOSAL = (10.0, 8.0, 6.0, 5.0, 3.0, 3.0, 3.0, 5.0, 6.0)
-_ORDER_MIN_HITS = 4
-_ORDER_MAX_HITS = 20
 
 
 # ------------------------------------------------------------------------------------------------
@@ -85,26 +81,17 @@ def _track_hit_pairs(tracks: Tracks) -> tuple[np.ndarray, np.ndarray]:
 def _truth_rows(truth: HitTruth, hit_ids: np.ndarray) -> np.ndarray:
     """Row of each hit id in ``truth``; raises naming the columns when an id is unknown or
     ``HitTruth.hit_id`` has duplicates."""
-    ids = np.asarray(truth["hit_id"], dtype=np.int64)
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    if len(sorted_ids) > 1 and np.any(sorted_ids[1:] == sorted_ids[:-1]):
-        dup = np.unique(sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]])
-        raise ValueError(f"HitTruth: column 'hit_id' has duplicate ids, e.g. {dup[:5].tolist()}")
-    if len(hit_ids) == 0:
-        return np.zeros(0, dtype=np.int64)
-    pos = np.searchsorted(sorted_ids, hit_ids)
-    found = np.zeros(len(hit_ids), dtype=bool)
-    if len(sorted_ids):
-        inside = pos < len(sorted_ids)
-        found[inside] = sorted_ids[pos[inside]] == hit_ids[inside]
-    if not found.all():
-        missing = np.unique(hit_ids[~found])
+    try:
+        rows = index_of(np.asarray(truth["hit_id"], dtype=np.int64), hit_ids)
+    except DuplicateIdError as err:
+        raise ValueError(f"HitTruth: column 'hit_id' has {err}") from None
+    if (rows < 0).any():
+        missing = np.unique(hit_ids[rows < 0])
         raise ValueError(
             f"Tracks: column 'hit_ids' has {len(missing)} hit id(s) not in HitTruth.hit_id, "
             f"e.g. {missing[:5].tolist()} (tracks and truth of different events?)"
         )
-    return order[pos]
+    return rows
 
 
 def _unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -116,18 +103,6 @@ def _unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     keep = np.ones(len(a), dtype=bool)
     keep[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
     return a[keep], b[keep]
-
-
-def _group_starts(*keys: np.ndarray) -> np.ndarray:
-    """Start positions of runs of equal key tuples in arrays already sorted by those keys."""
-    n = len(keys[0])
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    change = np.zeros(n, dtype=bool)
-    change[0] = True
-    for key in keys:
-        change[1:] |= key[1:] != key[:-1]
-    return np.flatnonzero(change)
 
 
 def _assign_hits(tracks: Tracks, truth: HitTruth, shared_hits: str) -> np.ndarray:
@@ -142,7 +117,7 @@ def _assign_hits(tracks: Tracks, truth: HitTruth, shared_hits: str) -> np.ndarra
     assigned = np.full(len(truth), -1, dtype=np.int64)
     if len(rows) == 0:
         return assigned
-    first = _group_starts(rows)
+    first = group_starts(rows)
     if shared_hits == "error" and len(first) != len(rows):
         shared = np.unique(np.asarray(truth["hit_id"])[rows[np.setdiff1d(np.arange(len(rows)), first)]])
         raise ValueError(
@@ -222,14 +197,14 @@ def _majority_per_track(track: np.ndarray, particle: np.ndarray, weight: np.ndar
     ties), the majority's hit count and summed weight. Rows are sorted by track label."""
     order = np.lexsort((particle, track))
     track, particle, weight = track[order], particle[order], weight[order]
-    starts = _group_starts(track, particle)
+    starts = group_starts(track, particle)
     g_track, g_particle = track[starts], particle[starts]
     g_count = np.diff(np.append(starts, len(track)))
     g_weight = np.add.reduceat(weight, starts) if len(starts) else np.zeros(0)
     # best group of each track: most hits, then lowest particle id
     best = np.lexsort((g_particle, -g_count, g_track))
-    first = best[_group_starts(g_track[best])]
-    track_starts = _group_starts(track)
+    first = best[group_starts(g_track[best])]
+    track_starts = group_starts(track)
     return {
         "track": g_track[first],
         "nhits": np.diff(np.append(track_starts, len(track))),
@@ -237,112 +212,6 @@ def _majority_per_track(track: np.ndarray, particle: np.ndarray, weight: np.ndar
         "major_nhits": g_count[first],
         "major_weight": g_weight[first],
     }
-
-
-# ------------------------------------------------------------------------------------------------
-# TrackML weights
-# ------------------------------------------------------------------------------------------------
-def _order_weights(nhits: int) -> np.ndarray:
-    """Order weights of the hits of a particle with ``nhits`` hits (first to last), summing to 1:
-    the proposal stretched linearly over the hits."""
-    proposal = np.asarray(TRACKML_ORDER_PROPOSAL)
-    supports = np.arange(len(proposal)) * (nhits - 1) / (len(proposal) - 1)
-    w = np.interp(np.arange(nhits), supports, proposal)
-    return w / w.sum()
-
-
-def _pt_weight(pt: np.ndarray) -> np.ndarray:
-    """0.2 up to pT = 0.5 GeV, rising linearly to 1 at 3 GeV and flat above; 0 below 0.05 GeV."""
-    return np.interp(pt, [0.05, 0.5, 3.0], [0.2, 0.2, 1.0], left=0.0, right=1.0)
-
-
-def _order_index(particle: np.ndarray, distance: np.ndarray) -> np.ndarray:
-    """0-based position of each hit along its particle, ranking by ``distance`` with ties given
-    the mean position of the tie, rounded down (pandas ``rank()`` - 1, cast to int, as in the
-    official code); hits with a NaN distance get 0."""
-    index = np.zeros(len(particle), dtype=np.int64)
-    ok = np.isfinite(distance)
-    rows = np.flatnonzero(ok)
-    order = rows[np.lexsort((distance[rows], particle[rows]))]
-    p, d = particle[order], distance[order]
-    particle_start = _group_starts(p)
-    position = np.arange(len(order)) - np.repeat(particle_start, np.diff(np.append(particle_start, len(order))))
-    tie_start = _group_starts(p, d)
-    tie_len = np.diff(np.append(tie_start, len(order)))
-    tie_mean = np.add.reduceat(position.astype(np.float64), tie_start) / tie_len if len(tie_start) else np.zeros(0)
-    index[order] = np.floor(np.repeat(tie_mean, tie_len)).astype(np.int64)
-    return index
-
-
-def _true_z(truth: HitTruth, hits: Hits | None) -> np.ndarray:
-    if "tz" in truth:
-        return np.asarray(truth["tz"], dtype=np.float64)
-    if hits is None:
-        raise ValueError("trackml_weights: HitTruth has no 'tz' column; pass hits= to order hits by Hits.z")
-    hit_ids = np.asarray(hits["hit_id"], dtype=np.int64)
-    order = np.argsort(hit_ids, kind="stable")
-    want = np.asarray(truth["hit_id"], dtype=np.int64)
-    pos = np.searchsorted(hit_ids[order], want)
-    ok = pos < len(order)
-    ok[ok] = hit_ids[order][pos[ok]] == want[ok]
-    if not ok.all():
-        raise ValueError(f"trackml_weights: {int((~ok).sum())} HitTruth.hit_id value(s) not in Hits.hit_id")
-    return np.asarray(hits["z"], dtype=np.float64)[order[pos]]
-
-
-def trackml_weights(particles: Particles, truth: HitTruth, hits: Hits | None = None) -> np.ndarray:
-    """Per-hit TrackML weights, one per ``truth`` row, normalised so that the event sums to 1.
-
-    The official scheme (trackml-library ``trackml/weights.py``, ``weight_hits``; S. Amrouche et
-    al., arXiv:1904.06778, section 3.2): weight = pT weight x order weight, then normalised.
-
-    * pT weight of the hit's particle: 0.2 for 0.05 <= pT <= 0.5 GeV, rising linearly to 1.0 at
-      pT = 3 GeV, 1.0 above; 0 below 0.05 GeV and for hits whose particle is not in
-      ``particles`` (noise).
-    * order weight: the hits of a particle are ordered by |z_hit - vz| (distance along the beam
-      from the production vertex; true z ``HitTruth.tz``, or the measured ``Hits.z`` when truth
-      has no ``tz``). The proposal (10, 8, 6, 5, 3, 3, 3, 5, 6) is stretched over the particle's
-      nhits hits by linear interpolation and normalised to sum 1, so the first and last hits
-      weigh most. Particles with fewer than 4 hits and noise (particle 0) get 0; particles with
-      more than 20 hits use the 20-hit weights and their 21st and later hits get 0.
-
-    An event whose weights are all zero returns zeros (the official code divides by zero).
-    """
-    particle = np.asarray(truth["particle_id"], dtype=np.int64)
-    z = _true_z(truth, hits)
-    pid = np.asarray(particles["particle_id"], dtype=np.int64)
-    order = np.argsort(pid, kind="stable")
-    if len(pid) > 1 and np.any(pid[order][1:] == pid[order][:-1]):
-        raise ValueError("Particles: column 'particle_id' has duplicate ids")
-    pos = np.searchsorted(pid[order], particle)
-    known = pos < len(pid)
-    known[known] = pid[order][pos[known]] == particle[known]
-    row = order[np.where(known, pos, 0)] if len(pid) else np.zeros(len(particle), dtype=np.int64)
-
-    pt = np.hypot(np.asarray(particles["px"], np.float64), np.asarray(particles["py"], np.float64))
-    w_pt = np.where(known, _pt_weight(pt[row]) if len(pid) else 0.0, 0.0)
-    vz = np.where(known, np.asarray(particles["vz"], np.float64)[row] if len(pid) else np.nan, np.nan)
-
-    ids, inverse, counts = np.unique(particle, return_inverse=True, return_counts=True)
-    nhits = counts[inverse]
-    nhits[particle == NOISE_PARTICLE_ID] = 0
-    ihit = _order_index(particle, np.abs(z - vz))
-    w_order = _order_weight_lookup(nhits, ihit)
-
-    w = w_pt * w_order
-    total = w.sum()
-    return w / total if total > 0 else np.zeros(len(w))
-
-
-def _order_weight_lookup(nhits: np.ndarray, ihit: np.ndarray) -> np.ndarray:
-    table = np.zeros((_ORDER_MAX_HITS + 1, _ORDER_MAX_HITS))
-    for n in range(_ORDER_MIN_HITS, _ORDER_MAX_HITS + 1):
-        table[n, :n] = _order_weights(n)
-    n = np.minimum(nhits, _ORDER_MAX_HITS)
-    usable = (nhits >= _ORDER_MIN_HITS) & (ihit < _ORDER_MAX_HITS) & (ihit >= 0)
-    out = np.zeros(len(nhits))
-    out[usable] = table[n[usable], ihit[usable]]
-    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -445,7 +314,7 @@ def _resolve_duplicates(
     c2 = np.zeros(len(matched)) if chi2 is None else np.nan_to_num(np.asarray(chi2, np.float64), nan=np.inf)
     keys = (candidates, c2[candidates], -purity[candidates], -major[candidates], particle[candidates])
     order = candidates[np.lexsort(keys)]
-    best = order[_group_starts(particle[order])] if len(order) else order
+    best = order[group_starts(particle[order])] if len(order) else order
     duplicate = matched.copy()
     duplicate[best] = False
     return best, duplicate
@@ -458,10 +327,8 @@ def reconstructable_particles(
     hits in ``truth``, and not the noise id."""
     pid = np.asarray(particles["particle_id"], dtype=np.int64)
     ids, counts = np.unique(np.asarray(truth["particle_id"], dtype=np.int64), return_counts=True)
-    pos = np.searchsorted(ids, pid)
-    known = pos < len(ids)
-    known[known] = ids[pos[known]] == pid[known]
-    nhits = np.where(known, counts[np.where(known, pos, 0)] if len(ids) else 0, 0)
+    rows = index_of(ids, pid)
+    nhits = np.where(rows >= 0, counts[np.maximum(rows, 0)] if len(ids) else 0, 0)
     pt = np.hypot(np.asarray(particles["px"], np.float64), np.asarray(particles["py"], np.float64))
     charged = np.asarray(particles["q"]) != 0
     return charged & (pt >= min_pt) & (nhits >= min_hits) & (pid != NOISE_PARTICLE_ID)
@@ -547,11 +414,11 @@ class TrackingMetrics(Accumulator):
         "n_particles",
         "n_reconstructable",
         "n_reconstructed",
-        "trackml_sum",
         "n_trackml_events",
         "time_s",
         "n_timed_events",
     )
+    SAMPLES = ("trackml_scores",)
 
     def __init__(
         self,
@@ -601,20 +468,23 @@ class TrackingMetrics(Accumulator):
         if w is None and "weight" not in truth and ("tz" in truth or hits is not None):
             w = trackml_weights(particles, truth, hits)
         if w is not None or "weight" in truth:
-            c["trackml_sum"] += trackml_score(tracks, truth, weights=w, shared_hits=cfg["shared_hits"])
+            score = trackml_score(tracks, truth, weights=w, shared_hits=cfg["shared_hits"])
+            self.samples["trackml_scores"].append(np.asarray([score], dtype=np.float64))
             c["n_trackml_events"] += 1
         self._add_time(time_s)
         return match
 
     def result(self) -> dict[str, Any]:
         c = self.counts
+        scores = self.sample("trackml_scores")  # per event, in event order: the mean is exact whatever the merging
         return {
             "efficiency": _ratio(c["n_reconstructed"], c["n_reconstructable"]),
             "fake_rate": _ratio(c["n_fake_tracks"], c["n_tracks"]),
             "duplicate_rate": _ratio(c["n_duplicate_tracks"], c["n_tracks"]),
-            "trackml_score": _ratio(c["trackml_sum"], c["n_trackml_events"]),
+            "trackml_score": float(np.mean(scores)) if len(scores) else math.nan,
+            "trackml_sum": float(np.sum(scores)),
             "ms_per_event": self._ms_per_event(),
-            **{k: (int(v) if k not in ("trackml_sum", "time_s") else float(v)) for k, v in c.items()},
+            **{k: (int(v) if k != "time_s" else float(v)) for k, v in c.items()},
             **self.config,
         }
 

@@ -72,8 +72,9 @@ from typing import Any, Literal
 import awkward as ak
 import numpy as np
 
-from recotrig.framework.edm import HitTruth, Particles, Tracks, TruthVertices, Vertices
-from recotrig.metrics.tracking import NO_PARTICLE, Accumulator, _group_starts, _ratio, match_tracks
+from recotrig.framework.lookup import group_starts, index_of
+from recotrig.edm import HitTruth, Particles, Tracks, TruthVertices, Vertices
+from recotrig.metrics.tracking import NO_PARTICLE, Accumulator, _ratio, match_tracks
 
 __all__ = [
     "CLEAN",
@@ -105,13 +106,10 @@ Reconstructable = Literal["auto", "column", "matched", "charged", "n_charged"]
 # ------------------------------------------------------------------------------------------------
 def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray, default: int | float) -> np.ndarray:
     """``values`` at the position of each ``wanted`` key in ``keys`` (distinct), else default."""
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    pos = np.searchsorted(sorted_keys, wanted)
-    found = pos < len(sorted_keys)
-    found[found] = sorted_keys[pos[found]] == wanted[found]
+    rows = index_of(keys, wanted)
+    found = rows >= 0
     out = np.full(len(wanted), default, dtype=np.result_type(values, type(default)))
-    out[found] = values[order[pos[found]]]
+    out[found] = values[rows[found]]
     return out
 
 
@@ -339,10 +337,10 @@ def _match_by_tracks(
         v, t, ww = vtx[known], tv[known], w[known]
         order = np.lexsort((t, v))
         v, t, ww = v[order], t[order], ww[order]
-        starts = _group_starts(v, t)
+        starts = group_starts(v, t)
         g_v, g_t, g_w = v[starts], t[starts], np.add.reduceat(ww, starts)
         best = np.lexsort((g_t, -g_w, g_v))
-        first = best[_group_starts(g_v[best])]
+        first = best[group_starts(g_v[best])]
         truth_id[g_v[first]] = g_t[first]
         major_w[g_v[first]] = g_w[first]
     fraction = np.where(total > 0, major_w / np.where(total > 0, total, 1.0), 0.0)
@@ -368,7 +366,7 @@ def _mark_splits(cls: np.ndarray, truth_id: np.ndarray, rank: np.ndarray) -> Non
     order = cand[np.lexsort((cand, -rank[cand], truth_id[cand]))]
     if len(order) == 0:
         return
-    starts = _group_starts(truth_id[order])
+    starts = group_starts(truth_id[order])
     split = np.ones(len(order), dtype=bool)
     split[starts] = False
     cls[order[split]] = SPLIT

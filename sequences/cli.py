@@ -2,6 +2,7 @@
 
     recotrig run [SEQUENCE] [--input STORE] [--output DIR] [-n N] [--skip K] [-j N] [--dry-run]
                  [--dot FILE] [--error-policy abort|skip] [--ALG.OPTION VALUE ...] [--set ALG.OPTION=VALUE ...]
+    recotrig run --config recotrig-out/vertexing/run.json      (re-run a recorded run)
     recotrig info STORE
     recotrig simulate ...   (see ``recotrig simulate --help``)
 
@@ -18,6 +19,12 @@ import sys
 from typing import Any
 
 from ..framework import Algorithm, ConfigError, EventError, Sequencer
+from ..framework.files import root_file, write_json
+from ..framework.flags import add_flags, apply_flags, set_from_text
+from ..framework.record import file_entry
+from ..framework.sequencer import MAX_JOBS
+from ..io.errors import StoreError
+from ..io.store import open_store
 from . import loader
 
 DEFAULT_SEQUENCE = "vertexing"
@@ -30,7 +37,7 @@ def _run_parser(add_help: bool) -> argparse.ArgumentParser:
         description="Run a sequence of algorithms over the events of a store.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("sequence", nargs="?", default=DEFAULT_SEQUENCE,
+    p.add_argument("sequence", nargs="?", default=None,
                    help=f"a shipped sequence ({', '.join(loader.available())}) or a .py file "
                         f"(default: {DEFAULT_SEQUENCE})")
     p.add_argument("--input", "-i", help="event store: TrackML CSV directory or ROOT file "
@@ -41,7 +48,9 @@ def _run_parser(add_help: bool) -> argparse.ArgumentParser:
     p.add_argument("-j", "--jobs", type=int, default=1, help="worker processes for events")
     p.add_argument("--dry-run", action="store_true", help="print the data-flow graph and exit")
     p.add_argument("--dot", metavar="FILE", help="with --dry-run: also write the graph as Graphviz dot")
-    p.add_argument("--error-policy", choices=("abort", "skip"), default="abort",
+    p.add_argument("--config", metavar="RUN_JSON", help="re-run the run recorded in a run.json (its sequence, input, "
+                                                        "output, entries and every option; flags still override)")
+    p.add_argument("--error-policy", choices=("abort", "skip"), default=None,
                    help="on a failing event: stop (abort) or record it and go on (skip)")
     p.add_argument("--set", action="append", default=[], metavar="ALG.OPTION=VALUE",
                    help="set an algorithm option (repeatable)")
@@ -49,60 +58,86 @@ def _run_parser(add_help: bool) -> argparse.ArgumentParser:
     return p
 
 
-def _add_algorithm_flags(parser: argparse.ArgumentParser, algorithms: list[Algorithm]) -> None:
-    for alg in algorithms:
-        group = parser.add_argument_group(f"{alg.name} ({type(alg).__name__})",
-                                          (type(alg).__doc__ or "").strip().split("\n")[0])
-        specs = alg.option_specs()
-        for key, value in alg.options().items():
-            spec = specs.get(key)
-            if spec is not None:
-                text = spec.help + (f" (choices: {', '.join(map(str, spec.choices))})" if spec.choices else "")
-            else:
-                text = "store key"
-            group.add_argument(f"--{alg.name}.{key}", dest=f"opt::{alg.name}::{key}", metavar="VALUE",
-                               default=argparse.SUPPRESS, help=f"{text} [{_show(value)}]")
+def _apply_record(algorithms: list[Algorithm], record: dict[str, Any], source: str) -> None:
+    """Give the sequence's algorithms the options and keys a run record holds."""
+    recorded = {a.get("name"): a for a in record.get("algorithms", [])}
+    built = {a.name: a for a in algorithms}
+    if set(recorded) != set(built):
+        raise ConfigError(f"{source}: the record's algorithms {sorted(recorded)} are not the sequence's "
+                          f"{sorted(built)} (the sequence changed since?)")
+    for name, entry in recorded.items():
+        alg = built[name]
+        cls = type(alg)
+        if entry.get("class") != f"{cls.__module__}.{cls.__qualname__}":
+            raise ConfigError(f"{source}: algorithm {name!r} was a {entry.get('class')}, the sequence makes a "
+                              f"{cls.__module__}.{cls.__qualname__}")
+        alg.configure(**entry.get("options", {}), **entry.get("keys", {}))
 
 
-def _show(value: Any) -> str:
-    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+def _check_files(record: dict[str, Any], source: str) -> None:
+    """The recorded input and model files must be the ones on disk now."""
+    for role, entries in record.get("files", {}).items():
+        for entry in entries:
+            now = file_entry(entry["path"])
+            if now.get("sha256") != entry.get("sha256"):
+                raise ConfigError(f"{source}: {role} file {entry['path']} differs from the recorded one "
+                                  f"(sha256 {entry.get('sha256')} recorded, {now.get('sha256', 'missing')} now)")
 
 
-def _apply(algorithms: list[Algorithm], name: str, key: str, text: str) -> None:
-    by_name = {a.name: a for a in algorithms}
-    if name not in by_name:
-        raise ConfigError(f"--set {name}.{key}: no algorithm named {name!r}; there are {sorted(by_name)}")
-    alg = by_name[name]
-    spec = alg.option_specs().get(key)
-    if spec is None and key not in alg.options():
-        raise ConfigError(f"{name} has no option {key!r}; it has {sorted(alg.options())}")
+def _load_record(path: str) -> dict[str, Any]:
     try:
-        value = spec.parse(text) if spec is not None else text
-    except ValueError as err:
-        raise ConfigError(f"{name}.{key}: cannot use {text!r}: {err}") from None
-    alg.configure(**{key: value})
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"--config {path}: cannot read it as JSON: {err}") from None
+    record = data.get("record", data) if isinstance(data, dict) else None
+    if not isinstance(record, dict) or "algorithms" not in record or "sequence" not in record:
+        raise ConfigError(f"--config {path}: not a recotrig run record (no 'sequence' and 'algorithms')")
+    return record
 
 
 def configure_run(argv: list[str]) -> tuple[argparse.Namespace, Sequencer, str]:
-    """Parse ``recotrig run`` arguments: build the sequence, apply overrides."""
+    """Parse ``recotrig run`` arguments: build the sequence, apply a record and overrides."""
     first, _ = _run_parser(add_help=False).parse_known_args(argv)
-    module = loader.load(first.sequence)
-    output = first.output or os.path.join("recotrig-out", os.path.splitext(os.path.basename(first.sequence))[0])
+    record = _load_record(first.config) if first.config else None
+    if record is not None:
+        if first.sequence is None:
+            first.sequence = record["sequence"]
+        if first.input is None:
+            first.input = record.get("input")
+        if first.output is None:
+            first.output = record.get("output")
+    sequence = first.sequence or DEFAULT_SEQUENCE
+    module = loader.load(sequence)
+    output = first.output or os.path.join("recotrig-out", os.path.splitext(os.path.basename(sequence))[0])
     algorithms = loader.build(module, input=first.input, output=output)
+    if record is not None:
+        _apply_record(algorithms, record, first.config)
+        _check_files(record, first.config)
     parser = _run_parser(add_help=True)
-    parser.description = f"Run sequence {first.sequence!r}: {(module.__doc__ or '').strip()}"
-    _add_algorithm_flags(parser, algorithms)
+    parser.description = f"Run sequence {sequence!r}: {(module.__doc__ or '').strip()}"
+    for alg in algorithms:
+        add_flags(parser, alg)
     args = parser.parse_args(argv)
+    args.sequence = sequence
+    args.input = first.input
+    if record is not None:
+        if args.events is None and record.get("entries"):
+            start, stop = record["entries"]
+            args.events = stop - start
+            args.skip = args.skip or start
+        if args.error_policy is None:
+            args.error_policy = record.get("error_policy")
+    args.error_policy = args.error_policy or "abort"
     for item in args.set:
         target, sep, value = item.partition("=")
         name, dot, key = target.partition(".")
         if not sep or not dot:
             raise ConfigError(f"--set expects ALG.OPTION=VALUE, got {item!r}")
-        _apply(algorithms, name, key, value)
-    for dest, value in vars(args).items():
-        if dest.startswith("opt::"):
-            _, name, key = dest.split("::", 2)
-            _apply(algorithms, name, key, value)
+        set_from_text(algorithms, name, key, value)
+    apply_flags(args, algorithms)
+    if isinstance(args.jobs, int) and not 1 <= args.jobs <= MAX_JOBS:
+        raise ConfigError(f"-j must be from 1 to {MAX_JOBS}, got {args.jobs}")
     return args, Sequencer(algorithms, error_policy=args.error_policy), output
 
 
@@ -114,39 +149,40 @@ def cmd_run(argv: list[str]) -> int:
             with open(args.dot, "w") as f:
                 f.write(sequencer.dot() + "\n")
         return 0
+    context = {"sequence": args.sequence, "input": args.input, "output": output}
     result = sequencer.run(n_events=args.events, skip=args.skip, jobs=args.jobs,
-                           progress=False if args.no_progress else None)
+                           progress=False if args.no_progress else None, record=context)
     print(result.timing_table())
     for report in result.extra.get("reports", []):
         print()
         print(report)
     for failure in result.failures:
         print(f"skipped: {failure}")
-    os.makedirs(output, exist_ok=True)
-    report = {"sequence": args.sequence, "entries": [result.start, result.stop], "processed": result.processed,
-              "failures": [vars(f) for f in result.failures], "timing": result.timing, "wall_s": result.wall_s,
-              "jobs": result.jobs, **result.extra}
-    _write_json(os.path.join(output, "run.json"), report)
+    # run.json: the record and what the run found, identical for equal runs; timing.*: how long it took
+    write_json(os.path.join(output, "run.json"), {
+        "record": result.record,
+        "processed": result.processed,
+        "failures": [vars(f) for f in result.failures],
+        "filters": result.filters,
+        **{k: v for k, v in result.extra.items() if k not in ("reports", "comparison_ms_per_event")},
+    })
+    write_json(os.path.join(output, "timing.json"), {
+        "jobs": result.jobs,
+        "wall_s": result.wall_s,
+        "events_per_s": result.events_per_s,
+        "main_process_cpu_ms_per_event": 1e3 * result.main_cpu_s / max(1, result.processed),
+        "timing": result.timing,
+        "ms_per_event": result.extra.get("comparison_ms_per_event", {}),
+    })
     _write_timing(os.path.join(output, "timing.root"), result.per_event)
     print(f"output in {output}/")
     return 0
 
 
-def _write_json(path: str, data: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1, default=str)
-    os.replace(tmp, path)
-
-
 def _write_timing(path: str, per_event: dict[str, Any]) -> None:
     """Per-event timing as a ROOT tree ``timing``: ``event_id`` and one branch (ms) per algorithm."""
-    import uproot
-
-    tmp = path + ".tmp"
-    with uproot.recreate(tmp) as f:
+    with root_file(path) as f:
         f["timing"] = {name.replace(".", "_"): values for name, values in per_event.items()}
-    os.replace(tmp, path)
 
 
 def cmd_info(argv: list[str]) -> int:
@@ -155,8 +191,6 @@ def cmd_info(argv: list[str]) -> int:
     parser.add_argument("--format", choices=("trackml", "root"), default=None)
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
-    from ..io.store import open_store
-
     info = open_store(args.store, format=args.format).info()
     if args.json:
         print(json.dumps(info, indent=1, default=str))
@@ -179,7 +213,7 @@ def cmd_info(argv: list[str]) -> int:
 
 
 def cmd_simulate(argv: list[str]) -> int:
-    from ..sim.cli import main as simulate_main
+    from .simulate_cmd import main as simulate_main  # imports Pythia and ACTS: only when asked for
 
     return simulate_main(argv)
 
@@ -200,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[command](rest)
     except BrokenPipeError:  # output piped into head and the like
         return 0
-    except (ConfigError, EventError, OSError, ValueError) as err:
+    except (ConfigError, EventError, StoreError, OSError, ValueError) as err:
         print(f"recotrig {command}: error: {err}", file=sys.stderr)
         return 1
 

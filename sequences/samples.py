@@ -25,7 +25,7 @@ COMMANDS: dict[str, list[str]] = {
 
 
 def regenerate(folder: Path, *, jobs: int = 1) -> list[Path]:
-    from ..sim.cli import main as simulate
+    from .simulate_cmd import main as simulate
 
     made = []
     for name, args in COMMANDS.items():

@@ -11,14 +11,15 @@ from recotrig.io.hit_reader import HitReader
 from recotrig.io.writers import StoreWriter
 from recotrig.metrics.performance import Performance
 from recotrig.sequences.samples import SAMPLE_MU60
-from recotrig.sim.detector import DetectorSpec
+from recotrig.detector import DetectorSpec
+from recotrig.io.store import read_metadata
 
 DEFAULT_INPUT = str(SAMPLE_MU60)
 
 
 def build(*, input: str | None, output: str) -> list:
     input = input or DEFAULT_INPUT
-    acts = DetectorSpec.of_store(input).acts_options()  # ACTS refits with the store's own geometry and field
+    acts = DetectorSpec.from_metadata(read_metadata(input)).acts_options()  # the store's own geometry and field
     return [
         HitReader(input=input),
         ActsCKF(tracks="tracks_ckf", **acts),

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from .detector import DetectorSpec, detector_context
+from ..detector import DetectorSpec, detector_context
 from .pileup import Crossing
 
 __all__ = ["DigiResolution", "DetectorResponse", "GENERIC_VOLUMES", "encode_particle_id", "decode_particle_id"]

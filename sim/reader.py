@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..framework import Option, Reader
-from ..framework.edm import HitTruth, Hits, Particles, TruthVertices
-from .detector import DetectorSpec
+from ..edm import HitTruth, Hits, Particles, TruthVertices
+from ..detector import DetectorSpec
 from .simulate import Simulator
 
 

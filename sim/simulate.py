@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from ..framework.edm import HitTruth, Hits, Particles, TruthVertices
-from .detector import DetectorSpec
+from ..framework.lookup import index_of
+from ..edm import HitTruth, Hits, Particles, TruthVertices
+from ..detector import DetectorSpec
 from .fatras import DetectorResponse, DigiResolution, decode_particle_id, encode_particle_id
 from .pileup import STREAM_DIGI, STREAM_FATRAS, STREAM_NOISE, BeamSpot, Crossing, PileupGenerator, event_seed
 
@@ -43,7 +44,7 @@ class Simulator:
     hard_scatter: ``"ttbar"`` or None.
     seed: run seed; with the event number it fixes every random number of the event.
     beam_sigma_xy, beam_sigma_z (mm), beam_sigma_t (ns): Gaussian beam spot.
-    detector: geometry and field (``sim.detector.DetectorSpec``).
+    detector: geometry and field (``recotrig.detector.DetectorSpec``).
     resolution: smearing sigmas per sub-detector (``fatras.DigiResolution``).
     noise, noise_fraction: add noise hits, Poisson mean ``noise_fraction`` x number of real hits.
     charged_only: hand only charged final-state particles to Fatras (else all but neutrinos).
@@ -204,8 +205,8 @@ class Simulator:
         columns["energy"] = np.sqrt(p2 + columns["mass"] ** 2)
         columns["vertex_id"] = decode_particle_id(ids)["vertex_primary"]
         real = hit_particles[hit_particles != 0]
-        position = np.searchsorted(ids, real)
-        if len(real) and (position.max() >= len(ids) or not np.array_equal(ids[position], real)):
+        position = index_of(ids, real)
+        if (position < 0).any():
             raise RuntimeError("a hit's truth particle is missing from the particle table")
         columns["nhits"] = np.bincount(position, minlength=len(ids)).astype(np.int32)
         return Particles(columns)

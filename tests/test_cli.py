@@ -76,7 +76,7 @@ def test_user_sequence_file(tmp_path):
     steering = tmp_path / "mine.py"
     steering.write_text(
         "from recotrig.framework import Algorithm, Option\n"
-        "from recotrig.framework.edm import Tracks, Vertices\n"
+        "from recotrig.edm import Tracks, Vertices\n"
         "from recotrig.algorithms.toy import ToyReader, TruthTracker, SummaryWriter\n"
         "class Widest(Algorithm):\n"
         "    '''Keeps the track with the most hits as a one-row vertex list.'''\n"

@@ -17,9 +17,9 @@ from recotrig.framework import (
     Option,
     Sequencer,
 )
-from recotrig.framework.edm import EventInfo, Hits, Tracks, Vertices
+from recotrig.edm import EventInfo, Hits, Tracks, Vertices
 from recotrig.framework.store import DuplicateKeyError
-from recotrig.framework.testing import CountHits, FailOn, MakeTracksFromCount
+from recotrig.framework.testing import Combine, FailOn, Relabel
 
 
 def toy_sequence(tmp_path, **reader):
@@ -114,8 +114,9 @@ def test_type_mismatch():
 
 
 def test_cycle_is_reported_with_the_algorithms():
-    algs = [ToyReader(events=1), MakeTracksFromCount(), CountHits(name="counter", hits="hits", tracks="tracks")]
-    with pytest.raises(ConfigError, match=r"cycle: .*counter.*MakeTracksFromCount|cycle: .*MakeTracksFromCount.*counter"):
+    algs = [ToyReader(events=1), Relabel(source="combined", relabelled="tracks"),
+            Combine(name="counter", first="hits", second="tracks")]
+    with pytest.raises(ConfigError, match=r"cycle: .*counter.*Relabel|cycle: .*Relabel.*counter"):
         Sequencer(algs).plan()
 
 

@@ -11,7 +11,7 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
-from recotrig.framework.edm import Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
+from recotrig.edm import Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
 from recotrig.io.actsroot import SPEED_OF_LIGHT, decode_barcode, encode_barcode
 from recotrig.io.store import Cells, StoreError, detect_format, open_store, open_writer, write_store
 

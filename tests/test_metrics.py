@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
-from recotrig.framework.edm import HitTruth, Particles, Tracks, TruthVertices, Vertices
+from recotrig.edm import HitTruth, Particles, Tracks, TruthVertices, Vertices
 from recotrig.metrics import (
     CLEAN,
     FAKE,
@@ -195,7 +195,7 @@ def test_trackml_weights_ties_pt_edges_long_particles_and_hits_fallback():
     w = trackml_weights(particles, long)[::-1]
     assert np.all(w[20:] == 0) and w[:20].sum() == pytest.approx(1.0) and w[0] > w[5] < w[19]
     # no tz: the order comes from Hits.z; all-zero events give zeros
-    from recotrig.framework.edm import Hits
+    from recotrig.edm import Hits
 
     no_tz = HitTruth(hit_id=[1, 2, 3, 4], particle_id=[1, 1, 1, 1])
     hits = Hits(hit_id=[4, 3, 2, 1], x=np.zeros(4), y=np.zeros(4), z=[100.0, -20.0, 20.0, 5.0])

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ...framework.algorithm import Option
-from ...framework.edm import Tracks, Vertices
+from ...edm import Tracks, Vertices
 from .base import ActsAlgorithm
 
 SEEDERS = ("gaussian", "adaptive_grid")

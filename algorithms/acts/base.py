@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...detector import DetectorSpec
 from ...framework.algorithm import Algorithm, ConfigError, Option
 
 
@@ -14,8 +15,8 @@ class ActsAlgorithm(Algorithm):
     ACTS is imported in ``initialize`` only, so instances are cheap and pickle (options only).
     """
 
-    detector = Option("generic", "ACTS detector the hits were made with (recotrig.sim.detector)")
-    field_T = Option(2.0, "solenoid field the hits were made with [T]")
+    detector = Option("generic", "ACTS detector the hits were made with (recotrig.detector)", choices=("generic",))
+    field_T = Option(2.0, "solenoid field the hits were made with [T]", low=-10.0, high=10.0)
     log_level = Option("WARNING", "ACTS log level", choices=("VERBOSE", "DEBUG", "INFO", "WARNING", "ERROR", "FATAL"))
 
     def initialize(self) -> None:
@@ -25,7 +26,6 @@ class ActsAlgorithm(Algorithm):
             raise ConfigError(
                 f"{self.name}: ACTS Python bindings are not importable ({err}); install recotrig[acts]"
             ) from None
-        from ...sim.detector import DetectorSpec
 
         self._bridge = bridge
         self.setup = bridge.acts_setup(DetectorSpec(name=self.detector, field_T=self.field_T))

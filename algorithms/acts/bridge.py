@@ -17,7 +17,7 @@ inside it, one event at a time, through ACTS's own whiteboard:
   track parameters with full covariance to ACTS's vertexing); ``read_vertices_csv`` reads what
   ``CsvVertexWriter`` writes.
 
-The geometry, field and calibration context are owned by ``recotrig.sim.detector`` (a cached
+The geometry, field and calibration context are owned by ``recotrig.detector`` (a cached
 ``detector_context`` per process); ``ActsSetup`` adds what the ACTS algorithms need on top (the
 sensitive surfaces' geometry ids) and is built once per process. ACTS algorithm objects are built
 once in each recotrig algorithm's ``initialize``; per event only the whiteboard is new.
@@ -45,8 +45,8 @@ import acts.examples
 import awkward as ak
 import numpy as np
 
-from ...framework.edm import TRACK_PARAMETERS, Hits, Tracks
-from ...sim.detector import DetectorContext, DetectorSpec, detector_context
+from ...edm import TRACK_PARAMETERS, Hits, Tracks
+from ...detector import DetectorContext, DetectorSpec, detector_context
 
 __all__ = [
     "ACTS_NS",

@@ -8,7 +8,8 @@ import awkward as ak
 import numpy as np
 
 from ...framework.algorithm import Option
-from ...framework.edm import TRACK_PARAMETERS, Hits, Tracks
+from ...framework.lookup import DuplicateIdError, index_of
+from ...edm import TRACK_PARAMETERS, Hits, Tracks
 from .base import ActsAlgorithm
 
 
@@ -16,11 +17,11 @@ def hit_rows(hit_ids: np.ndarray, wanted: np.ndarray, *, what: str) -> np.ndarra
     """Row of each id of ``wanted`` in ``hit_ids``; ``ValueError`` naming the first unknown id."""
     hit_ids = np.asarray(hit_ids, dtype=np.int64)
     wanted = np.asarray(wanted, dtype=np.int64)
-    order = np.argsort(hit_ids, kind="stable")
-    pos = np.searchsorted(hit_ids[order], wanted)
-    pos = np.minimum(pos, max(len(hit_ids) - 1, 0))
-    rows = order[pos] if len(hit_ids) else np.zeros(len(wanted), np.int64)
-    bad = (hit_ids[rows] != wanted) if len(hit_ids) else np.ones(len(wanted), bool)
+    try:
+        rows = index_of(hit_ids, wanted)
+    except DuplicateIdError as err:
+        raise ValueError(f"{what}: the hits collection has {err}") from None
+    bad = rows < 0
     if bad.any():
         raise ValueError(f"{what}: hit id {int(wanted[np.flatnonzero(bad)[0]])} is not in the hits collection")
     return rows

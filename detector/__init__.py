@@ -34,14 +34,17 @@ class DetectorSpec:
         return {"detector": self.name, "field_T": self.field_T}
 
     @classmethod
-    def of_store(cls, path: str | None) -> "DetectorSpec":
-        """The detector a store records in its metadata (the default one if it records none)."""
-        if not path:
+    def from_metadata(cls, metadata: dict[str, Any]) -> "DetectorSpec":
+        """The detector a store's metadata records (the default one if it records none)."""
+        recorded = metadata.get("detector")
+        if recorded is None:
             return cls()
-        from ..io.store import open_store
-
-        recorded = open_store(path).metadata.get("detector")
-        return cls.from_dict(recorded) if isinstance(recorded, dict) else cls()
+        if not isinstance(recorded, dict):
+            raise ValueError(f"metadata 'detector' must be an object, got {recorded!r}")
+        spec = cls.from_dict(recorded)
+        if isinstance(spec.field_T, bool) or not isinstance(spec.field_T, (int, float)):
+            raise ValueError(f"metadata 'detector.field_T' must be a number in tesla, got {spec.field_T!r}")
+        return spec
 
 
 @dataclass(frozen=True)

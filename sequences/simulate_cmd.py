@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from ..framework import Sequencer
+from ..framework.flags import add_flags, apply_flags
+from ..framework.sequencer import MAX_JOBS
 from ..io.store import open_store
 from ..io.writers import StoreWriter
-from .reader import SimulationReader
+from ..sim.reader import SimulationReader
 
 STORE_COLLECTIONS = ["hits", "particles", "truth", "truth_vertices:vertices"]
 
@@ -72,16 +74,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("-j", "--jobs", type=int, default=1)
     parser.add_argument("--compression", default="lz4", help="ROOT compression (zstd, lz4, zlib, lzma[:level])")
     parser.add_argument("--no-progress", action="store_true")
-    specs = SimulationReader.option_specs()
-    for name, spec in specs.items():
-        if name == "events":
-            continue
-        flag = "--" + name.replace("_", "-")
-        extra = f" (choices: {', '.join(spec.choices)})" if spec.choices else ""
-        parser.add_argument(flag, dest=name, default=argparse.SUPPRESS, metavar="VALUE",
-                            help=f"{spec.help}{extra} [{spec.default}]")
+    reader = SimulationReader()
+    add_flags(parser, reader, qualified=False, skip=("events",))  # the same flags mechanism as recotrig run
     args = parser.parse_args(argv)
-    options = {name: specs[name].parse(getattr(args, name)) for name in specs if name != "events" and hasattr(args, name)}
+    apply_flags(args, [reader])
+    if args.events < 1:
+        raise ValueError(f"-n must be at least 1, got {args.events}")
+    if not 1 <= args.jobs <= MAX_JOBS:
+        raise ValueError(f"-j must be from 1 to {MAX_JOBS}, got {args.jobs}")
+    options = {k: v for k, v in reader.options().items() if k in reader.option_specs() and k != "events"}
     summary = simulate(args.output, fmt=args.format, jobs=args.jobs, progress=False if args.no_progress else None,
                        compression=args.compression, events=args.events, **options)
     print(json.dumps(summary, indent=1))

@@ -1,0 +1,28 @@
+"""The physics event data model: registered collection types for the tracker, vertexing and the
+trigger, truth utilities, and units (mm, GeV, ns, everywhere).
+
+The types are ordinary :class:`recotrig.framework.Collection` subclasses; a new type defined in any
+module (an algorithm's own output) is registered the same way and needs no edit here.
+"""
+
+from recotrig.framework.collection import Collection, ColumnError, EventInfo
+from recotrig.edm.tracker import TRACK_PARAMETERS, Cells, Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
+from recotrig.edm.trigger import L1Objects, TriggerDecision
+from recotrig.edm.vertexing import KDE
+
+__all__ = [
+    "Cells",
+    "Collection",
+    "ColumnError",
+    "EventInfo",
+    "Hits",
+    "HitTruth",
+    "KDE",
+    "L1Objects",
+    "Particles",
+    "TRACK_PARAMETERS",
+    "Tracks",
+    "TriggerDecision",
+    "TruthVertices",
+    "Vertices",
+]
