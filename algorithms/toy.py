@@ -143,7 +143,7 @@ class Burn(Algorithm):
 class SummaryWriter(Writer):
     """Writes ``summary.json``: one row per event with the sizes of the chosen collections."""
 
-    path = Option("recotrig-out/summary.json", "output file")
+    path = Option("recotrig-out/summary.json", "output file", role="output")
     collections = Option(["hits", "tracks", "vertices"], "store keys to count", type=list)
 
     def input_ports(self):  # inputs are chosen by option, not by signature

@@ -51,7 +51,9 @@ class Option:
     List options name their element type with ``item`` (else it is taken from the default's first
     element, else ``str``); ``low``/``high`` bound numbers (and list elements) inclusively;
     ``role`` marks a path option as an ``input`` or ``model`` file, which the run record
-    checksums. Every instance gets its own copy of a mutable default.
+    checksums, or as an ``output`` location, which the record leaves out (where a result was put
+    is not part of what it is: equal runs into other folders give equal files). Every instance
+    gets its own copy of a mutable default.
     """
 
     def __init__(
@@ -75,8 +77,8 @@ class Option:
         self.item = item
         self.low = low
         self.high = high
-        if role not in (None, "input", "model"):
-            raise ValueError(f"option role must be 'input' or 'model', not {role!r}")
+        if role not in (None, "input", "model", "output"):
+            raise ValueError(f"option role must be 'input', 'model' or 'output', not {role!r}")
         self.role = role
         self.name = ""
 
@@ -308,15 +310,16 @@ class Algorithm:
         return {**self._options, **self._keys}
 
     def settings(self) -> dict[str, Any]:
-        """Options and store keys, separately: what the run record stores for this instance."""
-        return {"options": dict(self._options), "keys": dict(self._keys)}
+        """Options (output locations left out) and store keys: what the run record stores."""
+        options = {n: v for n, v in self._options.items() if self._option_specs[n].role != "output"}
+        return {"options": options, "keys": dict(self._keys)}
 
     def files(self) -> dict[str, list[str]]:
         """Paths given to options with a role (``input``, ``model``), by role, for the run record."""
         out: dict[str, list[str]] = {}
         for name, spec in self._option_specs.items():
             value = self._options[name]
-            if spec.role and value:
+            if spec.role in ("input", "model") and value:
                 out.setdefault(spec.role, []).extend(value if isinstance(value, (list, tuple)) else [value])
         return out
 

@@ -74,3 +74,10 @@ class CountingReader(Reader):
 
     def read(self, entry: int) -> None:
         return None
+
+
+class PassChunk(Pass):
+    """``Pass`` with a chunk path (overhead benchmarks of the chunk path)."""
+
+    def execute_chunk(self, inp: list[Any]) -> list[Any]:
+        return inp

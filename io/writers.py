@@ -18,7 +18,8 @@ from .store import open_writer
 class StoreWriter(Writer):
     """Writes collections (tracks, vertices, trigger decisions, hits, ...) to a ROOT or CSV store."""
 
-    path = Option("recotrig-out/events.root", "output store: a .root file or a directory (TrackML CSV)")
+    path = Option("recotrig-out/events.root", "output store: a .root file or a directory (TrackML CSV)",
+                  role="output")
     format = Option("auto", "store format (auto: root for *.root, else trackml)", choices=("auto", "root", "trackml"))
     collections = Option(["tracks"], "store keys to write, each KEY or KEY:NAME (NAME = name in the file)", type=list)
     metadata = Option({}, "store-level metadata (JSON-able dict)", type=dict)

@@ -50,7 +50,8 @@ class Performance(Metric):
 
     tracks = Option(["tracks"], "track collections to evaluate (store keys)", type=list)
     vertices = Option([], "vertex collections: KEY or KEY:TRACKS_KEY", type=list, item=str)
-    output = Option("recotrig-out", "directory for comparison.json, comparison.root, performance.json")
+    output = Option("recotrig-out", "directory for comparison.json, comparison.root, performance.json",
+                    role="output")
     min_pt = Option(1.0, "reconstructable particles: pT >= this [GeV]", low=0.0)
     min_hits = Option(7, "reconstructable particles: at least this many hits", low=1)
     max_abs_eta = Option(2.5, "reconstructable particles: |eta| below this", low=0.0)

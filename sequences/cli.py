@@ -93,7 +93,7 @@ def _load_record(path: str) -> dict[str, Any]:
     record = data.get("record", data) if isinstance(data, dict) else None
     if not isinstance(record, dict) or "algorithms" not in record or "sequence" not in record:
         raise ConfigError(f"--config {path}: not a recotrig run record (no 'sequence' and 'algorithms')")
-    return record
+    return {**record, "_output": data.get("output")}
 
 
 def configure_run(argv: list[str]) -> tuple[argparse.Namespace, Sequencer, str]:
@@ -106,7 +106,7 @@ def configure_run(argv: list[str]) -> tuple[argparse.Namespace, Sequencer, str]:
         if first.input is None:
             first.input = record.get("input")
         if first.output is None:
-            first.output = record.get("output")
+            first.output = record.get("_output")
     sequence = first.sequence or DEFAULT_SEQUENCE
     module = loader.load(sequence)
     output = first.output or os.path.join("recotrig-out", os.path.splitext(os.path.basename(sequence))[0])
@@ -149,7 +149,7 @@ def cmd_run(argv: list[str]) -> int:
             with open(args.dot, "w") as f:
                 f.write(sequencer.dot() + "\n")
         return 0
-    context = {"sequence": args.sequence, "input": args.input, "output": output}
+    context = {"sequence": args.sequence, "input": args.input}
     result = sequencer.run(n_events=args.events, skip=args.skip, jobs=args.jobs,
                            progress=False if args.no_progress else None, record=context)
     print(result.timing_table())
@@ -161,6 +161,7 @@ def cmd_run(argv: list[str]) -> int:
     # run.json: the record and what the run found, identical for equal runs; timing.*: how long it took
     write_json(os.path.join(output, "run.json"), {
         "record": result.record,
+        "output": output,
         "processed": result.processed,
         "failures": [vars(f) for f in result.failures],
         "filters": result.filters,

@@ -67,7 +67,10 @@ def test_run_writes_outputs_and_timing(tmp_path):
     assert list(timing["event_id"]) == [2, 3, 4, 5, 6]
     assert set(timing) >= {"ToyReader", "TruthTracker", "SummaryWriter"} and all(timing["TruthTracker"] > 0)
     report = json.loads((tmp_path / "run.json").read_text())
-    assert report["entries"] == [2, 7] and report["jobs"] == 2
+    assert report["record"]["entries"] == [2, 7] and report["record"]["sequence"] == "toy"
+    assert report["processed"] == 5 and "jobs" not in report["record"]
+    timing_json = json.loads((tmp_path / "timing.json").read_text())
+    assert timing_json["jobs"] == 2 and timing_json["wall_s"] > 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [r["event_id"] for r in summary["events"]] == [2, 3, 4, 5, 6]
 

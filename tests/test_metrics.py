@@ -502,11 +502,15 @@ def test_write_table_json_and_root(tmp_path):
     import uproot
 
     rows = comparison_rows()
-    paths = write_table(rows, tmp_path / "out")
+    paths = write_table(rows, tmp_path / "out", record={"sequence": "test"})
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["comparison.json", "comparison.root"]
     data = json.loads(paths["json"].read_text())
     assert [r["algorithm"] for r in data["rows"]] == ["ckf", "amvf", "pvfinder"]
-    assert data["rows"][0]["merge"] is None and data["rows"][0]["ms_per_event"] == 12.5
+    assert data["rows"][0]["merge"] is None and "ms_per_event" not in data["rows"][0]  # timing is not written
+    assert data["run"] == {"sequence": "test"}
+    first = paths["root"].read_bytes()
+    write_table(rows, tmp_path / "out", record={"sequence": "test"})
+    assert paths["root"].read_bytes() == first  # reproducible bytes
     with uproot.open(paths["root"]) as f:
         arrays = f["comparison"].arrays(library="np")
     assert arrays["algorithm"].tolist() == ["ckf", "amvf", "pvfinder"]

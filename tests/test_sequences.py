@@ -28,11 +28,16 @@ def test_vertexing_on_the_mu20_sample(tmp_path):
     assert "ActsCKF [tracks_ckf]" in out.stdout and "ActsAMVF [vertices_amvf]" in out.stdout
     rows = {r["algorithm"]: r for r in json.loads((tmp_path / "comparison.json").read_text())["rows"]}
     ckf, amvf = rows["ActsCKF [tracks_ckf]"], rows["ActsAMVF [vertices_amvf]"]
-    # mu = 20 with ttbar, pT > 1 GeV primaries within |eta| < 2.5: ACTS's CKF finds ~99 % (FACTS, physmon)
-    assert ckf["efficiency"] > 0.95 and ckf["fake"] < 0.05 and ckf["ms_per_event"] > 0
-    assert 0.3 < ckf["trackml_score"] <= 1.0
-    # most reconstructable vertices are found, with tens-of-micron z resolution
-    assert amvf["efficiency"] > 0.7 and 0.0 < amvf["resolution_mm"] < 0.2
+    # the README's figures on these two events: CKF efficiency 0.978, fake 0, TrackML score 0.434;
+    # AMVF efficiency 0.917 (of 24 reconstructable vertices: one vertex is 0.04), z resolution 34 um
+    assert ckf["efficiency"] > 0.96 and ckf["fake"] < 0.01
+    assert 0.41 < ckf["trackml_score"] < 0.46
+    assert amvf["efficiency"] > 0.85 and 0.02 < amvf["resolution_mm"] < 0.05
+    # the same sequence in two worker processes gives byte-identical outputs
+    again = run("vertexing", "--input", str(SAMPLE_MU20), "-o", str(tmp_path / "j2"), "-n", "2", "-j", "2")
+    assert again.returncode == 0, again.stderr
+    for name in ("comparison.json", "comparison.root", "performance.json", "reco.root"):
+        assert (tmp_path / name).read_bytes() == (tmp_path / "j2" / name).read_bytes(), name
     reco = open_store(tmp_path / "reco.root")
     assert reco.n_events == 2 and set(reco.collections) == {"tracks_ckf", "vertices_amvf"}
     tracks = reco.read(0, 1)[0]["tracks_ckf"]

@@ -21,8 +21,15 @@ def simulate(out, *args):
 
 
 def test_simulate_is_byte_identical_serial_and_parallel(tmp_path):
-    serial = simulate(tmp_path / "a" / "ev.root")
-    parallel = simulate(tmp_path / "b" / "ev.root", "-j", "2")
+    # the store records the run that wrote it, output path included: both runs write to one path
+    serial = simulate(tmp_path / "ev.root")
+    (tmp_path / "a").mkdir()
+    for name in ("ev.root", "ev_csv"):
+        (tmp_path / name).rename(tmp_path / "a" / name)
+    parallel = simulate(tmp_path / "ev.root", "-j", "2")
+    (tmp_path / "b").mkdir()
+    for name in ("ev.root", "ev_csv"):
+        (tmp_path / name).rename(tmp_path / "b" / name)
     assert serial["events"] == parallel["events"] == 3 and parallel["jobs"] == 2
     assert (tmp_path / "a" / "ev.root").read_bytes() == (tmp_path / "b" / "ev.root").read_bytes()
     cmp = filecmp.dircmp(tmp_path / "a" / "ev_csv", tmp_path / "b" / "ev_csv")
