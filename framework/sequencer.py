@@ -376,7 +376,7 @@ class Sequencer:
             executor = IterativeExecutor() if workers == 1 else ProcessExecutor(workers)
         workers = getattr(executor, "workers", 1)
         if chunk_size is None:
-            chunk_size = max(1, min(50, math.ceil(n / (4 * workers)))) if workers > 1 else 10
+            chunk_size = max(1, min(50, math.ceil(n / (8 * workers)))) if workers > 1 else 10
         chunks = [(s, min(stop, s + chunk_size)) for s in range(start, stop, chunk_size)]
         full = run_record(self.algorithms, error_policy=self.error_policy, entries=(start, stop),
                           extra=record or {})

@@ -49,7 +49,7 @@ def _run_parser(add_help: bool) -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the data-flow graph and exit")
     p.add_argument("--dot", metavar="FILE", help="with --dry-run: also write the graph as Graphviz dot")
     p.add_argument("--config", metavar="RUN_JSON", help="re-run the run recorded in a run.json (its sequence, input, "
-                                                        "output, entries and every option; flags still override)")
+                                                        "entries and every option; flags still override)")
     p.add_argument("--error-policy", choices=("abort", "skip"), default=None,
                    help="on a failing event: stop (abort) or record it and go on (skip)")
     p.add_argument("--set", action="append", default=[], metavar="ALG.OPTION=VALUE",
@@ -93,7 +93,7 @@ def _load_record(path: str) -> dict[str, Any]:
     record = data.get("record", data) if isinstance(data, dict) else None
     if not isinstance(record, dict) or "algorithms" not in record or "sequence" not in record:
         raise ConfigError(f"--config {path}: not a recotrig run record (no 'sequence' and 'algorithms')")
-    return {**record, "_output": data.get("output")}
+    return record
 
 
 def configure_run(argv: list[str]) -> tuple[argparse.Namespace, Sequencer, str]:
@@ -105,8 +105,6 @@ def configure_run(argv: list[str]) -> tuple[argparse.Namespace, Sequencer, str]:
             first.sequence = record["sequence"]
         if first.input is None:
             first.input = record.get("input")
-        if first.output is None:
-            first.output = record.get("_output")
     sequence = first.sequence or DEFAULT_SEQUENCE
     module = loader.load(sequence)
     output = first.output or os.path.join("recotrig-out", os.path.splitext(os.path.basename(sequence))[0])
@@ -161,7 +159,6 @@ def cmd_run(argv: list[str]) -> int:
     # run.json: the record and what the run found, identical for equal runs; timing.*: how long it took
     write_json(os.path.join(output, "run.json"), {
         "record": result.record,
-        "output": output,
         "processed": result.processed,
         "failures": [vars(f) for f in result.failures],
         "filters": result.filters,

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from ..framework.files import atomic_path
+
 __all__ = ["BeamSpot", "Crossing", "PileupGenerator", "HARD_SCATTERS", "event_seed", "cache_dir"]
 
 #: speed of light in mm/ns: Pythia's times are in mm/c
@@ -158,15 +160,14 @@ def _pythia_for(settings: tuple[str, ...]) -> Any:
         if not init_file.exists():
             # Write the tables under a private name, then publish atomically: concurrent
             # processes never read a half-written file.
-            tmp = init_file.with_name(f"{init_file.name}.{os.getpid()}.tmp")
-            writer = _new_pythia(
-                settings,
-                ("MultipartonInteractions:reuseInit = 1", f"MultipartonInteractions:initFile = {tmp}"),
-            )
-            if not writer.init():
-                raise RuntimeError(f"Pythia initialisation failed for settings {list(settings)}")
-            del writer
-            os.replace(tmp, init_file)
+            with atomic_path(init_file) as tmp:
+                writer = _new_pythia(
+                    settings,
+                    ("MultipartonInteractions:reuseInit = 1", f"MultipartonInteractions:initFile = {tmp}"),
+                )
+                if not writer.init():
+                    raise RuntimeError(f"Pythia initialisation failed for settings {list(settings)}")
+                del writer
         pythia = _new_pythia(
             settings, ("MultipartonInteractions:reuseInit = 2", f"MultipartonInteractions:initFile = {init_file}")
         )

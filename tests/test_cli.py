@@ -98,7 +98,70 @@ def test_user_sequence_file(tmp_path):
     assert [r["vertices"] for r in rows] == [1, 1, 1, 1]
 
 
-@pytest.mark.parametrize("args", [["--help"], []])
-def test_top_level_usage(args):
+@pytest.mark.parametrize("args,code", [(["--help"], 0), ([], 2)])
+def test_top_level_usage(args, code):
     out = run_cli(*args)
-    assert "recotrig run" in out.stdout
+    assert "recotrig run" in out.stdout and out.returncode == code
+
+
+def test_config_reruns_a_recorded_run_exactly(tmp_path):
+    first = run_cli("run", "toy", "-n", "4", "--skip", "1", "--ToyReader.vertices", "3", "--TruthTracker.min_hits",
+                    "4", "-o", str(tmp_path / "a"), "--no-progress")
+    assert first.returncode == 0, first.stderr
+    again = run_cli("run", "--config", str(tmp_path / "a" / "run.json"), "-o", str(tmp_path / "b"), "-j", "2",
+                    "--no-progress")
+    assert again.returncode == 0, again.stderr
+    a = json.loads((tmp_path / "a" / "run.json").read_text())
+    b = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert a["record"] == b["record"] and a["record"]["entries"] == [1, 5]
+    options = {x["name"]: x["options"] for x in a["record"]["algorithms"]}
+    assert options["ToyReader"]["vertices"] == 3 and options["TruthTracker"]["min_hits"] == 4
+    for name in ("comparison.json", "comparison.root", "performance.json", "summary.json", "run.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"hello": 1}')
+    out = run_cli("run", "--config", str(bad))
+    assert out.returncode == 1 and "not a recotrig run record" in out.stderr
+
+
+def test_record_names_inputs_with_checksums_and_refuses_a_changed_input(tmp_path):
+    import shutil
+
+    from recotrig.sequences.samples import SAMPLE_MU20
+
+    store = tmp_path / "in.root"
+    shutil.copy(SAMPLE_MU20, store)
+    out = run_cli("run", "tracking", "--input", str(store), "-n", "1", "-o", str(tmp_path / "o"), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    record = json.loads((tmp_path / "o" / "run.json").read_text())["record"]
+    (entry,) = record["files"]["input"]
+    assert entry["path"] == str(store) and entry["bytes"] == store.stat().st_size and len(entry["sha256"]) == 64
+    assert record["versions"]["numpy"] and record["versions"]["pyacts"]
+    from recotrig.io.store import open_store
+
+    assert open_store(tmp_path / "o" / "tracks.root").metadata["run"] == record
+    with open(store, "ab") as f:
+        f.write(b"\0")
+    rerun = run_cli("run", "--config", str(tmp_path / "o" / "run.json"), "-o", str(tmp_path / "p"))
+    assert rerun.returncode == 1 and "differs from the recorded one" in rerun.stderr
+
+
+@pytest.mark.parametrize("jobs", ["0", "-2", "1000"])
+def test_jobs_out_of_range_fails_before_any_event(tmp_path, jobs):
+    out = run_cli("run", "toy", "-j", jobs, "-o", str(tmp_path))
+    assert out.returncode == 1 and "-j must be from 1 to" in out.stderr and not tmp_path.joinpath("run.json").exists()
+
+
+def test_help_and_dry_run_read_no_event_data(monkeypatch, capsys, tmp_path):
+    from recotrig.io import rootstore, trackml
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("event data was read")
+
+    monkeypatch.setattr(rootstore.RootStore, "_read", refuse)
+    monkeypatch.setattr(trackml.TrackMLStore, "_read", refuse)
+    assert main(["run", "vertexing", "--dry-run", "-o", str(tmp_path)]) == 0
+    assert "ActsAMVF" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        main(["run", "vertexing", "--help"])
+    assert done.value.code == 0 and "--ActsCKF.seed_min_pt" in capsys.readouterr().out

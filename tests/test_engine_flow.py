@@ -310,3 +310,24 @@ def test_truth_rows_for_unknown_hits_are_named(tmp_path):
     with pytest.raises(EventError, match=r"short.root, event 0, column 'hit_id'.*2 hit\(s\) have no truth row"):
         seq.run(progress=False)
     assert isinstance(HitTruth, type)
+
+
+class ChildrenAtInitialize(Algorithm):
+    """Serial: records how many worker processes exist when it initialises."""
+
+    serial = True
+
+    def initialize(self) -> None:
+        import multiprocessing
+
+        type(self).children = len(multiprocessing.active_children())
+
+    def execute(self, event: EventInfo) -> None:
+        return None
+
+
+def test_serial_algorithms_initialise_after_the_workers_are_forked():
+    ChildrenAtInitialize.children = -1
+    Sequencer([ToyReader(events=6), TruthTracker(), ChildrenAtInitialize()]).run(jobs=2, chunk_size=1,
+                                                                                  progress=False)
+    assert ChildrenAtInitialize.children == 2  # so no thread it starts can be inherited by a fork

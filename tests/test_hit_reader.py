@@ -44,9 +44,10 @@ def store(request, tmp_path):
 
 
 def read_all(path, **options):
+    n_events = options.pop("_n", None)
     seq = Sequencer([HitReader(input=str(path), **options),
                      Collect(keys=["event", "hits", "particles", "truth", "truth_vertices"])])
-    seq.run(progress=False, n_events=options.pop("_n", None))
+    seq.run(progress=False, n_events=n_events)
     return seq.algorithm("Collect").seen
 
 
@@ -67,9 +68,22 @@ def test_skip_and_n_map_to_entries(store):
 
 
 def test_weights_computed_when_store_has_none(store):
+    from recotrig.edm.truth import trackml_weights
+
     for event in read_all(store):
         weight = event["truth"].weight
         assert weight.sum() == pytest.approx(1.0) and np.all(weight >= 0)
+        # exactly the official weights of the event, in truth order, computed from its particles
+        truth = event["truth"].select(np.ones(len(event["truth"]), bool))
+        expected = trackml_weights(event["particles"], truth, event["hits"])
+        np.testing.assert_allclose(weight, expected, rtol=0, atol=1e-15)
+        # toy tracks cross up to 10 layers: first and last hits weigh most (the official order weights)
+        pid = event["truth"].particle_id
+        one = pid == np.bincount(pid).argmax()
+        order = np.argsort(np.abs(event["hits"].z[one]))
+        w = weight[one][order]
+        if len(w) >= 6:
+            assert w[0] > w[len(w) // 2] and w[-1] > w[len(w) // 2]
 
 
 def test_subsampling_is_seeded_and_consistent(store):
@@ -86,10 +100,22 @@ def test_subsampling_is_seeded_and_consistent(store):
 
 
 def test_pt_and_volume_selection(store):
-    for event in read_all(store, min_pt=2.0, volumes=[8]):
+    for event in read_all(store, min_pt=2.0):
         particles = event["particles"]
         assert np.all(np.hypot(particles.px, particles.py) >= 2.0)
-        assert np.all(event["hits"].volume_id == 8)
+
+
+def test_volume_selection_on_a_real_detector():
+    """The generic detector's hits span many volumes; the selection keeps exactly the chosen ones."""
+    from recotrig.sequences.samples import SAMPLE_MU20
+
+    everything = read_all(SAMPLE_MU20, _n=1)[0]
+    volumes, counts = np.unique(everything["hits"].volume_id, return_counts=True)
+    assert len(volumes) >= 6  # pixel, short- and long-strip barrels and end caps
+    pixel = read_all(SAMPLE_MU20, _n=1, volumes=[7, 8, 9])[0]
+    assert set(np.unique(pixel["hits"].volume_id)) == {7, 8, 9}
+    assert len(pixel["hits"]) == counts[np.isin(volumes, [7, 8, 9])].sum()
+    assert np.array_equal(np.sort(pixel["truth"].hit_id), np.sort(pixel["hits"].hit_id))
 
 
 def test_selection_needing_truth_on_hits_only_store(tmp_path):
