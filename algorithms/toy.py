@@ -12,10 +12,10 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
+from ..edm import EventInfo, Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
 from ..framework import Algorithm, Collection, Option, Port, Reader, Writer
 from ..framework.files import write_json
 from ..framework.lookup import index_of
-from ..edm import EventInfo, Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
 
 LAYER_RADII = (32.0, 72.0, 116.0, 172.0, 260.0, 360.0, 500.0, 660.0, 820.0, 1020.0)
 

@@ -28,11 +28,11 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import awkward as ak
 import numpy as np
+from _common import stdout_to_stderr
 from recotrig.algorithms.acts import ActsAMVF, ActsCKF, ActsTrackFit
 from recotrig.edm import Particles, Tracks
 from recotrig.metrics.tracking import TrackingMetrics
 from recotrig.sim.simulate import Simulator
-from _common import stdout_to_stderr
 
 
 def efficiency_particles(particles: Particles) -> np.ndarray:

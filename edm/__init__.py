@@ -5,10 +5,10 @@ The types are ordinary :class:`recotrig.framework.Collection` subclasses; a new 
 module (an algorithm's own output) is registered the same way and needs no edit here.
 """
 
-from recotrig.framework.collection import Collection, ColumnError, EventInfo
 from recotrig.edm.tracker import TRACK_PARAMETERS, Cells, Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
 from recotrig.edm.trigger import L1Objects, TriggerDecision
 from recotrig.edm.vertexing import KDE
+from recotrig.framework.collection import Collection, ColumnError, EventInfo
 
 __all__ = [
     "Cells",

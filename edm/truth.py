@@ -6,7 +6,6 @@ Used by readers (weights for stores that carry none) and by metrics alike.
 from __future__ import annotations
 
 import numpy as np
-
 from recotrig.edm.tracker import Hits, HitTruth, Particles
 from recotrig.framework.lookup import DuplicateIdError, group_starts, index_of
 

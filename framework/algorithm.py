@@ -28,9 +28,9 @@ import copy
 import inspect
 import json
 import math
+import os
 import types
 import typing
-import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 

@@ -107,7 +107,8 @@ class _Column:
             array = array.reshape(1)
         if array.shape[1:] != self.shape:
             raise ColumnError(
-                f"{owner}: column {self.name!r} has shape {array.shape}, expected (n, {', '.join(map(str, self.shape))})"
+                f"{owner}: column {self.name!r} has shape {array.shape}, "
+                f"expected (n, {', '.join(map(str, self.shape))})"
                 if self.shape
                 else f"{owner}: column {self.name!r} must be one-dimensional, has shape {array.shape}"
             )

@@ -201,7 +201,8 @@ class RunResult:
     jobs: int = 1
     #: filter name -> {"seen": n, "passed": m}
     filters: dict[str, dict[str, int]] = field(default_factory=dict)
-    #: CPU seconds the main process spent handling results (merging, serial algorithms, pickles)
+    #: CPU seconds of the main process (all its threads) while events ran: receiving and unpickling
+    #: results, merging accumulators, serial algorithms (with -j 1 the events themselves run there)
     main_cpu_s: float = 0.0
     #: per processed event: "event_id" and, per algorithm, its time in ms (NaN where it did not run)
     per_event: dict[str, Any] = field(default_factory=dict)
@@ -404,8 +405,8 @@ class Sequencer:
                 if isinstance(alg, Metric):
                     alg.acc = alg.accumulator()
             bar = _progress(n, progress)
+            c0 = _cpu()  # the main process's CPU while events run: receiving, merging, serial algorithms
             for chunk in executor.map(chunks):
-                c0 = _cpu()
                 for name, values in chunk.timings.items():
                     timings[name].extend(values)
                 for name, (seen, passed) in chunk.filters.items():
@@ -428,7 +429,7 @@ class Sequencer:
                         processed += 1
                         per_event.append((ev.event_id, *ev.seconds))
                 bar.update(chunk.stop - chunk.start)
-                main_cpu += _cpu() - c0
+            main_cpu = _cpu() - c0
             executor.close()
             failures.sort(key=lambda f: f.entry)
             result = RunResult(

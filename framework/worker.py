@@ -100,7 +100,9 @@ class Step:
         else:
             values = (result,) if self.single else result
             if not isinstance(values, tuple) or len(values) != len(self.outputs):
-                raise TypeError(f"{self.name} must return {len(self.outputs)} outputs, returned {type(result).__name__}")
+                raise TypeError(
+                    f"{self.name} must return {len(self.outputs)} outputs, returned {type(result).__name__}"
+                )
         for (key, expected), value in zip(self.outputs, values):
             if key is None:
                 continue
@@ -113,7 +115,7 @@ class Step:
 
 
 def _checked_type(t: Any) -> type | None:
-    return t if isinstance(t, type) and t is not object else None
+    return t if isinstance(t, type) and t not in (object, Any) else None
 
 
 def _np_bool() -> type:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..edm import HitTruth, Hits, Particles, TruthVertices
+from ..edm import Hits, HitTruth, Particles, TruthVertices
 from ..edm.truth import hit_particles, trackml_weights
 from ..framework import Option, Reader
 from .errors import StoreError
@@ -36,7 +36,8 @@ class HitReader(Reader):
 
     outputs = ("hits", "particles", "truth", "truth_vertices")
     input = Option("", "event store: TrackML CSV directory or ROOT file", role="input")
-    format = Option("auto", "store format (auto: detected; ROOT files in ACTS layouts too)", choices=("auto", "trackml", "root"))
+    format = Option("auto", "store format (auto: detected; ROOT files in ACTS layouts too)",
+                    choices=("auto", "trackml", "root"))
     volumes = Option([], "keep hits of these volume ids only (comma list; empty: all)", type=list, item=int, low=0)
     min_pt = Option(0.0, "keep hits of particles with pT >= this [GeV] (0: all)", low=0.0)
     drop_noise = Option(False, "drop noise hits (particle 0)")

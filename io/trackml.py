@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from recotrig.framework.lookup import DuplicateIdError, index_of
 from recotrig.edm import Cells, Collection, Hits, HitTruth, Particles, TruthVertices
 from recotrig.framework.files import temporary_path
+from recotrig.framework.lookup import DuplicateIdError, index_of
 from recotrig.io.base import Event, Store, Writer
 from recotrig.io.errors import StoreError
 

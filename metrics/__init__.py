@@ -16,9 +16,9 @@ from recotrig.metrics.tracking import (
     TrackMatch,
     match_tracks,
     reconstructable_particles,
+    tracking_performance,
     trackml_score,
     trackml_weights,
-    tracking_performance,
 )
 from recotrig.metrics.vertexing import (
     CLASS_NAMES,

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..edm import Collection, HitTruth, Hits, Particles, Tracks, TruthVertices, Vertices
+from ..edm import Collection, Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
 from ..edm.truth import trackml_weights
 from ..framework import Metric, Option, Port
 from ..framework.files import write_json

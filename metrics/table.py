@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from recotrig.framework.files import root_file, write_json
 
 __all__ = ["COLUMNS", "format_table", "row_from_result", "write_table"]

@@ -43,7 +43,6 @@ from typing import Any, ClassVar, Literal
 
 import awkward as ak
 import numpy as np
-
 from recotrig.edm import Hits, HitTruth, Particles, Tracks
 from recotrig.edm.truth import NOISE_PARTICLE_ID, TRACKML_ORDER_PROPOSAL, trackml_weights
 from recotrig.framework.lookup import DuplicateIdError, group_starts, index_of

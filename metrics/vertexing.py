@@ -71,9 +71,8 @@ from typing import Any, Literal
 
 import awkward as ak
 import numpy as np
-
-from recotrig.framework.lookup import group_starts, index_of
 from recotrig.edm import HitTruth, Particles, Tracks, TruthVertices, Vertices
+from recotrig.framework.lookup import group_starts, index_of
 from recotrig.metrics.tracking import NO_PARTICLE, Accumulator, _ratio, match_tracks
 
 __all__ = [

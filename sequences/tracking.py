@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 
 from recotrig.algorithms.acts.ckf import ActsCKF
+from recotrig.detector import DetectorSpec
 from recotrig.io.hit_reader import HitReader
+from recotrig.io.store import read_metadata
 from recotrig.io.writers import StoreWriter
 from recotrig.metrics.performance import Performance
 from recotrig.sequences.samples import SAMPLE_MU60
-from recotrig.detector import DetectorSpec
-from recotrig.io.store import read_metadata
 
 DEFAULT_INPUT = str(SAMPLE_MU60)
 

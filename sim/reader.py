@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..framework import Option, Reader
-from ..edm import HitTruth, Hits, Particles, TruthVertices
 from ..detector import DetectorSpec
+from ..edm import Hits, HitTruth, Particles, TruthVertices
+from ..framework import Option, Reader
 from .simulate import Simulator
 
 

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from ..framework.lookup import index_of
-from ..edm import HitTruth, Hits, Particles, TruthVertices
 from ..detector import DetectorSpec
+from ..edm import Hits, HitTruth, Particles, TruthVertices
+from ..framework.lookup import index_of
 from .fatras import DetectorResponse, DigiResolution, decode_particle_id, encode_particle_id
 from .pileup import STREAM_DIGI, STREAM_FATRAS, STREAM_NOISE, BeamSpot, Crossing, PileupGenerator, event_seed
 

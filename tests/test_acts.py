@@ -20,9 +20,9 @@ from recotrig.algorithms.acts import (
     ActsTrackFit,
     bridge,
 )
+from recotrig.edm import Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
 from recotrig.framework import Sequencer
 from recotrig.framework.algorithm import Algorithm, Option, Reader, Writer
-from recotrig.edm import Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
 from recotrig.metrics.tracking import TrackingMetrics
 from recotrig.metrics.vertexing import VertexMetrics
 from recotrig.sim.simulate import Simulator

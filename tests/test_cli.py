@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from recotrig.framework import ConfigError
 from recotrig.sequences.cli import configure_run, main
 

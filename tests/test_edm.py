@@ -8,7 +8,6 @@ import sys
 import awkward as ak
 import numpy as np
 import pytest
-
 from recotrig.edm import KDE, L1Objects, Tracks, Vertices
 from recotrig.framework import Collection, ColumnError, TypeRegistryError, registered_type
 from recotrig.io.store import open_store, write_store

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 from recotrig.algorithms.toy import SummaryWriter, ToyReader, TruthTracker, ZHistogramVertexer
+from recotrig.edm import EventInfo, Hits, Tracks, Vertices
 from recotrig.framework import (
     Algorithm,
     ConfigError,
@@ -17,7 +17,6 @@ from recotrig.framework import (
     Option,
     Sequencer,
 )
-from recotrig.edm import EventInfo, Hits, Tracks, Vertices
 from recotrig.framework.store import DuplicateKeyError
 from recotrig.framework.testing import Combine, FailOn, Relabel
 

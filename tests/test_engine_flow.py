@@ -8,9 +8,8 @@ import os
 
 import numpy as np
 import pytest
-
 from recotrig.algorithms.toy import SummaryWriter, ToyReader, TruthTracker, ZHistogramVertexer
-from recotrig.edm import HitTruth, Hits, Tracks, TriggerDecision
+from recotrig.edm import Hits, HitTruth, Tracks, TriggerDecision
 from recotrig.framework import (
     Algorithm,
     ConfigError,
@@ -18,7 +17,6 @@ from recotrig.framework import (
     EventInfo,
     Filter,
     Metric,
-    Option,
     Reader,
     Sequencer,
 )
@@ -331,3 +329,11 @@ def test_serial_algorithms_initialise_after_the_workers_are_forked():
     Sequencer([ToyReader(events=6), TruthTracker(), ChildrenAtInitialize()]).run(jobs=2, chunk_size=1,
                                                                                   progress=False)
     assert ChildrenAtInitialize.children == 2  # so no thread it starts can be inherited by a fork
+
+
+def test_outputs_annotated_any_pass_through():
+    from recotrig.framework.testing import CountingReader, Pass, PassChunk
+
+    seq = Sequencer([CountingReader(events=5), Pass(inp="event", out="a"), PassChunk(name="b", inp="a", out="b")])
+    result = seq.run(chunk_size=2, progress=False)
+    assert result.processed == 5 and not result.failures

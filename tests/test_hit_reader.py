@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from recotrig.algorithms.toy import ToyReader
 from recotrig.framework import Algorithm, EventError, Option, Port, Sequencer
 from recotrig.framework.testing import FailOn

@@ -8,7 +8,6 @@ import pickle
 
 import numpy as np
 import pytest
-
 from recotrig.edm import HitTruth, Particles, Tracks, TruthVertices, Vertices
 from recotrig.metrics import (
     CLEAN,
@@ -23,9 +22,9 @@ from recotrig.metrics import (
     match_vertices,
     robust_sigma,
     row_from_result,
+    tracking_performance,
     trackml_score,
     trackml_weights,
-    tracking_performance,
     vertex_vertex_resolution,
     window_match,
     write_table,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from recotrig.algorithms.toy import ToyReader, TruthTracker, ZHistogramVertexer
 from recotrig.framework import Sequencer
 from recotrig.metrics.performance import Performance

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from recotrig.io.store import open_store
 from recotrig.sequences.samples import SAMPLE_MU20, SAMPLE_MU60, regenerate
 from recotrig.sim.reader import SimulationReader

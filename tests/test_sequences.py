@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import uproot
-
 from recotrig.io.store import open_store
 from recotrig.sequences import loader
 from recotrig.sequences.samples import SAMPLE_MU20

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import numpy as np
-
 from recotrig.io.store import open_store
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...framework.algorithm import Option
 from ...edm import Tracks, Vertices
+from ...framework.algorithm import Option
 from .base import ActsAlgorithm
 
 SEEDERS = ("gaussian", "adaptive_grid")

@@ -45,8 +45,8 @@ import acts.examples
 import awkward as ak
 import numpy as np
 
-from ...edm import TRACK_PARAMETERS, Hits, Tracks
 from ...detector import DetectorContext, DetectorSpec, detector_context
+from ...edm import TRACK_PARAMETERS, Hits, Tracks
 
 __all__ = [
     "ACTS_NS",

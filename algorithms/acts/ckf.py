@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ...framework.algorithm import Option
 from ...edm import Hits, Tracks
+from ...framework.algorithm import Option
 from .base import ActsAlgorithm
 
 #: (volume, layer) of the generic detector's pixel layers used for seeding space points, as in

@@ -7,9 +7,9 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from ...edm import TRACK_PARAMETERS, Hits, Tracks
 from ...framework.algorithm import Option
 from ...framework.lookup import DuplicateIdError, index_of
-from ...edm import TRACK_PARAMETERS, Hits, Tracks
 from .base import ActsAlgorithm
 
 
