@@ -267,10 +267,17 @@ def test_amvf_needs_fitted_tracks():
     amvf.finalize()
 
 
-def test_algorithms_pickle_before_initialize():
+def test_algorithms_travel_as_configuration_only():
+    """What goes to a worker is the configuration: an initialised algorithm pickles without its
+    ACTS state, and the copy builds its own in initialize (an ACTS sequence with -j 2 runs in
+    tests/test_sequences.py)."""
     for alg in (ActsCKF(min_measurements=8), ActsAMVF(seeder="adaptive_grid"), ActsTrackFit(drop_failed=True)):
+        alg.initialize()
         copy = pickle.loads(pickle.dumps(alg))
-        assert copy.options() == alg.options()
+        assert copy.options() == alg.options() and copy.name == alg.name
+        assert hasattr(alg, "setup") and not hasattr(copy, "setup")
+        copy.initialize()
+        assert copy.setup is not None
 
 
 def test_track_parameter_csv_layout(tmp_path):
