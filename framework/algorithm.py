@@ -416,6 +416,15 @@ class Reader(Algorithm):
         """Names of the outputs the store holds (None: all declared outputs)."""
         return None
 
+    def segments(self) -> list[tuple[str, int, int]]:
+        """(file, first entry, number of entries) of each input file, in entry order: chunks never
+        cross a file (default: one segment of every entry)."""
+        return [(self.name, 0, self.n_events())]
+
+    def bad_inputs(self) -> list[tuple[str, str]]:
+        """(file, reason) of input files left out at opening (``--skip-bad-files``)."""
+        return []
+
     def absent(self) -> dict[str, str]:
         """Output name -> why it is absent (for the pre-run check's message)."""
         provided = self.provides()

@@ -2,26 +2,43 @@
 
 An executor is started with a picklable ``Worker`` (the parallel part of a checked sequence),
 then maps a list of chunks ``(entry_start, entry_stop)`` to one ``ChunkResult`` per chunk, in
-chunk order, and is closed. Algorithms travel as configuration only; each process gives its
+chunk order, and is closed. A chunk that raises is retried up to ``retries`` times; one that still
+fails is yielded as ``ChunkFailed`` (the sequencer decides: a bad input file may be skipped,
+anything else stops the run). Algorithms travel as configuration only; each process gives its
 algorithms a ``ProcessContext`` (worker index and count, thread budget) and calls ``initialize``
-once before its first chunk. ``start`` returns only when every worker process exists, so the main
-process creates no thread before the fork. A distributed executor (Dask) fits the same contract:
-ship the worker once per process, submit ``worker.process(start, stop)`` per chunk, gather in
-order with a bounded number in flight.
+once before its first chunk. ``ProcessExecutor.start`` returns only when every worker process
+exists, so the main process creates no thread before the fork.
+
+``DaskExecutor`` runs chunks as tasks on a Dask cluster (a ``distributed.LocalCluster`` it starts,
+or a scheduler address): the worker configuration is shipped once per Dask worker, heavy state is
+built there lazily, a bounded number of tasks is in flight and results come back in chunk order;
+Dask re-runs the tasks of a worker that dies.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import multiprocessing.util
 from collections.abc import Iterator
+import sys
+from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from .algorithm import ProcessContext
-from .worker import ChunkResult, Worker
+from .worker import ChunkFailed, ChunkResult, EventError, Worker
 
-__all__ = ["IterativeExecutor", "ProcessExecutor"]
+__all__ = ["DaskExecutor", "IterativeExecutor", "ProcessExecutor"]
+
+Outcome = ChunkResult | ChunkFailed
+
+
+def _check_retries(retries: Any) -> int:
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
+        raise ValueError(f"retries must be an integer from 0 to 100, got {retries!r}")
+    return retries
 
 
 class IterativeExecutor:
@@ -29,17 +46,24 @@ class IterativeExecutor:
 
     workers = 1
 
-    def __init__(self) -> None:
+    def __init__(self, *, retries: int = 0) -> None:
+        self.retries = _check_retries(retries)
         self._worker: Worker | None = None
 
     def start(self, worker: Worker) -> None:
         self._worker = worker
         worker.start(ProcessContext.for_worker(0, 1))
 
-    def map(self, chunks: list[tuple[int, int]]) -> Iterator[ChunkResult]:
+    def map(self, chunks: list[tuple[int, int]]) -> Iterator[Outcome]:
         assert self._worker is not None, "start the executor first"
         for start, stop in chunks:
-            yield self._worker.process(start, stop)
+            for _ in range(self.retries + 1):
+                try:
+                    result: Outcome = self._worker.process(start, stop)
+                    break
+                except Exception as err:
+                    result = ChunkFailed(start, stop, err)
+            yield result
 
     def close(self, cancel: bool = False) -> None:
         if self._worker is not None:
@@ -83,10 +107,12 @@ class ProcessExecutor:
     algorithm classes are importable by module name.
     """
 
-    def __init__(self, workers: int, *, start_method: str | None = None, max_pending: int | None = None):
+    def __init__(self, workers: int, *, start_method: str | None = None, max_pending: int | None = None,
+                 retries: int = 0):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be a positive integer, got {workers!r}")
         self.workers = workers
+        self.retries = _check_retries(retries)
         methods = multiprocessing.get_all_start_methods()
         self.start_method = start_method or ("fork" if "fork" in methods else "spawn")
         self.max_pending = max_pending or 2 * workers
@@ -101,22 +127,138 @@ class ProcessExecutor:
         for future in [self._pool.submit(_ready) for _ in range(self.workers)]:
             future.result()
 
-    def map(self, chunks: list[tuple[int, int]]) -> Iterator[ChunkResult]:
+    def map(self, chunks: list[tuple[int, int]]) -> Iterator[Outcome]:
         pool = self._pool
         assert pool is not None, "start the executor first"
-        pending: list[Future] = []
+        pending: list[tuple[tuple[int, int], Future]] = []
         try:
-            for chunk in chunks:  # keep a bounded number of chunks in flight, yield in order
-                pending.append(pool.submit(_process, *chunk))
-                if len(pending) >= self.max_pending:
-                    yield pending.pop(0).result()
-            while pending:
-                yield pending.pop(0).result()
+            try:
+                for chunk in chunks:  # keep a bounded number of chunks in flight, yield in order
+                    pending.append((chunk, pool.submit(_process, *chunk)))
+                    if len(pending) >= self.max_pending:
+                        yield self._checked(self._outcome(*pending.pop(0)), pending)
+                while pending:
+                    yield self._checked(self._outcome(*pending.pop(0)), pending)
+            except BrokenProcessPool as err:  # raised by submit once the pool is broken
+                raise self._died(pending) from err
         finally:
-            for future in pending:
+            for _, future in pending:
                 future.cancel()
+
+    def _checked(self, outcome: Outcome, pending: list) -> Outcome:
+        if isinstance(outcome, ChunkFailed) and isinstance(outcome.error, BrokenProcessPool):
+            raise self._died([((outcome.start, outcome.stop), None), *pending]) from outcome.error
+        return outcome
+
+    @staticmethod
+    def _died(in_flight: list) -> EventError:
+        """The pool does not say which process held which chunk: name the chunks in flight."""
+        ranges = ", ".join(f"{a}..{b - 1}" for (a, b), _ in in_flight[:8]) or "none"
+        return EventError(f"a worker process died (killed, or out of memory?) while entries {ranges} were in "
+                          "flight; the process executor cannot go on without it (the Dask executor re-runs "
+                          "the chunks of a dead worker)")
+
+    def _outcome(self, chunk: tuple[int, int], future: Future) -> Outcome:
+        assert self._pool is not None
+        for attempt in range(self.retries + 1):
+            try:
+                return future.result()
+            except Exception as err:
+                if attempt == self.retries or isinstance(err, BrokenProcessPool):
+                    return ChunkFailed(chunk[0], chunk[1], err)
+                future = self._pool.submit(_process, *chunk)
+        raise AssertionError("unreachable")
 
     def close(self, cancel: bool = False) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             pool.shutdown(wait=True, cancel_futures=cancel)
+
+
+# ------------------------------------------------------------------------------------------------
+# Dask
+# ------------------------------------------------------------------------------------------------
+class DaskExecutor:
+    """Runs chunks as tasks on Dask distributed: a ``LocalCluster`` of ``workers`` processes (one
+    thread each) started here, or the cluster at ``scheduler`` (``tcp://host:8786``).
+
+    The sequence's worker configuration reaches every Dask worker once, as a worker plugin (its
+    algorithms initialise on the first chunk); at most ``max_pending`` tasks are in flight and
+    results are gathered in chunk order. A failing task is retried ``retries`` times; the tasks of
+    a worker that dies are re-run elsewhere by Dask (no event lost, none doubled: each chunk's
+    result is taken once, in order).
+    """
+
+    def __init__(self, workers: int = 2, *, scheduler: str | None = None, retries: int = 0,
+                 max_pending: int | None = None, log: Any = None):
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        self.workers = workers
+        self.scheduler = scheduler
+        self.retries = _check_retries(retries)
+        self.max_pending = max_pending or 4 * workers
+        self.log = log if log is not None else sys.stderr
+        self.client: Any = None
+        self.cluster: Any = None
+
+    def start(self, worker: Worker) -> None:
+        import logging
+
+        import cloudpickle
+        from distributed import Client, LocalCluster
+
+        from ._dask import PLUGIN, WorkerPlugin
+
+        for name, module in list(sys.modules.items()):  # user steering files travel by value
+            if name.startswith("recotrig_user_sequence_"):
+                cloudpickle.register_pickle_by_value(module)
+        if self.scheduler:
+            self.client = Client(self.scheduler)
+            self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+        else:
+            self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                        host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR)
+            self.client = Client(self.cluster)
+        self.client.register_plugin(WorkerPlugin(worker, self.workers), name=PLUGIN)
+        link = getattr(self.client, "dashboard_link", None)
+        if link and self.scheduler:
+            print(f"Dask dashboard: {link}", file=self.log)
+
+    def worker_pids(self) -> dict[str, int]:
+        """Dask worker address -> process id (what fault tests kill)."""
+        return self.client.run(os.getpid)
+
+    def map(self, chunks: Iterable[tuple[int, int]]) -> Iterator[Outcome]:
+        from ._dask import process
+
+        client = self.client
+        assert client is not None, "start the executor first"
+        pending: list[tuple[tuple[int, int], Any]] = []
+        try:
+            for chunk in chunks:
+                pending.append((chunk, client.submit(process, *chunk, retries=self.retries, pure=False)))
+                if len(pending) >= self.max_pending:
+                    yield self._outcome(*pending.pop(0))
+            while pending:
+                yield self._outcome(*pending.pop(0))
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+    @staticmethod
+    def _outcome(chunk: tuple[int, int], future: Any) -> Outcome:
+        try:
+            result = future.result()
+        except Exception as err:
+            return ChunkFailed(chunk[0], chunk[1], err)
+        finally:
+            future.release()
+        return result
+
+    def close(self, cancel: bool = False) -> None:
+        if self.client is not None:
+            client, self.client = self.client, None
+            client.close()
+        if self.cluster is not None:
+            cluster, self.cluster = self.cluster, None
+            cluster.close()

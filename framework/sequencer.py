@@ -26,7 +26,19 @@ from .collection import EventInfo
 from .executors import IterativeExecutor, ProcessExecutor
 from .record import run_record
 from .store import EventStore, similar
-from .worker import ENGINE, EVENT_KEY, EventError, EventFailure, EventState, Step, Worker, run_chunk, take_accumulators
+from .worker import (
+    ENGINE,
+    EVENT_KEY,
+    ChunkFailed,
+    EventError,
+    EventFailure,
+    EventState,
+    InputError,
+    Step,
+    Worker,
+    run_chunk,
+    take_accumulators,
+)
 
 __all__ = ["EVENT_KEY", "EventError", "EventFailure", "Plan", "RunResult", "Sequencer", "check"]
 
@@ -208,6 +220,8 @@ class RunResult:
     per_event: dict[str, Any] = field(default_factory=dict)
     #: the run's configuration and provenance (``record.py``)
     record: dict[str, Any] = field(default_factory=dict)
+    #: input files left out (``skip_bad_files``): file, reason, and the entries lost (None: at opening)
+    bad_files: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -226,6 +240,9 @@ class RunResult:
             f"{self.processed} events processed, {len(self.failures)} skipped, {self.wall_s:.2f} s wall, "
             f"{self.events_per_s:.1f} events/s, -j {self.jobs}"
         )
+        for bad in self.bad_files:
+            lost = f" (entries {bad['entries'][0]}..{bad['entries'][1] - 1})" if bad["entries"] else ""
+            lines.append(f"bad file skipped: {bad['file']}{lost}: {bad['reason']}")
         for name, counts in self.filters.items():
             rate = counts["passed"] / counts["seen"] if counts["seen"] else math.nan
             lines.append(f"filter {name}: {counts['passed']} of {counts['seen']} events passed ({rate:.1%})")
@@ -255,6 +272,29 @@ def timing_rows(order: list[str], timings: dict[str, list[float]]) -> list[dict[
             }
         )
     return rows
+
+
+def _ranges(segments: list[tuple[str, int, int]], start: int, stop: int) -> list[tuple[str, int, int, int]]:
+    """(file, first entry of the file, a, b): the part [a, b) of [start, stop) in each file."""
+    out = []
+    for path, first, count in segments:
+        a, b = max(start, first), min(stop, first + count)
+        if a < b:
+            out.append((path, first, a, b))
+    return out
+
+
+def _chunks(segments: list[tuple[str, int, int]], start: int, stop: int,
+            size: int) -> tuple[list[tuple[int, int]], dict[tuple[int, int], str]]:
+    """Chunks of at most ``size`` entries covering [start, stop), none crossing a file; and the file
+    of each chunk."""
+    chunks, files = [], {}
+    for path, _, a, b in _ranges(segments, start, stop):
+        for s in range(a, b, size):
+            chunk = (s, min(b, s + size))
+            chunks.append(chunk)
+            files[chunk] = path
+    return chunks, files
 
 
 def _merge(total: Any, part: Any) -> Any:
@@ -357,11 +397,16 @@ class Sequencer:
         chunk_size: int | None = None,
         progress: bool | None = None,
         record: dict[str, Any] | None = None,
+        retries: int = 0,
+        skip_bad_files: bool = False,
     ) -> RunResult:
         """Process entries [skip, skip + n_events) and return what happened.
 
         ``executor`` defaults to in-process for ``jobs == 1`` and to a process pool otherwise
-        (never more processes than chunks). ``record`` adds to the run record (the CLI gives the
+        (never more processes than events), each retrying a failing chunk ``retries`` times.
+        Chunks never cross an input file. With ``skip_bad_files`` a chunk whose input cannot be
+        read is left out and recorded (``RunResult.bad_files``); without it the run stops naming
+        the file, and writers leave nothing behind. ``record`` adds to the run record (the CLI gives the
         sequence, input and output); the whole record reaches serial algorithms as
         ``self.context.record``.
         """
@@ -374,11 +419,17 @@ class Sequencer:
         n = stop - start
         if executor is None:
             workers = max(1, min(jobs, n))
-            executor = IterativeExecutor() if workers == 1 else ProcessExecutor(workers)
+            executor = (IterativeExecutor(retries=retries) if workers == 1
+                        else ProcessExecutor(workers, retries=retries))
         workers = getattr(executor, "workers", 1)
         if chunk_size is None:
             chunk_size = max(1, min(50, math.ceil(n / (8 * workers)))) if workers > 1 else 10
-        chunks = [(s, min(stop, s + chunk_size)) for s in range(start, stop, chunk_size)]
+        segments = plan.readers[0].segments()
+        chunks, files = _chunks(segments, start, stop, chunk_size)
+        bad_files = [{"file": f, "reason": r, "entries": None} for r_ in plan.readers for f, r in r_.bad_inputs()]
+        record = {**(record or {}), "fileset": [
+            {"file": f, "entries": [a - first, b - first]} for f, first, a, b in _ranges(segments, start, stop)
+        ]}
         full = run_record(self.algorithms, error_policy=self.error_policy, entries=(start, stop),
                           extra=record or {})
 
@@ -407,6 +458,16 @@ class Sequencer:
             bar = _progress(n, progress)
             c0 = _cpu()  # the main process's CPU while events run: receiving, merging, serial algorithms
             for chunk in executor.map(chunks):
+                if isinstance(chunk, ChunkFailed):
+                    if skip_bad_files and isinstance(chunk.error, InputError):
+                        bad_files.append({"file": files[(chunk.start, chunk.stop)], "reason": chunk.error.reason,
+                                          "entries": [chunk.start, chunk.stop]})
+                        bar.update(chunk.stop - chunk.start)
+                        continue
+                    error = chunk.error
+                    if isinstance(error, InputError):
+                        raise EventError(f"input file {files[(chunk.start, chunk.stop)]}: {error}") from error
+                    raise error
                 for name, values in chunk.timings.items():
                     timings[name].extend(values)
                 for name, (seen, passed) in chunk.filters.items():
@@ -444,6 +505,7 @@ class Sequencer:
                 main_cpu_s=main_cpu,
                 per_event=_per_event_table(names, per_event),
                 record=full,
+                bad_files=bad_files,
             )
             producers = {key: name for key, (name, _) in plan.producers.items()}
             for alg in plan.metrics:

@@ -81,3 +81,39 @@ class PassChunk(Pass):
 
     def execute_chunk(self, inp: list[Any]) -> list[Any]:
         return inp
+
+
+class FlakyOnce(Algorithm):
+    """Fails the first time it sees each chunk's first entry, in any process: a marker file in
+    ``folder`` remembers the attempt (retry tests)."""
+
+    outputs = ("flaky",)
+    folder = Option("", "where the attempt markers go")
+
+    def execute(self, event: EventInfo) -> EventInfo:
+        import os
+
+        marker = os.path.join(self.folder, f"seen-{int(event.entry[0])}")
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            raise RuntimeError(f"transient failure at entry {int(event.entry[0])}")
+        return event
+
+
+class KillOnce(Algorithm):
+    """Kills its own process (SIGKILL) the first time it reaches entry ``entry``; a marker file in
+    ``folder`` makes the re-run pass (worker-death tests)."""
+
+    outputs = ("survived",)
+    folder = Option("", "where the marker goes")
+    entry = Option(0, "entry at which the process dies")
+
+    def execute(self, event: EventInfo) -> EventInfo:
+        import os
+        import signal
+
+        marker = os.path.join(self.folder, "killed")
+        if int(event.entry[0]) == self.entry and not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return event

@@ -24,7 +24,8 @@ from .algorithm import Algorithm, Metric, ProcessContext, Reader
 from .collection import EventInfo
 from .store import EventStore
 
-__all__ = ["ChunkResult", "EVENT_KEY", "EventError", "EventFailure", "EventState", "Step", "Worker", "run_chunk"]
+__all__ = ["ChunkFailed", "ChunkResult", "EVENT_KEY", "EventError", "EventFailure", "EventState", "InputError", "Step",
+           "Worker", "run_chunk"]
 
 #: the engine itself writes each event's EventInfo under this key
 EVENT_KEY = "event"
@@ -34,6 +35,17 @@ ENGINE = "Sequencer"
 class EventError(RuntimeError):
     """An algorithm failed on an event and the error policy is ``abort`` (or the inputs are
     inconsistent, which no policy can skip)."""
+
+
+class InputError(EventError):
+    """A reader could not load a chunk of its input (an unreadable or corrupt file)."""
+
+    def __init__(self, reader: str, start: int, stop: int, reason: str):
+        super().__init__(reader, start, stop, reason)
+        self.reader, self.start, self.stop, self.reason = reader, start, stop, reason
+
+    def __str__(self) -> str:
+        return f"{self.reader} cannot read entries {self.start}..{self.stop - 1}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -138,6 +150,15 @@ class EventState:
     seconds: list[float]
     rejected: set[str] = field(default_factory=set)
     failed: bool = False
+
+
+@dataclass
+class ChunkFailed:
+    """What an executor yields for a chunk that failed as a whole (after its retries)."""
+
+    start: int
+    stop: int
+    error: BaseException
 
 
 @dataclass
@@ -273,7 +294,10 @@ class Worker:
         prepared: dict[str, float] = {}  # chunk loading time, charged to each reader's first event
         for reader in readers:
             t0 = time.perf_counter()
-            reader.prepare(start, stop)
+            try:
+                reader.prepare(start, stop)
+            except Exception as err:
+                raise InputError(reader.name, start, stop, _describe(err)) from err
             prepared[reader.name] = time.perf_counter() - t0
         primary = readers[0]
         events = []

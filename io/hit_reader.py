@@ -28,14 +28,15 @@ from ..edm import Hits, HitTruth, Particles, TruthVertices
 from ..edm.truth import hit_particles, trackml_weights
 from ..framework import Option, Reader
 from .errors import StoreError
-from .store import open_store
+from .fileset import Fileset
 
 
 class HitReader(Reader):
     """Reads Hits (+ Particles, HitTruth, TruthVertices where the store has them)."""
 
     outputs = ("hits", "particles", "truth", "truth_vertices")
-    input = Option("", "event store: TrackML CSV directory or ROOT file", role="input")
+    input = Option("", "event store(s): a TrackML CSV directory or ROOT file, a glob, a comma list or a .txt list",
+                   role="input")
     format = Option("auto", "store format (auto: detected; ROOT files in ACTS layouts too)",
                     choices=("auto", "trackml", "root"))
     volumes = Option([], "keep hits of these volume ids only (comma list; empty: all)", type=list, item=int, low=0)
@@ -44,12 +45,14 @@ class HitReader(Reader):
     tracks_per_event = Option(0, "keep the hits of this many random particles (0: all)", low=0)
     seed = Option(7, "seed of the particle subsampling")
     compute_weights = Option(True, "compute official TrackML weights when the store has none")
+    skip_bad_files = Option(False, "leave out (and record) files of the fileset that cannot be opened")
 
     def _store(self):
         if getattr(self, "_open", None) is None:
             if not self.input:
                 raise StoreError("HitReader: no input store given (--input or HitReader.input)")
-            self._open = open_store(self.input, format=None if self.format == "auto" else self.format)
+            self._open = Fileset(self.input, format=None if self.format == "auto" else self.format,
+                                 skip_bad=self.skip_bad_files)
             self._cache: dict[int, dict] = {}
             self._wanted = [c for c in ("hits", "particles", "truth", "vertices") if c in self._open.collections]
             if "hits" not in self._wanted:
@@ -72,6 +75,15 @@ class HitReader(Reader):
 
     def n_events(self) -> int:
         return self._store().n_events
+
+    def segments(self) -> list[tuple[str, int, int]]:
+        return self._store().segments()
+
+    def bad_inputs(self) -> list[tuple[str, str]]:
+        return list(self._store().bad)
+
+    def files(self) -> dict[str, list[str]]:
+        return {"input": [path for path, _, _ in self.segments()]} if self.input else {}
 
     def event_id(self, entry: int) -> int:
         return int(self._store().event_ids[entry])

@@ -52,4 +52,6 @@ class StoreWriter(Writer):
         self._writer.close()
 
     def discard(self) -> None:
-        self._writer.abort()
+        writer = getattr(self, "_writer", None)  # None: the run failed before this writer started
+        if writer is not None:
+            writer.abort()

@@ -19,6 +19,7 @@ import sys
 from typing import Any
 
 from ..framework import Algorithm, ConfigError, EventError, Sequencer
+from ..framework.executors import DaskExecutor
 from ..framework.files import root_file, write_json
 from ..framework.flags import add_flags, apply_flags, set_from_text
 from ..framework.record import file_entry
@@ -45,7 +46,15 @@ def _run_parser(add_help: bool) -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", help="output directory (default: recotrig-out/<sequence>)")
     p.add_argument("-n", "--events", type=int, default=None, help="number of events (default: all)")
     p.add_argument("--skip", type=int, default=0, help="entries to skip at the start")
-    p.add_argument("-j", "--jobs", type=int, default=1, help="worker processes for events")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="worker processes for events (process executor)")
+    p.add_argument("--executor", choices=("process", "dask"), default="process",
+                   help="where chunks run: this machine's processes (-j), or Dask distributed")
+    p.add_argument("--workers", type=int, default=2, help="with --executor dask: workers of the local cluster")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="with --executor dask: an existing cluster (tcp://host:8786)")
+    p.add_argument("--retries", type=int, default=0, help="re-run a failing chunk up to this many times")
+    p.add_argument("--skip-bad-files", action="store_true",
+                   help="leave out (and record) input files that cannot be read; the rest of the fileset completes")
+    p.add_argument("--chunk-size", type=int, default=None, help="entries per chunk (default: sized to the workers)")
     p.add_argument("--dry-run", action="store_true", help="print the data-flow graph and exit")
     p.add_argument("--dot", metavar="FILE", help="with --dry-run: also write the graph as Graphviz dot")
     p.add_argument("--config", metavar="RUN_JSON", help="re-run the run recorded in a run.json (its sequence, input, "
@@ -136,6 +145,16 @@ def configure_run(argv: list[str]) -> tuple[argparse.Namespace, Sequencer, str]:
     apply_flags(args, algorithms)
     if isinstance(args.jobs, int) and not 1 <= args.jobs <= MAX_JOBS:
         raise ConfigError(f"-j must be from 1 to {MAX_JOBS}, got {args.jobs}")
+    if not 1 <= args.workers <= MAX_JOBS:
+        raise ConfigError(f"--workers must be from 1 to {MAX_JOBS}, got {args.workers}")
+    if not 0 <= args.retries <= 100:
+        raise ConfigError(f"--retries must be from 0 to 100, got {args.retries}")
+    if args.chunk_size is not None and args.chunk_size < 1:
+        raise ConfigError(f"--chunk-size must be at least 1, got {args.chunk_size}")
+    if args.skip_bad_files:
+        for alg in algorithms:
+            if "skip_bad_files" in alg.option_specs():
+                alg.configure(skip_bad_files=True)
     return args, Sequencer(algorithms, error_policy=args.error_policy), output
 
 
@@ -148,7 +167,11 @@ def cmd_run(argv: list[str]) -> int:
                 f.write(sequencer.dot() + "\n")
         return 0
     context = {"sequence": args.sequence, "input": args.input}
-    result = sequencer.run(n_events=args.events, skip=args.skip, jobs=args.jobs,
+    executor = None
+    if args.executor == "dask":
+        executor = DaskExecutor(args.workers, scheduler=args.scheduler, retries=args.retries)
+    result = sequencer.run(n_events=args.events, skip=args.skip, jobs=args.jobs, executor=executor,
+                           chunk_size=args.chunk_size, retries=args.retries, skip_bad_files=args.skip_bad_files,
                            progress=False if args.no_progress else None, record=context)
     print(result.timing_table())
     for report in result.extra.get("reports", []):
@@ -162,9 +185,11 @@ def cmd_run(argv: list[str]) -> int:
         "processed": result.processed,
         "failures": [vars(f) for f in result.failures],
         "filters": result.filters,
+        "bad_files": result.bad_files,
         **{k: v for k, v in result.extra.items() if k not in ("reports", "comparison_ms_per_event")},
     })
     write_json(os.path.join(output, "timing.json"), {
+        "executor": args.executor,
         "jobs": result.jobs,
         "wall_s": result.wall_s,
         "events_per_s": result.events_per_s,
