@@ -216,6 +216,8 @@ class RunResult:
     #: CPU seconds of the main process (all its threads) while events ran: receiving and unpickling
     #: results, merging accumulators, serial algorithms (with -j 1 the events themselves run there)
     main_cpu_s: float = 0.0
+    #: seconds of the event loop alone (from the executor's start to the last chunk's result)
+    loop_s: float = 0.0
     #: per processed event: "event_id" and, per algorithm, its time in ms (NaN where it did not run)
     per_event: dict[str, Any] = field(default_factory=dict)
     #: the run's configuration and provenance (``record.py``)
@@ -457,6 +459,7 @@ class Sequencer:
                     alg.acc = alg.accumulator()
             bar = _progress(n, progress)
             c0 = _cpu()  # the main process's CPU while events run: receiving, merging, serial algorithms
+            loop0 = time.perf_counter()
             for chunk in executor.map(chunks):
                 if isinstance(chunk, ChunkFailed):
                     if skip_bad_files and isinstance(chunk.error, InputError):
@@ -491,6 +494,7 @@ class Sequencer:
                         per_event.append((ev.event_id, *ev.seconds))
                 bar.update(chunk.stop - chunk.start)
             main_cpu = _cpu() - c0
+            loop_s = time.perf_counter() - loop0
             executor.close()
             failures.sort(key=lambda f: f.entry)
             result = RunResult(
@@ -503,6 +507,7 @@ class Sequencer:
                 jobs=workers,
                 filters={k: {"seen": v[0], "passed": v[1]} for k, v in filters.items()},
                 main_cpu_s=main_cpu,
+                loop_s=loop_s,
                 per_event=_per_event_table(names, per_event),
                 record=full,
                 bad_files=bad_files,
