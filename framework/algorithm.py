@@ -222,6 +222,9 @@ class Algorithm:
     serial: ClassVar[bool] = False
     #: a filter decides per event whether the algorithms listed after it run (see ``Filter``)
     is_filter: ClassVar[bool] = False
+    #: distributions (PyPI names) this algorithm runs on beyond the engine's: the run record names
+    #: their versions
+    requires: ClassVar[tuple[str, ...]] = ()
     #: set by the engine before ``initialize``: the process this instance runs in
     context: ProcessContext = ProcessContext()
     _option_specs: ClassVar[dict[str, Option]] = {}

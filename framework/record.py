@@ -1,7 +1,8 @@
 """The record of a run: everything needed to say what produced an output and to run it again.
 
 ``run_record`` gives a JSON-able dict: every algorithm (class, name, options, store keys), the
-error policy and entry range, the versions of recotrig and of the packages it runs on, and every
+error policy and entry range, the versions of Python, recotrig, numpy, awkward, uproot and of what
+the algorithms declare they run on (``requires``), and every
 file an algorithm reads (options with ``role="input"`` or ``"model"``) with its size and sha256.
 It holds nothing that changes from run to run (no time, no host, no number of workers), so equal
 runs give equal records; ``recotrig run --config run.json`` re-runs a record.
@@ -19,16 +20,17 @@ from typing import Any
 
 __all__ = ["DISTRIBUTIONS", "algorithm_entry", "file_entry", "run_record", "versions"]
 
-#: installed distributions whose versions a record names (those present)
-DISTRIBUTIONS = ("recotrig", "numpy", "awkward", "uproot", "pyacts", "pythia8mc", "onnxruntime", "torch",
-                 "hls4ml", "da4ml", "fastjet", "dask", "distributed")
+#: distributions every run uses; algorithms add theirs with ``requires`` (``("pyacts",)``). What
+#: only moves events around (an executor's Dask) is not named: it does not change a result.
+DISTRIBUTIONS = ("recotrig", "numpy", "awkward", "uproot")
 
 _HASHES: dict[tuple[str, int, int], str] = {}
 
 
-def versions() -> dict[str, str]:
+def versions(extra: Iterable[str] = ()) -> dict[str, str]:
+    """Python's version and those of ``DISTRIBUTIONS`` and ``extra`` (the installed ones)."""
     out = {"python": platform.python_version()}
-    for name in DISTRIBUTIONS:
+    for name in dict.fromkeys([*DISTRIBUTIONS, *sorted(set(extra))]):
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -91,5 +93,5 @@ def run_record(
         "error_policy": error_policy,
         "algorithms": [algorithm_entry(a) for a in algorithms],
         "files": files,
-        "versions": versions(),
+        "versions": versions(d for a in algorithms for d in getattr(a, "requires", ())),
     }

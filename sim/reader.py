@@ -19,6 +19,7 @@ class SimulationReader(Reader):
     ACTS Fatras on the generic detector and ACTS smearing digitization."""
 
     outputs = ("hits", "particles", "truth", "truth_vertices")
+    requires = ("pyacts", "pythia8mc")
     events = Option(10, "number of events")
     first_event = Option(0, "event number of the first event")
     mu = Option(60.0, "mean number of minimum-bias interactions per crossing")

@@ -15,6 +15,7 @@ class ActsAlgorithm(Algorithm):
     ACTS is imported in ``initialize`` only, so instances are cheap and pickle (options only).
     """
 
+    requires = ("pyacts",)
     detector = Option("generic", "ACTS detector the hits were made with (recotrig.detector)", choices=("generic",))
     field_T = Option(2.0, "solenoid field the hits were made with [T]", low=-10.0, high=10.0)
     log_level = Option("WARNING", "ACTS log level", choices=("VERBOSE", "DEBUG", "INFO", "WARNING", "ERROR", "FATAL"))
