@@ -8,11 +8,14 @@ the cost per chunk. Prints JSON.
 - throughput: a CPU-bound sequence (Burn, ~0.25 s a chunk), 48 chunks, Dask with 2 workers against 1 (event-loop
   time, cluster start-up excluded, and whole-run time, included);
 - overhead: a sequence that does nothing, 200 one-event chunks on 1 Dask worker (and on the
-  process executor): event-loop time per chunk.
+  process executor): event-loop time per chunk;
+- planning: a fileset of ``--planning-files`` one-event stores (default 10,000): the time to list
+  and index them (what happens before the first chunk runs).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -24,6 +27,7 @@ from recotrig.algorithms.toy import Burn, ToyReader, TruthTracker
 from recotrig.framework import Sequencer
 from recotrig.framework.executors import DaskExecutor, ProcessExecutor
 from recotrig.framework.testing import CountingReader, KillOnce
+from recotrig.io.fileset import Fileset
 from recotrig.io.hit_reader import HitReader
 from recotrig.io.store import open_store, write_store
 from recotrig.io.writers import StoreWriter
@@ -46,7 +50,23 @@ def reco(inp: str, out: Path, extra=()) -> list:
             StoreWriter(path=str(out / "reco.root"), collections=["tracks"])]
 
 
+def planning_s(n_files: int, folder: Path) -> float:
+    toy = ToyReader(vertices=1, tracks_per_vertex=2)
+    event = dict(zip(("hits", "particles", "truth", "vertices"), toy.read(0)))
+    folder.mkdir()
+    for k in range(n_files):
+        write_store(folder / f"f{k:05d}.root", [event], event_ids=[k])
+    t0 = time.perf_counter()
+    fileset = Fileset(str(folder / "*.root"))
+    seconds = time.perf_counter() - t0
+    assert fileset.n_events == n_files
+    return seconds
+
+
 def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--planning-files", type=int, default=10_000)
+    a = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="recotrig-bench-dask-"))
     files = make_files(work / "in")
     Sequencer(reco(files, work / "j1")).run(chunk_size=5, progress=False)
@@ -97,6 +117,9 @@ def main() -> None:
         "process_executor_overhead_ms_per_chunk": round(process_ms, 2),
         "burn_chunk_s": round(burn_chunk_s, 3),
         "dask_overhead_share_of_burn_chunk": round(dask_ms / 1e3 / burn_chunk_s, 4),
+        "planning_files": a.planning_files,
+        "planning_s": round(planning_s(a.planning_files, work / "many"), 2),
+        "planning_goal_s": 60.0,
     }, indent=1))
 
 
