@@ -3,6 +3,10 @@
 Reads TrackML CSV directories and ROOT files alike (format detected, or forced with ``format``),
 in chunks of entries (``prepare``), so ``-n/--skip`` map to entry ranges and a large file streams.
 
+Every event is checked as it is read (``io.validate``): finite, physically bounded numbers,
+distinct ids, truth consistent with hits and particles; a bad event raises ``StoreError`` naming
+the file, event, column and row (skipped and counted under ``--error-policy skip``).
+
 Selections, applied in this order, all keeping hits and truth consistent:
 - ``volumes``: keep hits of these detector volumes only (empty: all);
 - ``min_pt``: keep hits of particles with pT >= min_pt GeV (truth-based studies; needs truth);
@@ -29,6 +33,7 @@ from ..edm.truth import hit_particles, trackml_weights
 from ..framework import Option, Reader
 from .errors import StoreError
 from .fileset import Fileset
+from .validate import validate_event
 
 
 class HitReader(Reader):
@@ -100,11 +105,13 @@ class HitReader(Reader):
         hits, particles, truth = event["hits"], event.get("particles"), event.get("truth")
         vertices = event.get("vertices")
         event_id = self.event_id(entry)
+        path = store.files[store.file_of(entry)]
+        validate_event(event, path=path, event_id=event_id)
         if truth is not None and "weight" not in truth and particles is not None and self.compute_weights:
             try:
                 truth = truth.with_columns(weight=trackml_weights(particles, truth, hits))
             except ValueError as err:
-                raise StoreError(str(err), path=self.input, event=event_id) from None
+                raise StoreError(str(err), path=path, event=event_id) from None
         hits, particles, truth = self._select(hits, particles, truth, event_id)
         return hits, particles, truth, vertices
 
@@ -116,6 +123,10 @@ class HitReader(Reader):
                 raise StoreError("volume selection asked but hits have no volume_id column",
                                  path=self.input, event=event_id, column="volume_id")
             keep &= np.isin(hits.volume_id, np.asarray(self.volumes, np.int32))
+            if len(hits) and not keep.any():
+                raise StoreError(f"the volume selection {self.volumes} keeps no hit; this event's hits are in volumes "
+                                 f"{np.unique(hits.volume_id).tolist()}", path=self.input, event=event_id,
+                                 column="volume_id")
         needs_truth = self.min_pt > 0 or self.drop_noise or self.tracks_per_event > 0
         if needs_truth and truth is None:
             raise StoreError("a truth-based selection (min_pt, drop_noise, tracks_per_event) needs truth, "

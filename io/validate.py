@@ -1,0 +1,102 @@
+"""The one validation layer for event data read from a store: garbage in gives a clear error, not
+numbers out.
+
+``validate_event`` checks one event's standard collections (hits, particles, truth, truth
+vertices, cells) as they come out of a store:
+
+- every float column is finite, and positions (mm) and momenta (GeV) are within physical bounds
+  (|value| <= 1e6 mm, 1e6 GeV: a detector is not a kilometre wide);
+- ids are distinct: ``hit_id`` in hits and in truth, ``particle_id`` in particles, ``vertex_id``;
+- truth and hits describe the same hits (every hit has a truth row and no truth row names an
+  unknown hit), and every truth particle other than noise (0) is in the particle table.
+
+A problem raises ``StoreError`` naming the file, the event, the collection (as ``tree``), the
+column and the first bad row; under ``--error-policy skip`` the event is skipped and counted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+from recotrig.framework.collection import Collection
+from recotrig.io.errors import StoreError
+
+__all__ = ["LIMITS", "validate_event"]
+
+#: column -> largest magnitude accepted; float columns not listed are only checked to be finite
+LIMITS = {
+    **{c: 1e6 for c in ("x", "y", "z", "vx", "vy", "vz", "tx", "ty", "tz", "loc0", "loc1")},  # mm
+    **{c: 1e6 for c in ("px", "py", "pz", "tpx", "tpy", "tpz", "energy", "mass")},  # GeV
+}
+_IDS = {"hits": "hit_id", "truth": "hit_id", "particles": "particle_id", "vertices": "vertex_id"}
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _check_numbers(name: str, collection: Collection, path: str | os.PathLike[str] | None, event: int) -> None:
+    for column in collection.names:
+        values = collection[column]
+        if not isinstance(values, np.ndarray) or values.dtype.kind != "f":
+            continue
+        flat = values.reshape(len(values), -1) if values.ndim > 1 else values[:, None]
+        bad = ~np.isfinite(flat).all(axis=1)
+        if bad.any():
+            row = _first(bad)
+            raise StoreError(f"non-finite value {flat[row][~np.isfinite(flat[row])][0]!r}", path=path, event=event,
+                             tree=name, column=column, row=row)
+        limit = LIMITS.get(column)
+        if limit is not None:
+            big = np.abs(values) > limit
+            if big.any():
+                row = _first(big)
+                raise StoreError(f"value {values[row]!r} is beyond the physical bound |{column}| <= {limit:g}",
+                                 path=path, event=event, tree=name, column=column, row=row)
+
+
+def _check_distinct(name: str, collection: Collection, path: str | os.PathLike[str] | None, event: int) -> None:
+    column = _IDS.get(name)
+    if column is None or column not in collection:
+        return
+    ids = np.asarray(collection[column])
+    order = np.argsort(ids, kind="stable")
+    same = ids[order][1:] == ids[order][:-1]
+    if same.any():
+        row = int(order[1:][same][0])
+        raise StoreError(f"{column} {int(ids[row])} appears more than once", path=path, event=event, tree=name,
+                         column=column, row=row)
+
+
+def validate_event(event: Mapping[str, Collection | None], *, path: str | os.PathLike[str] | None,
+                   event_id: int) -> None:
+    """Check one event's collections (store names: hits, particles, truth, vertices, cells)."""
+    for name, collection in event.items():
+        if collection is None:
+            continue
+        _check_numbers(name, collection, path, event_id)
+        _check_distinct(name, collection, path, event_id)
+    hits, truth, particles = event.get("hits"), event.get("truth"), event.get("particles")
+    if hits is not None and truth is not None:
+        known = np.isin(np.asarray(truth["hit_id"]), np.asarray(hits["hit_id"]))
+        if not known.all():
+            row = _first(~known)
+            raise StoreError(f"truth row names hit_id {int(truth['hit_id'][row])}, which is not in the hits",
+                             path=path, event=event_id, tree="truth", column="hit_id", row=row)
+        if len(truth) != len(hits):
+            covered = np.isin(np.asarray(hits["hit_id"]), np.asarray(truth["hit_id"]))
+            row = _first(~covered)
+            raise StoreError(f"the truth table has {len(truth)} rows for {len(hits)} hits: hit_id "
+                             f"{int(hits['hit_id'][row])} has no truth row", path=path, event=event_id, tree="hits",
+                             column="hit_id", row=row)
+    if truth is not None and particles is not None:
+        pid = np.asarray(truth["particle_id"])
+        real = pid != 0
+        known = np.isin(pid, np.asarray(particles["particle_id"])) | ~real
+        if not known.all():
+            row = _first(~known)
+            raise StoreError(f"truth row names particle_id {int(pid[row])}, which is not in the particle table",
+                             path=path, event=event_id, tree="truth", column="particle_id", row=row)
