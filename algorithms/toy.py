@@ -24,11 +24,11 @@ class ToyReader(Reader):
     """Straight tracks from Gaussian-spread vertices through cylindrical layers (no field)."""
 
     outputs = ("hits", "particles", "truth", "truth_vertices")
-    events = Option(100, "number of events the toy store holds")
-    vertices = Option(5, "interactions per event")
-    tracks_per_vertex = Option(20, "charged particles per interaction")
-    sigma_z = Option(45.0, "beam spot length [mm]")
-    resolution = Option(0.05, "hit smearing [mm]")
+    events = Option(100, "number of events the toy store holds", low=0)
+    vertices = Option(5, "interactions per event", low=1)
+    tracks_per_vertex = Option(20, "charged particles per interaction", low=0)
+    sigma_z = Option(45.0, "beam spot length [mm]", low=0.0)
+    resolution = Option(0.05, "hit smearing [mm]", low=0.0)
     seed = Option(1, "random seed; each entry is seeded with (seed, entry)")
 
     def n_events(self) -> int:
@@ -71,7 +71,7 @@ class TruthTracker(Algorithm):
     """Groups hits by their truth particle and fits z = z0 + r cot(theta) to each group."""
 
     outputs = ("tracks",)
-    min_hits = Option(3, "tracks with fewer hits are dropped")
+    min_hits = Option(3, "tracks with fewer hits are dropped", low=1)
 
     def execute(self, hits: Hits, truth: HitTruth) -> Tracks:
         order = np.argsort(truth.particle_id, kind="stable")
@@ -104,8 +104,8 @@ class ZHistogramVertexer(Algorithm):
     """Vertices as local maxima of the histogram of track z0 (a deliberately simple baseline)."""
 
     outputs = ("vertices",)
-    bin_width = Option(1.0, "z bin width [mm]")
-    min_tracks = Option(3, "minimum tracks in a peak bin and its neighbours")
+    bin_width = Option(1.0, "z bin width [mm]", low=1e-6)
+    min_tracks = Option(3, "minimum tracks in a peak bin and its neighbours", low=1)
 
     def execute(self, tracks: Tracks) -> Vertices:
         z0 = np.asarray(tracks.z0)
@@ -131,7 +131,7 @@ class Burn(Algorithm):
     """Spends CPU: ``work`` rounds of a small dense computation per event (for benchmarks)."""
 
     outputs = ("burned",)
-    work = Option(200, "rounds of work per event")
+    work = Option(200, "rounds of work per event", low=0)
 
     def execute(self, event: EventInfo) -> EventInfo:
         x = 1.0 + event.entry[0] * 1e-9

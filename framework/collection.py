@@ -340,6 +340,8 @@ class Collection:
         indices or a slice."""
         if not isinstance(rows, slice):
             rows = np.asarray(rows)
+            if rows.size == 0 and rows.dtype != bool:
+                rows = rows.astype(np.int64)  # [] is a float array to numpy
             if rows.dtype == bool and len(rows) != len(self):
                 raise ColumnError(f"{type(self).__name__}: mask of length {len(rows)} for {len(self)} rows")
         data = {}

@@ -17,8 +17,10 @@ Dask re-runs the tasks of a worker that dies.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
 import multiprocessing.util
 from collections.abc import Iterator
 import sys
@@ -75,8 +77,22 @@ _WORKER: Worker | None = None
 _CONTEXT: ProcessContext | None = None
 
 
+def _supervised() -> None:
+    """A worker process ends with its parent (Linux: the kernel sends SIGTERM when the parent dies,
+    however it dies); Ctrl-C is the main process's to handle."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent died before the line above ran
+        os._exit(1)
+
+
 def _init_process(worker: Worker, counter: Any, workers: int) -> None:
     global _WORKER, _CONTEXT
+    _supervised()
     with counter.get_lock():
         index = counter.value
         counter.value += 1

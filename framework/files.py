@@ -1,6 +1,11 @@
 """The one way recotrig commits an output file: write under a hidden temporary name beside the
 target, then rename it into place. A failed or interrupted write leaves nothing under the final
-name (and no temporary file behind). ROOT outputs are also reproducible: the same content gives
+name (and no temporary file behind).
+
+Inside ``transaction()`` (what ``recotrig run`` wraps a run in) the renames wait for the end of
+the block: every output of the run appears together, or — when anything fails, a full disk
+included — none changes and the temporaries are removed. Temporaries left by a run that was
+killed (their name holds its process id) are removed by the next run writing beside them. ROOT outputs are also reproducible: the same content gives
 the same bytes (uproot's clock fixed, UUIDs derived from the file name)."""
 
 from __future__ import annotations
@@ -8,21 +13,109 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import math
 import os
+import re
 import secrets
+import shutil
 import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "name_uuids", "reproducible_clock", "root_file", "temporary_path", "write_json"]
+__all__ = ["atomic_path", "commit", "discard", "name_uuids", "reproducible_clock", "root_file", "temporary_path",
+           "transaction", "write_json"]
+
+_PENDING: list[tuple[Path, Path]] | None = None  # (temporary, final) renames waiting for the transaction
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep(final: Path) -> None:
+    """Remove the temporaries of ``final`` that dead processes left behind."""
+    try:
+        siblings = list(final.parent.iterdir())
+    except OSError:
+        return
+    for item in siblings:
+        match = _TEMP.match(item.name)
+        if match and match["name"] == final.name and not _alive(int(match["pid"])):
+            if item.is_dir():
+                shutil.rmtree(item, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    item.unlink()
 
 
 def temporary_path(final: str | os.PathLike[str]) -> Path:
-    """A fresh hidden name beside ``final`` to write to before ``os.replace`` puts it in place."""
+    """A fresh hidden name beside ``final`` to write to before ``commit`` puts it in place (a dead
+    run's temporaries of the same target are removed first)."""
     final = Path(final)
+    _sweep(final)
     return final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def commit(temp: str | os.PathLike[str], final: str | os.PathLike[str]) -> None:
+    """Put ``temp`` in place as ``final`` — now, or at the end of the open transaction. A
+    temporary folder holding ``final``'s name (ROOT files) is removed once emptied."""
+    temp, final = Path(temp), Path(final)
+    if _PENDING is not None:
+        _PENDING.append((temp, final))
+        return
+    os.replace(temp, final)
+    if temp.parent != final.parent and _TEMP.match(temp.parent.name):
+        with contextlib.suppress(OSError):
+            temp.parent.rmdir()
+
+
+def discard(temp: str | os.PathLike[str]) -> None:
+    """Remove a temporary (and its temporary folder); it is no longer waiting for a transaction."""
+    temp = Path(temp)
+    global _PENDING
+    if _PENDING is not None:
+        _PENDING = [(t, f) for t, f in _PENDING if t != temp]
+    _remove(temp)
+    if _TEMP.match(temp.parent.name):
+        with contextlib.suppress(OSError):
+            temp.parent.rmdir()
+
+
+@contextlib.contextmanager
+def transaction() -> Iterator[None]:
+    """Outputs committed in the block appear together when it ends well, else none changes."""
+    global _PENDING
+    if _PENDING is not None:  # nested: the outer block decides
+        yield
+        return
+    _PENDING = []
+    try:
+        yield
+    except BaseException:
+        pending, _PENDING = _PENDING, None
+        for temp, _ in pending:
+            discard(temp)
+        raise
+    pending, _PENDING = _PENDING, None
+    for temp, final in pending:
+        commit(temp, final)
 
 
 @contextlib.contextmanager
@@ -34,24 +127,35 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     temp = temporary_path(final)
     try:
         yield temp
-        os.replace(temp, final)
+    except OSError as err:
+        discard(temp)
+        raise OSError(err.errno, f"cannot write {final}: {err.strerror or err}") from None
     except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
+        discard(temp)
         raise
+    commit(temp, final)
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
-    """Write ``data`` as indented JSON (keys in the order given), atomically."""
+    """Write ``data`` as indented, strict JSON (NaN and infinities as null; keys in the order
+    given), atomically."""
+    text = json.dumps(_strict(data), indent=1, allow_nan=False)
     with atomic_path(path) as temp:
         with open(temp, "w") as stream:
-            json.dump(data, stream, indent=1, default=_plain)
-            stream.write("\n")
+            stream.write(text + "\n")
 
 
-def _plain(value: Any) -> Any:
+def _strict(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
     if hasattr(value, "tolist"):
-        return value.tolist()
+        return _strict(value.tolist())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
     return str(value)
 
 
@@ -121,9 +225,10 @@ def root_file(final: str | os.PathLike[str], **options: Any) -> Iterator[Any]:
                 yield file
             finally:
                 file.close()
-        os.replace(temp, final)
-    finally:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        with contextlib.suppress(OSError):
-            folder.rmdir()
+    except OSError as err:
+        discard(temp)
+        raise OSError(err.errno, f"cannot write {final}: {err.strerror or err}") from None
+    except BaseException:
+        discard(temp)
+        raise
+    commit(temp, final)

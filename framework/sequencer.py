@@ -387,6 +387,12 @@ class Sequencer:
             raise ConfigError("-n and --skip must not be negative")
         start = min(skip, available)
         stop = available if n_events is None else min(available, start + n_events)
+        if stop <= start:
+            raise ConfigError(
+                f"nothing to run: the input holds {available} events and "
+                + (f"--skip {skip} is past the end" if skip >= available and available else
+                   "-n 0 selects none" if n_events == 0 else "it is empty")
+            )
         return start, stop
 
     def run(

@@ -44,7 +44,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 from recotrig.framework.collection import Collection, _Column, from_schema, registered_type
-from recotrig.framework.files import name_uuids, reproducible_clock, temporary_path
+from recotrig.framework.files import commit, discard, name_uuids, reproducible_clock, temporary_path
 from recotrig.io.base import STANDARD_COLLECTIONS, Event, Store, Writer
 from recotrig.io.errors import StoreError
 from recotrig.io.roottree import TreeSource, build, flat_content, offsets_of, wrapped
@@ -548,14 +548,11 @@ class RootWriter(Writer):
                 self._file[SCHEMA_KEY] = json.dumps(schema, sort_keys=True)
             with wrapped("cannot close", path=self.path):
                 self._file.close()
-        os.replace(self._temp, self.path)
-        self._tempdir.rmdir()
+        commit(self._temp, self.path)
 
     def _discard(self) -> None:
         try:
             self._file.close()
         except Exception:
             pass
-        Path(self._temp).unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            self._tempdir.rmdir()
+        discard(self._temp)

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 from recotrig.edm import Cells, Collection, Hits, HitTruth, Particles, TruthVertices
-from recotrig.framework.files import temporary_path
+from recotrig.framework.files import commit, discard, temporary_path
 from recotrig.framework.lookup import DuplicateIdError, index_of
 from recotrig.io.base import Event, Store, Writer
 from recotrig.io.errors import StoreError
@@ -455,8 +455,9 @@ class TrackMLWriter(Writer):
                 text = json.dumps(self.metadata, indent=1, sort_keys=True) + "\n"
                 (self._temp / METADATA_FILE).write_text(text, encoding="utf-8")
             if not self.path.exists():
-                os.replace(self._temp, self.path)
+                commit(self._temp, self.path)
                 return
+            # overwrite=True into an existing folder: its store files are replaced now, one by one
             for old in _layout_files(self.path):
                 old.unlink()
             for new in sorted(self._temp.iterdir()):
@@ -466,7 +467,7 @@ class TrackMLWriter(Writer):
             raise StoreError(f"cannot finish the store: {err}", path=self.path) from None
 
     def _discard(self) -> None:
-        shutil.rmtree(self._temp, ignore_errors=True)
+        discard(self._temp)
 
 
 def _layout_files(directory: Path) -> list[Path]:

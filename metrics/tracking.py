@@ -400,8 +400,9 @@ class TrackingMetrics(Accumulator):
     ``add_event`` takes one event's tracks and truth; ``result()`` gives the rates defined in
     the module docstring plus the raw counts. The TrackML score is averaged over the events for
     which weights exist (``weights=``, ``HitTruth.weight``, or computed with ``trackml_weights``
-    when ``HitTruth.tz`` or ``hits=`` is available); ``time_s=`` accumulates processing time for
-    ``ms_per_event``.
+    when ``HitTruth.tz`` or ``hits=`` is available); an event with no hits (or all weights zero)
+    is left out of the mean and counted in ``n_empty_events``. ``time_s=`` accumulates processing
+    time for ``ms_per_event``.
     """
 
     COUNTS = (
@@ -414,6 +415,7 @@ class TrackingMetrics(Accumulator):
         "n_reconstructable",
         "n_reconstructed",
         "n_trackml_events",
+        "n_empty_events",
         "time_s",
         "n_timed_events",
     )
@@ -466,7 +468,10 @@ class TrackingMetrics(Accumulator):
         w = weights
         if w is None and "weight" not in truth and ("tz" in truth or hits is not None):
             w = trackml_weights(particles, truth, hits)
-        if w is not None or "weight" in truth:
+        total = float(np.sum(w if w is not None else truth["weight"])) if (w is not None or "weight" in truth) else 0.0
+        if (w is not None or "weight" in truth) and (len(truth) == 0 or total <= 0):
+            c["n_empty_events"] += 1  # nothing to score: excluded from the mean (the official convention)
+        elif w is not None or "weight" in truth:
             score = trackml_score(tracks, truth, weights=w, shared_hits=cfg["shared_hits"])
             self.samples["trackml_scores"].append(np.asarray([score], dtype=np.float64))
             c["n_trackml_events"] += 1

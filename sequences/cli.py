@@ -5,6 +5,7 @@
     recotrig run --config recotrig-out/vertexing/run.json      (re-run a recorded run)
     recotrig info STORE
     recotrig simulate ...   (see ``recotrig simulate --help``)
+    --debug (anywhere): show the traceback of an error
 
 Every option of every algorithm of the chosen sequence is a flag ``--<algorithm name>.<option>``;
 ``recotrig run SEQUENCE --help`` lists them with their defaults.
@@ -15,12 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from typing import Any
 
 from ..framework import Algorithm, ConfigError, EventError, Sequencer
 from ..framework.executors import DaskExecutor
-from ..framework.files import root_file, write_json
+from ..framework.files import root_file, transaction, write_json
 from ..framework.flags import add_flags, apply_flags, set_from_text
 from ..framework.record import file_entry
 from ..framework.sequencer import MAX_JOBS
@@ -170,6 +173,17 @@ def cmd_run(argv: list[str]) -> int:
     executor = None
     if args.executor == "dask":
         executor = DaskExecutor(args.workers, scheduler=args.scheduler, retries=args.retries)
+    with transaction():  # every output of the run appears together, or none changes
+        failed = _run_and_write(args, sequencer, output, executor, context)
+    if failed:
+        print(f"recotrig run: error: no event was processed: all events failed (see {output}/run.json)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_and_write(args: argparse.Namespace, sequencer: Sequencer, output: str, executor: Any,
+                   context: dict[str, Any]) -> bool:
     result = sequencer.run(n_events=args.events, skip=args.skip, jobs=args.jobs, executor=executor,
                            chunk_size=args.chunk_size, retries=args.retries, skip_bad_files=args.skip_bad_files,
                            progress=False if args.no_progress else None, record=context)
@@ -179,6 +193,7 @@ def cmd_run(argv: list[str]) -> int:
         print(report)
     for failure in result.failures:
         print(f"skipped: {failure}")
+    failed = result.processed == 0
     # run.json: the record and what the run found, identical for equal runs; timing.*: how long it took
     write_json(os.path.join(output, "run.json"), {
         "record": result.record,
@@ -199,7 +214,7 @@ def cmd_run(argv: list[str]) -> int:
     })
     _write_timing(os.path.join(output, "timing.root"), result.per_event)
     print(f"output in {output}/")
-    return 0
+    return failed
 
 
 def _write_timing(path: str, per_event: dict[str, Any]) -> None:
@@ -244,8 +259,18 @@ def cmd_simulate(argv: list[str]) -> int:
 COMMANDS = {"run": cmd_run, "info": cmd_info, "simulate": cmd_simulate}
 
 
+class Terminated(BaseException):
+    """SIGTERM: unwinds like an interrupt, so writers discard their temporary files."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return 0 if argv else 2
@@ -253,13 +278,28 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"recotrig: unknown command {command!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         return COMMANDS[command](rest)
     except BrokenPipeError:  # output piped into head and the like
         return 0
+    except KeyboardInterrupt:
+        print(f"recotrig {command}: interrupted; no output was committed", file=sys.stderr)
+        return 130
+    except Terminated:
+        print(f"recotrig {command}: terminated; no output was committed", file=sys.stderr)
+        return 143
     except (ConfigError, EventError, StoreError, OSError, ValueError) as err:
-        print(f"recotrig {command}: error: {err}", file=sys.stderr)
+        if debug:
+            raise
+        text = str(err).split("\n", 1)[0] if isinstance(err, EventError) else str(err)
+        print(f"recotrig {command}: error: {text}" + ("" if debug else " (--debug shows the traceback)"
+                                                      if isinstance(err, EventError) else ""), file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import traceback
 from pathlib import Path
 from types import ModuleType
 
@@ -39,7 +40,10 @@ def load(spec: str) -> ModuleType:
         assert module_spec is not None and module_spec.loader is not None
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[name] = module  # so that its algorithm classes pickle for worker processes
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as err:
+            raise SteeringError(path, "cannot be loaded", err) from err
     else:
         if spec not in available():
             raise ConfigError(f"unknown sequence {spec!r}; shipped sequences: {', '.join(available())}, or a .py file")
@@ -49,9 +53,37 @@ def load(spec: str) -> ModuleType:
     return module
 
 
+class SteeringError(ConfigError):
+    """A sequence file fails to load or to build: one line naming the file and the line."""
+
+    def __init__(self, path: str | Path, what: str, err: BaseException):
+        where = str(path)
+        if isinstance(err, SyntaxError) and err.filename and Path(err.filename).resolve() == Path(path).resolve():
+            where = f"{path}:{err.lineno}"
+        else:
+            frames = [f for f in traceback.extract_tb(err.__traceback__)
+                      if Path(f.filename).resolve() == Path(path).resolve()]
+            if frames:
+                where = f"{path}:{frames[-1].lineno}"
+        super().__init__(f"sequence {where}: {what}: {type(err).__name__}: {err}")
+
+
 def build(module: ModuleType, *, input: str | None, output: str) -> list[Algorithm]:
-    algorithms = list(module.build(input=input if input is not None else getattr(module, "DEFAULT_INPUT", None),
-                                   output=output))
+    source = getattr(module, "__file__", None) or module.__name__
+    try:
+        built = module.build(input=input if input is not None else getattr(module, "DEFAULT_INPUT", None),
+                             output=output)
+    except ConfigError:
+        raise
+    except Exception as err:
+        raise SteeringError(source, "build() failed", err) from err
+    if built is None:
+        raise ConfigError(f"sequence {source}: build() returned nothing; it must return a list of algorithms")
+    try:
+        algorithms = list(built)
+    except TypeError:
+        raise ConfigError(f"sequence {source}: build() returned {type(built).__name__}, not a list of "
+                          "algorithms") from None
     for alg in algorithms:
         if not isinstance(alg, Algorithm):
             raise ConfigError(f"sequence {module.__name__}: build() returned {alg!r}, which is not an Algorithm")

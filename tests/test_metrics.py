@@ -519,3 +519,16 @@ def test_write_table_json_and_root(tmp_path):
     write_table(rows[:1], tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["comparison.json", "comparison.root"]
     assert len(json.loads(paths["json"].read_text())["rows"]) == 1
+
+
+def test_empty_events_are_left_out_of_the_trackml_mean():
+    from recotrig.edm import HitTruth, Particles, Tracks
+
+    metrics = TrackingMetrics(min_hits=1)
+    truth = HitTruth(hit_id=[1, 2, 3, 4], particle_id=[5, 5, 5, 5], weight=[0.25] * 4)
+    particles = Particles(particle_id=[5], vx=[0.0], vy=[0.0], vz=[0.0], px=[2.0], py=[0.0], pz=[0.0], q=[1])
+    metrics.add_event(Tracks(hit_ids=[[1, 2, 3, 4]]), truth, particles)
+    empty_truth = HitTruth(hit_id=np.zeros(0, np.int64), particle_id=np.zeros(0, np.int64), weight=np.zeros(0))
+    metrics.add_event(Tracks.empty(), empty_truth, particles.select([]))
+    result = metrics.result()
+    assert result["trackml_score"] == 1.0 and result["n_empty_events"] == 1 and result["n_trackml_events"] == 1

@@ -85,11 +85,13 @@ class ActsAMVF(ActsAlgorithm):
 
     finder = Option("amvf", "vertex finder: 'amvf' (adaptive multi-vertex) or 'iterative'", choices=FINDERS)
     seeder = Option("gaussian", "AMVF seeder: 'gaussian' (track density) or 'adaptive_grid'", choices=SEEDERS)
-    max_iterations = Option(1000, "maximum vertex-finding iterations (vertices) per event")
-    spatial_bin_extent = Option(0.015, "adaptive-grid seeder: z bin size [mm]")
-    tracks_max_z_interval = Option(1.0, "AMVF: maximum z distance of a track from a seed to be fitted with it [mm]")
-    min_weight = Option(0.001, "AMVF: minimum track weight for a track to stay in a vertex fit")
-    min_track_weight = Option(0.1, "recotrig: minimum recomputed weight for a track to be listed at a vertex")
+    max_iterations = Option(1000, "maximum vertex-finding iterations (vertices) per event", low=1)
+    spatial_bin_extent = Option(0.015, "adaptive-grid seeder: z bin size [mm]", low=1e-6)
+    tracks_max_z_interval = Option(1.0, "AMVF: maximum z distance of a track from a seed to be fitted with it [mm]",
+                                   low=0.0)
+    min_weight = Option(0.001, "AMVF: minimum track weight for a track to stay in a vertex fit", low=0.0, high=1.0)
+    min_track_weight = Option(0.1, "recotrig: minimum recomputed weight for a track to be listed at a vertex",
+                              low=0.0, high=1.0)
 
     def initialize(self) -> None:
         super().initialize()

@@ -80,7 +80,8 @@ class ActsTrackFit(ActsAlgorithm):
 
     outputs = ("fitted",)
 
-    seed_volumes = Option([7, 8, 9, 12, 13, 14], "ACTS volumes whose hits give space points for start parameters")
+    seed_volumes = Option([7, 8, 9, 12, 13, 14], "ACTS volumes whose hits give space points for start parameters",
+                          item=int, low=0)
     multiple_scattering = Option(True, "Kalman fitter: multiple scattering")
     energy_loss = Option(True, "Kalman fitter: energy loss")
     drop_failed = Option(False, "drop tracks that could not be fitted (default: keep them with NaN parameters)")
