@@ -81,9 +81,9 @@ def is_trackml_dir(path: str | os.PathLike[str]) -> bool:
 
 
 def _open_text(path: Path) -> io.TextIOBase:
-    if path.name.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+    if path.name.endswith(".gz"):  # utf-8-sig: a byte-order mark is not part of the first column's name
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
 
 
 def _header(path: Path, *, event: int) -> list[str]:
@@ -219,9 +219,11 @@ class TrackMLStore(Store):
                     continue
                 by_event = files.setdefault(match["kind"], {})
                 event = int(match["event"])
-                # plain and gzipped copies of one file: the plain one wins
-                if event not in by_event or not match["gz"]:
-                    by_event[event] = Path(entry.path)
+                if event in by_event:  # event0-hits.csv beside event000000000-hits.csv, or .csv beside .csv.gz
+                    first, second = sorted([by_event[event].name, entry.name])
+                    raise StoreError(f"two {match['kind']} files for event {event}: {first} and {second}; remove "
+                                     "one", path=self.path, event=event)
+                by_event[event] = Path(entry.path)
         if not files:
             raise StoreError("no event*-<kind>.csv[.gz] files in this directory", path=path)
         self._files = files

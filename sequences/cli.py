@@ -251,7 +251,9 @@ def cmd_info(argv: list[str]) -> int:
 
 
 def cmd_simulate(argv: list[str]) -> int:
-    from .simulate_cmd import main as simulate_main  # imports Pythia and ACTS: only when asked for
+    from .simulate_cmd import (
+        main as simulate_main,  # imports Pythia and ACTS: only when asked for
+    )
 
     return simulate_main(argv)
 

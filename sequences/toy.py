@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import os
 
-from recotrig.algorithms.toy import SummaryWriter, ToyReader, TruthTracker, ZHistogramVertexer
+from recotrig.algorithms.toy import (
+    SummaryWriter,
+    ToyReader,
+    TruthTracker,
+    ZHistogramVertexer,
+)
 from recotrig.metrics.performance import Performance
 
 DEFAULT_INPUT = None

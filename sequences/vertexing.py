@@ -7,12 +7,10 @@ import os
 
 from recotrig.algorithms.acts.amvf import ActsAMVF
 from recotrig.algorithms.acts.ckf import ActsCKF
-from recotrig.detector import DetectorSpec
 from recotrig.io.hit_reader import HitReader
-from recotrig.io.fileset import expand
-from recotrig.io.store import read_metadata
 from recotrig.io.writers import StoreWriter
 from recotrig.metrics.performance import Performance
+from recotrig.sequences._acts import acts_options
 from recotrig.sequences.samples import SAMPLE_MU60
 
 DEFAULT_INPUT = str(SAMPLE_MU60)
@@ -20,7 +18,7 @@ DEFAULT_INPUT = str(SAMPLE_MU60)
 
 def build(*, input: str | None, output: str) -> list:
     input = input or DEFAULT_INPUT
-    acts = DetectorSpec.from_metadata(read_metadata(expand(input)[0])).acts_options()  # the store's own geometry and field
+    acts = acts_options(input)  # ACTS refits with the store's own geometry and field
     return [
         HitReader(input=input),
         ActsCKF(tracks="tracks_ckf", **acts),
