@@ -47,15 +47,15 @@ def _check_numbers(name: str, collection: Collection, path: str | os.PathLike[st
         bad = ~np.isfinite(flat).all(axis=1)
         if bad.any():
             row = _first(bad)
-            raise StoreError(f"non-finite value {flat[row][~np.isfinite(flat[row])][0]!r}", path=path, event=event,
-                             tree=name, column=column, row=row)
+            value = float(flat[row][~np.isfinite(flat[row])][0])
+            raise StoreError(f"non-finite value {value!r}", path=path, event=event, tree=name, column=column, row=row)
         limit = LIMITS.get(column)
         if limit is not None:
             big = np.abs(values) > limit
             if big.any():
                 row = _first(big)
-                raise StoreError(f"value {values[row]!r} is beyond the physical bound |{column}| <= {limit:g}",
-                                 path=path, event=event, tree=name, column=column, row=row)
+                raise StoreError(f"value {float(values[row])!r} is beyond the physical bound |{column}| <= "
+                                 f"{limit:g}", path=path, event=event, tree=name, column=column, row=row)
 
 
 def _check_distinct(name: str, collection: Collection, path: str | os.PathLike[str] | None, event: int) -> None:
