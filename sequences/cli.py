@@ -5,6 +5,8 @@
     recotrig run --config recotrig-out/vertexing/run.json      (re-run a recorded run)
     recotrig info STORE
     recotrig simulate ...   (see ``recotrig simulate --help``)
+    recotrig train trackformer [--model encreg --dataset 10-50 ...]
+    recotrig models [NAME]
     --debug (anywhere): show the traceback of an error
 
 Every option of every algorithm of the chosen sequence is a flag ``--<algorithm name>.<option>``;
@@ -29,6 +31,7 @@ from ..framework.record import file_entry
 from ..framework.sequencer import MAX_JOBS
 from ..io.errors import StoreError
 from ..io.store import open_store
+from ..models.registry import ModelError
 from . import loader
 
 DEFAULT_SEQUENCE = "vertexing"
@@ -258,7 +261,35 @@ def cmd_simulate(argv: list[str]) -> int:
     return simulate_main(argv)
 
 
-COMMANDS = {"run": cmd_run, "info": cmd_info, "simulate": cmd_simulate}
+def cmd_train(argv: list[str]) -> int:
+    families = {"trackformer": "recotrig.models.trackformer.train"}
+    if not argv or argv[0] not in families:
+        print(f"usage: recotrig train {{{','.join(families)}}} [options] (--help after the family)", file=sys.stderr)
+        return 2
+    import importlib
+
+    return importlib.import_module(families[argv[0]]).main(argv[1:])  # torch is imported only here
+
+
+def cmd_models(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="recotrig models", description="List the shipped models and their cards.")
+    parser.add_argument("name", nargs="?", help="show this model's card")
+    args = parser.parse_args(argv)
+    from ..models import registry
+
+    if args.name:
+        print(registry.card_markdown(registry.load(args.name).card))
+        return 0
+    for name in registry.available():
+        card = registry.load(name).card
+        held = card.get("held_out", {})
+        print(f"{name:<34}{card.get('family', ''):<14}{card.get('kind', ''):<9}"
+              f"held-out TrackML score {held.get('trackml_score', float('nan')):.3f}  ({card.get('parameters', '?')} "
+              "parameters)")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "info": cmd_info, "simulate": cmd_simulate, "train": cmd_train, "models": cmd_models}
 
 
 class Terminated(BaseException):
@@ -292,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         print(f"recotrig {command}: terminated; no output was committed", file=sys.stderr)
         return 143
-    except (ConfigError, EventError, StoreError, OSError, ValueError) as err:
+    except (ConfigError, EventError, StoreError, ModelError, OSError, ValueError) as err:
         if debug:
             raise
         text = str(err).split("\n", 1)[0] if isinstance(err, EventError) else str(err)

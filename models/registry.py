@@ -1,0 +1,104 @@
+"""The registry of models: a model is ``<name>.onnx`` plus its card ``<name>.json``.
+
+Shipped models live in ``models/shipped/``. An algorithm's ``model`` option takes a shipped
+model's name or a path to an ``.onnx`` file (its card beside it, same stem). The card is the JSON
+the code reads — how to remake the model (data, command, seeds), sizes and hyper-parameters,
+training time and machine, held-out metrics, the input and output names and shapes, units, the
+features and their normalisation — and ``card.md`` renders it for people (``recotrig models``).
+
+``load`` finds a model, reads and checks its card, and verifies the ONNX file's sha256 against
+the card: a missing file, a corrupted file or a card that does not match what the algorithm
+feeds fails with ``ModelError`` naming the file, before any event runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SHIPPED", "Model", "ModelError", "available", "card_markdown", "load", "sha256"]
+
+SHIPPED = Path(__file__).resolve().parent / "shipped"
+_REQUIRED = ("name", "family", "inputs", "outputs", "features", "normalisation", "training", "onnx_sha256")
+
+
+class ModelError(ValueError):
+    """A model cannot be used: named file, reason."""
+
+
+def sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Model:
+    """A located, checked model: its ONNX file and its card."""
+
+    name: str
+    onnx: Path
+    card: dict[str, Any]
+
+    @property
+    def family(self) -> str:
+        return str(self.card["family"])
+
+    def expect(self, key: str, value: Any) -> None:
+        """The card's ``key`` must equal what the algorithm feeds (features, classes, ...)."""
+        if self.card.get(key) != value:
+            raise ModelError(f"{self.onnx}: the card's {key!r} is {self.card.get(key)!r}, but the algorithm feeds "
+                             f"{value!r}")
+
+
+def available() -> list[str]:
+    """Names of the shipped models."""
+    return sorted(p.stem for p in SHIPPED.glob("*.onnx"))
+
+
+def load(spec: str, *, family: str | None = None) -> Model:
+    """The model named ``spec`` (shipped) or at path ``spec``, its card read and checked."""
+    path = Path(spec)
+    if spec.endswith(".onnx") or path.exists():
+        onnx = path
+    else:
+        onnx = SHIPPED / f"{spec}.onnx"
+        if not onnx.exists():
+            raise ModelError(f"no shipped model {spec!r}; shipped: {', '.join(available()) or 'none'} "
+                             "(or give a path to an .onnx file)")
+    if not onnx.is_file():
+        raise ModelError(f"{onnx}: no such model file")
+    card_path = onnx.with_suffix(".json")
+    try:
+        card = json.loads(card_path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{onnx}: its card {card_path.name} is missing") from None
+    except ValueError as err:
+        raise ModelError(f"{card_path}: the card is not JSON: {err}") from None
+    missing = [k for k in _REQUIRED if k not in card]
+    if missing:
+        raise ModelError(f"{card_path}: the card lacks {missing}")
+    if family is not None and card["family"] != family:
+        raise ModelError(f"{onnx}: a {card['family']} model, not a {family} model")
+    actual = sha256(onnx)
+    if actual != card["onnx_sha256"]:
+        raise ModelError(f"{onnx}: the file's sha256 {actual[:12]}… differs from its card's "
+                         f"{str(card['onnx_sha256'])[:12]}… (corrupted or replaced)")
+    return Model(name=str(card["name"]), onnx=onnx, card=card)
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    """The card for people."""
+    lines = [f"# Model card: {card['name']}", "", card.get("summary", ""), ""]
+    for key, value in card.items():
+        if key in ("name", "summary"):
+            continue
+        text = json.dumps(value, indent=1) if isinstance(value, (dict, list)) else str(value)
+        lines.append(f"- **{key}**: {text}" if "\n" not in text else f"- **{key}**:\n\n```\n{text}\n```")
+    return "\n".join(lines) + "\n"
