@@ -75,7 +75,7 @@ def main() -> None:
     identical = all((work / "j1" / n).read_bytes() == (work / "dask" / n).read_bytes() for n in names)
 
     (work / "marker").mkdir()
-    killed = Sequencer(reco(files, work / "killed", [KillOnce(folder=str(work / "marker"), entry=37)])).run(
+    Sequencer(reco(files, work / "killed", [KillOnce(folder=str(work / "marker"), entry=37)])).run(
         executor=DaskExecutor(2), chunk_size=2, progress=False)
     ids = open_store(work / "killed" / "reco.root").event_ids.tolist()
     once = ids == open_store(work / "j1" / "reco.root").event_ids.tolist() and len(set(ids)) == len(ids)

@@ -5,8 +5,10 @@ name (and no temporary file behind).
 Inside ``transaction()`` (what ``recotrig run`` wraps a run in) the renames wait for the end of
 the block: every output of the run appears together, or — when anything fails, a full disk
 included — none changes and the temporaries are removed. Temporaries left by a run that was
-killed (their name holds its process id) are removed by the next run writing beside them. ROOT outputs are also reproducible: the same content gives
-the same bytes (uproot's clock fixed, UUIDs derived from the file name)."""
+killed (their name holds its process id) are removed by the next run writing beside them.
+
+ROOT outputs are also reproducible: the same content gives the same bytes (uproot's clock fixed,
+UUIDs derived from the file name)."""
 
 from __future__ import annotations
 

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from recotrig.io.base import Event, Store
 from recotrig.io.errors import StoreError
 from recotrig.io.rootstore import TITLE_PREFIX, is_root_file

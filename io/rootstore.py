@@ -33,7 +33,6 @@ between leaves nothing under the final name.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Mapping

@@ -20,7 +20,6 @@ import os
 from collections.abc import Mapping
 
 import numpy as np
-
 from recotrig.framework.collection import Collection
 from recotrig.io.errors import StoreError
 

@@ -124,7 +124,8 @@ def _json_value(value: Any) -> Any:
 def write_table(
     rows: Sequence[Mapping[str, Any]], outdir: str | os.PathLike[str], *, record: Mapping[str, Any] | None = None
 ) -> dict[str, Path]:
-    """Write the table without its timing columns as ``comparison.json`` (``{"columns": [...], "rows": [...], "run": record}``, NaN as
+    """Write the table without its timing columns as ``comparison.json`` (``{"columns": [...],
+    "rows": [...], "run": record}``, NaN as
     null) and ``comparison.root`` (TTree ``comparison``: branch ``algorithm`` (string) and one
     float64 branch per numeric column, NaN kept; the record as JSON in a TObjString ``run``) into
     ``outdir``, creating it, each committed atomically. Returns the paths."""

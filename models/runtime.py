@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from recotrig.models.registry import ModelError
 
 __all__ = ["Session"]

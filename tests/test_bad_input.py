@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import uproot
-
 from recotrig.algorithms.toy import ToyReader
 from recotrig.io.store import write_store
 from recotrig.sequences.cli import main

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from recotrig.edm import Hits, HitTruth, Particles
 from recotrig.io.errors import StoreError
 from recotrig.io.store import open_store, write_store

@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from recotrig.algorithms.toy import ToyReader, TruthTracker
 from recotrig.framework import EventError, Sequencer
 from recotrig.framework.executors import DaskExecutor

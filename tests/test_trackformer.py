@@ -9,7 +9,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
 from recotrig.algorithms.ml.trackformer import TrackFormerFinder
 from recotrig.edm import Hits
 from recotrig.framework import ConfigError, EventError, Sequencer

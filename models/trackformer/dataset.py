@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from recotrig.edm import HitTruth, Hits, Particles
+from recotrig.edm import Hits, HitTruth, Particles
 from recotrig.edm.truth import hit_particles, trackml_weights
 from recotrig.framework.lookup import index_of
 from recotrig.io.hit_reader import HitReader

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from recotrig.edm import HitTruth, Tracks
 from recotrig.metrics.tracking import trackml_score
 from recotrig.models.registry import SHIPPED, card_markdown, sha256
