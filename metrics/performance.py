@@ -10,7 +10,9 @@ accumulators travels back. At the end of the run it makes one comparison table â
 collection, labelled with the algorithm that produced it â€” which it prints (with that
 algorithm's mean time per event) and writes to ``output`` as ``comparison.json`` /
 ``comparison.root`` plus ``performance.json`` with every count. The files hold no timing (it
-changes run to run): ``timing.json`` of ``recotrig run`` has it.
+changes run to run): ``timing.json`` of ``recotrig run`` has it. ``performance.json`` also holds,
+per track collection, every event's TrackML score by event id (``per_event``), so the events
+where one finder beats another can be found.
 
 Vertex collections are given as ``KEY`` (position matching) or ``KEY:TRACKS_KEY`` when the
 vertices' ``track_index`` points into that track collection (ACTS-style track matching); a
@@ -25,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..edm import Collection, Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
+from ..edm import Collection, EventInfo, Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
 from ..edm.truth import trackml_weights
 from ..framework import Metric, Option, Port
 from ..framework.files import write_json
@@ -87,16 +89,18 @@ class Performance(Metric):
             out[key] = VertexMetrics(min_tracks=self.min_vertex_tracks, z_window=self.z_window)
         return out
 
-    def execute(self, truth: HitTruth, particles: Particles, truth_vertices: TruthVertices | None = None,
-                hits: Hits | None = None, **collections: Collection) -> None:
+    def execute(self, event: EventInfo, truth: HitTruth, particles: Particles,
+                truth_vertices: TruthVertices | None = None, hits: Hits | None = None,
+                **collections: Collection) -> None:
         acc = self.acc
+        event_id = int(event.event_id[0])
         if self.tracks:
             weights = truth.weight if "weight" in truth else trackml_weights(particles, truth, hits)
             eta = np.arcsinh(particles.pz / np.maximum(np.hypot(particles.px, particles.py), 1e-12))
             wanted = particles.select((np.abs(eta) < self.max_abs_eta)
                                       & (np.hypot(particles.vx, particles.vy) < self.max_vertex_r))
             for key in self.tracks:
-                acc[key].add_event(collections[key], truth, wanted, weights=weights)
+                acc[key].add_event(collections[key], truth, wanted, weights=weights, event_id=event_id)
         for key, tracks_key in self._vertex_specs():
             vertices = collections[key]
             target = vertices.target("track_index")

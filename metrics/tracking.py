@@ -419,7 +419,7 @@ class TrackingMetrics(Accumulator):
         "time_s",
         "n_timed_events",
     )
-    SAMPLES = ("trackml_scores",)
+    SAMPLES = ("trackml_scores", "scored_event_ids")
 
     def __init__(
         self,
@@ -447,8 +447,10 @@ class TrackingMetrics(Accumulator):
         weights: np.ndarray | None = None,
         hits: Hits | None = None,
         time_s: float | None = None,
+        event_id: int = -1,
     ) -> TrackMatch:
-        """Add one event; returns its ``TrackMatch``."""
+        """Add one event; returns its ``TrackMatch``. ``event_id`` labels the event's row in the
+        per-event figures (``result()["per_event"]``)."""
         cfg = self.config
         match = match_tracks(tracks, truth, min_purity=cfg["min_purity"], double_matching=cfg["double_matching"])
         c = self.counts
@@ -474,6 +476,7 @@ class TrackingMetrics(Accumulator):
         elif w is not None or "weight" in truth:
             score = trackml_score(tracks, truth, weights=w, shared_hits=cfg["shared_hits"])
             self.samples["trackml_scores"].append(np.asarray([score], dtype=np.float64))
+            self.samples["scored_event_ids"].append(np.asarray([event_id], dtype=np.int64))
             c["n_trackml_events"] += 1
         self._add_time(time_s)
         return match
@@ -487,6 +490,8 @@ class TrackingMetrics(Accumulator):
             "duplicate_rate": _ratio(c["n_duplicate_tracks"], c["n_tracks"]),
             "trackml_score": float(np.mean(scores)) if len(scores) else math.nan,
             "trackml_sum": float(np.sum(scores)),
+            "per_event": {"event_id": self.sample("scored_event_ids").astype(np.int64).tolist(),
+                          "trackml_score": scores.tolist()},
             "ms_per_event": self._ms_per_event(),
             **{k: (int(v) if k != "time_s" else float(v)) for k, v in c.items()},
             **self.config,

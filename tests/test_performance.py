@@ -30,3 +30,5 @@ def test_truth_tracks_score_one_and_table_written(tmp_path, jobs):
     assert [a["name"] for a in saved["run"]["algorithms"]] == ["ToyReader", "TruthTracker", "ZHistogramVertexer",
                                                                 "Performance"]
     assert (tmp_path / "comparison.root").exists() and (tmp_path / "performance.json").exists()
+    per_event = json.loads((tmp_path / "performance.json").read_text())["results"]["tracks"]["per_event"]
+    assert per_event["event_id"] == list(range(10)) and per_event["trackml_score"] == pytest.approx([1.0] * 10)
