@@ -47,13 +47,16 @@ def _cache() -> Path:
     return Path(base) / "trackformer"
 
 
-def simulated_stores(folder: Path, jobs: int = 2) -> dict[str, str]:
+def simulated_stores(folder: Path, jobs: int = 2, train_events: int | None = None) -> dict[str, str]:
     from recotrig.sequences.simulate_cmd import main as simulate
 
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for split, (events, seed) in SIMULATION.items():
-        path = folder / f"{split}_mu20_seed{seed}.root"
+        if split == "train" and train_events:
+            events = train_events
+        suffix = "" if events == SIMULATION[split][0] else f"_n{events}"
+        path = folder / f"{split}_mu20_seed{seed}{suffix}.root"
         if not path.exists():
             simulate(["-o", str(path), "-n", str(events), "--mu", "20", "--seed", str(seed), "-j", str(jobs),
                       "--no-progress"])
@@ -136,7 +139,7 @@ def train(*, name: str, low: int, high: int, stores: dict[str, str], out: Path, 
     work.mkdir(parents=True, exist_ok=True)
     data = {}
     for split, store in stores.items():
-        cached = work / f"{split}-{low}-{high}-d{draws}-s{seed}-n{max_events}.npz"
+        cached = work / f"{Path(store).stem}-{split}-{low}-{high}-d{draws}-s{seed}-n{max_events}.npz"
         if not cached.exists():
             dataset.save(dataset.build(store, low=low, high=high, draws=draws, seed=seed + SPLIT_SEEDS[split],
                                        max_events=max_events), cached)
@@ -224,10 +227,12 @@ def train(*, name: str, low: int, high: int, stores: dict[str, str], out: Path, 
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "data": {"dataset": f"{low}-{high}", "draws_per_crossing": draws,
                  "stores": {split: Path(path).name for split, path in stores.items()},
-                 "simulation": {split: {"events": e, "seed": s, "mu": 20} for split, (e, s) in SIMULATION.items()},
+                 "simulation": {split: {"events": len(data[split]) // max(1, draws), "seed": s, "mu": 20}
+                                for split, (_, s) in SIMULATION.items()},
                  "events": {split: len(v) for split, v in data.items()}},
         "seed": seed,
-        "command": f"recotrig train trackformer --model encreg --dataset {low}-{high} --epochs {epochs} --seed {seed}",
+        "command": (f"recotrig train trackformer --model encreg --dataset {low}-{high} --epochs {epochs} --seed {seed} "
+                    f"--draws {draws} --train-events {len(data['train']) // max(1, draws)}"),
         "training": {"seconds": round(seconds, 1), "final_loss": loss_value, "machine":
                      f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch threads, CPU"},
         "held_out": {"trackml_score": test_score, "events": len(data["test"]), "ms_per_event_onnx_and_hdbscan": ms},
@@ -251,6 +256,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--stores", default=None, help="train,val,test stores (default: simulated into the cache)")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--draws", type=int, default=20, help="reductions per crossing")
+    parser.add_argument("--train-events", type=int, default=SIMULATION["train"][0],
+                        help="simulated training crossings (seed 101; the first ones are the same for any number)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--d", type=int, default=64)
     parser.add_argument("--layers", type=int, default=4)
@@ -269,7 +276,7 @@ def main(argv: list[str]) -> int:
             raise ValueError("--stores takes three stores: train,val,test")
         stores = dict(zip(("train", "val", "test"), parts))
     else:
-        stores = simulated_stores(_cache() / "stores")
+        stores = simulated_stores(_cache() / "stores", train_events=a.train_events)
     card = train(name=name, low=low, high=high, stores=stores, out=Path(a.out), work=_cache() / "work" / name,
                  epochs=a.epochs, seed=a.seed, draws=a.draws, d=a.d, layers=a.layers, heads=a.heads, batch=a.batch,
                  lr=a.lr, threads=a.threads, max_events=a.max_events, progress=not a.no_progress)
