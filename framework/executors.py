@@ -239,10 +239,6 @@ class DaskExecutor:
         if link and self.scheduler:
             print(f"Dask dashboard: {link}", file=self.log)
 
-    def worker_pids(self) -> dict[str, int]:
-        """Dask worker address -> process id (what fault tests kill)."""
-        return self.client.run(os.getpid)
-
     def map(self, chunks: Iterable[tuple[int, int]]) -> Iterator[Outcome]:
         from ._dask import process
 

@@ -127,8 +127,16 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     temp = temporary_path(final)
-    try:
+    with _committed(temp, final):
         yield temp
+
+
+@contextlib.contextmanager
+def _committed(temp: Path, final: Path) -> Iterator[None]:
+    """Commit ``temp`` as ``final`` when the block ends well; else discard it (an OSError is
+    raised again naming ``final``)."""
+    try:
+        yield
     except OSError as err:
         discard(temp)
         raise OSError(err.errno, f"cannot write {final}: {err.strerror or err}") from None
@@ -220,17 +228,9 @@ def root_file(final: str | os.PathLike[str], **options: Any) -> Iterator[Any]:
     folder = temporary_path(final)
     folder.mkdir()
     temp = folder / final.name
-    try:
-        with reproducible_clock():
-            file = uproot.recreate(temp, uuid_function=name_uuids(final.name), **options)
-            try:
-                yield file
-            finally:
-                file.close()
-    except OSError as err:
-        discard(temp)
-        raise OSError(err.errno, f"cannot write {final}: {err.strerror or err}") from None
-    except BaseException:
-        discard(temp)
-        raise
-    commit(temp, final)
+    with _committed(temp, final), reproducible_clock():
+        file = uproot.recreate(temp, uuid_function=name_uuids(final.name), **options)
+        try:
+            yield file
+        finally:
+            file.close()

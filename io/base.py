@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 import numpy as np
 from recotrig.edm import Cells, Hits, HitTruth, Particles, TruthVertices
 from recotrig.framework.collection import Collection
-from recotrig.framework.files import temporary_path
 from recotrig.io.errors import StoreError
 
 __all__ = [
@@ -26,7 +25,6 @@ __all__ = [
     "Event",
     "Store",
     "Writer",
-    "temporary_path",
 ]
 
 Event = dict[str, Collection]

@@ -71,11 +71,6 @@ def expand(spec: str | Sequence[str]) -> list[str]:
 class Fileset:
     """Stores opened once each, addressed by fileset entry."""
 
-    def __getstate__(self) -> dict[str, Any]:  # open files stay behind; a worker reopens what it reads
-        state = dict(self.__dict__)
-        state["_open"] = {0: self._open[0]}
-        return state
-
     def __init__(self, spec: str | Sequence[str], *, format: str | None = None, skip_bad: bool = False):
         self.paths = expand(spec)
         self.format = format

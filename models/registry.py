@@ -1,7 +1,8 @@
-"""The registry of models: a model is ``<name>.onnx`` plus its card ``<name>.json``.
+"""The registry of models: a model is ``<name>.onnx`` plus its card ``<name>.card.json`` (and
+``<name>.card.md``, the same card for people).
 
 Shipped models live in ``models/shipped/``. An algorithm's ``model`` option takes a shipped
-model's name or a path to an ``.onnx`` file (its card beside it, same stem). The card is the JSON
+model's name or a path to an ``.onnx`` file (its card beside it). The card is the JSON
 the code reads — how to remake the model (data, command, seeds), sizes and hyper-parameters,
 training time and machine, held-out metrics, the input and output names and shapes, units, the
 features and their normalisation — and ``card.md`` renders it for people (``recotrig models``).
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SHIPPED", "Model", "ModelError", "available", "card_markdown", "load", "sha256"]
+__all__ = ["SHIPPED", "Model", "ModelError", "available", "card_markdown", "card_path", "load", "locate", "sha256"]
 
 SHIPPED = Path(__file__).resolve().parent / "shipped"
 _REQUIRED = ("name", "family", "inputs", "outputs", "features", "normalisation", "training", "onnx_sha256")
@@ -62,8 +63,14 @@ def available() -> list[str]:
     return sorted(p.stem for p in SHIPPED.glob("*.onnx"))
 
 
-def load(spec: str, *, family: str | None = None) -> Model:
-    """The model named ``spec`` (shipped) or at path ``spec``, its card read and checked."""
+def card_path(onnx: str | os.PathLike[str], kind: str = "json") -> Path:
+    """The card beside an ONNX file: ``<name>.card.json`` (or ``.card.md``)."""
+    onnx = Path(onnx)
+    return onnx.with_name(f"{onnx.stem}.card.{kind}")
+
+
+def locate(spec: str) -> Path:
+    """The ONNX file of the shipped model named ``spec``, or ``spec`` itself as a path."""
     path = Path(spec)
     if spec.endswith(".onnx") or path.exists():
         onnx = path
@@ -74,16 +81,22 @@ def load(spec: str, *, family: str | None = None) -> Model:
                              "(or give a path to an .onnx file)")
     if not onnx.is_file():
         raise ModelError(f"{onnx}: no such model file")
-    card_path = onnx.with_suffix(".json")
+    return onnx
+
+
+def load(spec: str, *, family: str | None = None) -> Model:
+    """The model named ``spec`` (shipped) or at path ``spec``, its card read and checked."""
+    onnx = locate(spec)
+    card_file = card_path(onnx)
     try:
-        card = json.loads(card_path.read_text())
+        card = json.loads(card_file.read_text())
     except FileNotFoundError:
-        raise ModelError(f"{onnx}: its card {card_path.name} is missing") from None
+        raise ModelError(f"{onnx}: its card {card_file.name} is missing") from None
     except ValueError as err:
-        raise ModelError(f"{card_path}: the card is not JSON: {err}") from None
+        raise ModelError(f"{card_file}: the card is not JSON: {err}") from None
     missing = [k for k in _REQUIRED if k not in card]
     if missing:
-        raise ModelError(f"{card_path}: the card lacks {missing}")
+        raise ModelError(f"{card_file}: the card lacks {missing}")
     if family is not None and card["family"] != family:
         raise ModelError(f"{onnx}: a {card['family']} model, not a {family} model")
     actual = sha256(onnx)

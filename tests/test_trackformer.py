@@ -39,7 +39,7 @@ def test_tiny_model_trains_exports_and_runs_in_a_sequence(tiny, tmp_path):
     model = registry.load(str(folder / "tiny.onnx"), family="trackformer")
     assert model.card["onnx_sha256"] == registry.sha256(folder / "tiny.onnx")
     assert card["onnx_vs_torch_max_abs_diff"] < 1e-5  # ONNX Runtime gives torch's output
-    assert card["data"]["events"] == {"train": 4, "val": 4, "test": 4} and (folder / "tiny.md").exists()
+    assert card["data"]["events"] == {"train": 4, "val": 4, "test": 4} and (folder / "tiny.card.md").exists()
     seq = Sequencer([HitReader(input=str(SAMPLE_MU20), volumes=[7, 8, 9], tracks_per_event=15),
                      TrackFormerFinder(model=str(folder / "tiny.onnx")),
                      Performance(tracks=["tracks"], output=str(tmp_path), min_hits=4)])
@@ -117,17 +117,17 @@ def test_missing_corrupted_and_mismatched_models_fail_at_initialize(tiny, tmp_pa
     with pytest.raises(ConfigError, match=r"no shipped model 'nope'"):
         finder_on("nope")
     shutil.copy(folder / "tiny.onnx", tmp_path / "bad.onnx")
-    with pytest.raises(ConfigError, match=r"bad\.onnx: its card bad\.json is missing"):
+    with pytest.raises(ConfigError, match=r"bad\.onnx: its card bad\.card\.json is missing"):
         finder_on(tmp_path / "bad.onnx")
-    card = json.loads((folder / "tiny.json").read_text())
-    (tmp_path / "bad.json").write_text(json.dumps(card))
+    card = json.loads((folder / "tiny.card.json").read_text())
+    (tmp_path / "bad.card.json").write_text(json.dumps(card))
     data = bytearray((tmp_path / "bad.onnx").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (tmp_path / "bad.onnx").write_bytes(bytes(data))
     with pytest.raises(ConfigError, match=r"bad\.onnx: the file's sha256 .* differs from its card's"):
         finder_on(tmp_path / "bad.onnx")
     shutil.copy(folder / "tiny.onnx", tmp_path / "other.onnx")
-    (tmp_path / "other.json").write_text(json.dumps(dict(card, features=["x", "y", "r"])))
+    (tmp_path / "other.card.json").write_text(json.dumps(dict(card, features=["x", "y", "r"])))
     with pytest.raises(ConfigError, match=r"other\.onnx: the card's 'features' is \['x', 'y', 'r'\]"):
         finder_on(tmp_path / "other.onnx")
 
@@ -145,7 +145,7 @@ def test_empty_and_oversized_events(tiny):
 def test_an_oversized_event_in_a_run_names_the_event(tiny):
     seq = Sequencer([HitReader(input=str(SAMPLE_MU60), volumes=[7, 8, 9]),
                      TrackFormerFinder(model=str(tiny[0] / "tiny.onnx"), name="tf")])
-    card = json.loads((tiny[0] / "tiny.json").read_text())
+    card = json.loads((tiny[0] / "tiny.card.json").read_text())
     if card["max_hits"] > 20000:
         pytest.fail("the card's capacity is larger than a full mu = 60 pixel event; the test needs a smaller one")
     with pytest.raises(EventError, match=r"event 0 \(entry 0\): tf failed: ValueError: tf: \d+ hits exceed"):

@@ -35,7 +35,7 @@ class TrackFormerFinder(Algorithm):
 
     def files(self) -> dict[str, list[str]]:
         try:
-            return {"model": [str(registry.load(self.model, family="trackformer").onnx)]}
+            return {"model": [str(registry.locate(self.model))]}  # the record hashes it; initialize checks it
         except registry.ModelError:
             return {"model": [self.model]}  # the record says it is missing; initialize says why
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from recotrig.edm import HitTruth, Tracks
 from recotrig.metrics.tracking import trackml_score
-from recotrig.models.registry import SHIPPED, card_markdown, sha256
+from recotrig.models.registry import SHIPPED, card_markdown, card_path, sha256
 from recotrig.models.runtime import Session
 from recotrig.models.trackformer import dataset
 from recotrig.models.trackformer.model import Encoder
@@ -241,8 +241,8 @@ def train(*, name: str, low: int, high: int, stores: dict[str, str], out: Path, 
         "onnx_vs_torch_max_abs_diff": worst,
         "onnx_sha256": sha256(onnx_path),
     }
-    (out / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
-    (out / f"{name}.md").write_text(card_markdown(card))
+    card_path(onnx_path).write_text(json.dumps(card, indent=1) + "\n")
+    card_path(onnx_path, "md").write_text(card_markdown(card))
     return card
 
 
