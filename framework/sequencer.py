@@ -451,7 +451,6 @@ class Sequencer:
         totals: dict[str, Any] = {}
         processed = 0
         per_event: list[tuple] = []
-        main_cpu = 0.0
         t0 = time.perf_counter()
         bar = None
         ok = False
