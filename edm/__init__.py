@@ -5,9 +5,9 @@ The types are ordinary :class:`recotrig.framework.Collection` subclasses; a new 
 module (an algorithm's own output) is registered the same way and needs no edit here.
 """
 
-from recotrig.edm.tracker import TRACK_PARAMETERS, Cells, Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
+from recotrig.edm.tracker import TRACK_PARAMETERS, Cells, FittedTracks, Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
 from recotrig.edm.trigger import L1Objects, TriggerDecision
-from recotrig.edm.vertexing import KDE
+from recotrig.edm.vertexing import KDE, TrackUse
 from recotrig.framework.collection import Collection, ColumnError, EventInfo
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "Collection",
     "ColumnError",
     "EventInfo",
+    "FittedTracks",
     "Hits",
     "HitTruth",
     "KDE",
@@ -22,6 +23,7 @@ __all__ = [
     "Particles",
     "TRACK_PARAMETERS",
     "Tracks",
+    "TrackUse",
     "TriggerDecision",
     "TruthVertices",
     "Vertices",

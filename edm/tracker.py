@@ -87,6 +87,16 @@ class Tracks(Collection, type_name="Tracks"):
         return "z0" in self
 
 
+class FittedTracks(Tracks, type_name="FittedTracks"):
+    """Tracks with perigee parameters and covariance: what vertexing needs. The type makes it a
+    data contract checked before a run (a vertex finder reading hit-only ``Tracks`` fails the
+    sequence check); rows whose fit failed hold NaN and are skipped by the consumers."""
+
+    columns = {"hit_ids": "var*i8", "d0": "f8", "z0": "f8", "phi": "f8", "theta": "f8", "qop": "f8",
+               "cov": "f8[6,6]"}
+    optional = {"t": "f8", "chi2": "f8", "ndf": "i4"}
+
+
 class Vertices(Collection, type_name="Vertices"):
     """Reconstructed vertices: position (mm), time (ns); covariance and the tracks used (indices
     into the Tracks collection named by ``targets["track_index"]``, with their weights), where the

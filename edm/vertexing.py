@@ -14,3 +14,13 @@ class KDE(Collection, type_name="KDE"):
 
     columns = {"z": "f4", "kde_a": "f4", "kde_b": "f4"}
     optional = {"xmax": "f4", "ymax": "f4"}
+
+
+class TrackUse(Collection, type_name="TrackUse"):
+    """Per row of a track collection, whether a vertexing algorithm used it: ``status`` 0 used,
+    1 skipped for non-finite parameters or a covariance that is not positive definite, 2 outside
+    the algorithm's z range. Parallel to the tracks (row i is track row i)."""
+
+    columns = {"status": "i1"}
+
+    USED, BAD, OUTSIDE = 0, 1, 2

@@ -317,6 +317,11 @@ class Algorithm:
         options = {n: v for n, v in self._options.items() if self._option_specs[n].role != "output"}
         return {"options": options, "keys": dict(self._keys)}
 
+    def check_upstream(self, upstream: dict[str, "Algorithm"]) -> None:
+        """Called by the pre-run check with the algorithm producing each input (input name ->
+        producer; inputs the engine gives are left out): raise ``ConfigError`` when a producer is
+        configured in a way this algorithm cannot use (a model trained on another binning, say)."""
+
     def files(self) -> dict[str, list[str]]:
         """Paths given to options with a role (``input``, ``model``), by role, for the run record."""
         out: dict[str, list[str]] = {}

@@ -157,6 +157,11 @@ def check(algorithms: list[Algorithm]) -> Plan:
             if producer != ENGINE:
                 deps[alg.name].add(producer)
 
+    for alg in algorithms:  # producers' settings an algorithm depends on (a model's binning, say)
+        upstream = {port.name: names[producers[port.key][0]] for port in alg.input_ports()
+                    if port.key in producers and producers[port.key][0] in names}
+        alg.check_upstream(upstream)
+
     ordered = _toposort(algorithms, deps)
 
     serial_names: set[str] = set()

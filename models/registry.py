@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SHIPPED", "Model", "ModelError", "available", "card_markdown", "card_path", "load", "locate", "sha256"]
+__all__ = ["SHIPPED", "Model", "ModelError", "available", "cache_dir", "card_markdown", "card_path", "load", "locate",
+           "sha256"]
 
 SHIPPED = Path(__file__).resolve().parent / "shipped"
 _REQUIRED = ("name", "family", "inputs", "outputs", "features", "normalisation", "training", "onnx_sha256")
@@ -29,6 +30,13 @@ _REQUIRED = ("name", "family", "inputs", "outputs", "features", "normalisation",
 
 class ModelError(ValueError):
     """A model cannot be used: named file, reason."""
+
+
+def cache_dir(family: str) -> Path:
+    """Where training keeps its simulated stores, data sets and checkpoints for a model family:
+    ``$RECOTRIG_CACHE_DIR/<family>``, else ``~/.cache/recotrig/<family>``."""
+    base = os.environ.get("RECOTRIG_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "recotrig")
+    return Path(base) / family
 
 
 def sha256(path: str | os.PathLike[str]) -> str:

@@ -6,6 +6,7 @@
     recotrig info STORE
     recotrig simulate ...   (see ``recotrig simulate --help``)
     recotrig train trackformer [--model encreg --dataset 10-50 ...]
+    recotrig train pvfinder [--epochs 40 ...]
     recotrig models [NAME]
     --debug (anywhere): show the traceback of an error
 
@@ -262,7 +263,7 @@ def cmd_simulate(argv: list[str]) -> int:
 
 
 def cmd_train(argv: list[str]) -> int:
-    families = {"trackformer": "recotrig.models.trackformer.train"}
+    families = {"trackformer": "recotrig.models.trackformer.train", "pvfinder": "recotrig.models.pvfinder.train"}
     if not argv or argv[0] not in families:
         print(f"usage: recotrig train {{{','.join(families)}}} [options] (--help after the family)", file=sys.stderr)
         return 2

@@ -259,12 +259,23 @@ def test_unknown_geometry_id_is_refused():
         bridge.hits_to_measurements(hits, bridge.acts_setup())
 
 
-def test_amvf_needs_fitted_tracks():
-    amvf = ActsAMVF()
-    amvf.initialize()
-    with pytest.raises(ValueError, match="lacks column.*ActsTrackFit"):
-        amvf.execute(tracks=Tracks(hit_ids=[[1, 2, 3]]))
-    amvf.finalize()
+class _HitLists(Algorithm):
+    """Tracks with hit lists only, as a hit-to-track finder gives them before a fit."""
+
+    outputs = ("tracks",)
+
+    def execute(self, hits: Hits) -> Tracks:
+        return Tracks(hit_ids=[[1, 2, 3]])
+
+
+def test_amvf_needs_fitted_tracks_before_any_event():
+    from recotrig.framework import ConfigError
+    from recotrig.io.hit_reader import HitReader
+    from recotrig.sequences.samples import SAMPLE_MU20
+
+    seq = Sequencer([HitReader(input=str(SAMPLE_MU20)), _HitLists(), ActsAMVF()])
+    with pytest.raises(ConfigError, match="produces Tracks, but ActsAMVF input 'tracks' expects FittedTracks"):
+        seq.plan()
 
 
 def test_algorithms_travel_as_configuration_only():

@@ -10,45 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ...edm import Tracks, Vertices
+from ...edm import FittedTracks, Tracks, Vertices
+from ..vertexing.assignment import annealed_weights, impact_chi2
 from ...framework.algorithm import Option
 from .base import ActsAlgorithm
 
 SEEDERS = ("gaussian", "adaptive_grid")
 FINDERS = ("amvf", "iterative")
-
-#: AMVF's deterministic annealing ends at temperature 1 with a chi2 cut-off of 9 (ACTS defaults)
-ANNEALING_CUTOFF = 9.0
-
-
-def impact_chi2(tracks: Tracks, rows: np.ndarray, vertices: np.ndarray) -> np.ndarray:
-    """(n_vertices, n_rows) chi2 of each track's transverse and longitudinal impact parameters
-    with respect to each vertex position, from the perigee parameters at the origin moved to the
-    vertex to first order (straight line over the vertex's transverse offset) and the track's
-    (d0, z0) covariance; the vertex position uncertainty is neglected."""
-    d0, z0, phi, theta = (np.asarray(tracks[c], dtype=float)[rows] for c in ("d0", "z0", "phi", "theta"))
-    cov = np.asarray(tracks.cov, dtype=float)[rows][:, :2, :2]
-    if len(vertices) == 0 or len(rows) == 0:
-        return np.zeros((len(vertices), len(rows)))
-    vx, vy, vz = (vertices[:, k][:, None] for k in range(3))
-    cphi, sphi, cot = np.cos(phi)[None], np.sin(phi)[None], (1.0 / np.tan(theta))[None]
-    dd = d0[None] - (vy * cphi - vx * sphi)
-    dz = z0[None] - vz + (vx * cphi + vy * sphi) * cot
-    det = cov[:, 0, 0] * cov[:, 1, 1] - cov[:, 0, 1] ** 2
-    inv00, inv11, inv01 = cov[:, 1, 1] / det, cov[:, 0, 0] / det, -cov[:, 0, 1] / det
-    return dd**2 * inv00[None] + dz**2 * inv11[None] + 2 * dd * dz * inv01[None]
-
-
-def annealed_weights(chi2: np.ndarray, *, cutoff: float = ANNEALING_CUTOFF, temperature: float = 1.0) -> np.ndarray:
-    """AMVF's soft assignment: w_ij = exp(-chi2_ij/2T) / (sum_k exp(-chi2_kj/2T) + exp(-cutoff/2T))."""
-    if chi2.size == 0:
-        return np.zeros_like(chi2)
-    scaled = -0.5 * chi2 / temperature
-    shift = np.maximum(scaled.max(axis=0, keepdims=True), -0.5 * cutoff / temperature)
-    numerator = np.exp(scaled - shift)
-    denominator = numerator.sum(axis=0, keepdims=True) + np.exp(-0.5 * cutoff / temperature - shift)
-    return numerator / denominator
-
 
 class ActsAMVF(ActsAlgorithm):
     """Find primary vertices with ACTS's adaptive multi-vertex finder (or, with
@@ -146,13 +114,8 @@ class ActsAMVF(ActsAlgorithm):
         """Timer key of the vertex-finding stage (``amvf_gaussian``, ``amvf_adaptive_grid``, ``iterative``)."""
         return f"amvf_{self.seeder}" if self.finder == "amvf" else "iterative"
 
-    def execute(self, tracks: Tracks) -> Vertices:
+    def execute(self, tracks: FittedTracks) -> Vertices:
         bridge = self._bridge
-        if not tracks.fitted or "cov" not in tracks:
-            bridge.require_columns(
-                tracks, self._keys["tracks"], ["d0", "z0", "phi", "theta", "qop", "cov"],
-                "vertexing needs fitted tracks; run ActsTrackFit on hit-assigned tracks first",
-            )  # fmt: skip
         event = self._next_event()
         number = event.context.eventNumber
         rows = np.flatnonzero(bridge.fitted_rows(tracks))

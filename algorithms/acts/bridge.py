@@ -46,7 +46,7 @@ import awkward as ak
 import numpy as np
 
 from ...detector import DetectorContext, DetectorSpec, detector_context
-from ...edm import TRACK_PARAMETERS, Hits, Tracks
+from ...edm import TRACK_PARAMETERS, FittedTracks, Hits, Tracks
 
 __all__ = [
     "ACTS_NS",
@@ -361,7 +361,7 @@ def tracks_from_acts(container: Any, hit_ids: np.ndarray, *, outliers: bool = Fa
     columns: dict[str, Any] = {name: params[:, k] for k, name in enumerate(TRACK_PARAMETERS)}
     chi2 = np.asarray(container.chi2, dtype=float) if n else np.zeros(0)
     ndf = np.asarray(container.ndf, dtype=np.int32) if n else np.zeros(0, np.int32)
-    tracks = Tracks(hit_ids=hits_per_track if n else [], **columns, cov=cov, chi2=chi2, ndf=ndf)
+    tracks = FittedTracks(hit_ids=hits_per_track if n else [], **columns, cov=cov, chi2=chi2, ndf=ndf)
     return tracks, measurement_lists
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ...edm import Hits, Tracks
+from ...edm import FittedTracks, Hits
 from ...framework.algorithm import Option
 from .base import ActsAlgorithm
 
@@ -26,7 +26,7 @@ class ActsCKF(ActsAlgorithm):
     greedy ambiguity resolution.
 
     Input: ``hits`` (``Hits`` with the ACTS columns geometry_id, loc0, loc1, var_loc0,
-    var_loc1). Output: ``tracks`` (``Tracks``): hit ids of each track's measurements (outliers
+    var_loc1). Output: ``tracks`` (``FittedTracks``): hit ids of each track's measurements (outliers
     excluded, innermost first), perigee parameters at the origin (d0, z0, phi, theta, q/p, t) with
     ACTS's full 6x6 covariance, chi2 and ndf.
 
@@ -152,7 +152,7 @@ class ActsCKF(ActsAlgorithm):
             stages.append(("ambiguity", self._ambiguity))
         return stages
 
-    def execute(self, hits: Hits) -> Tracks:
+    def execute(self, hits: Hits) -> FittedTracks:
         import acts.examples
 
         bridge = self._bridge

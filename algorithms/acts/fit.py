@@ -7,7 +7,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from ...edm import TRACK_PARAMETERS, Hits, Tracks
+from ...edm import TRACK_PARAMETERS, FittedTracks, Hits, Tracks
 from ...framework.algorithm import Option
 from ...framework.lookup import DuplicateIdError, index_of
 from .base import ActsAlgorithm
@@ -155,7 +155,7 @@ class ActsTrackFit(ActsAlgorithm):
             strategy=acts.examples.TrackExtrapolationStrategy.first,
         )
 
-    def execute(self, tracks: Tracks, hits: Hits) -> Tracks:
+    def execute(self, tracks: Tracks, hits: Hits) -> FittedTracks:
         import acts.examples
 
         bridge = self._bridge
@@ -189,7 +189,7 @@ class ActsTrackFit(ActsAlgorithm):
             out = self._assemble(tracks, fitted.select(source >= 0), source[source >= 0])
         return out
 
-    def _assemble(self, tracks: Tracks, fitted: Tracks, source: np.ndarray) -> Tracks:
+    def _assemble(self, tracks: Tracks, fitted: FittedTracks, source: np.ndarray) -> FittedTracks:
         """Input rows with the fit results of ``fitted`` (fitted row k belongs to input row
         ``source[k]``); rows without a fit get NaN (or are dropped)."""
         n = len(tracks)
@@ -201,5 +201,5 @@ class ActsTrackFit(ActsAlgorithm):
             for name, column in columns.items():
                 column[source] = np.asarray(fitted[name])
         ok = np.isfinite(columns["z0"])
-        out = Tracks(hit_ids=tracks.hit_ids, **columns)
+        out = FittedTracks(hit_ids=tracks.hit_ids, **columns)
         return out.select(ok) if self.drop_failed else out

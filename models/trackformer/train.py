@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from recotrig.edm import HitTruth, Tracks
 from recotrig.metrics.tracking import trackml_score
-from recotrig.models.registry import SHIPPED, card_markdown, card_path, sha256
+from recotrig.models.registry import SHIPPED, cache_dir, card_markdown, card_path, sha256
 from recotrig.models.runtime import Session
 from recotrig.models.trackformer import dataset
 from recotrig.models.trackformer.model import Encoder
@@ -43,8 +43,7 @@ SPLIT_SEEDS = {"train": 0, "val": 1000, "test": 2000}  # reduction seeds per spl
 
 
 def _cache() -> Path:
-    base = os.environ.get("RECOTRIG_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "recotrig")
-    return Path(base) / "trackformer"
+    return cache_dir("trackformer")
 
 
 def simulated_stores(folder: Path, jobs: int = 2, train_events: int | None = None) -> dict[str, str]:

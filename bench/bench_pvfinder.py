@@ -1,0 +1,117 @@
+"""PV-Finder (KDEBuilder + PVFinder) against ACTS AMVF (Gaussian and adaptive-grid seeders) on the
+identical ACTS CKF tracks of held-out events, one core.
+
+    python bench/bench_pvfinder.py                       # mu 6, 20, 60, 200 (held-out stores)
+    python bench/bench_pvfinder.py --mu 60 --events 10
+
+The held-out stores are ``recotrig.models.pvfinder.train.STORES`` (test_mu*: seeds never used in
+training or tuning), simulated into the cache when missing. Per event: HitReader, ActsCKF once,
+then each vertex finder on the same tracks; CPU seconds per event of each finder's whole
+``execute`` (``time.process_time``; AMVF's includes its CSV hand-over, its ACTS stage alone is
+given separately). Vertexing figures: ``metrics.vertexing.VertexMetrics`` with the ACTS-style
+track-based matching (truth vertices with >= 2 matched CKF tracks) and the window definitions
+(0.5 mm, >= 5 matched tracks). Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from importlib.metadata import version
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np
+from _common import stdout_to_stderr
+from recotrig.algorithms.acts import ActsAMVF, ActsCKF
+from recotrig.algorithms.ml.pvfinder import PVFinder
+from recotrig.algorithms.vertexing.kde_builder import KDEBuilder
+from recotrig.io.hit_reader import HitReader
+from recotrig.metrics.vertexing import VertexMetrics
+from recotrig.models import registry
+from recotrig.models.pvfinder.train import STORES, store
+
+FIGURES = ("efficiency", "efficiency_clean", "merge_rate", "split_rate", "fake_rate", "window_efficiency",
+           "window_fp_per_event", "z_sigma_core", "window_z_sigma_core", "vv_resolution", "n_reco",
+           "n_reconstructable", "n_window_eligible", "n_events")
+
+
+def bench_mu(mu: int, events: int | None, model: str) -> dict:
+    path = store(f"test_mu{mu}")
+    reader = HitReader(input=str(path))
+    n = min(events or reader.n_events(), reader.n_events())
+    binning = registry.load(model, family="pvfinder").card["binning"]
+    ckf = ActsCKF()
+    kde = KDEBuilder(**binning)
+    pvf = PVFinder(model=model)
+    finders = {"amvf_gaussian": ActsAMVF(name="amvf_gaussian", seeder="gaussian"),
+               "amvf_adaptive_grid": ActsAMVF(name="amvf_adaptive_grid", seeder="adaptive_grid")}
+    for alg in (ckf, kde, pvf, *finders.values()):
+        alg.initialize()
+    metrics = {k: VertexMetrics() for k in ("pvfinder", *finders)}
+    cpu = {k: 0.0 for k in ("kde_builder", "pvfinder", *finders)}
+    n_tracks, used, bad, outside = [], 0, 0, 0
+    reader.prepare(0, n)
+    for entry in range(n):
+        hits, particles, truth, truth_vertices = reader.read(entry)
+        tracks = ckf.execute(hits=hits)
+        n_tracks.append(len(tracks))
+        t0 = time.process_time()
+        histogram, use = kde.execute(tracks=tracks)
+        t1 = time.process_time()
+        vertices = {"pvfinder": pvf.execute(kde=histogram, tracks=tracks, kde_tracks=use)}
+        t2 = time.process_time()
+        cpu["kde_builder"] += t1 - t0
+        cpu["pvfinder"] += t2 - t1
+        status = np.asarray(use.status)
+        used, bad, outside = used + int((status == 0).sum()), bad + int((status == 1).sum()), outside + int(
+            (status == 2).sum())
+        for key, finder in finders.items():
+            t0 = time.process_time()
+            vertices[key] = finder.execute(tracks=tracks)
+            cpu[key] += time.process_time() - t0
+        for key, v in vertices.items():
+            metrics[key].add_event(v, truth_vertices, tracks=tracks, truth=truth, particles=particles)
+    acts_stage = {k: f.timer.per_event().get(k, float("nan")) for k, f in finders.items()}
+    for alg in (ckf, kde, pvf, *finders.values()):
+        alg.finalize()
+    ms = {k: 1e3 * v / n for k, v in cpu.items()}
+    ms["kde_builder_plus_pvfinder"] = ms["kde_builder"] + ms["pvfinder"]
+    results = {k: {f: m.result()[f] for f in FIGURES} for k, m in metrics.items()}
+    return {
+        "mu": mu,
+        "store": path.name,
+        "events": n,
+        "tracks_per_event": float(np.mean(n_tracks)),
+        "kde_tracks": {"used": used, "bad_covariance_or_parameters": bad, "outside_z_range": outside},
+        "ms_per_event": ms,
+        "ms_per_event_acts_stage_only": {k: 1e3 * v for k, v in acts_stage.items()},
+        "speed_up": {k: ms[k] / ms["kde_builder_plus_pvfinder"] for k in finders},
+        "figures": results,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mu", type=int, nargs="+", default=[6, 20, 60, 200],
+                        choices=sorted(int(k.removeprefix("test_mu")) for k in STORES if k.startswith("test_mu")))
+    parser.add_argument("--events", type=int, default=None, help="events per store (default: all)")
+    parser.add_argument("--model", default="pvfinder-unet-mu60")
+    args = parser.parse_args()
+    with stdout_to_stderr():
+        runs = [bench_mu(mu, args.events, args.model) for mu in args.mu]
+    print(json.dumps({
+        "benchmark": "pvfinder",
+        "unit": "ms of CPU per event (one core); figures from metrics.vertexing",
+        "model": args.model,
+        "machine": {"python": platform.python_version(), "cpu": platform.machine(), "pyacts": version("pyacts")},
+        "runs": runs,
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,326 @@
+"""Training, export and tuning of a PV-Finder KDE-to-hist UNet (``recotrig train pvfinder``).
+
+    recotrig train pvfinder [--epochs 40] [--out models/shipped]
+
+1. Stores: simulated tt-bar + Poisson(mu) pile-up crossings (``STORES``: training, validation and
+   held-out stores, each its own seed), made with ``recotrig simulate`` into the cache folder.
+2. Data: the full chain on each store (``dataset.build``: ACTS CKF tracks -> KDEBuilder, truth
+   vertices with matched-track counts, AMVF's vertices for the tuning's false-positive budget).
+3. Targets: the resolution curve sigma(n) fitted on the training set's CKF tracks, then one unit
+   Gaussian per truth vertex with at least 2 matched tracks (``dataset.targets``).
+4. Training: Adam on random crops of ``--crop`` bins (mirrored in z at random); ``--warmup``
+   epochs of mean squared error, then PV-Finder's asymmetric cost. The warm-up is needed here:
+   started on the cost directly, the network first learns to lower its output wherever the KDE
+   is non-zero (the many track tails outweigh the few vertex bins), drives it far below the
+   cost's epsilon, where softplus leaves no gradient, and predicts zero everywhere for good (seen
+   with every learning rate and epsilon tried). MSE pulls the vertex bins up from the start.
+   Deterministic for ``--seed``; a checkpoint after every epoch, resumed by a later run, so
+   training goes in pieces.
+5. Export to ONNX (dynamic batch and bin axes) and a check that ONNX Runtime gives torch's output.
+6. Tuning of the peak finder on the validation set: the threshold and minimum integral with the
+   highest window efficiency whose false positives per event do not exceed AMVF's on the same
+   events. Figures on the held-out mu = 60 store go into the card (window definitions, positions
+   only); the full comparison with AMVF is ``bench/bench_pvfinder.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from recotrig.algorithms.vertexing.peaks import find_peaks
+from recotrig.edm import TruthVertices, Vertices
+from recotrig.metrics.vertexing import VertexMetrics
+from recotrig.models.pvfinder import dataset
+from recotrig.models.pvfinder.model import UNet, asymmetric_loss
+from recotrig.models.registry import SHIPPED, cache_dir, card_markdown, card_path, sha256
+from recotrig.models.runtime import Session
+
+__all__ = ["BINNING", "STORES", "main", "store", "train"]
+
+#: KDE binning of the shipped model (KDEBuilder's defaults): 100 um bins over +-200 mm
+BINNING = {"z_min": -200.0, "z_max": 200.0, "bins": 4000}
+#: split -> (events, mu, seed): tt-bar on top of Poisson(mu) minimum bias
+STORES = {
+    "train": (800, 60, 11),
+    "train_b": (1200, 60, 13),
+    "val": (80, 60, 12),
+    "test_mu60": (40, 60, 22),
+    "test_mu20": (100, 20, 21),
+    "test_mu200": (12, 200, 23),
+    "test_mu6": (150, 6, 24),
+}
+WINDOW_MIN_TRACKS = 5
+#: scale of the warm-up MSE (per-bin targets are O(0.01-1): keeps its size near the cost's)
+WARMUP_SCALE = 100.0
+
+
+def store(split: str, *, jobs: int = 2, events: int | None = None) -> Path:
+    """The simulated store of a split (made unless it exists in the cache)."""
+    from recotrig.sequences.simulate_cmd import main as simulate
+
+    n, mu, seed = STORES[split]
+    n = events or n
+    path = cache_dir("pvfinder") / f"{split.split('_')[0]}_mu{mu}_ttbar_seed{seed}_n{n}.root"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        simulate(["-o", str(path), "-n", str(n), "--mu", str(mu), "--hard-scatter", "ttbar", "--seed", str(seed),
+                  "-j", str(jobs), "--no-progress"])
+    return path
+
+
+def _truth(data: dataset.Data, i: int) -> TruthVertices:
+    z = data.truth_z[i]
+    return TruthVertices(vertex_id=np.arange(len(z)), x=np.zeros(len(z)), y=np.zeros(len(z)), z=z,
+                         n_reconstructable=data.truth_n[i].astype(np.int32))
+
+
+def window_figures(data: dataset.Data, reco_z: list[np.ndarray]) -> dict[str, float]:
+    """Position-only figures of vertex z lists against the truth of a data set (``VertexMetrics``
+    with the truth's matched-track counts: window efficiency and false positives per event, and
+    the vertex-vertex resolution)."""
+    acc = VertexMetrics(window_min_tracks=WINDOW_MIN_TRACKS)
+    for i, z in enumerate(reco_z):
+        zero = np.zeros(len(z))
+        acc.add_event(Vertices(x=zero, y=zero, z=z), _truth(data, i))
+    r = acc.result()
+    return {"window_efficiency": r["window_efficiency"], "window_fp_per_event": r["window_fp_per_event"],
+            "efficiency_position": r["efficiency"], "vv_resolution_mm": r["vv_resolution"],
+            "window_z_sigma_core_mm": r["window_z_sigma_core"], "events": len(reco_z)}
+
+
+def predict(session: Session, features: np.ndarray) -> np.ndarray:
+    return np.concatenate([session.run(kde=features[i:i + 1])["hist"] for i in range(len(features))])
+
+
+def _peaks_z(hists: np.ndarray, z: np.ndarray, params: dict[str, float]) -> list[np.ndarray]:
+    return [find_peaks(h, z, **params).z for h in hists]
+
+
+def tune(hists: np.ndarray, data: dataset.Data, fp_budget: float) -> tuple[dict[str, float], dict[str, float]]:
+    """The peak-finder settings with the highest window efficiency at <= ``fp_budget`` false
+    positives per event (else the fewest false positives)."""
+    best, best_key = None, None
+    grid = [(t, i, p) for t in np.geomspace(1e-4, 0.3, 15) for i in (0.0, 0.03, 0.1, 0.2)
+            for p in (0.02, 0.05, 0.1, 0.25)]
+    for threshold, min_integral, prominence in grid:
+        params = {"threshold": float(threshold), "min_integral": min_integral, "min_prominence": prominence}
+        figures = window_figures(data, _peaks_z(hists, data.z, params))
+        ok = figures["window_fp_per_event"] <= fp_budget
+        key = (ok, figures["window_efficiency"] if ok else -figures["window_fp_per_event"])
+        if best_key is None or key > best_key:
+            best, best_key = (params, figures), key
+    assert best is not None
+    return best
+
+
+def _sample_check(session: Session, params: dict[str, float], jobs: int) -> dict[str, Any]:
+    """Window figures on the bundled mu = 60 sample (never used in training or tuning): what
+    tests/test_pvfinder.py checks the shipped model against."""
+    from recotrig.sequences.samples import SAMPLE_MU60
+
+    data = dataset.load(dataset.build(SAMPLE_MU60, BINNING, jobs=jobs))
+    return {"store": SAMPLE_MU60.name, **window_figures(data, _peaks_z(predict(session, data.features), data.z, params)),
+            "amvf_gaussian": window_figures(data, data.amvf_z)}
+
+
+def export(model: torch.nn.Module, path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, (torch.zeros(1, 4, 4000),), str(path), input_names=["kde"], output_names=["hist"],
+                          opset_version=17, dynamo=False,
+                          dynamic_axes={"kde": {0: "events", 2: "bins"}, "hist": {0: "events", 1: "bins"}})
+
+
+def _crops(features: np.ndarray, targets: np.ndarray, crop: int, batch: int, rng: np.random.Generator):
+    order = rng.permutation(len(features))
+    bins = features.shape[2]
+    for start in range(0, len(order), batch):
+        rows = order[start:start + batch]
+        offsets = rng.integers(0, bins - crop + 1, len(rows))
+        flips = rng.random(len(rows)) < 0.5
+        x = np.stack([features[r, :, o:o + crop] for r, o in zip(rows, offsets)])
+        y = np.stack([targets[r, o:o + crop] for r, o in zip(rows, offsets)])
+        x[flips] = x[flips, :, ::-1]  # z -> -z: the detector and the beam spot are symmetric
+        y[flips] = y[flips, ::-1]
+        yield torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
+
+
+def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, ...], kernels: tuple[int, ...],
+          asymmetry: float, crop: int, batch: int, lr: float, threads: int, warmup: int = 10,
+          target_scale: float = 1.0, jobs: int = 2,
+          events: dict[str, int] | None = None, stores: dict[str, str | Path] | None = None,
+          train_splits: tuple[str, ...] = ("train", "train_b"), progress: bool = True) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    events = events or {}
+    work = cache_dir("pvfinder") / "work" / name
+    work.mkdir(parents=True, exist_ok=True)
+    splits = (*train_splits, "val", "test_mu60")
+    if stores is None:
+        paths = {s: store(s, jobs=jobs, events=events.get(s)) for s in splits}
+    else:
+        paths = {s: Path(stores[s]) for s in splits}
+    data = {s: dataset.load(dataset.build(p, BINNING, jobs=jobs)) for s, p in paths.items()}
+    data["train"] = dataset.concat([data.pop(s) for s in train_splits])
+    curve = dataset.resolution_curve(data["train"])
+    targets = dataset.targets(data["train"], curve, scale=target_scale)
+    features = data["train"].features
+
+    model = UNet(channels=channels, kernels=kernels)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs)
+    checkpoint = work / "checkpoint.pt"
+    first_epoch, seconds = 0, 0.0
+    if checkpoint.exists():  # resume
+        state = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        first_epoch, seconds = state["epoch"], state["seconds"]
+    bar = tqdm(total=epochs, initial=first_epoch, disable=not progress, unit="epoch")
+    loss_value = math.nan
+    for epoch in range(first_epoch, epochs):
+        rng = np.random.default_rng([seed, epoch])  # the same crops whether or not a run resumed
+        t0 = time.perf_counter()
+        model.train()
+        total, count = 0.0, 0
+        for x, y in _crops(features, targets, crop, batch, rng):
+            optimiser.zero_grad()
+            prediction = model(x)
+            if epoch < warmup:  # see the module docstring: MSE first, then PV-Finder's cost
+                loss = WARMUP_SCALE * ((prediction - y) ** 2).mean()
+            else:
+                loss = asymmetric_loss(prediction, y, asymmetry=asymmetry)
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(x)
+            count += len(x)
+        schedule.step()
+        elapsed = time.perf_counter() - t0
+        seconds += elapsed
+        loss_value = total / max(count, 1)
+        bar.set_postfix(loss=f"{loss_value:.4f}", events_per_s=f"{count / elapsed:.0f}")
+        bar.update(1)
+        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                    "schedule": schedule.state_dict(), "epoch": epoch + 1, "seconds": seconds}, checkpoint)
+    bar.close()
+
+    model.eval()
+    out.mkdir(parents=True, exist_ok=True)
+    onnx_path = out / f"{name}.onnx"
+    export(model, onnx_path)
+    session = Session(onnx_path, threads=1)
+    val = data["val"]
+    hists = predict(session, val.features)
+    with torch.no_grad():
+        reference = model(torch.from_numpy(val.features[:10])).numpy()
+    worst = float(np.abs(reference - hists[:10]).max())
+    amvf_val = window_figures(val, val.amvf_z)
+    params, val_figures = tune(hists, val, amvf_val["window_fp_per_event"])
+    test = data["test_mu60"]
+    t0 = time.perf_counter()
+    test_hists = predict(session, test.features)
+    ms = 1e3 * (time.perf_counter() - t0) / len(test_hists)
+    held_out = window_figures(test, _peaks_z(test_hists, test.z, params))
+    amvf_test = window_figures(test, test.amvf_z)
+    sample = _sample_check(session, params, jobs)
+    n_events = {s: len(d.features) for s, d in data.items()}
+    card = {
+        "name": name,
+        "family": "pvfinder",
+        "summary": ("PV-Finder KDE-to-hist UNet: the KDE of a crossing's CKF tracks along the beam line (kde_a, "
+                    "kde_b, xmax, ymax per 100 um z bin) -> a vertex-density histogram; the peak finder turns it "
+                    "into vertices. Trained on full-chain CKF tracks of simulated tt-bar + Poisson(60) pile-up "
+                    "crossings (generic detector, 2 T)."),
+        "inputs": {"kde": ["events", 4, "bins"]},
+        "outputs": {"hist": ["events", "bins"]},
+        "features": list(dataset.CHANNELS),
+        "binning": dict(BINNING),
+        "units": {"kde_a": "mm^-2", "kde_b": "mm^-4", "xmax": "mm", "ymax": "mm", "hist": "vertices per bin"},
+        "normalisation": {"in_model": "log1p(kde_a), log1p(kde_b), xmax / xy_scale, ymax / xy_scale",
+                          "xy_scale_mm": model.xy_scale},
+        "targets": {"resolution_curve": curve, "min_tracks": 2, "floor_mm": 0.01, "width_scale": target_scale,
+                    "definition": "unit-area Gaussian per truth vertex with >= 2 matched CKF tracks, "
+                                  "sigma = width_scale * max(a_mm * n^-b, floor_mm)"},
+        "peak_finder": params,
+        "hyper_parameters": {"channels": list(channels), "kernels": list(kernels), "asymmetry": asymmetry,
+                             "crop_bins": crop, "batch": batch, "lr": lr, "epochs": epochs,
+                             "warmup_epochs_mse": warmup,
+                             "optimiser": "Adam + cosine schedule",
+                             "loss": "PV-Finder asymmetric: -log(2r/(1+r^2)) (1 + asymmetry exp(-r)), "
+                                     "r = (x + 1e-3)/(y + 1e-3)"},
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "data": {"stores": {s: p.name for s, p in paths.items()}, "events": n_events,
+                 "simulation": {s: {"mu": STORES[s][1], "seed": STORES[s][2]} for s in paths} if stores is None
+                 else "given stores",
+                 "tracks": "ACTS CKF (recotrig ActsCKF defaults) on the full simulation; no fast generator"},
+        "seed": seed,
+        "command": (f"recotrig train pvfinder --epochs {epochs} --warmup {warmup} --lr {lr} --seed {seed} "
+                    f"--asymmetry {asymmetry} --target-scale {target_scale} --channels {','.join(map(str, channels))}"),
+        "training": {"seconds": round(seconds, 1), "final_loss": loss_value, "machine":
+                     f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch threads, CPU"},
+        "validation": {"pvfinder": val_figures, "amvf_gaussian": amvf_val},
+        "held_out": {"store": paths["test_mu60"].name, "pvfinder": held_out, "amvf_gaussian": amvf_test,
+                     "ms_per_event_onnx_one_thread": ms,
+                     "definitions": f"window match 0.5 mm, truth vertices with >= {WINDOW_MIN_TRACKS} matched "
+                                    "CKF tracks eligible; positions only (bench/bench_pvfinder.py: ACTS definitions)"},
+        "sample_check": sample,
+        "onnx_vs_torch_max_abs_diff": worst,
+        "onnx_sha256": sha256(onnx_path),
+    }
+    card_path(onnx_path).write_text(json.dumps(card, indent=1) + "\n")
+    card_path(onnx_path, "md").write_text(card_markdown(card))
+    return card
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="recotrig train pvfinder", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--name", default="pvfinder-unet-mu60")
+    parser.add_argument("--out", default=str(SHIPPED), help="where the ONNX file and card go")
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--channels", default="16,32,64", help="UNet channels per level")
+    parser.add_argument("--kernels", default="9,7,5", help="UNet kernel size per level")
+    parser.add_argument("--asymmetry", type=float, default=2.5, help="cost: weight of under-prediction")
+    parser.add_argument("--crop", type=int, default=1024, help="training crop [bins], a multiple of 2^levels")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--warmup", type=int, default=10, help="epochs of MSE before the asymmetric cost")
+    parser.add_argument("--target-scale", type=float, default=1.0, help="multiplies the target Gaussians' widths")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("-j", "--jobs", type=int, default=2, help="processes for simulation and the data sets")
+    parser.add_argument("--events", default=None, help="events per split, e.g. train=50,val=10,test_mu60=5 "
+                                                       "(default: STORES)")
+    parser.add_argument("--stores", default=None, help="train,val,test stores (default: simulated into the cache)")
+    parser.add_argument("--no-progress", action="store_true")
+    a = parser.parse_args(argv)
+    events = {k: int(v) for k, v in (p.split("=") for p in a.events.split(","))} if a.events else None
+    stores = None
+    if a.stores:
+        parts = a.stores.split(",")
+        if len(parts) != 3:
+            raise ValueError("--stores takes three stores: train,val,test")
+        stores = dict(zip(("train", "val", "test_mu60"), parts))
+    train_splits = ("train",) if stores else ("train", "train_b")
+    card = train(name=a.name, out=Path(a.out), epochs=a.epochs, seed=a.seed,
+                 channels=tuple(int(c) for c in a.channels.split(",")),
+                 kernels=tuple(int(k) for k in a.kernels.split(",")), asymmetry=a.asymmetry, crop=a.crop,
+                 batch=a.batch, lr=a.lr, threads=a.threads, warmup=a.warmup,
+                 target_scale=a.target_scale, jobs=a.jobs, events=events, stores=stores,
+                 train_splits=train_splits, progress=not a.no_progress)
+    print(json.dumps({k: card[k] for k in ("name", "held_out", "validation", "peak_finder",
+                                           "onnx_vs_torch_max_abs_diff", "training")}, indent=1))
+    return 0
