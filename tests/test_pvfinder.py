@@ -109,6 +109,15 @@ class HitsToTracks(Algorithm):
         return Tracks(hit_ids=[[int(h)] for h in np.asarray(hits.hit_id)[:3]])
 
 
+class NoTracks(Algorithm):
+    """Fitted tracks, none: an event where the track finder found nothing."""
+
+    outputs = ("tracks",)
+
+    def execute(self, hits: Hits) -> FittedTracks:
+        return FittedTracks.empty()
+
+
 def test_tracks_without_parameters_fail_before_any_event():
     seq = Sequencer([HitReader(input=str(SAMPLE_MU20)), HitsToTracks(), KDEBuilder()])
     with pytest.raises(ConfigError, match="FittedTracks"):
@@ -116,10 +125,28 @@ def test_tracks_without_parameters_fail_before_any_event():
 
 
 def test_a_model_of_another_binning_fails_the_check_naming_the_file():
-    seq = Sequencer([HitReader(input=str(SAMPLE_MU20)), HitsToTracks(name="T", tracks="t"),
+    seq = Sequencer([HitReader(input=str(SAMPLE_MU20)), NoTracks(name="T", tracks="t"),
                      KDEBuilder(tracks="t", bins=2000), PVFinder(tracks="t")])
-    with pytest.raises(ConfigError, match=r"pvfinder-unet-mu60\.onnx.*trained on KDE binning"):
+    with pytest.raises(ConfigError, match=r"pvfinder-unet-mu60\.onnx was trained on KDE binning"):
         seq.plan()
+    pvf = PVFinder()
+    pvf.initialize()
+    kde, use = kde_of(FittedTracks.empty(), bins=2000)
+    with pytest.raises(ValueError, match=r"2000 bins.*pvfinder-unet-mu60\.onnx takes the binning"):
+        pvf.execute(kde=kde, tracks=FittedTracks.empty(), kde_tracks=use)
+    with pytest.raises(ConfigError, match="no operating point 'mu600'"):
+        PVFinder(operating_point="mu600").initialize()
+
+
+def test_an_event_without_tracks_gives_no_vertices():
+    seq = Sequencer([HitReader(input=str(SAMPLE_MU20)), NoTracks(), KDEBuilder(), PVFinder()])
+    result = seq.run(progress=False, n_events=1)
+    assert result.processed == 1
+    pvf = PVFinder()
+    pvf.initialize()
+    kde, use = kde_of(FittedTracks.empty())
+    vertices = pvf.execute(kde=kde, tracks=FittedTracks.empty(), kde_tracks=use)
+    assert len(vertices) == 0 and vertices.target("track_index") == "tracks"
 
 
 @pytest.fixture(scope="module")
@@ -176,11 +203,12 @@ def test_shipped_model_reaches_its_card_on_the_bundled_sample(tmp_path):
     card = registry.load(SHIPPED, family="pvfinder").card
     result = run_pvfinder(tmp_path, jobs=1)
     perf = json.loads((tmp_path / "performance.json").read_text())
-    ours = perf["vertices"]["vertices_pvfinder"]
+    ours = perf["results"]["vertices_pvfinder"]
     check = card["sample_check"]
     # the same events, tracks and definitions as the card's sample check: equal up to float noise
-    assert ours["window_efficiency"] == pytest.approx(check["window_efficiency"], abs=0.02)
-    assert ours["window_fp_per_event"] == pytest.approx(check["window_fp_per_event"], abs=0.5)
+    # (allowed: one of the ~155 eligible vertices, one false positive in the 4 events)
+    assert ours["window_efficiency"] == pytest.approx(check["window_efficiency"], abs=0.007)
+    assert ours["window_fp_per_event"] == pytest.approx(check["window_fp_per_event"], abs=0.25)
     # what the README claims at mu = 60, on events never used in training or tuning
     assert ours["window_efficiency"] >= 0.85
     assert result.processed == 4
@@ -195,17 +223,21 @@ def test_track_weights_sum_to_at_most_one_and_favour_nearby_tracks(tmp_path):
     vertices, tracks = event["vertices_pvfinder"], event["tracks_ckf"]
     assert vertices.target("track_index") == "tracks_ckf" and len(vertices) > 20
     per_track = np.zeros(len(tracks))
-    z0 = np.asarray(tracks.z0)
-    sz0 = np.sqrt(np.asarray(tracks.cov)[:, 1, 1])
+    best = np.full(len(tracks), -1)
+    best_weight = np.zeros(len(tracks))
     for j in range(len(vertices)):
         index = np.asarray(vertices.track_index[j], np.int64)
         weight = np.asarray(vertices.track_weight[j])
         np.add.at(per_track, index, weight)
-        if len(index) >= 3:  # the heaviest tracks are the closest in z (in units of their own sigma)
-            pull = np.abs(z0[index] - vertices.z[j]) / sz0[index]
-            heavy = weight >= np.median(weight)
-            assert np.median(pull[heavy]) <= np.median(pull[~heavy]) + 1e-9
+        better = weight > best_weight[index]
+        best[index[better]], best_weight[index[better]] = j, weight[better]
     assert per_track.max() <= 1 + 1e-9
+    # a track's heaviest vertex is the one nearest in z, in units of the combined z uncertainty
+    z0 = np.asarray(tracks.z0)
+    var = np.asarray(tracks.cov)[:, 1, 1][:, None] + np.asarray(vertices.sigma_z)[None, :] ** 2
+    nearest = np.argmin((z0[:, None] - np.asarray(vertices.z)[None, :]) ** 2 / var, axis=1)
+    assigned = best >= 0
+    assert np.mean(best[assigned] == nearest[assigned]) > 0.95
     assert np.mean(per_track > 0.5) > 0.5  # most tracks belong to a vertex
 
 

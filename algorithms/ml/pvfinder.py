@@ -6,7 +6,8 @@ and a probabilistic assignment of the tracks to them.
    trained on, and a KDE of another binning is refused.
 2. ``peaks.find_peaks`` gives each vertex's z (weighted mean over the peak) and sigma_z (the
    peak's spread); x and y are the KDE's xmax, ymax at the peak's maximum bin. The peak finder's
-   threshold and limits default to the card's, tuned on validation events.
+   threshold and limits default to the card's, tuned on validation events; a card may hold named
+   operating points (``operating_point="mu6"``: tuned for low pile-up).
 3. Track-to-vertex weights: for each track the KDE used (``TrackUse`` status 0) and each vertex,
    chi2_ij of its (d0, z0) at the vertex with the vertex's sigma_z added to the track's z0
    variance (``impact_chi2``); w_ij = exp(-chi2_ij/2) / (sum_k exp(-chi2_ik/2) + exp(-cutoff/2)):
@@ -41,6 +42,8 @@ class PVFinder(Algorithm):
                    role="model")
     threads = Option(1, "ONNX Runtime intra-op threads (never more than the process's thread budget)", low=1,
                      high=64)
+    operating_point = Option("", "the card's tuned peak-finder settings to use: '' (its default, tuned at mu = 60) or "
+                             "a named operating point ('mu6': low pile-up)")
     threshold = Option(-1.0, "peak finder: minimum peak height (-1: the card's tuned value)", low=-1.0)
     min_integral = Option(-1.0, "peak finder: minimum peak integral (-1: the card's value)", low=-1.0)
     min_width = Option(1, "peak finder: minimum peak width [bins]", low=1)
@@ -79,7 +82,11 @@ class PVFinder(Algorithm):
         card = model.card
         self._path = model.onnx
         self._binning = card["binning"]
-        tuned = card["peak_finder"]
+        points = card.get("operating_points", {})
+        if self.operating_point and self.operating_point not in points:
+            raise ConfigError(f"{self.name}: model {model.onnx} has no operating point {self.operating_point!r}; "
+                              f"its card has {sorted(points)}")
+        tuned = points[self.operating_point] if self.operating_point else card["peak_finder"]
         self._peaks: dict[str, Any] = {
             "threshold": self.threshold if self.threshold >= 0 else float(tuned["threshold"]),
             "min_integral": self.min_integral if self.min_integral >= 0 else float(tuned["min_integral"]),

@@ -17,9 +17,10 @@
    Deterministic for ``--seed``; a checkpoint after every epoch, resumed by a later run, so
    training goes in pieces.
 5. Export to ONNX (dynamic batch and bin axes) and a check that ONNX Runtime gives torch's output.
-6. Tuning of the peak finder on the validation set: the threshold and minimum integral with the
-   highest window efficiency whose false positives per event do not exceed AMVF's on the same
-   events. Figures on the held-out mu = 60 store go into the card (window definitions, positions
+6. Tuning of the peak finder on the validation set: the threshold, minimum integral and
+   prominence with the highest window efficiency whose false positives per event do not exceed
+   AMVF's on the same events (the default operating point, ``mu60``), and on a low pile-up
+   (mu = 6) validation store at <= 0.03 false positives per event (``mu6``). Figures on the held-out mu = 60 store go into the card (window definitions, positions
    only); the full comparison with AMVF is ``bench/bench_pvfinder.py``.
 """
 
@@ -53,13 +54,18 @@ BINNING = {"z_min": -200.0, "z_max": 200.0, "bins": 4000}
 STORES = {
     "train": (800, 60, 11),
     "train_b": (1200, 60, 13),
+    "train_c": (2000, 60, 14),
     "val": (80, 60, 12),
+    "val_mu6": (150, 6, 25),
     "test_mu60": (40, 60, 22),
     "test_mu20": (100, 20, 21),
     "test_mu200": (12, 200, 23),
     "test_mu6": (150, 6, 24),
 }
+TRAIN_SPLITS = ("train", "train_b", "train_c")
 WINDOW_MIN_TRACKS = 5
+#: false positives per event allowed when tuning the low pile-up operating point (LHCb's figure)
+LOW_PILEUP_FP = 0.03
 #: scale of the warm-up MSE (per-bin targets are O(0.01-1): keeps its size near the cost's)
 WARMUP_SCALE = 100.0
 
@@ -110,7 +116,7 @@ def tune(hists: np.ndarray, data: dataset.Data, fp_budget: float) -> tuple[dict[
     """The peak-finder settings with the highest window efficiency at <= ``fp_budget`` false
     positives per event (else the fewest false positives)."""
     best, best_key = None, None
-    grid = [(t, i, p) for t in np.geomspace(1e-4, 0.3, 15) for i in (0.0, 0.03, 0.1, 0.2)
+    grid = [(t, i, p) for t in np.geomspace(1e-4, 1.0, 17) for i in (0.0, 0.03, 0.1, 0.2, 0.35, 0.5, 0.7)
             for p in (0.02, 0.05, 0.1, 0.25)]
     for threshold, min_integral, prominence in grid:
         params = {"threshold": float(threshold), "min_integral": min_integral, "min_prominence": prominence}
@@ -159,7 +165,7 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
           asymmetry: float, crop: int, batch: int, lr: float, threads: int, warmup: int = 10,
           target_scale: float = 1.0, jobs: int = 2,
           events: dict[str, int] | None = None, stores: dict[str, str | Path] | None = None,
-          train_splits: tuple[str, ...] = ("train", "train_b"), progress: bool = True) -> dict[str, Any]:
+          train_splits: tuple[str, ...] | None = None, progress: bool = True) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     torch.manual_seed(seed)
@@ -167,7 +173,8 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
     events = events or {}
     work = cache_dir("pvfinder") / "work" / name
     work.mkdir(parents=True, exist_ok=True)
-    splits = (*train_splits, "val", "test_mu60")
+    train_splits = train_splits or (("train",) if stores else TRAIN_SPLITS)
+    splits = (*train_splits, "val", "test_mu60") + (("val_mu6",) if stores is None else ())
     if stores is None:
         paths = {s: store(s, jobs=jobs, events=events.get(s)) for s in splits}
     else:
@@ -189,8 +196,10 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
         first_epoch, seconds = state["epoch"], state["seconds"]
+        loss_value = state.get("loss", math.nan)
+    else:
+        loss_value = math.nan
     bar = tqdm(total=epochs, initial=first_epoch, disable=not progress, unit="epoch")
-    loss_value = math.nan
     for epoch in range(first_epoch, epochs):
         rng = np.random.default_rng([seed, epoch])  # the same crops whether or not a run resumed
         t0 = time.perf_counter()
@@ -214,7 +223,8 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
         bar.set_postfix(loss=f"{loss_value:.4f}", events_per_s=f"{count / elapsed:.0f}")
         bar.update(1)
         torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                    "schedule": schedule.state_dict(), "epoch": epoch + 1, "seconds": seconds}, checkpoint)
+                    "schedule": schedule.state_dict(), "epoch": epoch + 1, "seconds": seconds,
+                    "loss": loss_value}, checkpoint)
     bar.close()
 
     model.eval()
@@ -229,6 +239,15 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
     worst = float(np.abs(reference - hists[:10]).max())
     amvf_val = window_figures(val, val.amvf_z)
     params, val_figures = tune(hists, val, amvf_val["window_fp_per_event"])
+    operating_points = {"mu60": {**params, "tuned_on": paths["val"].name,
+                                 "fp_budget": f"AMVF's window false positives per event there, "
+                                              f"{amvf_val['window_fp_per_event']:.3f}", "validation": val_figures}}
+    if "val_mu6" in data:
+        low = data["val_mu6"]
+        low_params, low_figures = tune(predict(session, low.features), low, LOW_PILEUP_FP)
+        operating_points["mu6"] = {**low_params, "tuned_on": paths["val_mu6"].name,
+                                   "fp_budget": f"{LOW_PILEUP_FP} window false positives per event",
+                                   "validation": low_figures}
     test = data["test_mu60"]
     t0 = time.perf_counter()
     test_hists = predict(session, test.features)
@@ -255,6 +274,7 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
                     "definition": "unit-area Gaussian per truth vertex with >= 2 matched CKF tracks, "
                                   "sigma = width_scale * max(a_mm * n^-b, floor_mm)"},
         "peak_finder": params,
+        "operating_points": operating_points,
         "hyper_parameters": {"channels": list(channels), "kernels": list(kernels), "asymmetry": asymmetry,
                              "crop_bins": crop, "batch": batch, "lr": lr, "epochs": epochs,
                              "warmup_epochs_mse": warmup,
@@ -314,13 +334,12 @@ def main(argv: list[str]) -> int:
         if len(parts) != 3:
             raise ValueError("--stores takes three stores: train,val,test")
         stores = dict(zip(("train", "val", "test_mu60"), parts))
-    train_splits = ("train",) if stores else ("train", "train_b")
     card = train(name=a.name, out=Path(a.out), epochs=a.epochs, seed=a.seed,
                  channels=tuple(int(c) for c in a.channels.split(",")),
                  kernels=tuple(int(k) for k in a.kernels.split(",")), asymmetry=a.asymmetry, crop=a.crop,
                  batch=a.batch, lr=a.lr, threads=a.threads, warmup=a.warmup,
                  target_scale=a.target_scale, jobs=a.jobs, events=events, stores=stores,
-                 train_splits=train_splits, progress=not a.no_progress)
+                 progress=not a.no_progress)
     print(json.dumps({k: card[k] for k in ("name", "held_out", "validation", "peak_finder",
                                            "onnx_vs_torch_max_abs_diff", "training")}, indent=1))
     return 0
