@@ -284,9 +284,9 @@ def cmd_models(argv: list[str]) -> int:
     for name in registry.available():
         card = registry.load(name).card
         held = card.get("held_out", {})
-        print(f"{name:<34}{card.get('family', ''):<14}{card.get('kind', ''):<9}"
-              f"held-out TrackML score {held.get('trackml_score', float('nan')):.3f}  ({card.get('parameters', '?')} "
-              "parameters)")
+        headline = card.get("headline") or f"held-out TrackML score {held.get('trackml_score', float('nan')):.3f}"
+        print(f"{name:<34}{card.get('family', ''):<14}{card.get('kind', ''):<9}{headline}  "
+              f"({card.get('parameters', '?')} parameters)")
     return 0
 
 
