@@ -8,7 +8,10 @@ The held-out stores are ``recotrig.models.pvfinder.train.STORES`` (test_mu*: see
 training or tuning), simulated into the cache when missing. Per event: HitReader, ActsCKF once,
 then each vertex finder on the same tracks; CPU seconds per event of each finder's whole
 ``execute`` (``time.process_time``; AMVF's includes its CSV hand-over, its ACTS stage alone is
-given separately). Vertexing figures: ``metrics.vertexing.VertexMetrics`` with the ACTS-style
+given separately). ``pvfinder`` uses the card's default peak-finder settings (tuned at
+mu = 60); where the card has an operating point tuned for the store's pile-up (``mu6``,
+``mu200``, on their own validation stores) it is run on the same KDE too (``pvfinder_mu6``, ...).
+Vertexing figures: ``metrics.vertexing.VertexMetrics`` with the ACTS-style
 track-based matching (truth vertices with >= 2 matched CKF tracks) and the window definitions
 (0.5 mm, >= 5 matched tracks). Prints one JSON object.
 """
@@ -44,15 +47,17 @@ def bench_mu(mu: int, events: int | None, model: str) -> dict:
     path = store(f"test_mu{mu}")
     reader = HitReader(input=str(path))
     n = min(events or reader.n_events(), reader.n_events())
-    binning = registry.load(model, family="pvfinder").card["binning"]
+    card = registry.load(model, family="pvfinder").card
     ckf = ActsCKF()
-    kde = KDEBuilder(**binning)
+    kde = KDEBuilder(**card["binning"])
     pvf = PVFinder(model=model)
+    point = f"mu{mu}" if f"mu{mu}" in card.get("operating_points", {}) and mu != 60 else None
+    tuned = {f"pvfinder_{point}": PVFinder(model=model, operating_point=point)} if point else {}
     finders = {"amvf_gaussian": ActsAMVF(name="amvf_gaussian", seeder="gaussian"),
                "amvf_adaptive_grid": ActsAMVF(name="amvf_adaptive_grid", seeder="adaptive_grid")}
-    for alg in (ckf, kde, pvf, *finders.values()):
+    for alg in (ckf, kde, pvf, *tuned.values(), *finders.values()):
         alg.initialize()
-    metrics = {k: VertexMetrics() for k in ("pvfinder", *finders)}
+    metrics = {k: VertexMetrics() for k in ("pvfinder", *tuned, *finders)}
     cpu = {k: 0.0 for k in ("kde_builder", "pvfinder", *finders)}
     n_tracks, used, bad, outside = [], 0, 0, 0
     reader.prepare(0, n)
@@ -67,6 +72,8 @@ def bench_mu(mu: int, events: int | None, model: str) -> dict:
         t2 = time.process_time()
         cpu["kde_builder"] += t1 - t0
         cpu["pvfinder"] += t2 - t1
+        for key, alg in tuned.items():  # the same KDE, the operating point tuned for this pile-up
+            vertices[key] = alg.execute(kde=histogram, tracks=tracks, kde_tracks=use)
         status = np.asarray(use.status)
         used, bad, outside = used + int((status == 0).sum()), bad + int((status == 1).sum()), outside + int(
             (status == 2).sum())
@@ -77,7 +84,7 @@ def bench_mu(mu: int, events: int | None, model: str) -> dict:
         for key, v in vertices.items():
             metrics[key].add_event(v, truth_vertices, tracks=tracks, truth=truth, particles=particles)
     acts_stage = {k: f.timer.per_event().get(k, float("nan")) for k, f in finders.items()}
-    for alg in (ckf, kde, pvf, *finders.values()):
+    for alg in (ckf, kde, pvf, *tuned.values(), *finders.values()):
         alg.finalize()
     ms = {k: 1e3 * v / n for k, v in cpu.items()}
     ms["kde_builder_plus_pvfinder"] = ms["kde_builder"] + ms["pvfinder"]

@@ -19,8 +19,9 @@
 5. Export to ONNX (dynamic batch and bin axes) and a check that ONNX Runtime gives torch's output.
 6. Tuning of the peak finder on the validation set: the threshold, minimum integral and
    prominence with the highest window efficiency whose false positives per event do not exceed
-   AMVF's on the same events (the default operating point, ``mu60``), and on a low pile-up
-   (mu = 6) validation store at <= 0.03 false positives per event (``mu6``). Figures on the held-out mu = 60 store go into the card (window definitions, positions
+   AMVF's on the same events (the default operating point, ``mu60``); on a mu = 200 validation
+   store the same way (``mu200``), and on a low pile-up (mu = 6) one at <= 0.03 false positives
+   per event (``mu6``). Figures on the held-out mu = 60 store go into the card (window definitions, positions
    only); the full comparison with AMVF is ``bench/bench_pvfinder.py``.
 """
 
@@ -57,6 +58,7 @@ STORES = {
     "train_c": (2000, 60, 14),
     "val": (80, 60, 12),
     "val_mu6": (150, 6, 25),
+    "val_mu200": (10, 200, 26),
     "test_mu60": (40, 60, 22),
     "test_mu20": (100, 20, 21),
     "test_mu200": (12, 200, 23),
@@ -66,6 +68,9 @@ TRAIN_SPLITS = ("train", "train_b", "train_c")
 WINDOW_MIN_TRACKS = 5
 #: false positives per event allowed when tuning the low pile-up operating point (LHCb's figure)
 LOW_PILEUP_FP = 0.03
+#: named operating points beyond the default (mu60): validation split, false-positive budget
+#: (a number, or None: AMVF's window false positives per event on the same events)
+OPERATING_POINTS = {"mu6": ("val_mu6", LOW_PILEUP_FP), "mu200": ("val_mu200", None)}
 #: scale of the warm-up MSE (per-bin targets are O(0.01-1): keeps its size near the cost's)
 WARMUP_SCALE = 100.0
 
@@ -174,7 +179,8 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
     work = cache_dir("pvfinder") / "work" / name
     work.mkdir(parents=True, exist_ok=True)
     train_splits = train_splits or (("train",) if stores else TRAIN_SPLITS)
-    splits = (*train_splits, "val", "test_mu60") + (("val_mu6",) if stores is None else ())
+    extra_val = tuple(split for split, _ in OPERATING_POINTS.values()) if stores is None else ()
+    splits = (*train_splits, "val", "test_mu60", *extra_val)
     if stores is None:
         paths = {s: store(s, jobs=jobs, events=events.get(s)) for s in splits}
     else:
@@ -242,12 +248,18 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
     operating_points = {"mu60": {**params, "tuned_on": paths["val"].name,
                                  "fp_budget": f"AMVF's window false positives per event there, "
                                               f"{amvf_val['window_fp_per_event']:.3f}", "validation": val_figures}}
-    if "val_mu6" in data:
-        low = data["val_mu6"]
-        low_params, low_figures = tune(predict(session, low.features), low, LOW_PILEUP_FP)
-        operating_points["mu6"] = {**low_params, "tuned_on": paths["val_mu6"].name,
-                                   "fp_budget": f"{LOW_PILEUP_FP} window false positives per event",
-                                   "validation": low_figures}
+    for point, (split, budget) in OPERATING_POINTS.items():
+        if split not in data:
+            continue
+        other = data[split]
+        amvf_fp = window_figures(other, other.amvf_z)["window_fp_per_event"]
+        limit = amvf_fp if budget is None else budget
+        point_params, point_figures = tune(predict(session, other.features), other, limit)
+        operating_points[point] = {
+            **point_params, "tuned_on": paths[split].name,
+            "fp_budget": (f"AMVF's window false positives per event there, {amvf_fp:.3f}" if budget is None
+                          else f"{budget} window false positives per event"),
+            "validation": point_figures}
     test = data["test_mu60"]
     t0 = time.perf_counter()
     test_hists = predict(session, test.features)
