@@ -189,6 +189,21 @@ def test_tiny_unet_trains_exports_and_ort_equals_torch(tiny):
     assert card["onnx_vs_torch_max_abs_diff"] < 1e-4
 
 
+def test_training_resumes_its_checkpoint_and_refuses_another_trainings(tiny, monkeypatch):
+    from recotrig.models.pvfinder.train import train
+
+    folder, card = tiny
+    monkeypatch.setenv("RECOTRIG_CACHE_DIR", str(folder / "cache"))
+    options = dict(name="tiny", epochs=3, seed=2, channels=(4, 8), kernels=(5, 5), asymmetry=2.5, crop=512, batch=2,
+                   threads=1, jobs=1, progress=False,
+                   stores={"train": SAMPLE_MU60, "val": SAMPLE_MU20, "test_mu60": SAMPLE_MU20})
+    again = train(out=folder / "again", lr=3e-3, **options)
+    assert again["training"] == card["training"]  # nothing trained again, the same loss reported
+    assert again["onnx_sha256"] == card["onnx_sha256"]
+    with pytest.raises(ValueError, match="checkpoint of another training"):
+        train(out=folder / "other", lr=1e-2, **options)
+
+
 def run_pvfinder(tmp_path, jobs: int, n: int | None = None):
     from recotrig.sequences import pvfinder
 

@@ -14,8 +14,8 @@
    is non-zero (the many track tails outweigh the few vertex bins), drives it far below the
    cost's epsilon, where softplus leaves no gradient, and predicts zero everywhere for good (seen
    with every learning rate and epsilon tried). MSE pulls the vertex bins up from the start.
-   Deterministic for ``--seed``; a checkpoint after every epoch, resumed by a later run, so
-   training goes in pieces.
+   Deterministic for ``--seed``; a checkpoint after every epoch, resumed by a later run of the
+   same training (a checkpoint of other data or settings is refused), so training goes in pieces.
 5. Export to ONNX (dynamic batch and bin axes) and a check that ONNX Runtime gives torch's output.
 6. Tuning of the peak finder on the validation set: the threshold, minimum integral and
    prominence with the highest window efficiency whose false positives per event do not exceed
@@ -195,9 +195,15 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs)
     checkpoint = work / "checkpoint.pt"
+    config = {"stores": sorted(paths[s].name for s in train_splits), "channels": list(channels),
+              "kernels": list(kernels), "asymmetry": asymmetry, "crop": crop, "batch": batch, "lr": lr,
+              "epochs": epochs, "warmup": warmup, "target_scale": target_scale, "seed": seed}
     first_epoch, seconds = 0, 0.0
     if checkpoint.exists():  # resume
         state = torch.load(checkpoint, weights_only=False)
+        if state.get("config", config) != config:
+            raise ValueError(f"{checkpoint}: a checkpoint of another training ({state['config']}); remove its "
+                             f"folder or choose another --name to train {config}")
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
@@ -230,7 +236,7 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
         bar.update(1)
         torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
                     "schedule": schedule.state_dict(), "epoch": epoch + 1, "seconds": seconds,
-                    "loss": loss_value}, checkpoint)
+                    "loss": loss_value, "config": config}, checkpoint)
     bar.close()
 
     model.eval()
