@@ -58,7 +58,7 @@ STORES = {
     "train_c": (2000, 60, 14),
     "val": (80, 60, 12),
     "val_mu6": (150, 6, 25),
-    "val_mu200": (10, 200, 26),
+    "val_mu200": (40, 200, 26),
     "test_mu60": (40, 60, 22),
     "test_mu20": (100, 20, 21),
     "test_mu200": (12, 200, 23),
@@ -119,15 +119,16 @@ def _peaks_z(hists: np.ndarray, z: np.ndarray, params: dict[str, float]) -> list
 
 def tune(hists: np.ndarray, data: dataset.Data, fp_budget: float) -> tuple[dict[str, float], dict[str, float]]:
     """The peak-finder settings with the highest window efficiency at <= ``fp_budget`` false
-    positives per event (else the fewest false positives)."""
+    positives per event, the fewest false positives among equals (if none is within the budget:
+    the fewest false positives)."""
     best, best_key = None, None
-    grid = [(t, i, p) for t in np.geomspace(1e-4, 1.0, 17) for i in (0.0, 0.03, 0.1, 0.2, 0.35, 0.5, 0.7)
+    grid = [(t, i, p) for t in np.geomspace(1e-4, 1.0, 33) for i in (0.0, 0.03, 0.1, 0.2, 0.35, 0.5, 0.7)
             for p in (0.02, 0.05, 0.1, 0.25)]
     for threshold, min_integral, prominence in grid:
         params = {"threshold": float(threshold), "min_integral": min_integral, "min_prominence": prominence}
         figures = window_figures(data, _peaks_z(hists, data.z, params))
         ok = figures["window_fp_per_event"] <= fp_budget
-        key = (ok, figures["window_efficiency"] if ok else -figures["window_fp_per_event"])
+        key = (ok, figures["window_efficiency"] if ok else 0.0, -figures["window_fp_per_event"])
         if best_key is None or key > best_key:
             best, best_key = (params, figures), key
     assert best is not None
