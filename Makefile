@@ -1,7 +1,7 @@
 # Two commands, each doing its own set-up on a fresh machine:
 #   make run    the main job on the bundled default sample
 #   make test   the test suite
-# Both create .venv (CPU-only: torch is not needed to run or test) and install recotrig into it.
+# Both create .venv (CPU only; torch 2.13.0 CPU is used by training and its tests) and install recotrig into it.
 
 PYTHON ?= python3
 VENV ?= .venv
