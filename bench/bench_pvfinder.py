@@ -59,7 +59,7 @@ def bench_mu(mu: int, events: int | None, model: str) -> dict:
         alg.initialize()
     metrics = {k: VertexMetrics() for k in ("pvfinder", *tuned, *finders)}
     cpu = {k: 0.0 for k in ("kde_builder", "pvfinder", *finders)}
-    n_tracks, used, bad, outside = [], 0, 0, 0
+    n_tracks, status_counts = [], np.zeros(3, np.int64)  # TrackUse: used, bad, outside
     reader.prepare(0, n)
     for entry in range(n):
         hits, particles, truth, truth_vertices = reader.read(entry)
@@ -74,9 +74,7 @@ def bench_mu(mu: int, events: int | None, model: str) -> dict:
         cpu["pvfinder"] += t2 - t1
         for key, alg in tuned.items():  # the same KDE, the operating point tuned for this pile-up
             vertices[key] = alg.execute(kde=histogram, tracks=tracks, kde_tracks=use)
-        status = np.asarray(use.status)
-        used, bad, outside = used + int((status == 0).sum()), bad + int((status == 1).sum()), outside + int(
-            (status == 2).sum())
+        status_counts += np.bincount(np.asarray(use.status), minlength=3)
         for key, finder in finders.items():
             t0 = time.process_time()
             vertices[key] = finder.execute(tracks=tracks)
@@ -94,7 +92,8 @@ def bench_mu(mu: int, events: int | None, model: str) -> dict:
         "store": path.name,
         "events": n,
         "tracks_per_event": float(np.mean(n_tracks)),
-        "kde_tracks": {"used": used, "bad_covariance_or_parameters": bad, "outside_z_range": outside},
+        "kde_tracks": dict(zip(("used", "bad_covariance_or_parameters", "outside_z_range"),
+                               status_counts.tolist())),
         "ms_per_event": ms,
         "ms_per_event_acts_stage_only": {k: 1e3 * v for k, v in acts_stage.items()},
         "speed_up": {k: ms[k] / ms["kde_builder_plus_pvfinder"] for k in finders},

@@ -85,6 +85,7 @@ __all__ = [
     "VertexMatch",
     "VertexMetrics",
     "match_vertices",
+    "particle_vertices",
     "reconstructable_counts",
     "robust_sigma",
     "track_truth_vertices",
@@ -151,10 +152,12 @@ def track_truth_vertices(
     """Truth vertex id of each track: track -> matched particle (``match_tracks``) ->
     ``Particles.vertex_id``; ``NO_VERTEX`` for fake tracks and particles not in ``particles``."""
     match = match_tracks(tracks, truth, min_purity=min_purity, double_matching=double_matching)
-    return _vertices_of(match.matched_particle, particles)
+    return particle_vertices(match.matched_particle, particles)
 
 
-def _vertices_of(track_particle: np.ndarray, particles: Particles) -> np.ndarray:
+def particle_vertices(track_particle: np.ndarray, particles: Particles) -> np.ndarray:
+    """Truth vertex id of each track's matched particle (``NO_VERTEX`` for fakes and particles
+    not in ``particles``)."""
     pid, vid = _particle_vertex(particles)
     out = _lookup(pid, vid, track_particle, NO_VERTEX)
     out[track_particle == NO_PARTICLE] = NO_VERTEX
@@ -289,7 +292,7 @@ def match_vertices(
     return _match_by_tracks(
         vertices,
         truth_vertices,
-        track_vertex=_vertices_of(track_particle, particles),
+        track_vertex=particle_vertices(track_particle, particles),
         tracks=tracks,
         min_track_weight=min_track_weight,
         clean_fraction=clean_fraction,

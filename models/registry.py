@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["SHIPPED", "Model", "ModelError", "available", "cache_dir", "card_markdown", "card_path", "load", "locate",
-           "sha256"]
+           "sha256", "write_card"]
 
 SHIPPED = Path(__file__).resolve().parent / "shipped"
 _REQUIRED = ("name", "family", "inputs", "outputs", "features", "normalisation", "training", "onnx_sha256")
@@ -123,3 +123,9 @@ def card_markdown(card: dict[str, Any]) -> str:
         text = json.dumps(value, indent=1) if isinstance(value, (dict, list)) else str(value)
         lines.append(f"- **{key}**: {text}" if "\n" not in text else f"- **{key}**:\n\n```\n{text}\n```")
     return "\n".join(lines) + "\n"
+
+
+def write_card(onnx: str | os.PathLike[str], card: dict[str, Any]) -> None:
+    """Write a model's card beside its ONNX file: JSON for the code, Markdown for people."""
+    card_path(onnx).write_text(json.dumps(card, indent=1) + "\n")
+    card_path(onnx, "md").write_text(card_markdown(card))

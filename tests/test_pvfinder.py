@@ -89,7 +89,7 @@ def test_kde_counts_bad_and_out_of_range_tracks_and_handles_empty_events():
 
 def test_peak_finder_separates_two_vertices_and_applies_its_limits():
     z = -10 + (np.arange(200) + 0.5) * 0.1
-    gauss = lambda mu, s, area: area * 0.1 / (s * np.sqrt(2 * np.pi)) * np.exp(-0.5 * ((z - mu) / s) ** 2)  # noqa: E731
+    gauss = lambda mu, s, area: area * 0.1 / (s * np.sqrt(2 * np.pi)) * np.exp(-0.5 * ((z - mu) / s) ** 2)
     hist = gauss(-2.0, 0.15, 1.0) + gauss(-1.2, 0.15, 1.0) + gauss(4.0, 0.2, 0.15)
     peaks = find_peaks(hist, z, threshold=0.05, min_integral=0.3)
     np.testing.assert_allclose(peaks.z, [-2.0, -1.2], atol=0.02)
@@ -194,9 +194,9 @@ def test_training_resumes_its_checkpoint_and_refuses_another_trainings(tiny, mon
 
     folder, card = tiny
     monkeypatch.setenv("RECOTRIG_CACHE_DIR", str(folder / "cache"))
-    options = dict(name="tiny", epochs=3, seed=2, channels=(4, 8), kernels=(5, 5), asymmetry=2.5, crop=512, batch=2,
-                   threads=1, jobs=1, progress=False,
-                   stores={"train": SAMPLE_MU60, "val": SAMPLE_MU20, "test_mu60": SAMPLE_MU20})
+    options = {"name": "tiny", "epochs": 3, "seed": 2, "channels": (4, 8), "kernels": (5, 5), "asymmetry": 2.5,
+               "crop": 512, "batch": 2, "threads": 1, "jobs": 1, "progress": False,
+               "stores": {"train": SAMPLE_MU60, "val": SAMPLE_MU20, "test_mu60": SAMPLE_MU20}}
     again = train(out=folder / "again", lr=3e-3, **options)
     assert again["training"] == card["training"]  # nothing trained again, the same loss reported
     assert again["onnx_sha256"] == card["onnx_sha256"]

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ...edm import FittedTracks, Tracks, Vertices
-from ..vertexing.assignment import annealed_weights, impact_chi2
 from ...framework.algorithm import Option
+from ..vertexing.assignment import annealed_weights, impact_chi2
 from .base import ActsAlgorithm
 
 SEEDERS = ("gaussian", "adaptive_grid")

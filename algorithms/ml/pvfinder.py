@@ -25,18 +25,19 @@ import numpy as np
 from ...edm import KDE, FittedTracks, TrackUse, Vertices
 from ...framework import ConfigError, Option
 from ...framework.algorithm import Algorithm
-from ...models import registry
 from ...models.runtime import Session
 from ..vertexing.assignment import ANNEALING_CUTOFF, annealed_weights, impact_chi2
 from ..vertexing.peaks import find_peaks
+from .base import ModelAlgorithm
 
 CHANNELS = ["kde_a", "kde_b", "xmax", "ymax"]
 
 
-class PVFinder(Algorithm):
+class PVFinder(ModelAlgorithm):
     """Finds primary vertices in a ``KDE`` with a PV-Finder UNet (ONNX) and assigns ``tracks``."""
 
     requires = ("onnxruntime", "scipy")
+    family = "pvfinder"
     outputs = ("vertices",)
     model = Option("pvfinder-unet-mu60", "a shipped model's name, or the path of an .onnx file (card beside it)",
                    role="model")
@@ -52,33 +53,19 @@ class PVFinder(Algorithm):
     min_track_weight = Option(0.1, "minimum weight for a track to be listed at a vertex", low=0.0, high=1.0)
     cutoff = Option(ANNEALING_CUTOFF, "chi2 at which a track is as likely to belong to no vertex", low=0.0)
 
-    def files(self) -> dict[str, list[str]]:
-        try:
-            return {"model": [str(registry.locate(self.model))]}
-        except registry.ModelError:
-            return {"model": [self.model]}
-
-    def _load(self) -> registry.Model:
-        try:
-            model = registry.load(self.model, family="pvfinder")
-            model.expect("features", CHANNELS)
-        except registry.ModelError as err:
-            raise ConfigError(f"{self.name}: {err}") from None
-        return model
-
     def check_upstream(self, upstream: dict[str, Algorithm]) -> None:
         """A KDEBuilder feeding this finder must bin as the model was trained."""
         producer = upstream.get("kde")
         binning = getattr(producer, "binning", None)
         if binning is None:
             return
-        model = self._load()
+        model = self.load_model(features=CHANNELS)
         if {k: float(v) for k, v in binning.items()} != {k: float(v) for k, v in model.card["binning"].items()}:
             raise ConfigError(f"{self.name}: model {model.onnx} was trained on KDE binning {model.card['binning']}, "
                               f"but {producer.name} bins {binning}")
 
     def initialize(self) -> None:
-        model = self._load()
+        model = self.load_model(features=CHANNELS)
         card = model.card
         self._path = model.onnx
         self._binning = card["binning"]

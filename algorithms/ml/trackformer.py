@@ -12,19 +12,19 @@ from __future__ import annotations
 import numpy as np
 
 from ...edm import Hits, Tracks
-from ...framework import ConfigError, Option
-from ...framework.algorithm import Algorithm
-from ...models import registry
+from ...framework import Option
 from ...models.runtime import Session
 from ...models.trackformer.tracks import cluster
+from .base import ModelAlgorithm
 
 FEATURES = ["x", "y", "z"]
 
 
-class TrackFormerFinder(Algorithm):
+class TrackFormerFinder(ModelAlgorithm):
     """Finds tracks in a hit collection with a TrackFormer model (ONNX) and HDBSCAN."""
 
     requires = ("onnxruntime", "scikit-learn")
+    family = "trackformer"
     outputs = ("tracks",)
     model = Option("trackformer-encreg-10-50", "a shipped model's name, or the path of an .onnx file (card beside it)",
                    role="model")
@@ -33,19 +33,8 @@ class TrackFormerFinder(Algorithm):
     min_cluster_size = Option(0, "HDBSCAN min_cluster_size (0: the card's tuned value)", low=0)
     min_samples = Option(0, "HDBSCAN min_samples (0: the card's tuned value)", low=0)
 
-    def files(self) -> dict[str, list[str]]:
-        try:
-            return {"model": [str(registry.locate(self.model))]}  # the record hashes it; initialize checks it
-        except registry.ModelError:
-            return {"model": [self.model]}  # the record says it is missing; initialize says why
-
     def initialize(self) -> None:
-        try:
-            model = registry.load(self.model, family="trackformer")
-            model.expect("features", FEATURES)
-            model.expect("kind", "encreg")
-        except registry.ModelError as err:
-            raise ConfigError(f"{self.name}: {err}") from None
+        model = self.load_model(features=FEATURES, kind="encreg")
         card = model.card
         norm = card["normalisation"]
         self._mean = np.asarray(norm["features_mean"], np.float32)

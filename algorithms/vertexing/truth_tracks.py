@@ -14,8 +14,8 @@ import numpy as np
 from ...edm import FittedTracks, HitTruth, Particles, TruthVertices
 from ...framework.algorithm import Algorithm
 from ...framework.lookup import index_of
-from ...metrics.tracking import NO_PARTICLE, match_tracks
-from ...metrics.vertexing import reconstructable_counts, track_truth_vertices
+from ...metrics.tracking import match_tracks
+from ...metrics.vertexing import particle_vertices, reconstructable_counts
 
 __all__ = ["TruthVertexTracks"]
 
@@ -30,11 +30,11 @@ class TruthVertexTracks(Algorithm):
         match = match_tracks(tracks, truth)
         counts, _ = reconstructable_counts(truth_vertices, source="matched", particles=particles,
                                            track_particle=match.matched_particle)
-        vertex_of_track = track_truth_vertices(tracks, truth, particles)
+        vertex_of_track = particle_vertices(match.matched_particle, particles)
         var_z0 = np.asarray(tracks.cov, np.float64).reshape(len(tracks), 6, 6)[:, 1, 1]
-        ok = (match.matched_particle != NO_PARTICLE) & np.isfinite(var_z0) & (var_z0 > 0)
+        ok = np.isfinite(var_z0) & (var_z0 > 0)
         ids = np.asarray(truth_vertices.vertex_id, np.int64)
-        rows = index_of(ids, vertex_of_track[ok])
+        rows = index_of(ids, vertex_of_track[ok])  # -1: fake tracks (NO_VERTEX), unlisted vertices
         information = np.bincount(rows[rows >= 0], 1.0 / var_z0[ok][rows >= 0], minlength=len(ids))
         with np.errstate(divide="ignore"):
             sigma = np.where(information > 0, information ** -0.5, np.nan)

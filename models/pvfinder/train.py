@@ -29,11 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
-import platform
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +40,9 @@ from recotrig.edm import TruthVertices, Vertices
 from recotrig.metrics.vertexing import VertexMetrics
 from recotrig.models.pvfinder import dataset
 from recotrig.models.pvfinder.model import UNet, asymmetric_loss
-from recotrig.models.registry import SHIPPED, cache_dir, card_markdown, card_path, sha256
+from recotrig.models.registry import SHIPPED, cache_dir, sha256, write_card
 from recotrig.models.runtime import Session
+from recotrig.models.training import Checkpoint, export_onnx, machine
 
 __all__ = ["BINNING", "STORES", "main", "store", "train"]
 
@@ -146,11 +143,9 @@ def _sample_check(session: Session, params: dict[str, float], jobs: int) -> dict
 
 
 def export(model: torch.nn.Module, path: Path) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, (torch.zeros(1, 4, 4000),), str(path), input_names=["kde"], output_names=["hist"],
-                          opset_version=17, dynamo=False,
-                          dynamic_axes={"kde": {0: "events", 2: "bins"}, "hist": {0: "events", 1: "bins"}})
+    """ONNX with dynamic event and bin axes."""
+    export_onnx(model, (torch.zeros(1, 4, 4000),), path, inputs=["kde"], outputs=["hist"],
+                dynamic_axes={"kde": {0: "events", 2: "bins"}, "hist": {0: "events", 1: "bins"}})
 
 
 def _crops(features: np.ndarray, targets: np.ndarray, crop: int, batch: int, rng: np.random.Generator):
@@ -195,23 +190,11 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
     model = UNet(channels=channels, kernels=kernels)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs)
-    checkpoint = work / "checkpoint.pt"
     config = {"stores": sorted(paths[s].name for s in train_splits), "channels": list(channels),
               "kernels": list(kernels), "asymmetry": asymmetry, "crop": crop, "batch": batch, "lr": lr,
               "epochs": epochs, "warmup": warmup, "target_scale": target_scale, "seed": seed}
-    first_epoch, seconds = 0, 0.0
-    if checkpoint.exists():  # resume
-        state = torch.load(checkpoint, weights_only=False)
-        if state.get("config", config) != config:
-            raise ValueError(f"{checkpoint}: a checkpoint of another training ({state['config']}); remove its "
-                             f"folder or choose another --name to train {config}")
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
-        first_epoch, seconds = state["epoch"], state["seconds"]
-        loss_value = state.get("loss", math.nan)
-    else:
-        loss_value = math.nan
+    checkpoint = Checkpoint(work / "checkpoint.pt", config)
+    first_epoch, seconds, loss_value = checkpoint.resume(model, optimiser, schedule)
     bar = tqdm(total=epochs, initial=first_epoch, disable=not progress, unit="epoch")
     for epoch in range(first_epoch, epochs):
         rng = np.random.default_rng([seed, epoch])  # the same crops whether or not a run resumed
@@ -235,9 +218,7 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
         loss_value = total / max(count, 1)
         bar.set_postfix(loss=f"{loss_value:.4f}", events_per_s=f"{count / elapsed:.0f}")
         bar.update(1)
-        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                    "schedule": schedule.state_dict(), "epoch": epoch + 1, "seconds": seconds,
-                    "loss": loss_value, "config": config}, checkpoint)
+        checkpoint.save(model, optimiser, schedule, epoch=epoch + 1, seconds=seconds, loss=loss_value)
     bar.close()
 
     model.eval()
@@ -311,8 +292,7 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
         "seed": seed,
         "command": (f"recotrig train pvfinder --epochs {epochs} --warmup {warmup} --lr {lr} --seed {seed} "
                     f"--asymmetry {asymmetry} --target-scale {target_scale} --channels {','.join(map(str, channels))}"),
-        "training": {"seconds": round(seconds, 1), "final_loss": loss_value, "machine":
-                     f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch threads, CPU"},
+        "training": {"seconds": round(seconds, 1), "final_loss": loss_value, "machine": machine(threads)},
         "validation": {"pvfinder": val_figures, "amvf_gaussian": amvf_val},
         "held_out": {"store": paths["test_mu60"].name, "pvfinder": held_out, "amvf_gaussian": amvf_test,
                      "ms_per_event_onnx_one_thread": ms,
@@ -322,8 +302,7 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
         "onnx_vs_torch_max_abs_diff": worst,
         "onnx_sha256": sha256(onnx_path),
     }
-    card_path(onnx_path).write_text(json.dumps(card, indent=1) + "\n")
-    card_path(onnx_path, "md").write_text(card_markdown(card))
+    write_card(onnx_path, card)
     return card
 
 

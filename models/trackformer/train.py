@@ -18,10 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +26,12 @@ import numpy as np
 import torch
 from recotrig.edm import HitTruth, Tracks
 from recotrig.metrics.tracking import trackml_score
-from recotrig.models.registry import SHIPPED, cache_dir, card_markdown, card_path, sha256
+from recotrig.models.registry import SHIPPED, cache_dir, sha256, write_card
 from recotrig.models.runtime import Session
 from recotrig.models.trackformer import dataset
 from recotrig.models.trackformer.model import Encoder
 from recotrig.models.trackformer.tracks import cluster
+from recotrig.models.training import Checkpoint, export_onnx, machine
 
 __all__ = ["main", "train"]
 
@@ -117,15 +115,10 @@ def evaluate(model_path: str | Path, samples: list[dataset.Sample], card: dict[s
 
 
 def export(model: torch.nn.Module, path: str | Path) -> None:
-    """ONNX with dynamic event and hit axes. The TorchScript exporter (``dynamo=False``, deprecated
-    by torch, hence the silenced warning) is the one that keeps the hit axis dynamic for this
-    encoder (shared/FACTS.md)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, (torch.zeros(1, 7, 3), torch.ones(1, 7)), str(path), input_names=["hits", "mask"],
-                          output_names=["output"], opset_version=17, dynamo=False,
-                          dynamic_axes={"hits": {0: "events", 1: "hits"}, "mask": {0: "events", 1: "hits"},
-                                        "output": {0: "events", 1: "hits"}})
+    """ONNX with dynamic event and hit axes."""
+    export_onnx(model, (torch.zeros(1, 7, 3), torch.ones(1, 7)), path, inputs=["hits", "mask"], outputs=["output"],
+                dynamic_axes={"hits": {0: "events", 1: "hits"}, "mask": {0: "events", 1: "hits"},
+                              "output": {0: "events", 1: "hits"}})
 
 
 def train(*, name: str, low: int, high: int, stores: dict[str, str], out: Path, work: Path, epochs: int, seed: int,
@@ -151,19 +144,12 @@ def train(*, name: str, low: int, high: int, stores: dict[str, str], out: Path, 
     model = Encoder(d=d, layers=layers, heads=heads, ff=2 * d)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs)
-    checkpoint = work / f"{name}.checkpoint.pt"
-    first_epoch, seconds = 0, 0.0
-    if checkpoint.exists():  # resume
-        state = torch.load(checkpoint, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
-        first_epoch, seconds = state["epoch"], state["seconds"]
+    checkpoint = Checkpoint(work / f"{name}.checkpoint.pt")
+    first_epoch, seconds, loss_value = checkpoint.resume(model, optimiser, schedule)
     rng = np.random.default_rng(seed)
     for _ in range(first_epoch):  # the same shuffles as an uninterrupted run
         rng.permutation(len(train_set))
     bar = tqdm(total=epochs, initial=first_epoch, disable=not progress, unit="epoch")
-    loss_value = math.nan
     for epoch in range(first_epoch, epochs):
         t0 = time.perf_counter()
         model.train()
@@ -182,8 +168,7 @@ def train(*, name: str, low: int, high: int, stores: dict[str, str], out: Path, 
         loss_value = total / max(count, 1)
         bar.set_postfix(loss=f"{loss_value:.4f}", events_per_s=f"{count / elapsed:.0f}")
         bar.update(1)
-        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                    "schedule": schedule.state_dict(), "epoch": epoch + 1, "seconds": seconds}, checkpoint)
+        checkpoint.save(model, optimiser, schedule, epoch=epoch + 1, seconds=seconds, loss=loss_value)
     bar.close()
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
@@ -232,16 +217,14 @@ def train(*, name: str, low: int, high: int, stores: dict[str, str], out: Path, 
         "seed": seed,
         "command": (f"recotrig train trackformer --model encreg --dataset {low}-{high} --epochs {epochs} --seed {seed} "
                     f"--draws {draws} --train-events {len(data['train']) // max(1, draws)}"),
-        "training": {"seconds": round(seconds, 1), "final_loss": loss_value, "machine":
-                     f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch threads, CPU"},
+        "training": {"seconds": round(seconds, 1), "final_loss": loss_value, "machine": machine(threads)},
         "held_out": {"trackml_score": test_score, "events": len(data["test"]), "ms_per_event_onnx_and_hdbscan": ms},
         "validation": {"trackml_score": _score(data["val"], val_pred, tuned)},
         "sample_check": sample,
         "onnx_vs_torch_max_abs_diff": worst,
         "onnx_sha256": sha256(onnx_path),
     }
-    card_path(onnx_path).write_text(json.dumps(card, indent=1) + "\n")
-    card_path(onnx_path, "md").write_text(card_markdown(card))
+    write_card(onnx_path, card)
     return card
 
 

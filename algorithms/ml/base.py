@@ -1,0 +1,35 @@
+"""What the algorithms that run a registered model share: the model file in the run record and
+loading it with its card checked."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from ...framework import ConfigError
+from ...framework.algorithm import Algorithm
+from ...models import registry
+
+
+class ModelAlgorithm(Algorithm):
+    """An algorithm with a ``model`` option (declared by the subclass, ``role="model"``) naming a
+    shipped model or an ``.onnx`` path of the model family ``family``."""
+
+    family: ClassVar[str] = ""
+    model: Any
+
+    def files(self) -> dict[str, list[str]]:
+        try:
+            return {"model": [str(registry.locate(self.model))]}  # the record hashes it; initialize checks it
+        except registry.ModelError:
+            return {"model": [self.model]}  # the record says it is missing; initialize says why
+
+    def load_model(self, **expected: Any) -> registry.Model:
+        """The model, its card read and checked (sha256, family, and each ``expected`` card entry);
+        ``ConfigError`` naming the file otherwise."""
+        try:
+            model = registry.load(self.model, family=self.family)
+            for key, value in expected.items():
+                model.expect(key, value)
+        except registry.ModelError as err:
+            raise ConfigError(f"{self.name}: {err}") from None
+        return model
