@@ -6,13 +6,14 @@ module (an algorithm's own output) is registered the same way and needs no edit 
 """
 
 from recotrig.edm.tracker import TRACK_PARAMETERS, Cells, FittedTracks, Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
-from recotrig.edm.trigger import L1Objects, TriggerDecision
+from recotrig.edm.trigger import CrossingInfo, L1Objects, TriggerDecision
 from recotrig.edm.vertexing import KDE, TrackUse
 from recotrig.framework.collection import Collection, ColumnError, EventInfo
 
 __all__ = [
     "Cells",
     "Collection",
+    "CrossingInfo",
     "ColumnError",
     "EventInfo",
     "FittedTracks",

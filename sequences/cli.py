@@ -5,8 +5,10 @@
     recotrig run --config recotrig-out/vertexing/run.json      (re-run a recorded run)
     recotrig info STORE
     recotrig simulate ...   (see ``recotrig simulate --help``)
+    recotrig simulate-l1 ...   (L1 objects only, premixed pile-up; ``recotrig simulate-l1 --help``)
     recotrig train trackformer [--model encreg --dataset 10-50 ...]
     recotrig train pvfinder [--epochs 40 ...]
+    recotrig train anomaly [--dataset zerobias-mu60 --kind vae ...]
     recotrig models [NAME]
     --debug (anywhere): show the traceback of an error
 
@@ -262,8 +264,15 @@ def cmd_simulate(argv: list[str]) -> int:
     return simulate_main(argv)
 
 
+def cmd_simulate_l1(argv: list[str]) -> int:
+    from .simulate_l1_cmd import main as simulate_l1_main  # imports Pythia and fastjet: only when asked for
+
+    return simulate_l1_main(argv)
+
+
 def cmd_train(argv: list[str]) -> int:
-    families = {"trackformer": "recotrig.models.trackformer.train", "pvfinder": "recotrig.models.pvfinder.train"}
+    families = {"trackformer": "recotrig.models.trackformer.train", "pvfinder": "recotrig.models.pvfinder.train",
+                "anomaly": "recotrig.models.anomaly.train"}
     if not argv or argv[0] not in families:
         print(f"usage: recotrig train {{{','.join(families)}}} [options] (--help after the family)", file=sys.stderr)
         return 2
@@ -290,7 +299,8 @@ def cmd_models(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "info": cmd_info, "simulate": cmd_simulate, "train": cmd_train, "models": cmd_models}
+COMMANDS = {"run": cmd_run, "info": cmd_info, "simulate": cmd_simulate, "simulate-l1": cmd_simulate_l1,
+            "train": cmd_train, "models": cmd_models}
 
 
 class Terminated(BaseException):

@@ -22,7 +22,7 @@ from ..io.store import open_store
 from ..io.writers import StoreWriter
 from ..sim.reader import SimulationReader
 
-STORE_COLLECTIONS = ["hits", "particles", "truth", "truth_vertices:vertices"]
+STORE_COLLECTIONS = ["hits", "particles", "truth", "truth_vertices:vertices", "l1"]
 
 
 def targets(output: str, fmt: str) -> list[tuple[str, str]]:

@@ -33,7 +33,8 @@ import numpy as np
 
 from ..framework.files import atomic_path
 
-__all__ = ["BeamSpot", "Crossing", "PileupGenerator", "HARD_SCATTERS", "event_seed", "cache_dir"]
+__all__ = ["BeamSpot", "Crossing", "PileupGenerator", "HARD_SCATTERS", "event_seed", "cache_dir", "final_state",
+           "cross_section_mb"]
 
 #: speed of light in mm/ns: Pythia's times are in mm/c
 C_MM_PER_NS = 299.792458
@@ -48,7 +49,7 @@ _NEUTRINOS = (12, 14, 16)
 _PYTHIA_SEED_MAX = 900_000_000  # Pythia accepts seeds in [1, 900 000 000]
 
 # random streams derived from (seed, event number): one per consumer
-STREAM_CROSSING, STREAM_MINBIAS, STREAM_HARD, STREAM_FATRAS, STREAM_DIGI, STREAM_NOISE = range(6)
+STREAM_CROSSING, STREAM_MINBIAS, STREAM_HARD, STREAM_FATRAS, STREAM_DIGI, STREAM_NOISE, STREAM_L1 = range(7)
 
 
 def event_seed(seed: int, event_number: int, stream: int) -> int:
@@ -120,6 +121,9 @@ class Crossing:
     vertex_position: np.ndarray  # (n_vertices, 4): x, y, z, t
     vertex_n_charged: np.ndarray  # i4, charged final-state particles generated at each vertex
     vertex_is_hard: np.ndarray  # bool
+    #: every final-state particle of every interaction, neutrinos included, before any selection
+    #: (pdg, q, px, py, pz, e and ``vertex``): what the calorimeters and muon system see
+    final_state: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.pdg)
@@ -130,8 +134,9 @@ class Crossing:
 
     def select(self, mask: np.ndarray) -> "Crossing":
         """The crossing with only the particles in ``mask`` (vertices unchanged)."""
-        kept = {k: v[mask] for k, v in self.__dict__.items() if not k.startswith("vertex_")}
-        return Crossing(**kept, **{k: v for k, v in self.__dict__.items() if k.startswith("vertex_")})
+        fixed = {k: v for k, v in self.__dict__.items() if k.startswith("vertex_") or k == "final_state"}
+        kept = {k: v[mask] for k, v in self.__dict__.items() if k not in fixed}
+        return Crossing(**kept, **fixed)
 
 
 # -- Pythia instances: one per process and settings ---------------------------------------------
@@ -198,6 +203,55 @@ def _charge(pythia: Any, pdg: np.ndarray) -> np.ndarray:
     return np.array([_CHARGES[p] for p in ids.tolist()], np.int32)[inverse]
 
 
+def final_state(settings: tuple[str, ...], n: int, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``n`` Pythia events of ``settings`` after re-seeding with ``seed``: all final-state particles
+    (neutrinos included) as flat numpy columns (pdg, q, px, py, pz, e, m; production point x, y, z
+    in mm and t in ns, relative to the interaction) and the particle count of each event."""
+    names = ("pdg", "q", "px", "py", "pz", "e", "m", "x", "y", "z", "t")
+    if n == 0:
+        return {k: np.zeros(0, np.int32 if k in ("pdg", "q") else np.float64) for k in names}, np.zeros(0, np.int64)
+    import awkward as ak
+
+    pythia = _pythia_for(settings)
+    pythia.rndm.init(int(seed % _PYTHIA_SEED_MAX) + 1)
+    parts: list[dict[str, np.ndarray]] = []
+    all_counts: list[np.ndarray] = []
+    made = 0
+    while made < n:  # failed events are skipped by nextBatch: ask again for the rest
+        batch = pythia.nextBatch(n - made)
+        prt = batch.prt
+        final = prt[prt.status > 0]
+        counts = np.asarray(ak.num(final, axis=1), np.int64)
+        flat = ak.flatten(final)
+        vprod = flat.vProd
+        missing = np.asarray(ak.is_none(vprod))
+        columns = {
+            "pdg": np.asarray(flat.id, np.int32),
+            "px": np.asarray(flat.p.px, np.float64),
+            "py": np.asarray(flat.p.py, np.float64),
+            "pz": np.asarray(flat.p.pz, np.float64),
+            "e": np.asarray(flat.p.e, np.float64),
+            "m": np.asarray(flat.m, np.float64),
+        }
+        for name, comp in (("x", "px"), ("y", "py"), ("z", "pz"), ("t", "e")):
+            values = np.asarray(ak.fill_none(getattr(vprod, comp), 0.0), np.float64)
+            values[missing] = 0.0
+            columns[name] = values
+        columns["t"] = columns["t"] / C_MM_PER_NS
+        columns["q"] = _charge(pythia, columns["pdg"])
+        parts.append(columns)
+        all_counts.append(counts)
+        made += len(counts)
+    merged = {k: np.concatenate([p[k] for p in parts]) for k in names}
+    return merged, np.concatenate(all_counts)
+
+
+def cross_section_mb(settings: tuple[str, ...]) -> float:
+    """Pythia's estimate of the cross section of the events generated so far with ``settings``
+    in this process [mb] (``sigmaGen``)."""
+    return float(_pythia_for(settings).infoPython().sigmaGen())
+
+
 @dataclass(frozen=True)
 class PileupGenerator:
     """Poisson(``mu``) minimum-bias pp interactions at ``ecm_gev`` per crossing, plus an optional
@@ -257,39 +311,9 @@ class PileupGenerator:
     # -- generation -------------------------------------------------------------------------------
     def _interactions(self, settings: tuple[str, ...], n: int, seed: int) -> list[dict[str, np.ndarray]]:
         """``n`` Pythia events after re-seeding; final-state particles of each as numpy arrays."""
-        if n == 0:
-            return []
-        import awkward as ak
-
-        pythia = _pythia_for(settings)
-        pythia.rndm.init(int(seed % _PYTHIA_SEED_MAX) + 1)
-        events = []
-        while len(events) < n:  # failed events are skipped by nextBatch: ask again for the rest
-            batch = pythia.nextBatch(n - len(events))
-            prt = batch.prt
-            final = prt[prt.status > 0]
-            counts = np.asarray(ak.num(final, axis=1), np.int64)
-            flat = ak.flatten(final)
-            vprod = flat.vProd
-            missing = np.asarray(ak.is_none(vprod))
-            columns = {
-                "pdg": np.asarray(flat.id, np.int32),
-                "px": np.asarray(flat.p.px, np.float64),
-                "py": np.asarray(flat.p.py, np.float64),
-                "pz": np.asarray(flat.p.pz, np.float64),
-                "e": np.asarray(flat.p.e, np.float64),
-                "m": np.asarray(flat.m, np.float64),
-            }
-            for name, comp in (("x", "px"), ("y", "py"), ("z", "pz"), ("t", "e")):
-                values = np.asarray(ak.fill_none(getattr(vprod, comp), 0.0), np.float64)
-                values[missing] = 0.0
-                columns[name] = values
-            columns["t"] = columns["t"] / C_MM_PER_NS
-            columns["q"] = _charge(pythia, columns["pdg"])
-            bounds = np.concatenate([[0], np.cumsum(counts)])
-            for i in range(len(counts)):
-                events.append({k: v[bounds[i] : bounds[i + 1]] for k, v in columns.items()})
-        return events
+        columns, counts = final_state(settings, n, seed)
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        return [{k: v[bounds[i] : bounds[i + 1]] for k, v in columns.items()} for i in range(len(counts))]
 
     def n_pileup(self, event_number: int) -> int:
         """The number of minimum-bias interactions in a crossing."""
@@ -314,7 +338,11 @@ class PileupGenerator:
         names = ("vertex", "index", "pdg", "q", "px", "py", "pz", "e", "m", "x", "y", "z", "t")
         parts: dict[str, list[np.ndarray]] = {k: [] for k in names}
         n_charged = np.zeros(len(interactions), np.int32)
+        final = {k: [] for k in ("pdg", "q", "px", "py", "pz", "e", "vertex")}
         for iv, cols in enumerate(interactions):
+            for k in ("pdg", "q", "px", "py", "pz", "e"):
+                final[k].append(cols[k])
+            final["vertex"].append(np.full(len(cols["pdg"]), iv + 1, np.int64))
             charged = cols["q"] != 0
             n_charged[iv] = int(np.count_nonzero(charged))
             keep = charged if self.charged_only else ~np.isin(np.abs(cols["pdg"]), _NEUTRINOS)
@@ -337,4 +365,5 @@ class PileupGenerator:
             vertex_position=positions,
             vertex_n_charged=n_charged,
             vertex_is_hard=is_hard,
+            final_state={k: np.concatenate(v) if v else np.zeros(0) for k, v in final.items()},
         )

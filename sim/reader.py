@@ -9,16 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from ..detector import DetectorSpec
-from ..edm import Hits, HitTruth, Particles, TruthVertices
+from ..edm import Hits, HitTruth, L1Objects, Particles, TruthVertices
 from ..framework import Option, Reader
 from .simulate import Simulator
 
 
 class SimulationReader(Reader):
     """Simulated events: Poisson(mu) minimum-bias pp at 14 TeV (+ optional hard scatter) through
-    ACTS Fatras on the generic detector and ACTS smearing digitization."""
+    ACTS Fatras on the generic detector and ACTS smearing digitization, and the crossing's
+    Level-1 trigger objects (``l1``)."""
 
-    outputs = ("hits", "particles", "truth", "truth_vertices")
+    outputs = ("hits", "particles", "truth", "truth_vertices", "l1")
     requires = ("pyacts", "pythia8mc")
     events = Option(10, "number of events", low=1)
     first_event = Option(0, "event number of the first event", low=0)
@@ -62,6 +63,6 @@ class SimulationReader(Reader):
     def event_id(self, entry: int) -> int:
         return self.first_event + entry
 
-    def read(self, entry: int) -> tuple[Hits, Particles, HitTruth, TruthVertices]:
+    def read(self, entry: int) -> tuple[Hits, Particles, HitTruth, TruthVertices, L1Objects]:
         event = self._simulator.simulate(self.first_event + entry)
-        return event["hits"], event["particles"], event["truth"], event["vertices"]
+        return event["hits"], event["particles"], event["truth"], event["vertices"], event["l1"]

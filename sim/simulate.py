@@ -17,6 +17,9 @@ Conventions of the containers returned by ``simulate``:
 * ``truth``: per hit, its particle (0 for noise) and the true position, time and momentum.
 * ``vertices``: one row per interaction; vertex 1 is the hard scatter when there is one.
   ``n_charged`` counts all charged final-state particles Pythia generated there (before cuts).
+* ``l1``: the crossing's Level-1 trigger objects (``sim.l1``), built from every final-state
+  particle of every interaction of the same crossing (neutrals and neutrinos included), with
+  their own random stream.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from ..detector import DetectorSpec
 from ..edm import Hits, HitTruth, Particles, TruthVertices
 from ..framework.lookup import index_of
 from .fatras import DetectorResponse, DigiResolution, decode_particle_id, encode_particle_id
-from .pileup import STREAM_DIGI, STREAM_FATRAS, STREAM_NOISE, BeamSpot, Crossing, PileupGenerator, event_seed
+from .l1 import L1Response
+from .pileup import STREAM_DIGI, STREAM_FATRAS, STREAM_L1, STREAM_NOISE, BeamSpot, Crossing, PileupGenerator, event_seed
 
 __all__ = ["Simulator"]
 
@@ -51,6 +55,7 @@ class Simulator:
     pt_min (GeV), eta_max, vertex_rho_max, vertex_z_max (mm): which particles go to Fatras.
     fatras_p_min (GeV): Fatras's own momentum threshold (input and secondaries).
     pythia_settings: extra Pythia setting lines for every process.
+    l1: the Level-1 calorimeter/muon model and object definitions (``sim.l1.L1Response``).
     """
 
     mu: float = 20.0
@@ -70,6 +75,7 @@ class Simulator:
     vertex_z_max: float = 3000.0
     fatras_p_min: float = 0.05
     pythia_settings: tuple[str, ...] = ()
+    l1: L1Response = field(default_factory=L1Response)
 
     def __post_init__(self) -> None:
         if self.pt_min < 0 or self.eta_max <= 0:
@@ -136,7 +142,18 @@ class Simulator:
             raise ValueError(f"event_number must be a non-negative integer, got {event_number!r}")
         event_number = int(event_number)
         crossing = self.generate(event_number)
-        return self.assemble(crossing, self.respond(crossing, event_number))
+        event = self.assemble(crossing, self.respond(crossing, event_number))
+        event["l1"] = self.l1_objects(crossing, event_number)
+        return event
+
+    def l1_objects(self, crossing: Crossing, event_number: int):
+        """The crossing's L1 objects, from the full final state of all its interactions."""
+        final = crossing.final_state
+        counts = np.bincount(final["vertex"] - 1, minlength=crossing.n_vertices)
+        rng = np.random.default_rng(event_seed(self.seed, event_number, STREAM_L1))
+        deposits = self.l1.deposit(final, counts, rng)
+        n = len(counts)
+        return self.l1.build(1, [(deposits, np.arange(n), np.zeros(n, np.int64))]).objects()[0]
 
     def assemble(self, crossing: Crossing, response: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
         """Build the recotrig containers from the outputs of ``generate`` and ``respond``."""
@@ -217,6 +234,7 @@ class Simulator:
         config["detector"] = self.detector.to_dict()
         config["resolution"] = {k: list(v) for k, v in asdict(self.resolution).items()}
         config["pythia_settings"] = list(self.pythia_settings)
+        config["l1"] = self.l1.to_dict()
         return {
             "simulator": "recotrig.sim.Simulator",
             "config": config,

@@ -1,0 +1,156 @@
+"""The L1 anomaly trigger: held-out physics figures of the shipped models (quantised and float),
+the premixing check, and the L1 data generation throughput.
+
+    python bench/bench_anomaly.py                 # everything (data sets from the cache, made if missing)
+    python bench/bench_anomaly.py --only throughput
+
+* ``figures``: for each shipped anomaly model (``anomaly-{vae,ae}-{zerobias-mu60,adc2021-mu20}``),
+  on its data set's held-out test background and the four held-out signals: ROC AUC, signal
+  efficiency at FPR 1e-5 (with the number of background crossings passing), for a zero-bias
+  background at 1 and 10 kHz of 40 MHz; the quantised figures come from the exact fixed-point
+  forward pass (``fixedpoint.Spec``), the float ones from the float model in ONNX Runtime.
+* ``premixing``: the shipped zero-bias VAE's score on crossings whose pile-up is drawn, with
+  replacement, from the 200,000-interaction training pool against crossings whose every pile-up
+  interaction is fresh (a second pool, each interaction used once): Kolmogorov-Smirnov test and
+  the fraction above the 10 kHz threshold's score quantiles.
+* ``throughput``: L1 objects only, premixed Poisson(60) pile-up, pools already made: crossings/s
+  with 1 and with 2 processes (the ``simulate-l1`` generation path, no file writing), and with
+  writing the ROOT store.
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import stdout_to_stderr  # noqa: E402
+
+MODELS = ("anomaly-vae-zerobias-mu60", "anomaly-ae-zerobias-mu60", "anomaly-vae-adc2021-mu20",
+          "anomaly-ae-adc2021-mu20")
+
+
+def figures(names: list[str]) -> dict:
+    import onnxruntime as ort
+    from recotrig.models import registry
+    from recotrig.models.anomaly import dataset
+    from recotrig.models.anomaly.fixedpoint import Spec
+    from recotrig.models.anomaly.train import evaluate, spec_scores
+    from recotrig.sim.premix import SIGNALS
+
+    out = {}
+    for name in names:
+        try:
+            model = registry.load(name, family="anomaly")
+        except registry.ModelError as err:
+            out[name] = {"error": str(err)}
+            continue
+        data = model.card["training"]["config"]["dataset"]
+        spec = Spec.load(model.onnx.parent / model.card["fixed_point"]["spec"])
+        session = ort.InferenceSession(str(model.onnx), providers=["CPUExecutionProvider"])
+
+        def onnx_scores(x):
+            return np.concatenate([session.run(None, {"l1_inputs": np.asarray(x[i : i + 65536], np.float32)})[0]
+                                   for i in range(0, len(x), 65536)]).astype(np.float64)
+
+        x_test, meta = dataset.background(data, "test")
+        signals = {p: dataset.signal(data, p)[0] for p in SIGNALS}
+        rates = data.startswith("zerobias")
+        q = evaluate(lambda x: spec_scores(spec, x), x_test, signals, rates=rates)
+        f = evaluate(onnx_scores, x_test, signals, rates=rates)
+        out[name] = {
+            "dataset": data, "n_background_test": len(x_test),
+            "signals": {p: {"n_signal": q[p]["n_signal"],
+                            "auc_quantised": q[p]["auc"], "auc_float": f[p]["auc"],
+                            "tpr_1e-5_quantised": q[p]["at_fpr_1e-5"]["efficiency"],
+                            "tpr_1e-5_float": f[p]["at_fpr_1e-5"]["efficiency"],
+                            "n_background_pass_1e-5": q[p]["at_fpr_1e-5"]["n_background_pass"],
+                            "auc_ratio": q[p]["auc"] / f[p]["auc"],
+                            "tpr_ratio": q[p]["at_fpr_1e-5"]["efficiency"]
+                            / max(f[p]["at_fpr_1e-5"]["efficiency"], 1e-12),
+                            **({f"eff_{r}_kHz_quantised": q[p][f"at_{r}_kHz"]["efficiency"] for r in ("1", "10")}
+                               if rates else {})}
+                        for p in SIGNALS},
+        }
+    return out
+
+
+def premixing(n: int) -> dict:
+    from scipy.stats import ks_2samp
+
+    from recotrig.models import registry
+    from recotrig.models.anomaly.dataset import POOL_TEST, POOL_TRAIN
+    from recotrig.models.anomaly.fixedpoint import Spec
+    from recotrig.sim.premix import L1Dataset
+
+    model = registry.load("anomaly-vae-zerobias-mu60", family="anomaly")
+    spec = Spec.load(model.onnx.parent / model.card["fixed_point"]["spec"])
+    reused = L1Dataset("zerobias", 60.0, n, seed=41, pool_seed=POOL_TRAIN)
+    fresh = L1Dataset("zerobias", 60.0, n, seed=42, pool_seed=POOL_TEST, fresh_pileup=True)
+    needed = fresh.pileup_needed()
+    a = np.concatenate([b.features() for _, b in reused.batches(jobs=2)])
+    b = np.concatenate([b.features() for _, b in fresh.batches(jobs=2)])
+    sa, sb = spec.score(a), spec.score(b)
+    quantiles = {f"{q:g}": float(np.quantile(sa, q)) for q in (0.5, 0.9, 0.99, 0.999)}
+    return {
+        "crossings": n, "fresh_interactions_used": needed, "pool_size": reused.pool_size,
+        "ks_pvalue_score": float(ks_2samp(sa, sb).pvalue),
+        "ks_pvalue_met": float(ks_2samp(a[:, 0], b[:, 0]).pvalue),
+        "ks_pvalue_jet0_pt": float(ks_2samp(a[:, 27], b[:, 27]).pvalue),
+        "fraction_above_reused_quantile": {q: [float(np.mean(sa > v)), float(np.mean(sb > v))]
+                                           for q, v in quantiles.items()},
+        "mean_jets_reused_fresh": [float((a[:, 27::3] > 0).sum(1).mean()), float((b[:, 27::3] > 0).sum(1).mean())],
+    }
+
+
+def throughput(n: int) -> dict:
+    from recotrig.sequences.simulate_l1_cmd import simulate_l1
+    from recotrig.sim.premix import L1Dataset
+
+    out = {}
+    for jobs in (1, 2):
+        ds = L1Dataset("zerobias", 60.0, n, seed=51)
+        ds.pool.load()
+        t = time.perf_counter()
+        count = sum(b.n_events for _, b in ds.batches(jobs=jobs))
+        out[f"crossings_per_s_{jobs}_proc"] = round(count / (time.perf_counter() - t), 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = simulate_l1(os.path.join(tmp, "l1.root"), process="zerobias", mu=60.0, events=n, seed=52, jobs=2,
+                              progress=False)
+    out["with_root_writing_crossings_per_s_2_proc"] = summary["crossings_per_s"]
+    out["crossings"] = n
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=("figures", "premixing", "throughput"))
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--premix-crossings", type=int, default=3000)
+    parser.add_argument("--throughput-crossings", type=int, default=100_000)
+    args = parser.parse_args()
+    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+    with stdout_to_stderr():
+        if args.only in (None, "throughput"):
+            result["throughput"] = throughput(args.throughput_crossings)
+        if args.only in (None, "figures"):
+            result["figures"] = figures(args.models.split(","))
+        if args.only in (None, "premixing"):
+            result["premixing"] = premixing(args.premix_crossings)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

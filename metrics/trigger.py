@@ -1,0 +1,133 @@
+"""Trigger figures of merit from background and signal scores: ROC AUC, the signal efficiency at
+a fixed background rate, and rates in kHz of the LHC crossing rate.
+
+An event passes a threshold when its score is strictly above it. The threshold for a false-positive
+rate ``fpr`` on ``N`` background events is the score of the ``floor(fpr * N) + 1``-th highest
+background event, so at most ``floor(fpr * N)`` background events pass; with ``floor(fpr * N) = 0``
+the figure is not measured (``n_background_pass`` says how many events stand behind each figure).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+from scipy.stats import rankdata
+
+from ..edm import CrossingInfo, TriggerDecision
+from ..framework import Metric, Option
+from ..framework.files import write_json
+
+__all__ = ["CROSSING_RATE_KHZ", "TriggerPerformance", "roc_auc", "efficiency_at_fpr", "fpr_of_rate"]
+
+#: the crossing rate the rates are quoted against (40 MHz)
+CROSSING_RATE_KHZ = 40_000.0
+
+
+def roc_auc(background: np.ndarray, signal: np.ndarray) -> float:
+    """Area under the ROC curve: probability that a signal event scores above a background event
+    (ties count one half)."""
+    b, s = np.asarray(background, np.float64), np.asarray(signal, np.float64)
+    if len(b) == 0 or len(s) == 0:
+        raise ValueError("the AUC needs background and signal events")
+    ranks = rankdata(np.concatenate([b, s]))
+    return float((ranks[len(b):].sum() - len(s) * (len(s) + 1) / 2) / (len(b) * len(s)))
+
+
+def fpr_of_rate(rate_khz: float) -> float:
+    """The zero-bias false-positive rate that gives ``rate_khz`` out of the 40 MHz crossings."""
+    return rate_khz / CROSSING_RATE_KHZ
+
+
+def efficiency_at_fpr(background: np.ndarray, signal: np.ndarray, fpr: float) -> dict[str, float]:
+    """Signal efficiency at a background false-positive rate ``fpr``: threshold, efficiency, the
+    background events passing and the rate they represent (``measured`` false when no background
+    event may pass at this sample size)."""
+    b = np.sort(np.asarray(background, np.float64))[::-1]
+    k = int(math.floor(fpr * len(b) + 1e-9))
+    if k >= len(b):
+        raise ValueError(f"fpr {fpr} is too large for {len(b)} background events")
+    threshold = float(b[k])
+    n_pass = int(np.count_nonzero(b > threshold))
+    return {
+        "fpr_target": fpr,
+        "threshold": threshold,
+        "efficiency": float(np.mean(np.asarray(signal) > threshold)) if len(signal) else math.nan,
+        "n_background": len(b),
+        "n_background_pass": n_pass,
+        "fpr": n_pass / len(b),
+        "measured": k > 0,
+    }
+
+
+class ScoreAccumulator:
+    """Per-event scores with their process code, merged in chunk order."""
+
+    def __init__(self) -> None:
+        self.process: list[int] = []
+        self.score: list[float] = []
+        self.hw_score: list[int] = []
+
+    def add(self, process: int, score: float, hw_score: int) -> None:
+        self.process.append(int(process))
+        self.score.append(float(score))
+        self.hw_score.append(int(hw_score))
+
+    def merge(self, other: "ScoreAccumulator") -> "ScoreAccumulator":
+        self.process += other.process
+        self.score += other.score
+        self.hw_score += other.hw_score
+        return self
+
+
+class TriggerPerformance(Metric):
+    """ROC AUC and signal efficiencies of a trigger score per signal process against the
+    background processes of the same run (crossings labelled by ``CrossingInfo``); writes
+    ``trigger.json`` to ``output`` and prints a table. Efficiencies at FPR 1e-5, 1e-4, 1e-3 and,
+    against a zero-bias background, at 1 and 10 kHz; each with the background events behind it."""
+
+    output = Option("recotrig-out", "directory for trigger.json", role="output")
+
+    def accumulator(self) -> ScoreAccumulator:
+        return ScoreAccumulator()
+
+    def execute(self, decision: TriggerDecision, crossing: CrossingInfo) -> None:
+        hw = int(decision["hw_score"][0]) if "hw_score" in decision else 0
+        self.acc.add(int(crossing.process[0]), float(decision.score[0]), hw)
+
+    def summarise(self, acc: ScoreAccumulator, result: Any, producers: dict[str, str]) -> None:
+        from ..sim.premix import PROCESS_CODES, SIGNALS
+
+        names = {code: name for name, code in PROCESS_CODES.items()}
+        process = np.asarray(acc.process, np.int64)
+        signal_codes = {PROCESS_CODES[s] for s in SIGNALS}
+        background = ~np.isin(process, list(signal_codes))
+        zero_bias = bool(background.any()) and set(process[background].tolist()) == {PROCESS_CODES["zerobias"]}
+        report: dict[str, Any] = {"n_background": int(background.sum()),
+                                  "background": sorted({names[c] for c in process[background].tolist()}),
+                                  "signals": {}}
+        lines = [f"{'signal':12s} {'events':>7s} {'AUC hw':>7s} {'AUC float':>9s}  efficiency at FPR 1e-3 (hw)"]
+        for code in sorted(signal_codes & set(process.tolist())):
+            sel = process == code
+            row: dict[str, Any] = {"n_signal": int(sel.sum())}
+            for label, values in (("hw", np.asarray(acc.hw_score, np.float64)), ("float", np.asarray(acc.score))):
+                b, s = values[background], values[sel]
+                row[label] = {"auc": roc_auc(b, s) if len(b) else math.nan}
+                for fpr in (1e-5, 1e-4, 1e-3):
+                    row[label][f"at_fpr_{fpr:g}"] = efficiency_at_fpr(b, s, fpr) if len(b) else None
+                if zero_bias:
+                    for rate in (1.0, 10.0):
+                        row[label][f"at_{rate:g}_kHz"] = efficiency_at_fpr(b, s, fpr_of_rate(rate))
+            report["signals"][names[code]] = row
+            at = row["hw"]["at_fpr_0.001"]
+            lines.append(f"{names[code]:12s} {row['n_signal']:7d} {row['hw']['auc']:7.3f} {row['float']['auc']:9.3f}  "
+                         f"{at['efficiency']:.3f} ({at['n_background_pass']} of {at['n_background']} background)")
+        self.report = report
+        result.extra.setdefault("reports", []).append("\n".join(lines))
+
+    def finalize(self) -> None:
+        report = getattr(self, "report", None)
+        if report is not None:
+            write_json(os.path.join(self.output, "trigger.json"), report)

@@ -1,0 +1,145 @@
+"""The anomaly-detection model: fixed-point semantics, the spec, QAT end to end, the shipped model
+and the anomaly sequence."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from recotrig.metrics.trigger import efficiency_at_fpr, roc_auc
+from recotrig.models import registry
+from recotrig.models.anomaly import train as training
+from recotrig.models.anomaly.fixedpoint import FixedType, Spec
+
+pytest.importorskip("torch")
+
+SHIPPED = "anomaly-vae-zerobias-mu60"
+
+
+@pytest.fixture(scope="module")
+def bundled() -> dict[str, np.ndarray]:
+    """The bundled L1 sample's features by process (10,000 zero-bias, 500 per signal, mu = 60)."""
+    from recotrig.edm.trigger import l1_features
+    from recotrig.io.l1_reader import L1Reader
+    from recotrig.sequences.samples import L1_SAMPLE
+    from recotrig.sim.premix import PROCESS_CODES
+
+    names = {code: name for name, code in PROCESS_CODES.items()}
+    reader = L1Reader(input=L1_SAMPLE)
+    reader.prepare(0, reader.n_events())
+    out: dict[str, list] = {}
+    for entry in range(reader.n_events()):
+        objects, crossing = reader.read(entry)
+        out.setdefault(names[int(crossing.process[0])], []).append(l1_features(objects))
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+# -- fixed point ---------------------------------------------------------------------------------------
+def test_fixed_type_rounding_and_overflow():
+    t = FixedType(8, 3)  # LSB 1/32, range [-4, 4 - 1/32]
+    assert t.from_float(np.array([1.23, -1.23, 5.0, -9.0])).tolist() == [39, -40, 127, -128]
+    assert FixedType(8, 3, "RND").from_float(np.array([1.23, -1.23])).tolist() == [39, -39]
+    wrap = FixedType(8, 3, "TRN", "WRAP")
+    assert wrap.from_float(np.array([4.0, -4.0 - 1 / 32])).tolist() == [-128, 127]
+    # a cast from 10 fraction bits to 5: exact floor (TRN) or half-up (RND)
+    assert t.from_integer(np.array([1023, -1023]), 10).tolist() == [31, -32]
+    assert FixedType(8, 3, "RND").from_integer(np.array([1008, 1007]), 10).tolist() == [32, 31]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(-100, 100, allow_nan=False), st.integers(2, 16), st.integers(0, 8))
+def test_fixed_type_is_floor_then_saturation(x, width, integer):
+    t = FixedType(width, min(integer, width))
+    k = int(t.from_float(np.array([x]))[0])
+    exact = math.floor(x * 2**t.fraction)
+    assert k == min(max(exact, t.lo), t.hi)
+    assert t.to_float(np.array([k]))[0] == k * 2.0**-t.fraction
+
+
+def small_data(bundled):
+    x = bundled["zerobias"]
+    return x[:8000], x[8000:]
+
+
+def test_tiny_qat_model_trains_end_to_end_and_its_spec_round_trips(bundled, tmp_path):
+    import torch
+
+    torch.set_num_threads(1)
+    x_train, x_test = small_data(bundled)
+    shifts = training.input_shifts(x_train, training.TYPES["input"])
+    net = training.make_net("vae", shifts)
+    history = training.fit(net, x_train, x_test[:500], epochs=3, lr=3e-3, batch=256, seed=1, beta=1.0, log=lambda m: None)
+    assert history[-1]["train"] < history[0]["train"]
+    qnet = copy.deepcopy(net)
+    qnet.set_quantised(True)
+    training.fit(qnet, x_train, x_test[:500], epochs=1, lr=1e-3, batch=256, seed=2, beta=1.0, log=lambda m: None)
+    spec = qnet.to_spec()
+    # the exact integer forward pass is the fake-quantised torch model up to float32 rounding
+    np.testing.assert_allclose(spec.score(x_test), training.float_scores(qnet, x_test), rtol=1e-4, atol=1e-3)
+    # A -> 4 leptons stands out of zero-bias crossings even after three epochs on 8,000 of them
+    assert roc_auc(spec.score(x_test), spec.score(bundled["ato4l"])) > 0.75
+    path = tmp_path / "tiny.fixed.json"
+    spec.save(path)
+    again = Spec.load(path)
+    assert np.array_equal(again.score_int(x_test), spec.score_int(x_test))
+    assert json.loads(path.read_text())["layers"][0]["hls_types"]["weight"] == "ap_fixed<8,2,AP_RND,AP_SAT>"
+
+
+def test_saturating_inputs_are_reported_at_training_time(bundled):
+    x, _ = small_data(bundled)
+    net = training.make_net("ae", np.zeros(57, int))  # no shifts: MET and jet pT overflow |x| < 16
+    with pytest.raises(ValueError, match=r"saturates on the training inputs.*'met_pt': 0\.\d+.*'jet0_pt'"):
+        training.check_saturation(net.to_spec(), x, 1e-3)
+    fine = training.make_net("ae", training.input_shifts(x, training.TYPES["input"]))
+    report = training.check_saturation(fine.to_spec(), x, 1e-3)
+    assert max(report.values()) <= 1e-3 and set(report) == set(fine.feature_names)
+
+
+def test_efficiency_at_fpr_counts_the_background_behind_it():
+    b = np.arange(100_000, dtype=float)
+    s = np.array([99_990.5, 99_999.5, 5.0])
+    r = efficiency_at_fpr(b, s, 1e-4)
+    assert r["n_background_pass"] == 10 and r["efficiency"] == pytest.approx(2 / 3) and r["measured"]
+    assert not efficiency_at_fpr(b[:1000], s, 1e-5)["measured"]
+    assert roc_auc(np.zeros(10), np.ones(5)) == 1.0 and roc_auc(np.zeros(10), np.zeros(5)) == 0.5
+
+
+# -- the shipped model -------------------------------------------------------------------------------
+def test_shipped_model_reaches_its_card_auc_on_the_bundled_sample(bundled):
+    model = registry.load(SHIPPED, family="anomaly")
+    spec = Spec.load(model.onnx.parent / model.card["fixed_point"]["spec"])
+    background = spec.score(bundled["zerobias"])
+    for signal in ("ato4l", "lq_btau", "h0_tautau", "hpm_taunu"):
+        card_auc = model.card["held_out"]["quantised"][signal]["auc"]
+        auc = roc_auc(background, spec.score(bundled[signal]))
+        # 500 signal crossings: sigma(AUC) <= sqrt(AUC (1 - AUC) / 500) <= 0.022; 3 sigma, and a
+        # pile-up pool of its own (20,000 interactions) for the bundled sample
+        assert auc == pytest.approx(card_auc, abs=0.066), signal
+
+
+def test_shipped_onnx_matches_torch_and_the_spec_is_the_cards():
+    model = registry.load(SHIPPED, family="anomaly")
+    assert model.card["onnx_runtime_vs_torch_max_rel"] < 1e-4
+    spec_path = model.onnx.parent / model.card["fixed_point"]["spec"]
+    assert registry.sha256(spec_path) == model.card["fixed_point"]["spec_sha256"]
+    saturation = model.card["normalisation"]["saturated_training_fraction"]
+    assert max(saturation.values()) <= 1e-3
+
+
+def test_anomaly_sequence_runs_on_the_bundled_sample(tmp_path):
+    from recotrig.sequences.cli import main
+
+    out = tmp_path / "anomaly"
+    assert main(["run", "anomaly", "--output", str(out)]) == 0
+    report = json.loads((out / "trigger.json").read_text())
+    assert report["n_background"] == 10_000 and report["background"] == ["zerobias"]
+    assert set(report["signals"]) == {"ato4l", "lq_btau", "h0_tautau", "hpm_taunu"}
+    for row in report["signals"].values():
+        assert row["n_signal"] == 500 and 0.5 < row["hw"]["auc"] <= 1.0
+        assert row["hw"]["at_fpr_0.001"]["n_background_pass"] <= 10
+        assert not row["hw"]["at_fpr_1e-05"]["measured"]  # 10,000 background crossings are too few
