@@ -20,7 +20,7 @@ from ..edm import CrossingInfo, TriggerDecision
 from ..framework import Metric, Option
 from ..framework.files import write_json
 
-__all__ = ["CROSSING_RATE_KHZ", "TriggerPerformance", "roc_auc", "efficiency_at_fpr", "fpr_of_rate"]
+__all__ = ["CROSSING_RATE_KHZ", "TriggerPerformance", "roc_auc", "efficiency_at_fpr", "fpr_key", "fpr_of_rate"]
 
 #: the crossing rate the rates are quoted against (40 MHz)
 CROSSING_RATE_KHZ = 40_000.0
@@ -34,6 +34,12 @@ def roc_auc(background: np.ndarray, signal: np.ndarray) -> float:
         raise ValueError("the AUC needs background and signal events")
     ranks = rankdata(np.concatenate([b, s]))
     return float((ranks[len(b):].sum() - len(s) * (len(s) + 1) / 2) / (len(b) * len(s)))
+
+
+def fpr_key(fpr: float) -> str:
+    """The report key of an efficiency at a false-positive rate: ``at_fpr_1e-5``."""
+    mantissa, exponent = f"{fpr:.0e}".split("e")
+    return f"at_fpr_{mantissa}e{int(exponent)}"
 
 
 def fpr_of_rate(rate_khz: float) -> float:
@@ -116,12 +122,12 @@ class TriggerPerformance(Metric):
                 b, s = values[background], values[sel]
                 row[label] = {"auc": roc_auc(b, s) if len(b) else math.nan}
                 for fpr in (1e-5, 1e-4, 1e-3):
-                    row[label][f"at_fpr_{fpr:g}"] = efficiency_at_fpr(b, s, fpr) if len(b) else None
+                    row[label][fpr_key(fpr)] = efficiency_at_fpr(b, s, fpr) if len(b) else None
                 if zero_bias:
                     for rate in (1.0, 10.0):
                         row[label][f"at_{rate:g}_kHz"] = efficiency_at_fpr(b, s, fpr_of_rate(rate))
             report["signals"][names[code]] = row
-            at = row["hw"]["at_fpr_0.001"]
+            at = row["hw"][fpr_key(1e-3)]
             lines.append(f"{names[code]:12s} {row['n_signal']:7d} {row['hw']['auc']:7.3f} {row['float']['auc']:9.3f}  "
                          f"{at['efficiency']:.3f} ({at['n_background_pass']} of {at['n_background']} background)")
         self.report = report

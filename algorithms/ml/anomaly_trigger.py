@@ -26,7 +26,7 @@ class AnomalyTrigger(ModelAlgorithm):
     requires = ("onnxruntime",)
     family = "anomaly"
     outputs = ("decision",)
-    model = Option("anomaly-vae-zerobias-mu60", "a shipped model's name, or the path of an .onnx file (card beside it)",
+    model = Option("anomaly-ae-zerobias-mu60", "a shipped model's name, or the path of an .onnx file (card beside it)",
                    role="model")
     rate_khz = Option(10.0, "trigger rate of the threshold, from the card's zero-bias thresholds [kHz]", low=0.0)
     threshold = Option(-1.0, "score threshold to use instead (-1: the card's for rate_khz)", low=-1.0)

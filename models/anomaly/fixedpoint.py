@@ -7,8 +7,9 @@ mode (``TRN``: towards minus infinity, ``RND``: half up) and an overflow mode (`
 the range, ``WRAP``: two's complement wrap), as in Xilinx's ``ap_fixed``. A value of the type is
 an integer ``k`` with value ``k * 2**-(width - integer)``.
 
-The network (``Spec``): inputs ``x`` (float) are scaled per feature by ``2**-shift`` and cast to
-the input type; each dense layer computes ``sum_j w_ij x_j + b_i`` exactly (products of integers,
+The network (``Spec``): inputs ``x`` (float) are scaled per feature by ``2**-shift``, an offset
+of ``offset`` input LSBs is subtracted (exact: the offset is on the input grid) and the result is
+cast to the input type; each dense layer computes ``sum_j w_ij x_j + b_i`` exactly (products of integers,
 an accumulator wide enough never to overflow), casts the sum to its ``result`` type, and applies
 ReLU where asked (ReLU of a fixed-point value is exact). The score is ``sum_i y_i**2`` of the last
 layer's outputs (a VAE encoder) or ``sum_i (y_i - x_i)**2`` against the quantised inputs (an
@@ -108,17 +109,26 @@ class Spec:
     shifts: list[int]
     input: FixedType
     layers: list[Layer]
+    offsets: list[int] = field(default_factory=list)  # per feature, in input LSBs (empty: none)
     weights: list[np.ndarray] = field(default_factory=list)  # integer (n_out, n_in) per layer
     biases: list[np.ndarray] = field(default_factory=list)  # integer (n_out,) per layer
     feature_names: list[str] = field(default_factory=list)
     #: "latent": sum of squares of the last layer's outputs (a VAE encoder's mu);
     #: "mse": sum of squared differences between the last outputs and the quantised inputs (an AE)
     score_kind: str = "latent"
+    #: for "mse": the features whose squared differences are summed (empty: all)
+    score_features: list[int] = field(default_factory=list)
 
     # -- integer forward ---------------------------------------------------------------------------------
+    def scaled_inputs(self, x: np.ndarray) -> np.ndarray:
+        """``x * 2**-shift - offset``: exact in float64 (powers of two and grid values)."""
+        x = np.asarray(x, np.float64) * 2.0 ** -np.asarray(self.shifts, np.float64)
+        if self.offsets:
+            x = x - np.asarray(self.offsets, np.float64) * 2.0**-self.input.fraction
+        return x
+
     def quantise_inputs(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, np.float64)
-        return self.input.from_float(x * 2.0 ** -np.asarray(self.shifts, np.float64))
+        return self.input.from_float(self.scaled_inputs(x))
 
     def forward_int(self, x: np.ndarray) -> tuple[np.ndarray, int]:
         """Integer outputs of the last layer and their fraction bits, for float inputs (n, features)."""
@@ -143,6 +153,8 @@ class Spec:
         if self.score_kind == "mse":
             common = self._common_fraction
             k = (k << np.int64(common - fraction)) - (self.quantise_inputs(x) << np.int64(common - self.input.fraction))
+            if self.score_features:
+                k = k[:, self.score_features]
         return (k * k).sum(axis=1)
 
     @property
@@ -166,6 +178,7 @@ class Spec:
             "semantics": __doc__.strip().split("\n\n", 1)[1],
             "feature_names": self.feature_names,
             "input_shifts": list(map(int, self.shifts)),
+            "input_offsets_lsb": list(map(int, self.offsets)),
             "input_type": asdict(self.input),
             "layers": [
                 {**{k: (asdict(v) if isinstance(v, FixedType) else v) for k, v in asdict(layer).items()},
@@ -174,6 +187,7 @@ class Spec:
                 for layer, w, b in zip(self.layers, self.weights, self.biases)
             ],
             "score": {"kind": self.score_kind, "fraction_bits": self.score_fraction_bits,
+                      "features": list(map(int, self.score_features)),
                       "definition": "latent: sum_i y_i^2 of the last layer; mse: sum_i (y_i - x_i)^2 with x the "
                                     "quantised inputs, both aligned to the larger fraction; exact integers"},
         }
@@ -189,9 +203,10 @@ class Spec:
             layers.append(Layer(n_in=entry["n_in"], n_out=entry["n_out"], relu=entry["relu"], **types))
             weights.append(np.asarray(entry["weights"], np.int64).reshape(entry["n_out"], entry["n_in"]))
             biases.append(np.asarray(entry["biases"], np.int64).reshape(entry["n_out"]))
-        return cls(shifts=list(data["input_shifts"]), input=FixedType(**data["input_type"]), layers=layers,
+        return cls(shifts=list(data["input_shifts"]), offsets=list(data.get("input_offsets_lsb", [])),
+                   input=FixedType(**data["input_type"]), layers=layers,
                    weights=weights, biases=biases, feature_names=list(data.get("feature_names", [])),
-                   score_kind=data["score"]["kind"])
+                   score_kind=data["score"]["kind"], score_features=list(data["score"].get("features", [])))
 
     @classmethod
     def load(cls, path: str | Path) -> "Spec":
@@ -203,7 +218,6 @@ class Spec:
 
 def saturation_report(spec: Spec, x: np.ndarray) -> dict[str, float]:
     """Per input feature, the fraction of ``x`` rows that saturate the input type."""
-    scaled = np.asarray(x, np.float64) * 2.0 ** -np.asarray(spec.shifts, np.float64)
-    fractions = spec.input.saturates(scaled).mean(axis=0)
+    fractions = spec.input.saturates(spec.scaled_inputs(x)).mean(axis=0)
     names = spec.feature_names or [f"x{i}" for i in range(x.shape[1])]
     return {name: float(f) for name, f in zip(names, fractions)}

@@ -54,11 +54,13 @@ class QDense(nn.Linear):
 
 
 class AnomalyNet(nn.Module):
-    """See the module docstring. ``shifts``: per-feature input shifts (inputs times 2**-shift)."""
+    """See the module docstring. ``shifts``: per-feature input shifts (inputs times 2**-shift);
+    ``offsets``: per feature, subtracted after the shift, in input LSBs."""
 
-    def __init__(self, *, kind: str, shifts: np.ndarray, sizes: tuple[int, ...] = (57, 32, 16, 8),
+    def __init__(self, *, kind: str, shifts: np.ndarray, offsets: np.ndarray | None = None,
+                 sizes: tuple[int, ...] = (57, 32, 16, 8),
                  input_type: FixedType, weight: FixedType, bias: FixedType, result: FixedType,
-                 feature_names: list[str] | None = None):
+                 feature_names: list[str] | None = None, score_features: list[int] | None = None):
         super().__init__()
         if kind not in ("ae", "vae"):
             raise ValueError(f"kind must be 'ae' or 'vae', got {kind!r}")
@@ -67,6 +69,9 @@ class AnomalyNet(nn.Module):
         self.feature_names = list(feature_names or [])
         self.register_buffer("scale", torch.tensor(2.0 ** -np.asarray(shifts, np.float64), dtype=torch.float32))
         self.shifts = [int(s) for s in shifts]
+        self.offsets = [int(o) for o in (offsets if offsets is not None else np.zeros(len(shifts), int))]
+        self.register_buffer("offset", torch.tensor(np.asarray(self.offsets, np.float64) * 2.0**-input_type.fraction,
+                                                    dtype=torch.float32))
         types = {"weight": weight, "bias": bias, "result": result}
         dims = list(sizes)
         n = len(dims) - 1
@@ -80,6 +85,11 @@ class AnomalyNet(nn.Module):
         )
         self.logvar = nn.Linear(dims[-2], dims[-1]) if kind == "vae" else None
         self.quantised = False
+        # the AE's reconstruction error (loss and score) sums over these features only
+        self.score_features = list(score_features) if score_features is not None else list(range(dims[0]))
+        mask = np.zeros(dims[0], np.float32)
+        mask[self.score_features] = 1.0
+        self.register_buffer("score_mask", torch.from_numpy(mask))
 
     def set_quantised(self, on: bool) -> None:
         self.quantised = on
@@ -88,7 +98,7 @@ class AnomalyNet(nn.Module):
                 m.quantised = on
 
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:
-        x = x * self.scale
+        x = x * self.scale - self.offset
         return fake_quant(x, self.input_type) if self.quantised else x
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -113,7 +123,7 @@ class AnomalyNet(nn.Module):
         if self.kind == "vae":
             out["score"] = (mu**2).sum(dim=1)
         else:
-            out["score"] = ((z - inputs) ** 2).sum(dim=1)
+            out["score"] = (((z - inputs) ** 2) * self.score_mask).sum(dim=1)
         return out
 
     def to_spec(self) -> Spec:
@@ -123,9 +133,9 @@ class AnomalyNet(nn.Module):
         for m in layers:
             weights.append(m.types["weight"].from_float(m.weight.detach().double().numpy()))
             biases.append(m.types["bias"].from_float(m.bias.detach().double().numpy()))
-        return Spec(shifts=self.shifts, input=self.input_type, layers=[m.layer() for m in layers], weights=weights,
+        return Spec(shifts=self.shifts, offsets=self.offsets, input=self.input_type, layers=[m.layer() for m in layers], weights=weights,
                     biases=biases, feature_names=self.feature_names,
-                    score_kind="latent" if self.kind == "vae" else "mse")
+                    score_kind="latent" if self.kind == "vae" else "mse", score_features=self.score_features)
 
 
 class _Dense(nn.Linear):

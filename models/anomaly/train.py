@@ -3,8 +3,9 @@
     recotrig train anomaly [--dataset zerobias-mu60] [--kind vae|ae] [--epochs 20 --qat-epochs 10]
 
 1. Data: the named data set's training and validation backgrounds (``dataset.background``).
-2. Input scaling: per feature a power-of-two shift chosen on the training set so that the
-   99.99 % quantile fits the input type (pT features; eta and phi keep shift 0). The fraction of
+2. Input scaling: per feature a power-of-two shift (standard deviation near 1, the 99.99 %
+   quantile inside the input type) and an offset on the input grid (the mean), chosen on the
+   training set (``input_scaling``). The fraction of
    saturated training inputs per feature is reported and written to the card; above
    ``--max-saturation`` the training stops with the offending features named.
 3. Float training (Adam, ``--epochs``) of the AE or VAE, then quantisation-aware fine-tuning
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 
 from ...edm.trigger import l1_feature_names
-from ...metrics.trigger import efficiency_at_fpr, fpr_of_rate, roc_auc
+from ...metrics.trigger import efficiency_at_fpr, fpr_key, fpr_of_rate, roc_auc
 from ...sim.premix import SIGNALS
 from ..registry import SHIPPED, cache_dir, sha256, write_card
 from ..training import Checkpoint, export_onnx, machine
@@ -52,11 +53,19 @@ TYPES = {
 }
 
 
-def input_shifts(x: np.ndarray, input_type: FixedType, quantile: float = 0.9999) -> np.ndarray:
-    """Per feature, the smallest shift >= 0 with the ``quantile`` of |x| * 2**-shift inside the type."""
+def input_scaling(x: np.ndarray, input_type: FixedType, quantile: float = 0.9999) -> tuple[np.ndarray, np.ndarray]:
+    """Per feature, a power-of-two standardisation a firmware does with a shift and a subtraction:
+    the shift that brings the standard deviation nearest to 1 (at least the one that keeps the
+    ``quantile`` of |x - mean| inside the input type), and the mean, rounded to the input grid,
+    as the offset (in LSBs)."""
+    x = np.asarray(x, np.float64)
     limit = 2.0 ** (input_type.integer - 1) * (1 - 2.0**-input_type.width)
-    q = np.quantile(np.abs(np.asarray(x, np.float64)), quantile, axis=0)
-    return np.maximum(0, np.ceil(np.log2(np.maximum(q, 1e-12) / limit))).astype(int)
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    shift = np.round(np.log2(np.maximum(std, 2.0**-4))).astype(int)
+    q = np.quantile(np.abs(x - mean), quantile, axis=0)
+    shift = np.maximum(shift, np.ceil(np.log2(np.maximum(q, 1e-12) / limit)).astype(int))
+    offsets = np.round(mean * 2.0 ** (input_type.fraction - shift)).astype(int)
+    return shift, offsets
 
 
 def check_saturation(spec: Spec, x: np.ndarray, max_fraction: float) -> dict[str, float]:
@@ -70,13 +79,19 @@ def check_saturation(spec: Spec, x: np.ndarray, max_fraction: float) -> dict[str
     return saturated
 
 
-def make_net(kind: str, shifts: np.ndarray) -> AnomalyNet:
-    return AnomalyNet(kind=kind, shifts=shifts, input_type=TYPES["input"], weight=TYPES["weight"],
-                      bias=TYPES["bias"], result=TYPES["result"], feature_names=l1_feature_names())
+def make_net(kind: str, scaling: tuple[np.ndarray, np.ndarray], sizes: tuple[int, ...] = (57, 32, 16, 8),
+             score: str = "all") -> AnomalyNet:
+    """``score``: the features of the reconstruction error, "all" or "no-phi" (pT and eta only)."""
+    shifts, offsets = scaling
+    names = l1_feature_names()
+    features = [i for i, n in enumerate(names) if score == "all" or not n.endswith("_phi")]
+    return AnomalyNet(kind=kind, shifts=shifts, offsets=offsets, sizes=sizes, input_type=TYPES["input"],
+                      weight=TYPES["weight"],
+                      bias=TYPES["bias"], result=TYPES["result"], feature_names=names, score_features=features)
 
 
 def loss_of(net: AnomalyNet, out: dict[str, torch.Tensor], beta: float) -> torch.Tensor:
-    reco = ((out["reco"] - out["inputs"]) ** 2).sum(dim=1)
+    reco = (((out["reco"] - out["inputs"]) ** 2) * net.score_mask).sum(dim=1)
     if net.kind == "vae":
         kl = -0.5 * (1 + out["logvar"] - out["mu"] ** 2 - out["logvar"].exp()).sum(dim=1)
         return (reco + beta * kl).mean()
@@ -84,16 +99,17 @@ def loss_of(net: AnomalyNet, out: dict[str, torch.Tensor], beta: float) -> torch
 
 
 def fit(net: AnomalyNet, x: np.ndarray, x_val: np.ndarray, *, epochs: int, lr: float, batch: int, seed: int,
-        beta: float, checkpoint: Checkpoint | None = None, log=print) -> list[dict[str, float]]:
-    """Adam with a cosine schedule; returns per-epoch train/validation losses."""
+        beta: float, checkpoint: Checkpoint | None = None, log=print) -> dict[str, Any]:
+    """Adam with a cosine schedule; returns the per-epoch train/validation losses of the epochs run
+    here (``history``) and the training seconds of all epochs, resumed ones included."""
     torch.manual_seed(seed)
     optimiser = torch.optim.Adam(net.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(epochs, 1))
     start, seconds = 0, 0.0
     if checkpoint is not None:
         start, seconds, _ = checkpoint.resume(net, optimiser, schedule)
-    xt = torch.as_tensor(np.asarray(x, np.float32))
-    xv = torch.as_tensor(np.asarray(x_val, np.float32))
+    xt = torch.from_numpy(np.array(x, np.float32))
+    xv = torch.from_numpy(np.array(x_val, np.float32))
     history = []
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
@@ -117,7 +133,7 @@ def fit(net: AnomalyNet, x: np.ndarray, x_val: np.ndarray, *, epochs: int, lr: f
         log(f"epoch {epoch + 1}/{epochs}: loss {total / len(xt):.4f}, validation {val:.4f} ({seconds:.0f} s)")
         if checkpoint is not None:
             checkpoint.save(net, optimiser, schedule, epoch=epoch + 1, seconds=seconds, loss=val)
-    return history
+    return {"history": history, "seconds": seconds, "epochs": epochs}
 
 
 def float_scores(net: AnomalyNet, x: np.ndarray) -> np.ndarray:
@@ -125,7 +141,7 @@ def float_scores(net: AnomalyNet, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         out = []
         for i in range(0, len(x), 65536):
-            out.append(net(torch.as_tensor(np.asarray(x[i : i + 65536], np.float32)))["score"].double().numpy())
+            out.append(net(torch.from_numpy(np.array(x[i : i + 65536], np.float32)))["score"].double().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -134,12 +150,13 @@ def spec_scores(spec: Spec, x: np.ndarray) -> np.ndarray:
 
 
 def evaluate(score, background: np.ndarray, signals: dict[str, np.ndarray], *, rates: bool) -> dict[str, Any]:
-    """AUC, efficiency at FPR 1e-5 (and at 1 and 10 kHz for a zero-bias background) per signal."""
+    """AUC, efficiency at FPR 1e-5, 1e-4, 1e-3 (and at 1 and 10 kHz for a zero-bias background) per signal."""
     b = score(background)
     out: dict[str, Any] = {"n_background": len(b)}
     for name, x in signals.items():
         s = score(x)
-        row = {"n_signal": len(s), "auc": roc_auc(b, s), "at_fpr_1e-5": efficiency_at_fpr(b, s, FPR)}
+        row = {"n_signal": len(s), "auc": roc_auc(b, s),
+               **{fpr_key(f): efficiency_at_fpr(b, s, f) for f in (FPR, 1e-4, 1e-3)}}
         if rates:
             for rate in RATES_KHZ:
                 row[f"at_{rate:g}_kHz"] = efficiency_at_fpr(b, s, fpr_of_rate(rate))
@@ -167,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="zerobias-mu60", choices=sorted(dataset.DATASETS))
     parser.add_argument("--kind", default="vae", choices=("vae", "ae"))
+    parser.add_argument("--sizes", default="57,32,16,8", help="layer widths of the encoder (the decoder mirrors it)")
+    parser.add_argument("--score", default="all", choices=("all", "no-phi"),
+                        help="features of the reconstruction loss and the AE score: all, or pT and eta only")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--qat-epochs", type=int, default=10)
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -188,12 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     x_train, meta_train = dataset.background(args.dataset, "train", jobs=args.jobs)
     x_val, _ = dataset.background(args.dataset, "val", jobs=args.jobs)
     print(f"{args.dataset}: {len(x_train)} training and {len(x_val)} validation background events")
-    shifts = input_shifts(x_train, TYPES["input"])
-    net = make_net(args.kind, shifts)
+    shifts, offsets = input_scaling(x_train, TYPES["input"])
+    sizes = tuple(int(v) for v in args.sizes.split(","))
+    if sizes[0] != 57:
+        raise SystemExit(f"--sizes must start with the 57 inputs, got {args.sizes}")
+    net = make_net(args.kind, (shifts, offsets), sizes, args.score)
     print("input shifts:", dict(zip(l1_feature_names(), shifts.tolist())))
     saturated = check_saturation(net.to_spec(), x_train, args.max_saturation)
     config = {k: v for k, v in vars(args).items() if k not in ("threads", "jobs", "out", "name")}
-    t0 = time.perf_counter()
     history = fit(net, x_train, x_val, epochs=args.epochs, lr=args.lr, batch=args.batch, seed=args.seed,
                   beta=args.beta, checkpoint=Checkpoint(work / "float.pt", {**config, "phase": "float"}))
     qnet = copy.deepcopy(net)
@@ -201,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     history_q = fit(qnet, x_train, x_val, epochs=args.qat_epochs, lr=args.lr / 4, batch=args.batch,
                     seed=args.seed + 1, beta=args.beta,
                     checkpoint=Checkpoint(work / "qat.pt", {**config, "phase": "qat"}))
-    seconds = time.perf_counter() - t0
+    seconds = history["seconds"] + history_q["seconds"]
     spec = qnet.to_spec()
 
     out = Path(args.out)
@@ -252,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
                                  "layout": "MET, 4 e/gamma, 4 muons, 10 jets, each (pT [GeV], eta, phi), zero-padded"}},
         "outputs": {"score": {"shape": ["events"], "dtype": "float32"}},
         "features": l1_feature_names(),
-        "normalisation": {"input_shifts": shifts.tolist(), "rule": "x * 2**-shift, then the input type",
+        "normalisation": {"input_shifts": shifts.tolist(), "input_offsets_lsb": offsets.tolist(),
+                          "rule": "x * 2**-shift - offset * 2**-(input fraction bits), then the input type",
                           "input_type": str(TYPES["input"]), "saturated_training_fraction": saturated},
         "fixed_point": {"spec": spec_path.name, "spec_sha256": sha256(spec_path),
                         "types": {k: str(v) for k, v in TYPES.items()},
@@ -263,14 +286,15 @@ def main(argv: list[str] | None = None) -> int:
             "ap_fixed, one framework (torch) for training, and a direct path to hls4ml's PyTorch frontend with "
             "per-layer precisions (the bit-exact route in shared facts). HGQ2's per-weight widths would lower "
             "the LUT count further; not evaluated in this round."),
-        "architecture": {"kind": args.kind, "sizes": [57, 32, 16, 8],
+        "architecture": {"kind": args.kind, "sizes": list(sizes),
                          "parameters": sum(p.numel() for p in net.parameters())},
         "training": {
             "command": f"recotrig train anomaly --dataset {args.dataset} --kind {args.kind} --epochs {args.epochs} "
                        f"--qat-epochs {args.qat_epochs} --seed {args.seed}",
             "data": {"train": meta_train, "test": meta_test, "signals": {
                 p: dataset.signal(args.dataset, p)[1] for p in SIGNALS}},
-            "float_history": history[-3:], "qat_history": history_q[-3:], "seconds": round(seconds, 1),
+            "float_last_epochs": history["history"][-3:], "qat_last_epochs": history_q["history"][-3:],
+            "seconds": round(seconds, 1),
             "machine": machine(args.threads), "config": config,
         },
         "held_out": figures,
