@@ -108,10 +108,12 @@ def test_generation_is_deterministic_and_independent_of_jobs(tmp_path):
     from recotrig.sequences.simulate_l1_cmd import simulate_l1
 
     args = dict(process="zerobias", mu=20.0, events=2500, seed=5, progress=False, **POOL)
-    serial = simulate_l1(str(tmp_path / "a.root"), jobs=1, **args)
-    parallel = simulate_l1(str(tmp_path / "b.root"), jobs=2, **args)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    serial = simulate_l1(str(tmp_path / "a" / "l1.root"), jobs=1, **args)
+    parallel = simulate_l1(str(tmp_path / "b" / "l1.root"), jobs=2, **args)
     assert serial["written"] == parallel["written"] == 2500
-    assert (tmp_path / "a.root").read_bytes() == (tmp_path / "b.root").read_bytes()
+    assert (tmp_path / "a" / "l1.root").read_bytes() == (tmp_path / "b" / "l1.root").read_bytes()
     other = next(L1Dataset("zerobias", 20.0, 2500, seed=6, **POOL).batches())[1].features()
     same = next(L1Dataset("zerobias", 20.0, 2500, seed=5, **POOL).batches())[1].features()
     assert not np.array_equal(other, same)

@@ -9,8 +9,6 @@ zero-bias crossings), or on ``threshold`` when it is set.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ...edm import L1Objects, TriggerDecision
 from ...edm.trigger import l1_feature_names, l1_features
 from ...framework import ConfigError, Option

@@ -53,17 +53,21 @@ TYPES = {
 }
 
 
-def input_scaling(x: np.ndarray, input_type: FixedType, quantile: float = 0.9999) -> tuple[np.ndarray, np.ndarray]:
+def input_scaling(x: np.ndarray, input_type: FixedType, quantile: float = 0.999) -> tuple[np.ndarray, np.ndarray]:
     """Per feature, a power-of-two standardisation a firmware does with a shift and a subtraction:
-    the shift that brings the standard deviation nearest to 1 (at least the one that keeps the
-    ``quantile`` of |x - mean| inside the input type), and the mean, rounded to the input grid,
+    the shift that brings the standard deviation nearest to 1, but at least the one that keeps the
+    ``quantile`` of |x - mean| over the crossings where the feature is non-zero inside the input
+    type (a rare object, a third muon, must not saturate), and the mean, rounded to the input grid,
     as the offset (in LSBs)."""
     x = np.asarray(x, np.float64)
     limit = 2.0 ** (input_type.integer - 1) * (1 - 2.0**-input_type.width)
     mean, std = x.mean(axis=0), x.std(axis=0)
     shift = np.round(np.log2(np.maximum(std, 2.0**-4))).astype(int)
-    q = np.quantile(np.abs(x - mean), quantile, axis=0)
-    shift = np.maximum(shift, np.ceil(np.log2(np.maximum(q, 1e-12) / limit)).astype(int))
+    for j in range(x.shape[1]):
+        present = x[:, j] != 0
+        if present.any():
+            q = np.quantile(np.abs(x[present, j] - mean[j]), quantile)
+            shift[j] = max(shift[j], int(np.ceil(np.log2(max(q, 1e-12) / limit))))
     offsets = np.round(mean * 2.0 ** (input_type.fraction - shift)).astype(int)
     return shift, offsets
 
@@ -216,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     print("input shifts:", dict(zip(l1_feature_names(), shifts.tolist())))
     saturated = check_saturation(net.to_spec(), x_train, args.max_saturation)
     config = {k: v for k, v in vars(args).items() if k not in ("threads", "jobs", "out", "name")}
+    config["input_scaling"] = "pow2-std, non-zero 99.9 % range, v2"  # checkpoints of another rule are refused
     history = fit(net, x_train, x_val, epochs=args.epochs, lr=args.lr, batch=args.batch, seed=args.seed,
                   beta=args.beta, checkpoint=Checkpoint(work / "float.pt", {**config, "phase": "float"}))
     qnet = copy.deepcopy(net)
@@ -259,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     ratios = {
         p: {"auc": figures["quantised"][p]["auc"] / figures["float"][p]["auc"],
             "tpr_at_fpr_1e-5": (figures["quantised"][p]["at_fpr_1e-5"]["efficiency"]
-                                / max(figures["float"][p]["at_fpr_1e-5"]["efficiency"], 1e-12))}
+                                / figures["float"][p]["at_fpr_1e-5"]["efficiency"]
+                                if figures["quantised"][p]["at_fpr_1e-5"]["measured"]
+                                and figures["float"][p]["at_fpr_1e-5"]["efficiency"] > 0 else None)}
         for p in SIGNALS
     }
     card = {
@@ -289,8 +296,9 @@ def main(argv: list[str] | None = None) -> int:
         "architecture": {"kind": args.kind, "sizes": list(sizes),
                          "parameters": sum(p.numel() for p in net.parameters())},
         "training": {
-            "command": f"recotrig train anomaly --dataset {args.dataset} --kind {args.kind} --epochs {args.epochs} "
-                       f"--qat-epochs {args.qat_epochs} --seed {args.seed}",
+            "command": (f"recotrig train anomaly --dataset {args.dataset} --kind {args.kind} --sizes {args.sizes} "
+                        f"--score {args.score} --beta {args.beta:g} --epochs {args.epochs} --qat-epochs "
+                        f"{args.qat_epochs} --batch {args.batch} --lr {args.lr:g} --seed {args.seed}"),
             "data": {"train": meta_train, "test": meta_test, "signals": {
                 p: dataset.signal(args.dataset, p)[1] for p in SIGNALS}},
             "float_last_epochs": history["history"][-3:], "qat_last_epochs": history_q["history"][-3:],
