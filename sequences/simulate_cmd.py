@@ -22,7 +22,9 @@ from ..io.store import open_store
 from ..io.writers import StoreWriter
 from ..sim.reader import SimulationReader
 
-STORE_COLLECTIONS = ["hits", "particles", "truth", "truth_vertices:vertices", "l1"]
+STORE_COLLECTIONS = ["hits", "particles", "truth", "truth_vertices:vertices"]
+#: the ROOT store also holds each crossing's L1 objects (TrackML CSV has no place for them)
+ROOT_ONLY = ["l1"]
 
 
 def targets(output: str, fmt: str) -> list[tuple[str, str]]:
@@ -42,8 +44,8 @@ def simulate(output: str, *, fmt: str = "root", jobs: int = 1, progress: bool | 
     reader = SimulationReader(**options)
     metadata = reader.metadata()
     writers = [
-        StoreWriter(name=f"write_{f}", path=p, format=f, collections=STORE_COLLECTIONS, metadata=metadata,
-                    compression=compression)
+        StoreWriter(name=f"write_{f}", path=p, format=f, metadata=metadata, compression=compression,
+                    collections=STORE_COLLECTIONS + (ROOT_ONLY if f == "root" else []))
         for p, f in targets(output, fmt)
     ]
     for path, _ in targets(output, fmt):

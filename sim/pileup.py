@@ -365,5 +365,6 @@ class PileupGenerator:
             vertex_position=positions,
             vertex_n_charged=n_charged,
             vertex_is_hard=is_hard,
-            final_state={k: np.concatenate(v) if v else np.zeros(0) for k, v in final.items()},
+            final_state={k: np.concatenate(v) if v else np.zeros(0, np.int64 if k in ("pdg", "q", "vertex") else float)
+                         for k, v in final.items()},
         )

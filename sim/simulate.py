@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..detector import DetectorSpec
-from ..edm import Hits, HitTruth, Particles, TruthVertices
+from ..edm import Hits, HitTruth, L1Objects, Particles, TruthVertices
 from ..framework.lookup import index_of
 from .fatras import DetectorResponse, DigiResolution, decode_particle_id, encode_particle_id
 from .l1 import L1Response
@@ -149,6 +149,8 @@ class Simulator:
     def l1_objects(self, crossing: Crossing, event_number: int):
         """The crossing's L1 objects, from the full final state of all its interactions."""
         final = crossing.final_state
+        if crossing.n_vertices == 0:  # nothing collided: no objects (not even a zero MET)
+            return L1Objects(kind=[], pt=[], eta=[], phi=[], iso=[])
         counts = np.bincount(final["vertex"] - 1, minlength=crossing.n_vertices)
         rng = np.random.default_rng(event_seed(self.seed, event_number, STREAM_L1))
         deposits = self.l1.deposit(final, counts, rng)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from recotrig.io.store import open_store
-from recotrig.sequences.samples import SAMPLE_MU20, SAMPLE_MU60, regenerate
+from recotrig.sequences.samples import DATA, L1_COMMANDS, SAMPLE_MU20, SAMPLE_MU60, regenerate
 from recotrig.sim.reader import SimulationReader
 
 KEYS = ("hits", "particles", "truth", "vertices")
@@ -32,12 +32,11 @@ def test_bundled_sample_is_what_its_metadata_says(path, mu, events):
 
 @pytest.mark.slow
 def test_sample_commands_reproduce_the_files_byte_for_byte(tmp_path):
-    """`make sample` (sequences.samples.regenerate) remakes both bundled files exactly."""
+    """`make sample` (sequences.samples.regenerate) remakes every bundled file exactly."""
     made = regenerate(tmp_path)
-    assert [p.name for p in made] == [SAMPLE_MU60.name, SAMPLE_MU20.name]
+    assert [p.name for p in made] == [SAMPLE_MU60.name, SAMPLE_MU20.name, *L1_COMMANDS]
     for fresh in made:
-        bundled = SAMPLE_MU60 if fresh.name == SAMPLE_MU60.name else SAMPLE_MU20
-        assert fresh.read_bytes() == bundled.read_bytes(), fresh.name
+        assert fresh.read_bytes() == (DATA / fresh.name).read_bytes(), fresh.name
 
 
 def test_metadata_rebuilds_the_simulation():
