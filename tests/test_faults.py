@@ -56,9 +56,12 @@ def alive(pid: int) -> bool:
 
 def start_slow_run(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
     (tmp_path / "slow.py").write_text(SLOW)
+    # a test run started in the background inherits SIGINT ignored (POSIX, for asynchronous commands),
+    # and Python keeps it ignored: the run must see Ctrl-C as a terminal would send it
     proc = subprocess.Popen([sys.executable, "-m", "recotrig.sequences.cli", "run", str(tmp_path / "slow.py"), "-o",
                              str(tmp_path / "out"), "-j", "2", "--no-progress"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     workers: list[int] = []
     while time.time() < deadline and len(workers) < 2:
