@@ -32,8 +32,8 @@ __all__ = ["DATASETS", "COCKTAIL_NOTE", "AnomalyData", "background", "signal"]
 
 COCKTAIL_NOTE = (
     "QCD multijets (34 % of the ADC2021 cocktail) are left out: with a 23 GeV lepton requirement "
-    "they pass at ~1e-4 (ADC2021 Table 1: 0.08 % x 9.6 %), which would need ~1e9 generated events "
-    "here. The cocktail is W, Z, tt-bar only, so its background is more lepton-like and less jetty "
+    "they pass at ~1e-4 (ADC2021 Table 1: 0.08 % x 9.6 %), which would need ~1e8 generated events "
+    "for 10,000 selected ones here. The cocktail is W, Z, tt-bar only, so its background is more lepton-like and less jetty "
     "than ADC2021's; AUCs are not strictly comparable (ours are for an easier background mix in "
     "jet activity, a harder one in lepton content)."
 )

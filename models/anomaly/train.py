@@ -168,6 +168,12 @@ def evaluate(score, background: np.ndarray, signals: dict[str, np.ndarray], *, r
     return out
 
 
+def headline(figures: dict[str, Any]) -> str:
+    """The card's one line: held-out AUC of A -> 4 leptons, quantised and float."""
+    q, f = figures["quantised"]["ato4l"]["auc"], figures["float"]["ato4l"]["auc"]
+    return f"held-out AUC(A->4l) {q:.3f} quantised ({f:.3f} float)"
+
+
 def layer_saturation(spec: Spec, x: np.ndarray) -> list[float]:
     """Per layer, the fraction of results at the edge of the result type (saturated)."""
     k = spec.quantise_inputs(x)
@@ -275,8 +281,9 @@ def main(argv: list[str] | None = None) -> int:
         "summary": (f"L1 anomaly-detection {args.kind.upper()} trained on {len(x_train)} {args.dataset} background "
                     f"crossings with quantisation-aware fine-tuning; score = "
                     f"{'sum of mu^2 of the encoder' if args.kind == 'vae' else 'squared reconstruction error'}."),
-        "headline": {p: {"auc_quantised": round(figures["quantised"][p]["auc"], 4),
-                         "auc_float": round(figures["float"][p]["auc"], 4)} for p in SIGNALS},
+        "headline": headline(figures),
+        "kind": args.kind,
+        "parameters": sum(p.numel() for p in net.parameters()),
         "inputs": {"l1_inputs": {"shape": ["events", 57], "dtype": "float32",
                                  "layout": "MET, 4 e/gamma, 4 muons, 10 jets, each (pT [GeV], eta, phi), zero-padded"}},
         "outputs": {"score": {"shape": ["events"], "dtype": "float32"}},
