@@ -1,7 +1,8 @@
 """HitReader: hits, and where the store has them particles, truth and truth vertices, per event.
 
 Reads TrackML CSV directories and ROOT files alike (format detected, or forced with ``format``),
-in chunks of entries (``prepare``), so ``-n/--skip`` map to entry ranges and a large file streams.
+in chunks of entries (``io.fileset_reader``), so ``-n/--skip`` map to entry ranges and a large file
+streams.
 
 Every event is checked as it is read (``io.validate``): finite, physically bounded numbers,
 distinct ids, truth consistent with hits and particles; a bad event raises ``StoreError`` naming
@@ -30,13 +31,13 @@ import numpy as np
 
 from ..edm import Hits, HitTruth, Particles, TruthVertices
 from ..edm.truth import hit_particles, trackml_weights
-from ..framework import Option, Reader
+from ..framework import Option
 from .errors import StoreError
-from .fileset import Fileset
+from .fileset_reader import FilesetReader
 from .validate import validate_event
 
 
-class HitReader(Reader):
+class HitReader(FilesetReader):
     """Reads Hits (+ Particles, HitTruth, TruthVertices where the store has them)."""
 
     outputs = ("hits", "particles", "truth", "truth_vertices")
@@ -50,62 +51,18 @@ class HitReader(Reader):
     tracks_per_event = Option(0, "keep the hits of this many random particles (0: all)", low=0)
     seed = Option(7, "seed of the particle subsampling")
     compute_weights = Option(True, "compute official TrackML weights when the store has none")
-    skip_bad_files = Option(False, "leave out (and record) files of the fileset that cannot be opened")
 
-    def _store(self):
-        if getattr(self, "_open", None) is None:
-            if not self.input:
-                raise StoreError("HitReader: no input store given (--input or HitReader.input)")
-            self._open = Fileset(self.input, format=None if self.format == "auto" else self.format,
-                                 skip_bad=self.skip_bad_files)
-            self._cache: dict[int, dict] = {}
-            self._wanted = [c for c in ("hits", "particles", "truth", "vertices") if c in self._open.collections]
-            if "hits" not in self._wanted:
-                raise StoreError(f"the store has no hits; it has {self._open.collections}", path=self.input)
-        return self._open
-
-    def __getstate__(self) -> dict:
-        return super().__getstate__()  # open files stay behind; workers reopen
-
-    #: output -> the store collection it is read from
     SOURCES = {"hits": "hits", "particles": "particles", "truth": "truth", "truth_vertices": "vertices"}
+    REQUIRED = ("hits", "hits")
 
-    def provides(self) -> set[str]:
-        held = set(self._store().collections)
-        return {out for out, collection in self.SOURCES.items() if collection in held}
-
-    def absent(self) -> dict[str, str]:
-        return {out: f"{self.name}'s store {self.input} does not hold (it has {self._store().collections})"
-                for out in self.SOURCES if out not in self.provides()}
-
-    def n_events(self) -> int:
-        return self._store().n_events
-
-    def segments(self) -> list[tuple[str, int, int]]:
-        return self._store().segments()
-
-    def bad_inputs(self) -> list[tuple[str, str]]:
-        return list(self._store().bad)
-
-    def files(self) -> dict[str, list[str]]:
-        return {"input": [path for path, _, _ in self.segments()]} if self.input else {}
-
-    def event_id(self, entry: int) -> int:
-        return int(self._store().event_ids[entry])
-
-    def prepare(self, start: int, stop: int) -> None:
-        store = self._store()
-        self._cache = dict(zip(range(start, stop), store.read(start, stop, collections=self._wanted)))
+    def _format(self) -> str | None:
+        return None if self.format == "auto" else self.format
 
     def read(self, entry: int) -> tuple[Hits, Particles | None, HitTruth | None, TruthVertices | None]:
-        store = self._store()
-        event = self._cache.pop(entry, None)
-        if event is None:
-            event = store.read(entry, entry + 1, collections=self._wanted)[0]
+        event, path = self._event(entry)
         hits, particles, truth = event["hits"], event.get("particles"), event.get("truth")
         vertices = event.get("vertices")
         event_id = self.event_id(entry)
-        path = store.files[store.file_of(entry)]
         validate_event(event, path=path, event_id=event_id)
         if truth is not None and "weight" not in truth and particles is not None and self.compute_weights:
             try:
