@@ -20,10 +20,14 @@ from ..edm import CrossingInfo, TriggerDecision
 from ..framework import Metric, Option
 from ..framework.files import write_json
 
-__all__ = ["CROSSING_RATE_KHZ", "TriggerPerformance", "roc_auc", "efficiency_at_fpr", "fpr_key", "fpr_of_rate"]
+__all__ = ["CROSSING_RATE_KHZ", "FPRS", "RATES_KHZ", "TriggerPerformance", "efficiency_at_fpr", "fpr_key", "fpr_of_rate",
+           "roc_auc", "trigger_figures"]
 
 #: the crossing rate the rates are quoted against (40 MHz)
 CROSSING_RATE_KHZ = 40_000.0
+#: the false-positive rates and the zero-bias rates every report quotes
+FPRS = (1e-5, 1e-4, 1e-3)
+RATES_KHZ = (1.0, 10.0)
 
 
 def roc_auc(background: np.ndarray, signal: np.ndarray) -> float:
@@ -66,6 +70,16 @@ def efficiency_at_fpr(background: np.ndarray, signal: np.ndarray, fpr: float) ->
         "fpr": n_pass / len(b),
         "measured": k > 0,
     }
+
+
+def trigger_figures(background: np.ndarray, signal: np.ndarray, *, zero_bias: bool) -> dict[str, Any]:
+    """AUC and the signal efficiency at each of ``FPRS`` and, against a zero-bias background, at
+    each of ``RATES_KHZ`` (keys ``auc``, ``at_fpr_1e-5``, ..., ``at_1_kHz``, ...)."""
+    row: dict[str, Any] = {"auc": roc_auc(background, signal)}
+    row.update({fpr_key(f): efficiency_at_fpr(background, signal, f) for f in FPRS})
+    if zero_bias:
+        row.update({f"at_{r:g}_kHz": efficiency_at_fpr(background, signal, fpr_of_rate(r)) for r in RATES_KHZ})
+    return row
 
 
 class ScoreAccumulator:
@@ -111,6 +125,8 @@ class TriggerPerformance(Metric):
         signal_codes = {PROCESS_CODES[s] for s in SIGNALS}
         background = ~np.isin(process, list(signal_codes))
         zero_bias = bool(background.any()) and set(process[background].tolist()) == {PROCESS_CODES["zerobias"]}
+        if not background.any():
+            raise ValueError(f"{self.name}: the run holds no background crossings to compare the signals with")
         report: dict[str, Any] = {"n_background": int(background.sum()),
                                   "background": sorted({names[c] for c in process[background].tolist()}),
                                   "signals": {}}
@@ -119,13 +135,7 @@ class TriggerPerformance(Metric):
             sel = process == code
             row: dict[str, Any] = {"n_signal": int(sel.sum())}
             for label, values in (("hw", np.asarray(acc.hw_score, np.float64)), ("float", np.asarray(acc.score))):
-                b, s = values[background], values[sel]
-                row[label] = {"auc": roc_auc(b, s) if len(b) else math.nan}
-                for fpr in (1e-5, 1e-4, 1e-3):
-                    row[label][fpr_key(fpr)] = efficiency_at_fpr(b, s, fpr) if len(b) else None
-                if zero_bias:
-                    for rate in (1.0, 10.0):
-                        row[label][f"at_{rate:g}_kHz"] = efficiency_at_fpr(b, s, fpr_of_rate(rate))
+                row[label] = trigger_figures(values[background], values[sel], zero_bias=zero_bias)
             report["signals"][names[code]] = row
             at = row["hw"][fpr_key(1e-3)]
             lines.append(f"{names[code]:12s} {row['n_signal']:7d} {row['hw']['auc']:7.3f} {row['float']['auc']:9.3f}  "

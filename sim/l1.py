@@ -325,21 +325,24 @@ class L1Response:
 
         # e/gamma and muons with their isolation
         flat = grid.reshape(n_events, nt)
-        for kind, parts, own_et in (("electron", egs, True), ("muon", mus, False)):
+        candidates = {}
+        for kind, parts in (("electron", egs), ("muon", mus)):
             cols = {c: np.concatenate([p[0][c] for p in parts]) for c in ("pt", "eta", "phi", "tower")}
             owner = np.concatenate([p[1] for p in parts])
-            iso = self._isolation(flat, rho, owner, cols["tower"]) - (cols["pt"] if own_et else 0.0)
+            own_et = cols["pt"] if kind == "electron" else 0.0  # muons leave no energy in the towers
+            iso = self._isolation(flat, rho, owner, cols["tower"]) - own_et
             rel = np.maximum(iso, 0.0) / np.maximum(cols["pt"], 1e-9)
             keep = rel < self.eg_iso_max if kind == "electron" else np.ones(len(rel), bool)
             self._add(rows, L1Objects.KINDS[kind], owner[keep], cols["pt"][keep], cols["eta"][keep],
                       cols["phi"][keep], rel[keep])
-            if kind == "muon":
-                mux = np.bincount(owner, weights=cols["pt"] * np.cos(cols["phi"]), minlength=n_events)
-                muy = np.bincount(owner, weights=cols["pt"] * np.sin(cols["phi"]), minlength=n_events)
+            candidates[kind] = (cols, owner)
 
-        # missing ET
-        mex = -np.bincount(ev, weights=et * np.cos(phi_c[it]), minlength=n_events) - mux
-        mey = -np.bincount(ev, weights=et * np.sin(phi_c[it]), minlength=n_events) - muy
+        # missing ET: the towers and the L1 muons
+        mu, mu_owner = candidates["muon"]
+        mex = -np.bincount(ev, weights=et * np.cos(phi_c[it]), minlength=n_events) - np.bincount(
+            mu_owner, weights=mu["pt"] * np.cos(mu["phi"]), minlength=n_events)
+        mey = -np.bincount(ev, weights=et * np.sin(phi_c[it]), minlength=n_events) - np.bincount(
+            mu_owner, weights=mu["pt"] * np.sin(mu["phi"]), minlength=n_events)
         self._add(rows, L1Objects.KINDS["met"], np.arange(n_events), np.hypot(mex, mey), np.zeros(n_events),
                   np.arctan2(mey, mex), np.zeros(n_events))
 

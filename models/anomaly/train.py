@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ...edm.trigger import l1_feature_names
-from ...metrics.trigger import efficiency_at_fpr, fpr_key, fpr_of_rate, roc_auc
+from ...metrics.trigger import RATES_KHZ, efficiency_at_fpr, fpr_of_rate, trigger_figures
 from ...sim.premix import SIGNALS
 from ..registry import SHIPPED, cache_dir, sha256, write_card
 from ..training import Checkpoint, export_onnx, machine
@@ -39,8 +39,6 @@ from . import dataset
 from .fixedpoint import FixedType, Spec, saturation_report
 from .model import AnomalyNet, ScoreModel
 
-FPR = 1e-5
-RATES_KHZ = (1.0, 10.0)
 
 #: the fixed-point types: inputs ap_fixed<14,5> (|x| < 16 after the shift), weights <8,2>,
 #: biases <12,4>, layer results <16,7>; rounding to nearest for the constants, truncation for the
@@ -154,18 +152,10 @@ def spec_scores(spec: Spec, x: np.ndarray) -> np.ndarray:
 
 
 def evaluate(score, background: np.ndarray, signals: dict[str, np.ndarray], *, rates: bool) -> dict[str, Any]:
-    """AUC, efficiency at FPR 1e-5, 1e-4, 1e-3 (and at 1 and 10 kHz for a zero-bias background) per signal."""
+    """Per signal: AUC and the efficiencies of ``metrics.trigger.trigger_figures``."""
     b = score(background)
-    out: dict[str, Any] = {"n_background": len(b)}
-    for name, x in signals.items():
-        s = score(x)
-        row = {"n_signal": len(s), "auc": roc_auc(b, s),
-               **{fpr_key(f): efficiency_at_fpr(b, s, f) for f in (FPR, 1e-4, 1e-3)}}
-        if rates:
-            for rate in RATES_KHZ:
-                row[f"at_{rate:g}_kHz"] = efficiency_at_fpr(b, s, fpr_of_rate(rate))
-        out[name] = row
-    return out
+    return {"n_background": len(b),
+            **{name: {"n_signal": len(x), **trigger_figures(b, score(x), zero_bias=rates)} for name, x in signals.items()}}
 
 
 def headline(figures: dict[str, Any]) -> str:
