@@ -1,18 +1,20 @@
-"""What every model family's training shares (torch side): resumable checkpoints, the ONNX export,
-and the machine line of a card."""
+"""What every model family's training shares (torch side): resumable checkpoints, the epoch loop,
+the ONNX export, and the machine line of a card."""
 
 from __future__ import annotations
 
 import math
 import os
 import platform
+import time
 import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["Checkpoint", "export_onnx", "machine"]
+__all__ = ["Checkpoint", "export_onnx", "machine", "run_epochs"]
 
 
 class Checkpoint:
@@ -42,6 +44,42 @@ class Checkpoint:
         torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
                     "schedule": schedule.state_dict(), "epoch": epoch, "seconds": seconds, "loss": loss,
                     "config": self.config}, self.path)
+
+
+def run_epochs(model: torch.nn.Module, optimiser: Any, schedule: Any, checkpoint: Checkpoint, *,
+               start: tuple[int, float, float], epochs: int, batches: Callable[[int], Iterable[tuple[Any, int]]],
+               progress: bool = True, after_epoch: Callable[[int, float], None] | None = None) -> tuple[float, float]:
+    """The epoch loop every family shares: from ``start`` (``Checkpoint.resume``'s first epoch,
+    seconds and loss) to ``epochs``. ``batches(epoch)`` yields each batch's loss tensor and its
+    number of events; each is back-propagated and stepped. After an epoch the schedule steps, the
+    checkpoint is written and ``after_epoch(epochs done, mean loss)`` runs; a progress bar shows the
+    loss and events/s. Returns the training seconds of all epochs (resumed ones included) and the
+    last mean loss."""
+    from tqdm.auto import tqdm
+
+    first_epoch, seconds, loss_value = start
+    bar = tqdm(total=epochs, initial=first_epoch, disable=not progress, unit="epoch")
+    for epoch in range(first_epoch, epochs):
+        t0 = time.perf_counter()
+        model.train()
+        total, count = 0.0, 0
+        for loss, n in batches(epoch):
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * n
+            count += n
+        schedule.step()
+        elapsed = time.perf_counter() - t0
+        seconds += elapsed
+        loss_value = total / max(count, 1)
+        bar.set_postfix(loss=f"{loss_value:.4f}", events_per_s=f"{count / elapsed:.0f}")
+        bar.update(1)
+        checkpoint.save(model, optimiser, schedule, epoch=epoch + 1, seconds=seconds, loss=loss_value)
+        if after_epoch is not None:
+            after_epoch(epoch + 1, loss_value)
+    bar.close()
+    return seconds, loss_value
 
 
 def export_onnx(model: torch.nn.Module, example: tuple[torch.Tensor, ...], path: str | Path, *,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from ...edm.trigger import l1_feature_names
 from ...metrics.trigger import RATES_KHZ, efficiency_at_fpr, fpr_of_rate, trigger_figures
 from ...sim.premix import SIGNALS
 from ..registry import SHIPPED, cache_dir, sha256, write_card
-from ..training import Checkpoint, export_onnx, machine
+from ..training import Checkpoint, export_onnx, machine, run_epochs
 from . import dataset
 from .fixedpoint import FixedType, Spec, saturation_report
 from .model import AnomalyNet, ScoreModel
@@ -101,40 +100,31 @@ def loss_of(net: AnomalyNet, out: dict[str, torch.Tensor], beta: float) -> torch
 
 
 def fit(net: AnomalyNet, x: np.ndarray, x_val: np.ndarray, *, epochs: int, lr: float, batch: int, seed: int,
-        beta: float, checkpoint: Checkpoint | None = None, log=print) -> dict[str, Any]:
-    """Adam with a cosine schedule; returns the per-epoch train/validation losses of the epochs run
-    here (``history``) and the training seconds of all epochs, resumed ones included."""
+        beta: float, checkpoint: Checkpoint, progress: bool = True) -> dict[str, Any]:
+    """Adam with a cosine schedule (``training.run_epochs``); returns the per-epoch train and
+    validation losses of the epochs run here (``history``) and the training seconds of all epochs,
+    resumed ones included."""
     torch.manual_seed(seed)
     optimiser = torch.optim.Adam(net.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(epochs, 1))
-    start, seconds = 0, 0.0
-    if checkpoint is not None:
-        start, seconds, _ = checkpoint.resume(net, optimiser, schedule)
     xt = torch.from_numpy(np.array(x, np.float32))
     xv = torch.from_numpy(np.array(x_val, np.float32))
-    history = []
-    for epoch in range(start, epochs):
-        t0 = time.perf_counter()
-        net.train()
-        g = torch.Generator().manual_seed(seed * 1000 + epoch)
-        order = torch.randperm(len(xt), generator=g)
-        total = 0.0
+
+    def batches(epoch: int):
+        order = torch.randperm(len(xt), generator=torch.Generator().manual_seed(seed * 1000 + epoch))
         for i in range(0, len(xt), batch):
             xb = xt[order[i : i + batch]]
-            loss = loss_of(net, net(xb), beta)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach()) * len(xb)
-        schedule.step()
+            yield loss_of(net, net(xb), beta), len(xb)
+
+    history: list[dict[str, float]] = []
+
+    def validate(epoch: int, loss: float) -> None:
         net.eval()
         with torch.no_grad():
-            val = float(loss_of(net, net(xv), beta))
-        seconds += time.perf_counter() - t0
-        history.append({"epoch": epoch + 1, "train": total / len(xt), "val": val, "seconds": seconds})
-        log(f"epoch {epoch + 1}/{epochs}: loss {total / len(xt):.4f}, validation {val:.4f} ({seconds:.0f} s)")
-        if checkpoint is not None:
-            checkpoint.save(net, optimiser, schedule, epoch=epoch + 1, seconds=seconds, loss=val)
+            history.append({"epoch": epoch, "train": loss, "val": float(loss_of(net, net(xv), beta))})
+
+    seconds, _ = run_epochs(net, optimiser, schedule, checkpoint, start=checkpoint.resume(net, optimiser, schedule),
+                            epochs=epochs, batches=batches, progress=progress, after_epoch=validate)
     return {"history": history, "seconds": seconds, "epochs": epochs}
 
 

@@ -42,7 +42,7 @@ from recotrig.models.pvfinder import dataset
 from recotrig.models.pvfinder.model import UNet, asymmetric_loss
 from recotrig.models.registry import SHIPPED, cache_dir, sha256, write_card
 from recotrig.models.runtime import Session
-from recotrig.models.training import Checkpoint, export_onnx, machine
+from recotrig.models.training import Checkpoint, export_onnx, machine, run_epochs
 
 __all__ = ["BINNING", "STORES", "main", "store", "train"]
 
@@ -167,8 +167,6 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
           target_scale: float = 1.0, jobs: int = 2,
           events: dict[str, int] | None = None, stores: dict[str, str | Path] | None = None,
           train_splits: tuple[str, ...] | None = None, progress: bool = True) -> dict[str, Any]:
-    from tqdm.auto import tqdm
-
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     events = events or {}
@@ -194,32 +192,17 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
               "kernels": list(kernels), "asymmetry": asymmetry, "crop": crop, "batch": batch, "lr": lr,
               "epochs": epochs, "warmup": warmup, "target_scale": target_scale, "seed": seed}
     checkpoint = Checkpoint(work / "checkpoint.pt", config)
-    first_epoch, seconds, loss_value = checkpoint.resume(model, optimiser, schedule)
-    bar = tqdm(total=epochs, initial=first_epoch, disable=not progress, unit="epoch")
-    for epoch in range(first_epoch, epochs):
+    def batches(epoch: int):
         rng = np.random.default_rng([seed, epoch])  # the same crops whether or not a run resumed
-        t0 = time.perf_counter()
-        model.train()
-        total, count = 0.0, 0
         for x, y in _crops(features, targets, crop, batch, rng):
-            optimiser.zero_grad()
             prediction = model(x)
             if epoch < warmup:  # see the module docstring: MSE first, then PV-Finder's cost
-                loss = WARMUP_SCALE * ((prediction - y) ** 2).mean()
+                yield WARMUP_SCALE * ((prediction - y) ** 2).mean(), len(x)
             else:
-                loss = asymmetric_loss(prediction, y, asymmetry=asymmetry)
-            loss.backward()
-            optimiser.step()
-            total += loss.item() * len(x)
-            count += len(x)
-        schedule.step()
-        elapsed = time.perf_counter() - t0
-        seconds += elapsed
-        loss_value = total / max(count, 1)
-        bar.set_postfix(loss=f"{loss_value:.4f}", events_per_s=f"{count / elapsed:.0f}")
-        bar.update(1)
-        checkpoint.save(model, optimiser, schedule, epoch=epoch + 1, seconds=seconds, loss=loss_value)
-    bar.close()
+                yield asymmetric_loss(prediction, y, asymmetry=asymmetry), len(x)
+
+    seconds, loss_value = run_epochs(model, optimiser, schedule, checkpoint, epochs=epochs, batches=batches,
+                                     start=checkpoint.resume(model, optimiser, schedule), progress=progress)
 
     model.eval()
     out.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ from recotrig.models.runtime import Session
 from recotrig.models.trackformer import dataset
 from recotrig.models.trackformer.model import Encoder
 from recotrig.models.trackformer.tracks import cluster
-from recotrig.models.training import Checkpoint, export_onnx, machine
+from recotrig.models.training import Checkpoint, export_onnx, machine, run_epochs
 
 __all__ = ["main", "train"]
 
@@ -124,8 +124,6 @@ def export(model: torch.nn.Module, path: str | Path) -> None:
 def train(*, name: str, low: int, high: int, stores: dict[str, str], out: Path, work: Path, epochs: int, seed: int,
           draws: int, d: int, layers: int, heads: int, batch: int, lr: float, threads: int,
           max_events: int | None = None, progress: bool = True) -> dict[str, Any]:
-    from tqdm.auto import tqdm
-
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     work.mkdir(parents=True, exist_ok=True)
@@ -145,31 +143,18 @@ def train(*, name: str, low: int, high: int, stores: dict[str, str], out: Path, 
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs)
     checkpoint = Checkpoint(work / f"{name}.checkpoint.pt")
-    first_epoch, seconds, loss_value = checkpoint.resume(model, optimiser, schedule)
+    start = checkpoint.resume(model, optimiser, schedule)
     rng = np.random.default_rng(seed)
-    for _ in range(first_epoch):  # the same shuffles as an uninterrupted run
+    for _ in range(start[0]):  # the same shuffles as an uninterrupted run
         rng.permutation(len(train_set))
-    bar = tqdm(total=epochs, initial=first_epoch, disable=not progress, unit="epoch")
-    for epoch in range(first_epoch, epochs):
-        t0 = time.perf_counter()
-        model.train()
-        total, count = 0.0, 0
+
+    def batches(epoch: int):
         for x, y, m in _batches(train_set, batch, rng, norm):
-            optimiser.zero_grad()
             error = ((model(x, m) - y) ** 2).sum(-1)
-            loss = (error * m).sum() / m.sum()
-            loss.backward()
-            optimiser.step()
-            total += loss.item() * len(x)
-            count += len(x)
-        schedule.step()
-        elapsed = time.perf_counter() - t0
-        seconds += elapsed
-        loss_value = total / max(count, 1)
-        bar.set_postfix(loss=f"{loss_value:.4f}", events_per_s=f"{count / elapsed:.0f}")
-        bar.update(1)
-        checkpoint.save(model, optimiser, schedule, epoch=epoch + 1, seconds=seconds, loss=loss_value)
-    bar.close()
+            yield (error * m).sum() / m.sum(), len(x)
+
+    seconds, loss_value = run_epochs(model, optimiser, schedule, checkpoint, start=start, epochs=epochs,
+                                     batches=batches, progress=progress)
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / f"{name}.onnx"
