@@ -7,13 +7,15 @@ mode (``TRN``: towards minus infinity, ``RND``: half up) and an overflow mode (`
 the range, ``WRAP``: two's complement wrap), as in Xilinx's ``ap_fixed``. A value of the type is
 an integer ``k`` with value ``k * 2**-(width - integer)``.
 
-The network (``Spec``): inputs ``x`` (float) are scaled per feature by ``2**-shift``, an offset
-of ``offset`` input LSBs is subtracted (exact: the offset is on the input grid) and the result is
-cast to the input type; each dense layer computes ``sum_j w_ij x_j + b_i`` exactly (products of integers,
-an accumulator wide enough never to overflow), casts the sum to its ``result`` type, and applies
-ReLU where asked (ReLU of a fixed-point value is exact). The score is ``sum_i y_i**2`` of the last
-layer's outputs (a VAE encoder) or ``sum_i (y_i - x_i)**2`` against the quantised inputs (an
-autoencoder), exact in integers.
+The network (``Spec``): a float feature ``x`` becomes the firmware's input word
+``u = floor(x * 2**(fraction - shift))`` (per-feature shift; saturated to the ``raw`` type, the
+input type with ``RAW_EXTRA_BITS`` more integer bits); the firmware subtracts the per-feature
+``offset`` (in input LSBs) and saturates to the input type; each dense layer computes
+``sum_j w_ij x_j + b_i`` exactly (products of integers, an accumulator wide enough never to
+overflow), casts the sum to its ``result`` type, and applies ReLU where asked (ReLU of a
+fixed-point value is exact). The score is ``sum_i y_i**2`` of the last layer's outputs (a VAE
+encoder) or ``sum_i (y_i - x_i)**2`` against the quantised inputs (an autoencoder), exact in
+integers.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["FixedType", "Layer", "Spec", "saturation_report"]
+__all__ = ["RAW_EXTRA_BITS", "FixedType", "Layer", "Spec", "saturation_report"]
+
+#: the firmware input words have this many more integer bits than the network's input type
+RAW_EXTRA_BITS = 10
 
 
 @dataclass(frozen=True)
@@ -120,42 +125,63 @@ class Spec:
     score_features: list[int] = field(default_factory=list)
 
     # -- integer forward ---------------------------------------------------------------------------------
-    def scaled_inputs(self, x: np.ndarray) -> np.ndarray:
-        """``x * 2**-shift - offset``: exact in float64 (powers of two and grid values)."""
-        x = np.asarray(x, np.float64) * 2.0 ** -np.asarray(self.shifts, np.float64)
+    # Integers are carried in float64 arrays: every value below is an integer times a power of two
+    # whose magnitude stays under 2**53 (``check_widths``), so sums, scalings by powers of two and
+    # floors are exact and the products run in BLAS. The results are returned as int64.
+    @property
+    def raw(self) -> FixedType:
+        """The type of the firmware's input words: the input type's LSB with ``RAW_EXTRA_BITS``
+        more integer bits (an L1 object word in units of ``2**(shift - fraction)``)."""
+        return FixedType(self.input.width + RAW_EXTRA_BITS, self.input.integer + RAW_EXTRA_BITS, "TRN", "SAT")
+
+    def hw_words(self, x: np.ndarray) -> np.ndarray:
+        """The firmware's input words for float features ``(n, features)``: per feature
+        ``floor(x * 2**(fraction - shift))``, saturated to ``raw`` (int64)."""
+        x = np.asarray(x, np.float64)
+        if x.ndim != 2 or x.shape[1] != len(self.shifts):
+            raise ValueError(f"expected inputs of shape (events, {len(self.shifts)}), got {x.shape}")
+        if not np.isfinite(x).all():
+            row, col = np.argwhere(~np.isfinite(x))[0]
+            name = self.feature_names[col] if self.feature_names else f"x{col}"
+            raise ValueError(f"input row {row}, feature {name}: {x[row, col]} is not a finite number")
+        words = np.floor(x * 2.0 ** (self.input.fraction - np.asarray(self.shifts, np.float64)))
+        return np.clip(words, self.raw.lo, self.raw.hi).astype(np.int64)
+
+    def layer_values(self, words: np.ndarray) -> Iterator[np.ndarray]:
+        """The quantised inputs, then each layer's results (after ReLU), as integers (float64) of
+        the layer's type, for input words ``(n, features)``."""
+        k = np.asarray(words, np.float64)
         if self.offsets:
-            x = x - np.asarray(self.offsets, np.float64) * 2.0**-self.input.fraction
-        return x
-
-    def quantise_inputs(self, x: np.ndarray) -> np.ndarray:
-        return self.input.from_float(self.scaled_inputs(x))
-
-    def forward_int(self, x: np.ndarray) -> tuple[np.ndarray, int]:
-        """Integer outputs of the last layer and their fraction bits, for float inputs (n, features)."""
-        k = self.quantise_inputs(x)
+            k = k - np.asarray(self.offsets, np.float64)
+        k = _cast(k, self.input)
+        yield k
         fraction = self.input.fraction
         for layer, w, b in zip(self.layers, self.weights, self.biases):
-            acc = k @ w.T.astype(np.int64)  # exact: fraction bits = fraction + weight fraction
             acc_fraction = fraction + layer.weight.fraction
-            shift = acc_fraction - layer.bias.fraction
-            acc = acc + (b.astype(np.int64) << np.int64(shift)) if shift >= 0 else None
-            if acc is None:
-                raise ValueError("bias with more fraction bits than the products is not supported")
-            k = layer.result.from_integer(acc, acc_fraction)
+            if layer.bias.fraction > acc_fraction:
+                raise ValueError(f"layer {layer}: a bias with more fraction bits than the products is not supported")
+            drop = acc_fraction - layer.result.fraction  # the products' LSBs below the result's
+            acc = k @ (w.T * 2.0**-drop) + b * 2.0 ** (layer.result.fraction - layer.bias.fraction)
+            k = _cast(acc, layer.result)
             if layer.relu:
-                k = np.maximum(k, 0)
+                np.maximum(k, 0.0, out=k)
             fraction = layer.result.fraction
-        return k, fraction
+            yield k
 
-    def score_int(self, x: np.ndarray) -> np.ndarray:
-        """The exact integer score word (fraction bits ``score_fraction_bits``)."""
-        k, fraction = self.forward_int(x)
+    def score_words(self, words: np.ndarray) -> np.ndarray:
+        """The exact integer score (fraction bits ``score_fraction_bits``) of input words (int64)."""
+        values = list(self.layer_values(words))
+        y = values[-1]
         if self.score_kind == "mse":
             common = self._common_fraction
-            k = (k << np.int64(common - fraction)) - (self.quantise_inputs(x) << np.int64(common - self.input.fraction))
-            if self.score_features:
-                k = k[:, self.score_features]
-        return (k * k).sum(axis=1)
+            y = y * 2.0 ** (common - self.layers[-1].result.fraction) - values[0] * 2.0 ** (common - self.input.fraction)
+            if self.score_features and len(self.score_features) != y.shape[1]:
+                y = y[:, self.score_features]
+        return np.einsum("ij,ij->i", y, y).astype(np.int64)
+
+    def score_int(self, x: np.ndarray) -> np.ndarray:
+        """The exact integer score of float features (``score_words(hw_words(x))``)."""
+        return self.score_words(self.hw_words(x))
 
     @property
     def _common_fraction(self) -> int:
@@ -170,6 +196,44 @@ class Spec:
     def score(self, x: np.ndarray) -> np.ndarray:
         """The score as a float (exactly the integer word times its LSB)."""
         return self.score_int(x) * 2.0**-self.score_fraction_bits
+
+    # -- widths ------------------------------------------------------------------------------------------
+    def accumulator_bits(self) -> list[int]:
+        """Per layer, the signed width that holds every sum of products plus bias exactly, in the
+        products' LSB (the accumulator a firmware needs; all values of the input type assumed)."""
+        bits = []
+        largest = max(-self.input.lo, self.input.hi)
+        fraction = self.input.fraction
+        for layer, w, b in zip(self.layers, self.weights, self.biases):
+            shift = fraction + layer.weight.fraction - layer.bias.fraction
+            bound = int(np.abs(w).sum(axis=1).max()) * largest + int(np.abs(b).max()) * 2**shift
+            bits.append(bound.bit_length() + 1)
+            largest = max(-layer.result.lo, layer.result.hi) if not layer.relu else layer.result.hi
+            fraction = layer.result.fraction
+        return bits
+
+    def score_bits(self) -> int:
+        """The unsigned width of the score word (its largest value over all inputs)."""
+        last = self.layers[-1].result
+        if self.score_kind == "mse":
+            common = self._common_fraction
+            big = (max(-last.lo, last.hi) << (common - last.fraction)) + (
+                max(-self.input.lo, self.input.hi) << (common - self.input.fraction))
+            n = len(self.score_features) or self.layers[-1].n_out
+        else:
+            big, n = max(-last.lo, last.hi), self.layers[-1].n_out
+        return (n * big * big).bit_length()
+
+    def check_widths(self) -> None:
+        """``ValueError`` naming the layer whose exact arithmetic needs more than 53 bits (the
+        float64 carrier) or a score word over 62 bits."""
+        for i, bits in enumerate(self.accumulator_bits()):
+            if bits > 53:
+                raise ValueError(f"layer {i} ({self.layers[i].n_in} -> {self.layers[i].n_out}): its exact accumulator "
+                                 f"needs {bits} bits, more than the 53 the emulator carries; narrow its types")
+        if self.score_bits() > 53:
+            raise ValueError(f"the score word needs {self.score_bits()} bits, more than the 53 the emulator carries; "
+                             "narrow the last layer's result type")
 
     # -- (de)serialisation -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -218,6 +282,17 @@ class Spec:
 
 def saturation_report(spec: Spec, x: np.ndarray) -> dict[str, float]:
     """Per input feature, the fraction of ``x`` rows that saturate the input type."""
-    fractions = spec.input.saturates(spec.scaled_inputs(x)).mean(axis=0)
+    k = spec.hw_words(x) - np.asarray(spec.offsets or np.zeros(len(spec.shifts)), np.int64)
+    fractions = ((k < spec.input.lo) | (k > spec.input.hi)).mean(axis=0)
     names = spec.feature_names or [f"x{i}" for i in range(x.shape[1])]
     return {name: float(f) for name, f in zip(names, fractions)}
+
+
+def _cast(k: np.ndarray, t: FixedType) -> np.ndarray:
+    """Values ``k`` (float64, exact multiples of a power of two, in units of ``t``'s LSB) cast to
+    ``t``: floor (TRN) or half up (RND), then saturation or wrap; float64 integers out."""
+    k = np.floor(k + 0.5) if t.rounding == "RND" else np.floor(k)
+    if t.overflow == "SAT":
+        return np.clip(k, t.lo, t.hi, out=k)
+    span = 2.0**t.width
+    return np.mod(k - t.lo, span) + t.lo

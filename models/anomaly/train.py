@@ -156,17 +156,8 @@ def headline(figures: dict[str, Any]) -> str:
 
 def layer_saturation(spec: Spec, x: np.ndarray) -> list[float]:
     """Per layer, the fraction of results at the edge of the result type (saturated)."""
-    k = spec.quantise_inputs(x)
-    fraction = spec.input.fraction
-    out = []
-    for layer, w, b in zip(spec.layers, spec.weights, spec.biases):
-        acc = k @ w.T + (b << np.int64(fraction + layer.weight.fraction - layer.bias.fraction))
-        k = layer.result.from_integer(acc, fraction + layer.weight.fraction)
-        out.append(float(np.mean((k == layer.result.lo) | (k == layer.result.hi))))
-        if layer.relu:
-            k = np.maximum(k, 0)
-        fraction = layer.result.fraction
-    return out
+    values = list(spec.layer_values(spec.hw_words(x)))[1:]
+    return [float(np.mean((k == layer.result.lo) | (k == layer.result.hi))) for layer, k in zip(spec.layers, values)]
 
 
 def main(argv: list[str] | None = None) -> int:
