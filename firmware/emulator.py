@@ -10,15 +10,26 @@ comparison: it needs neither hls4ml nor a compiler, and works on a batch of even
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..metrics.trigger import CROSSING_RATE_KHZ, efficiency_at_fpr, fpr_of_rate
+from ..models import registry
 from ..models.anomaly.fixedpoint import Spec
 
-__all__ = ["Emulator", "calibrate"]
+__all__ = ["Emulator", "Firmware", "FirmwareError", "calibrate", "load"]
+
+MANIFEST = "firmware.json"
+FORMAT = "recotrig anomaly-trigger firmware, version 1"
+
+
+class FirmwareError(RuntimeError):
+    """A firmware step that cannot be done: names the file, layer or tool."""
 
 
 @dataclass(frozen=True)
@@ -65,3 +76,33 @@ def calibrate(scores: np.ndarray, rate_khz: float) -> dict[str, float | int]:
     return {"rate_khz_target": float(rate_khz), "threshold": int(at["threshold"]), "n_zero_bias": len(scores),
             "n_pass": n_pass, "rate_khz": n_pass / len(scores) * CROSSING_RATE_KHZ,
             "rate_khz_error": math.sqrt(max(n_pass, 1)) / len(scores) * CROSSING_RATE_KHZ}
+
+
+@dataclass
+class Firmware:
+    """A firmware directory as read back: its manifest and the emulator of what it holds."""
+
+    path: Path
+    manifest: dict[str, Any]
+    emulator: Emulator
+
+    @property
+    def model(self) -> str:
+        return self.manifest["model"]
+
+
+def load(path: str | Path) -> Firmware:
+    """A firmware directory's manifest and emulator; ``FirmwareError`` naming the file otherwise."""
+    path = Path(path)
+    manifest_path = path / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        calibration = json.loads((path / "calibration.json").read_text())
+        if manifest.get("format") != FORMAT:
+            raise ValueError(f"format {manifest.get('format')!r}")
+    except (OSError, ValueError) as err:
+        raise FirmwareError(f"{path}: not a recotrig firmware directory ({manifest_path.name}: {err})") from None
+    spec_path = path / "spec.fixed.json"
+    if not spec_path.is_file() or registry.sha256(spec_path) != manifest["spec_sha256"]:
+        raise FirmwareError(f"{spec_path}: missing or not the spec the firmware was built from")
+    return Firmware(path, manifest, Emulator(Spec.load(spec_path), int(calibration["threshold"])))

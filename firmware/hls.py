@@ -29,15 +29,12 @@ from typing import Any
 import numpy as np
 
 from ..models.anomaly.fixedpoint import FixedType, Spec
+from .emulator import FirmwareError
 
-__all__ = ["FirmwareError", "build_csim", "run_csim", "write_project", "torch_model"]
+__all__ = ["build_csim", "csim_source", "run_csim", "torch_model", "trigger_header", "write_project"]
 
 PROJECT = "anomaly"
 CSIM = "csim/anomaly_csim"
-
-
-class FirmwareError(RuntimeError):
-    """A firmware step that cannot be done: names the file, layer or tool."""
 
 
 def _ap(t: FixedType) -> str:

@@ -10,6 +10,7 @@
     recotrig train pvfinder [--epochs 40 ...]
     recotrig train anomaly [--dataset zerobias-mu60 --kind vae ...]
     recotrig models [NAME]
+    recotrig firmware [MODEL] -o DIR | verify DIR | calibrate DIR --rate 1kHz   (``recotrig firmware --help``)
     --debug (anywhere): show the traceback of an error
 
 Every option of every algorithm of the chosen sequence is a flag ``--<algorithm name>.<option>``;
@@ -281,6 +282,12 @@ def cmd_train(argv: list[str]) -> int:
     return importlib.import_module(families[argv[0]]).main(argv[1:])  # torch is imported only here
 
 
+def cmd_firmware(argv: list[str]) -> int:
+    from .firmware_cmd import main as firmware_main  # imports hls4ml, da4ml and torch: only when asked for
+
+    return firmware_main(argv)
+
+
 def cmd_models(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="recotrig models", description="List the shipped models and their cards.")
     parser.add_argument("name", nargs="?", help="show this model's card")
@@ -300,7 +307,7 @@ def cmd_models(argv: list[str]) -> int:
 
 
 COMMANDS = {"run": cmd_run, "info": cmd_info, "simulate": cmd_simulate, "simulate-l1": cmd_simulate_l1,
-            "train": cmd_train, "models": cmd_models}
+            "train": cmd_train, "models": cmd_models, "firmware": cmd_firmware}
 
 
 class Terminated(BaseException):

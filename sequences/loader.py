@@ -21,7 +21,7 @@ from types import ModuleType
 from ..framework import Algorithm, ConfigError
 
 HERE = Path(__file__).parent
-_NOT_SEQUENCES = {"__init__", "cli", "loader", "samples", "simulate_cmd", "simulate_l1_cmd"}
+_NOT_SEQUENCES = {"__init__", "cli", "loader", "samples", "simulate_cmd", "simulate_l1_cmd", "firmware_cmd"}
 
 
 def available() -> list[str]:

@@ -1,57 +1,105 @@
 """AnomalyTrigger: the Level-1 anomaly score of each crossing and the trigger decision.
 
-The 57 L1 inputs (``edm.trigger.l1_features``) go through the model twice: the float network in
-ONNX Runtime (``score``) and the quantised network's exact fixed-point forward pass from the
-spec shipped beside it (``hw_score``, the integer word the firmware computes). The decision is
-made on ``hw_score`` against the threshold the card gives for ``rate_khz`` (tuned on held-out
-zero-bias crossings), or on ``threshold`` when it is set.
+The decision is the firmware's, computed by its bit-accurate emulator (``firmware.emulator``):
+the 57 L1 inputs (``edm.trigger.l1_features``) become the firmware's input words, the quantised
+network's integer score word (``hw_score``) is compared with the integer threshold. The
+threshold comes from a built firmware directory (``firmware``: its calibration, the same
+integer that is written into its hls4ml and Verilog code), else from the model card for
+``rate_khz`` (set on held-out zero-bias crossings), else from ``threshold``. The float network
+in ONNX Runtime gives ``score`` beside it (the unquantised reference).
+
+Crossings are processed a chunk at a time (``execute_chunk``): one emulator call and one ONNX
+Runtime call per chunk.
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from ...edm import L1Objects, TriggerDecision
 from ...edm.trigger import l1_feature_names, l1_features
+from ...firmware.emulator import Emulator, FirmwareError
+from ...firmware.emulator import load as load_firmware
 from ...framework import ConfigError, Option
 from ...models import registry
 from ...models.anomaly.fixedpoint import Spec
 from ...models.runtime import Session
 from .base import ModelAlgorithm
 
+DEFAULT_MODEL = "anomaly-ae-zerobias-mu60"
+
 
 class AnomalyTrigger(ModelAlgorithm):
-    """Scores ``l1`` with an L1 anomaly-detection model and decides at a fixed zero-bias rate."""
+    """Scores ``l1`` with the firmware emulator of an L1 anomaly-detection model and decides."""
 
     requires = ("onnxruntime",)
     family = "anomaly"
     outputs = ("decision",)
-    model = Option("anomaly-ae-zerobias-mu60", "a shipped model's name, or the path of an .onnx file (card beside it)",
+    model = Option("", f"a shipped model's name or an .onnx path (default: the firmware's model, else {DEFAULT_MODEL})",
                    role="model")
-    rate_khz = Option(10.0, "trigger rate of the threshold, from the card's zero-bias thresholds [kHz]", low=0.0)
-    threshold = Option(-1.0, "score threshold to use instead (-1: the card's for rate_khz)", low=-1.0)
+    firmware = Option("", "a firmware directory (recotrig firmware): its spec and calibrated threshold")
+    rate_khz = Option(10.0, "without firmware: the model card's threshold for this zero-bias rate [kHz]", low=0.0)
+    threshold = Option(-1.0, "without firmware: a score threshold to use instead (-1: the card's for rate_khz)",
+                       low=-1.0)
+
+    def _model_name(self) -> str:
+        """The model option, else the firmware's model, else the default."""
+        if self.model or not self.firmware:
+            return self.model or DEFAULT_MODEL
+        try:
+            return load_firmware(self.firmware).model
+        except FirmwareError:
+            return DEFAULT_MODEL  # initialize says why
+
+    def files(self) -> dict[str, list[str]]:
+        out = super().files(self._model_name())
+        if self.firmware:  # what the decision depends on: the spec and the calibrated threshold
+            out["firmware"] = [f"{self.firmware}/spec.fixed.json", f"{self.firmware}/calibration.json"]
+        return out
 
     def initialize(self) -> None:
-        model = self.load_model(features=l1_feature_names())
+        fw = None
+        if self.firmware:
+            try:
+                fw = load_firmware(self.firmware)
+            except FirmwareError as err:
+                raise ConfigError(f"{self.name}: {err}") from None
+            if self.model and registry.locate(self.model).stem != fw.model:
+                raise ConfigError(f"{self.name}: the firmware {self.firmware} was built from {fw.model}, not {self.model}")
+        model = self.load_model(self._model_name(), features=l1_feature_names())
         card = model.card
-        spec_path = model.onnx.parent / card["fixed_point"]["spec"]
-        if not spec_path.exists() or registry.sha256(spec_path) != card["fixed_point"]["spec_sha256"]:
-            raise ConfigError(f"{self.name}: the fixed-point spec {spec_path} of model {model.onnx} is missing or "
-                              "differs from its card")
-        self._spec = Spec.load(spec_path)
-        self._lsb = 2.0 ** -self._spec.score_fraction_bits
-        if self.threshold >= 0:
-            self._threshold = float(self.threshold)
+        if fw is not None:
+            if fw.manifest.get("onnx_sha256") != card.get("onnx_sha256"):
+                raise ConfigError(f"{self.name}: the firmware {self.firmware} does not match model {model.onnx}")
+            self._emulator = fw.emulator
         else:
-            thresholds = card.get("thresholds_khz", {})
-            key = f"{self.rate_khz:g}"
-            if key not in thresholds:
-                raise ConfigError(f"{self.name}: model {model.onnx} has no threshold for {key} kHz; its card has "
-                                  f"{sorted(thresholds)} kHz (or set threshold)")
-            self._threshold = float(thresholds[key])
+            spec_path = model.onnx.parent / card["fixed_point"]["spec"]
+            if not spec_path.exists() or registry.sha256(spec_path) != card["fixed_point"]["spec_sha256"]:
+                raise ConfigError(f"{self.name}: the fixed-point spec {spec_path} of model {model.onnx} is missing or "
+                                  "differs from its card")
+            spec = Spec.load(spec_path)
+            if self.threshold >= 0:
+                value = float(self.threshold)
+            else:
+                thresholds = card.get("thresholds_khz", {})
+                key = f"{self.rate_khz:g}"
+                if key not in thresholds:
+                    raise ConfigError(f"{self.name}: model {model.onnx} has no threshold for {key} kHz; its card has "
+                                      f"{sorted(thresholds)} kHz (or set threshold, or build and calibrate firmware)")
+                value = float(thresholds[key])
+            # score > value  <=>  word > floor(value / lsb), for an integer word
+            self._emulator = Emulator(spec, int(math.floor(value * 2**spec.score_fraction_bits)))
         self._session = Session(model.onnx, threads=1)
 
     def execute(self, l1: L1Objects) -> TriggerDecision:
-        x = l1_features(l1)[None]
-        score = float(self._session.run(l1_inputs=x)["score"][0])
-        hw = int(self._spec.score_int(x)[0])
-        return TriggerDecision(score=[score], passed=[hw * self._lsb > self._threshold], threshold=[self._threshold],
-                               hw_score=[hw])
+        return self.execute_chunk([l1])[0]
+
+    def execute_chunk(self, l1: list[L1Objects]) -> list[TriggerDecision]:
+        x = np.stack([l1_features(objects) for objects in l1])
+        hw, passed = self._emulator.run(self._emulator.words(x))
+        score = self._session.run(l1_inputs=x)["score"]
+        threshold = self._emulator.threshold * self._emulator.lsb
+        return [TriggerDecision(score=[float(score[i])], passed=[bool(passed[i])], threshold=[threshold],
+                                hw_score=[int(hw[i])]) for i in range(len(l1))]

@@ -17,17 +17,18 @@ class ModelAlgorithm(Algorithm):
     family: ClassVar[str] = ""
     model: Any
 
-    def files(self) -> dict[str, list[str]]:
+    def files(self, model: str | None = None) -> dict[str, list[str]]:
+        model = model or self.model
         try:
-            return {"model": [str(registry.locate(self.model))]}  # the record hashes it; initialize checks it
+            return {"model": [str(registry.locate(model))]}  # the record hashes it; initialize checks it
         except registry.ModelError:
-            return {"model": [self.model]}  # the record says it is missing; initialize says why
+            return {"model": [model]}  # the record says it is missing; initialize says why
 
-    def load_model(self, **expected: Any) -> registry.Model:
-        """The model, its card read and checked (sha256, family, and each ``expected`` card entry);
-        ``ConfigError`` naming the file otherwise."""
+    def load_model(self, model: str | None = None, **expected: Any) -> registry.Model:
+        """The model (``model``, default the option), its card read and checked (sha256, family,
+        and each ``expected`` card entry); ``ConfigError`` naming the file otherwise."""
         try:
-            model = registry.load(self.model, family=self.family)
+            model = registry.load(model or self.model, family=self.family)
             for key, value in expected.items():
                 model.expect(key, value)
         except registry.ModelError as err:

@@ -28,7 +28,7 @@ import numpy as np
 from ...sim.premix import SIGNALS, SM_COCKTAIL, L1Dataset
 from ..registry import cache_dir
 
-__all__ = ["DATASETS", "COCKTAIL_NOTE", "AnomalyData", "background", "signal"]
+__all__ = ["COCKTAIL_NOTE", "DATASETS", "AnomalyData", "background", "signal"]
 
 COCKTAIL_NOTE = (
     "QCD multijets (34 % of the ADC2021 cocktail) are left out: with a 23 GeV lepton requirement "

@@ -21,9 +21,10 @@ integers.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -260,7 +261,7 @@ class Spec:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Spec":
+    def from_dict(cls, data: dict[str, Any]) -> Spec:
         layers, weights, biases = [], [], []
         for entry in data["layers"]:
             types = {k: FixedType(**entry[k]) for k in ("weight", "bias", "result")}
@@ -273,7 +274,7 @@ class Spec:
                    score_kind=data["score"]["kind"], score_features=list(data["score"].get("features", [])))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Spec":
+    def load(cls, path: str | Path) -> Spec:
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except (OSError, KeyError, TypeError, ValueError) as err:

@@ -38,7 +38,6 @@ from . import dataset
 from .fixedpoint import FixedType, Spec, saturation_report
 from .model import AnomalyNet, ScoreModel
 
-
 #: the fixed-point types: inputs ap_fixed<14,5> (|x| < 16 after the shift), weights <8,2>,
 #: biases <12,4>, layer results <16,7>; rounding to nearest for the constants, truncation for the
 #: results, saturation everywhere

@@ -1,0 +1,200 @@
+"""A firmware directory: the anomaly trigger of one shipped model as hls4ml project and da4ml
+Verilog, with the fixed-point spec, the calibrated threshold and a report.
+
+    DIR/firmware.json      manifest: model, spec sha256, threshold, clock, tools, estimates
+    DIR/spec.fixed.json    the fixed-point network (the emulator's input)
+    DIR/calibration.json   the integer threshold and the zero-bias crossings it was set on
+    DIR/hls4ml/            hls4ml project (Vitis, io_parallel), compiled; firmware/anomaly_trigger.h, csim/
+    DIR/verilog/           da4ml Verilog (src/), its Verilator simulation (sim/)
+    DIR/report.md          what was built, estimated and verified, and what was not done
+
+``create`` makes it, ``calibrate`` sets a new threshold (into the emulator and both firmware
+forms), ``verify`` compares the emulator with the C simulation and the RTL simulation bit by bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..framework.files import write_json
+from ..models import registry
+from ..models.anomaly.fixedpoint import Spec
+from . import hls, rtl
+from .emulator import FORMAT, MANIFEST, Firmware, FirmwareError, load
+from .emulator import calibrate as calibrate_scores
+
+__all__ = ["calibrate", "coverage", "create", "edge_words", "load", "verify"]
+
+def _spec_of_model(model: registry.Model) -> tuple[Spec, Path]:
+    card = model.card
+    if card.get("family") != "anomaly" or "fixed_point" not in card:
+        raise FirmwareError(f"{model.onnx}: not an anomaly model with a fixed-point spec")
+    path = model.onnx.parent / card["fixed_point"]["spec"]
+    if not path.is_file() or registry.sha256(path) != card["fixed_point"]["spec_sha256"]:
+        raise FirmwareError(f"{path}: the fixed-point spec of {model.onnx} is missing or differs from its card")
+    return Spec.load(path), path
+
+
+def _quiet(fn, log: Path):
+    """Run ``fn`` with its chatter (hls4ml prints each layer) sent to ``log``."""
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            return fn()
+    finally:
+        log.write_text(buffer.getvalue())
+
+
+def create(model_name: str, out: str | Path, *, rate_khz: float = 10.0, clock_mhz: float = 40.0) -> Firmware:
+    """Build the firmware of a shipped anomaly model into ``out``, with the threshold of the
+    model card for ``rate_khz`` (set on its held-out zero-bias crossings)."""
+    out = Path(out)
+    try:
+        model = registry.load(model_name, family="anomaly")
+    except registry.ModelError as err:
+        raise FirmwareError(str(err)) from None
+    spec, spec_path = _spec_of_model(model)
+    thresholds = model.card.get("thresholds_khz", {})
+    if f"{rate_khz:g}" not in thresholds:
+        raise FirmwareError(f"{model.onnx}: the card has no threshold for {rate_khz:g} kHz (it has {sorted(thresholds)} "
+                            "kHz); build at one of those and run 'recotrig firmware calibrate'")
+    threshold = int(math.floor(float(thresholds[f"{rate_khz:g}"]) * 2**spec.score_fraction_bits))
+    if out.exists() and any(out.iterdir()):
+        if not (out / MANIFEST).is_file():
+            raise FirmwareError(f"{out} exists and is not a firmware directory; choose an empty or new directory")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(spec_path, out / "spec.fixed.json")
+    calibration = {"rate_khz_target": rate_khz, "threshold": threshold, "source": f"card of {model_name} "
+                   "(held-out zero-bias crossings of its test set)"}
+    t0 = time.perf_counter()
+    hls_report = _quiet(lambda: hls.write_project(spec, out / "hls4ml", threshold, rate_khz), out / "hls4ml.log")
+    t_hls = time.perf_counter() - t0
+    rtl_report = rtl.write_project(spec, out / "verilog", threshold, clock_mhz=clock_mhz)
+    manifest = {
+        "format": FORMAT, "model": model.card["name"], "onnx_sha256": model.card.get("onnx_sha256"),
+        "spec_sha256": registry.sha256(out / "spec.fixed.json"), "score_fraction_bits": spec.score_fraction_bits,
+        "score_bits": spec.score_bits(), "input_word": str(spec.raw), "clock_mhz": clock_mhz,
+        "hls4ml": {**hls_report, "seconds": round(t_hls, 1)},
+        "verilog": {**rtl_report, "seconds": round(time.perf_counter() - t0 - t_hls, 1)},
+    }
+    write_json(out / MANIFEST, manifest)
+    write_json(out / "calibration.json", calibration)
+    _write_report(out)
+    return load(out)
+
+
+def calibrate(path: str | Path, words: np.ndarray, rate_khz: float, source: str) -> dict[str, Any]:
+    """Set the threshold for ``rate_khz`` from zero-bias crossings (their input words) and write
+    it into the emulator's calibration and both firmware forms (rebuilt)."""
+    fw = load(path)
+    scores, _ = fw.emulator.run(words)
+    result = {**calibrate_scores(scores, rate_khz), "source": source}
+    spec = fw.emulator.spec
+    (fw.path / "hls4ml" / "firmware" / "anomaly_trigger.h").write_text(
+        hls.trigger_header(spec, result["threshold"], rate_khz))
+    hls.build_csim(fw.path / "hls4ml")
+    shutil.rmtree(fw.path / "verilog")
+    fw.manifest["verilog"] = {**rtl.write_project(spec, fw.path / "verilog", result["threshold"],
+                                                  clock_mhz=fw.manifest["clock_mhz"]),
+                              "seconds": fw.manifest["verilog"].get("seconds")}
+    write_json(fw.path / MANIFEST, fw.manifest)
+    write_json(fw.path / "calibration.json", result)
+    _write_report(fw.path)
+    return result
+
+
+def edge_words(spec: Spec, real: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` input-word events chosen to hit saturation and rounding edges: the empty crossing;
+    the raw extremes; per feature the words just inside and outside the input type's range
+    (in otherwise real crossings); real crossings scaled up by powers of two (hidden layers
+    saturate); and uniform words across and beyond the input range (every truncation)."""
+    rng = np.random.default_rng(seed)
+    features = len(spec.shifts)
+    offsets = np.asarray(spec.offsets or np.zeros(features), np.int64)
+    lo, hi = offsets + spec.input.lo, offsets + spec.input.hi
+    raw = spec.raw
+    rows = [np.zeros(features, np.int64), np.full(features, raw.lo), np.full(features, raw.hi)]
+    base = real[rng.integers(0, len(real), size=features * 6)] if len(real) else np.zeros((features * 6, features))
+    for j in range(features):
+        for i, value in enumerate((lo[j] - 1, lo[j], lo[j] + 1, hi[j] - 1, hi[j], hi[j] + 1)):
+            row = np.array(base[j * 6 + i], np.int64)
+            row[j] = value
+            rows.append(row)
+    edges = np.clip(np.stack(rows), raw.lo, raw.hi)
+    left = max(n - len(edges), 0)
+    scaled_n = left // 2
+    picks = real[rng.integers(0, len(real), size=scaled_n)] if len(real) else np.zeros((scaled_n, features))
+    scaled = np.asarray(picks, np.int64) << rng.integers(1, 8, size=(scaled_n, 1))
+    span = (hi - lo)[None, :]
+    uniform = lo[None, :] - span // 4 + (rng.random((left - scaled_n, features)) * span * 1.5).astype(np.int64)
+    out = np.concatenate([edges, np.clip(scaled, raw.lo, raw.hi), np.clip(uniform, raw.lo, raw.hi)])[:n]
+    return out.astype(np.int64)
+
+
+def coverage(spec: Spec, words: np.ndarray) -> dict[str, float]:
+    """Fraction of events in which the input stage and each layer saturate at least once."""
+    values = list(spec.layer_values(words))
+    types = [spec.input] + [layer.result for layer in spec.layers]
+    names = ["input"] + [f"dense{i}" for i in range(len(spec.layers))]
+    return {name: float(np.mean(((k <= t.lo) | (k >= t.hi)).any(axis=1))) for name, k, t in zip(names, values, types)}
+
+
+def verify(path: str | Path, words: np.ndarray, *, rtl_events: int, labels: dict[str, int] | None = None
+           ) -> dict[str, Any]:
+    """The emulator against the C simulation (all ``words``) and the RTL simulation (the first
+    ``rtl_events``), bit by bit: score words and decisions; every mismatch listed."""
+    fw = load(path)
+    words = np.asarray(words, np.int64)
+    t0 = time.perf_counter()
+    score, passed = fw.emulator.run(words)
+    t_emulator = time.perf_counter() - t0
+    out: dict[str, Any] = {"firmware": str(fw.path), "model": fw.model, "threshold": fw.emulator.threshold,
+                           "events": len(words), "event_sources": labels or {}, "emulator_seconds": t_emulator,
+                           "saturation_coverage": coverage(fw.emulator.spec, words)}
+    t0 = time.perf_counter()
+    c_score, c_pass = hls.run_csim(fw.path / "hls4ml", words)
+    out["csim"] = _compare(score, passed, c_score, c_pass) | {"events": len(words),
+                                                              "seconds": time.perf_counter() - t0}
+    n_rtl = min(rtl_events, len(words))
+    t0 = time.perf_counter()
+    r_score, r_pass = rtl.simulate(fw.path / "verilog", words[:n_rtl])
+    out["rtl"] = _compare(score[:n_rtl], passed[:n_rtl], r_score, r_pass) | {
+        "events": n_rtl, "seconds": time.perf_counter() - t0, "simulator": "Verilator (da4ml binder)"}
+    out["bit_exact"] = out["csim"]["mismatches"] == 0 and out["rtl"]["mismatches"] == 0
+    out["passed_events"] = int(passed.sum())
+    return out
+
+
+def _compare(score, passed, other_score, other_pass) -> dict[str, Any]:
+    bad = np.flatnonzero((score != other_score) | (passed != other_pass))
+    return {"mismatches": len(bad),
+            "first": [{"event": int(i), "emulator": [int(score[i]), bool(passed[i])],
+                       "firmware": [int(other_score[i]), bool(other_pass[i])]} for i in bad[:100]]}
+
+
+def _write_report(path: Path) -> None:
+    m = json.loads((path / MANIFEST).read_text())
+    c = json.loads((path / "calibration.json").read_text())
+    v, h = m["verilog"], m["hls4ml"]
+    lines = [
+        f"# Anomaly-trigger firmware of `{m['model']}`", "",
+        f"- Input: 57 words `{m['input_word']}`; score word {m['score_bits']} bits, LSB 2^-{m['score_fraction_bits']}.",
+        f"- Decision: score word > {c['threshold']} ({c.get('rate_khz_target')} kHz target; {c.get('source')}).",
+        f"- hls4ml ({h['tool']}, {h['backend']}, {h['io_type']}, {h['strategy']}): written and compiled with g++; "
+        "the C simulation is `hls4ml/csim/anomaly_csim`.",
+        f"- Verilog ({v['tool']}): {v['lut_estimate']} LUTs and {v['ff_estimate']} FFs (estimates), delay "
+        f"{v['delay_units']:g} units (about {v['delay_ns_estimate']:g} ns), {v['pipeline_stages']} pipeline stages "
+        f"at {v['clock_mhz']:g} MHz = {v['latency_ns']:g} ns.",
+        f"- Not done: {h['not_done']}; {v['not_done']}.",
+        "- Verify: `recotrig firmware verify " + str(path) + "` (emulator = C simulation = RTL simulation).", ""]
+    (path / "report.md").write_text("\n".join(lines))
