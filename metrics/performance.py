@@ -27,12 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from ..edm import Collection, EventInfo, Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
+from ..edm import Collection, EventInfo, Hits, HitTruth, Particles, Tracks, TriggerDecision, TruthVertices, Vertices
 from ..edm.truth import trackml_weights
 from ..framework import Metric, Option, Port
 from ..framework.files import write_json
 from .table import format_table, row_from_result, write_table
 from .tracking import TrackingMetrics
+from .trigger import TriggerCounts
 from .vertexing import VertexMetrics
 
 
@@ -61,6 +62,8 @@ class Performance(Metric):
                           low=0.0)
     min_vertex_tracks = Option(2, "reconstructable truth vertices: at least this many reconstructable tracks",
                                low=1)
+    triggers = Option([], "trigger decision collections (TriggerDecision keys): accepted events, rate, mean score",
+                      type=list, item=str)
     z_window = Option(0.5, "window matching: |dz| <= this [mm]", low=0.0)
 
     def _vertex_specs(self) -> list[tuple[str, str | None]]:
@@ -77,6 +80,7 @@ class Performance(Metric):
             ports.append(Port(key, key, Vertices))
             if tracks and tracks not in self.tracks:
                 ports.append(Port(tracks, tracks, Tracks))
+        ports += [Port(key, key, TriggerDecision) for key in self.triggers]
         if self._vertex_specs():  # vertex figures need the truth vertices: a hits-only store fails the check
             ports = [Port(p.name, p.key, p.type, False) if p.name == "truth_vertices" else p for p in ports]
         return ports
@@ -87,6 +91,8 @@ class Performance(Metric):
             out[key] = TrackingMetrics(min_pt=self.min_pt, min_hits=self.min_hits)
         for key, _ in self._vertex_specs():
             out[key] = VertexMetrics(min_tracks=self.min_vertex_tracks, z_window=self.z_window)
+        for key in self.triggers:
+            out[key] = TriggerCounts()
         return out
 
     def execute(self, event: EventInfo, truth: HitTruth, particles: Particles,
@@ -108,6 +114,8 @@ class Performance(Metric):
                 raise ValueError(f"{self.name}: vertices {key!r} point into {target!r}, not {tracks_key!r}")
             tracks = collections[tracks_key] if tracks_key else None
             acc[key].add_event(vertices, truth_vertices, tracks=tracks, truth=truth, particles=particles)
+        for key in self.triggers:
+            acc[key].add(collections[key])
 
     def summarise(self, acc: AccumulatorSet, result: Any, producers: dict[str, str]) -> None:
         ms = {row["algorithm"]: row["mean_ms"] for row in result.timing}
@@ -127,6 +135,15 @@ class Performance(Metric):
             timing = ms.get(producer, math.nan)
             self.rows.append(row_from_result(f"{producer} [{key}]", res, style="acts", ms_per_event=timing))
             self.rows.append(row_from_result(f"{producer} [{key}] window", res, style="window", ms_per_event=timing))
+            self.results[key] = res
+        for key in self.triggers:
+            res = acc[key].result()
+            producer = producers.get(key, key)
+            row = {name: math.nan for name in self.rows[0]} if self.rows else {}
+            row.update(algorithm=f"{producer} [{key}]", efficiency=res["accept_fraction"], rate_khz=res["rate_khz"],
+                       mean_score=res["mean_score"], threshold=res["threshold"],
+                       ms_per_event=ms.get(producer, math.nan))
+            self.rows.append({k: (v if k == "algorithm" else float(v)) for k, v in row.items()})
             self.results[key] = res
         result.extra.setdefault("reports", []).append(format_table(self.rows))
         result.extra["comparison"] = [{k: v for k, v in row.items() if k != "ms_per_event"} for row in self.rows]

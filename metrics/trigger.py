@@ -89,17 +89,53 @@ class ScoreAccumulator:
         self.process: list[int] = []
         self.score: list[float] = []
         self.hw_score: list[int] = []
+        self.passed: list[bool] = []
 
-    def add(self, process: int, score: float, hw_score: int) -> None:
+    def add(self, process: int, score: float, hw_score: int, passed: bool) -> None:
         self.process.append(int(process))
         self.score.append(float(score))
         self.hw_score.append(int(hw_score))
+        self.passed.append(bool(passed))
 
     def merge(self, other: "ScoreAccumulator") -> "ScoreAccumulator":
         self.process += other.process
         self.score += other.score
         self.hw_score += other.hw_score
+        self.passed += other.passed
         return self
+
+
+class TriggerCounts:
+    """How often a trigger accepted the events of a run, and its mean score (mergeable)."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.passed = 0
+        self.score_sum = 0.0
+        self.threshold = math.nan
+
+    def add(self, decision: TriggerDecision) -> None:
+        self.events += 1
+        self.passed += int(bool(decision.passed[0]))
+        self.score_sum += float(decision.score[0])
+        if "threshold" in decision:
+            self.threshold = float(decision["threshold"][0])
+
+    def merge(self, other: "TriggerCounts") -> "TriggerCounts":
+        self.events += other.events
+        self.passed += other.passed
+        self.score_sum += other.score_sum
+        if not math.isnan(other.threshold):
+            self.threshold = other.threshold
+        return self
+
+    def result(self) -> dict[str, float]:
+        """Accepted events, accept fraction, the rate it means at the 40 MHz crossing rate (the
+        trigger rate when the events are zero-bias crossings), the mean score and the threshold."""
+        fraction = self.passed / self.events if self.events else math.nan
+        return {"events": self.events, "accepted": self.passed, "accept_fraction": fraction,
+                "rate_khz": fraction * CROSSING_RATE_KHZ,
+                "mean_score": self.score_sum / self.events if self.events else math.nan, "threshold": self.threshold}
 
 
 class TriggerPerformance(Metric):
@@ -115,7 +151,7 @@ class TriggerPerformance(Metric):
 
     def execute(self, decision: TriggerDecision, crossing: CrossingInfo) -> None:
         hw = int(decision["hw_score"][0]) if "hw_score" in decision else 0
-        self.acc.add(int(crossing.process[0]), float(decision.score[0]), hw)
+        self.acc.add(int(crossing.process[0]), float(decision.score[0]), hw, bool(decision.passed[0]))
 
     def summarise(self, acc: ScoreAccumulator, result: Any, producers: dict[str, str]) -> None:
         from ..sim.premix import PROCESS_CODES, SIGNALS
@@ -140,6 +176,16 @@ class TriggerPerformance(Metric):
             at = row["hw"][fpr_key(1e-3)]
             lines.append(f"{names[code]:12s} {row['n_signal']:7d} {row['hw']['auc']:7.3f} {row['float']['auc']:9.3f}  "
                          f"{at['efficiency']:.3f} ({at['n_background_pass']} of {at['n_background']} background)")
+        passed = np.asarray(acc.passed, bool)
+        n_bg, k_bg = int(background.sum()), int(passed[background].sum())
+        report["decision"] = {"background_passed": k_bg, "background_accept": k_bg / n_bg,
+                              "rate_khz": k_bg / n_bg * CROSSING_RATE_KHZ if zero_bias else None,
+                              "signal_accept": {names[c]: float(passed[process == c].mean())
+                                                for c in sorted(signal_codes & set(process.tolist()))}}
+        rate = (f" = {k_bg / n_bg * CROSSING_RATE_KHZ:.3g} ± {math.sqrt(max(k_bg, 1)) / n_bg * CROSSING_RATE_KHZ:.2g} kHz"
+                if zero_bias else "")
+        lines.append(f"decisions: {k_bg} of {n_bg} background crossings pass{rate}; signal accepted: "
+                     + ", ".join(f"{k} {v:.3f}" for k, v in report["decision"]["signal_accept"].items()))
         self.report = report
         result.extra.setdefault("reports", []).append("\n".join(lines))
 

@@ -133,11 +133,11 @@ def test_shipped_onnx_matches_torch_and_the_spec_is_the_cards():
     assert max(saturation.values()) <= 1e-3
 
 
-def test_anomaly_sequence_runs_on_the_bundled_sample(tmp_path):
+def test_trigger_sequence_runs_on_the_bundled_sample(tmp_path):
     from recotrig.sequences.cli import main
 
     out = tmp_path / "anomaly"
-    assert main(["run", "anomaly", "--output", str(out)]) == 0
+    assert main(["run", "trigger", "--output", str(out)]) == 0
     report = json.loads((out / "trigger.json").read_text())
     assert report["n_background"] == 10_000 and report["background"] == ["zerobias"]
     assert set(report["signals"]) == {"ato4l", "lq_btau", "h0_tautau", "hpm_taunu"}

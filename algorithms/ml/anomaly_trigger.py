@@ -28,7 +28,7 @@ from ...models.anomaly.fixedpoint import Spec
 from ...models.runtime import Session
 from .base import ModelAlgorithm
 
-DEFAULT_MODEL = "anomaly-ae-zerobias-mu60"
+DEFAULT_MODEL = "anomaly-vae-zerobias-mu60"  # the AXOL1TL design: 2 clocks at 40 MHz
 
 
 class AnomalyTrigger(ModelAlgorithm):

@@ -275,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         "training": {
             "command": (f"recotrig train anomaly --dataset {args.dataset} --kind {args.kind} --sizes {args.sizes} "
                         f"--score {args.score} --beta {args.beta:g} --epochs {args.epochs} --qat-epochs "
-                        f"{args.qat_epochs} --batch {args.batch} --lr {args.lr:g} --seed {args.seed}"),
+                        f"{args.qat_epochs} --batch {args.batch} --lr {args.lr:g} --seed {args.seed}"
+                        + (f" --name {name}" if args.name else "")),
             "data": {"train": meta_train, "test": meta_test, "signals": {
                 p: dataset.signal(args.dataset, p)[1] for p in SIGNALS}},
             "float_last_epochs": history["history"][-3:], "qat_last_epochs": history_q["history"][-3:],

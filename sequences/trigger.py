@@ -1,6 +1,8 @@
-"""The Level-1 anomaly trigger on L1 objects: L1Reader -> AnomalyTrigger (float ONNX score and the
-quantised network's exact fixed-point score, decision at a fixed zero-bias rate) ->
-TriggerPerformance (ROC AUC and signal efficiencies per signal against the zero-bias crossings).
+"""The Level-1 anomaly trigger on L1 objects: L1Reader -> AnomalyTrigger (the firmware's
+bit-accurate emulator: integer score word and decision at a fixed zero-bias rate; the float ONNX
+score beside it) -> TriggerPerformance (ROC AUC and signal efficiencies per signal against the
+zero-bias crossings, and the decisions: zero-bias rate and signal acceptance).
+``--AnomalyTrigger.firmware DIR`` decides with a built firmware's calibrated threshold.
 
 The default input is the bundled L1 sample: 10,000 zero-bias crossings and 500 crossings of each
 signal at mu = 60 (``recotrig.sequences.samples.L1_COMMANDS``). With 10,000 background crossings
