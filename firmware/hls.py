@@ -31,7 +31,7 @@ import numpy as np
 from ..models.anomaly.fixedpoint import FixedType, Spec
 from .emulator import FirmwareError
 
-__all__ = ["build_csim", "csim_source", "run_csim", "torch_model", "trigger_header", "write_project"]
+__all__ = ["build_csim", "convert", "csim_source", "run_csim", "torch_model", "trigger_header", "write_project"]
 
 PROJECT = "anomaly"
 CSIM = "csim/anomaly_csim"
@@ -189,9 +189,8 @@ int main(int argc, char **argv) {{
 """
 
 
-def write_project(spec: Spec, directory: Path, threshold: int, rate_khz: float | None) -> dict[str, Any]:
-    """Convert, write and compile the hls4ml project into ``directory``; add the trigger header
-    and the C-simulation test bench and build it. Returns what the report says of it."""
+def convert(spec: Spec, directory: Path):
+    """The hls4ml model (``ModelGraph``) of the spec, written to ``directory`` and compiled."""
     spec.check_widths()
     try:
         import hls4ml
@@ -217,12 +216,20 @@ def write_project(spec: Spec, directory: Path, threshold: int, rate_khz: float |
     except Exception as err:  # hls4ml reports its failures as assorted exceptions
         raise FirmwareError(f"hls4ml could not convert or compile the network into {directory}: "
                             f"{type(err).__name__}: {err}") from err
+    return hm
+
+
+def write_project(spec: Spec, directory: Path, threshold: int, rate_khz: float | None) -> dict[str, Any]:
+    """Convert, write and compile the hls4ml project into ``directory``; add the trigger header
+    and the C-simulation test bench and build it. Returns what the report says of it."""
+    convert(spec, directory)
+    import hls4ml
     (directory / "firmware" / "anomaly_trigger.h").write_text(trigger_header(spec, threshold, rate_khz))
     (directory / "csim").mkdir(exist_ok=True)
     (directory / "csim" / "anomaly_csim.cpp").write_text(csim_source(spec))
     build_csim(directory)
     return {"tool": f"hls4ml {hls4ml.__version__}", "backend": "Vitis", "io_type": "io_parallel",
-            "strategy": "Latency", "precisions": wanted,
+            "strategy": "Latency", "precisions": _precisions(spec),
             "not_done": "C synthesis, resource and latency reports (they need Vitis HLS, which is not available)"}
 
 

@@ -138,22 +138,28 @@ class Spec:
     def hw_words(self, x: np.ndarray) -> np.ndarray:
         """The firmware's input words for float features ``(n, features)``: per feature
         ``floor(x * 2**(fraction - shift))``, saturated to ``raw`` (int64)."""
-        x = np.asarray(x, np.float64)
+        return self._words(x).astype(np.int64)
+
+    def _words(self, x: np.ndarray) -> np.ndarray:
+        """``hw_words`` carried in float64 (a new array)."""
+        x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != len(self.shifts):
             raise ValueError(f"expected inputs of shape (events, {len(self.shifts)}), got {x.shape}")
-        if not np.isfinite(x).all():
-            row, col = np.argwhere(~np.isfinite(x))[0]
-            name = self.feature_names[col] if self.feature_names else f"x{col}"
-            raise ValueError(f"input row {row}, feature {name}: {x[row, col]} is not a finite number")
-        words = np.floor(x * 2.0 ** (self.input.fraction - np.asarray(self.shifts, np.float64)))
-        return np.clip(words, self.raw.lo, self.raw.hi).astype(np.int64)
+        words = x.astype(np.float64)
+        if not np.isfinite(np.add.reduce(words, axis=None)):  # one pass; the culprit found only if needed
+            bad = ~np.isfinite(words)
+            if bad.any():
+                row, col = np.argwhere(bad)[0]
+                name = self.feature_names[col] if self.feature_names else f"x{col}"
+                raise ValueError(f"input row {row}, feature {name}: {words[row, col]} is not a finite number")
+        words *= 2.0 ** (self.input.fraction - np.asarray(self.shifts, np.float64))
+        np.floor(words, out=words)
+        return np.clip(words, self.raw.lo, self.raw.hi, out=words)
 
     def layer_values(self, words: np.ndarray) -> Iterator[np.ndarray]:
         """The quantised inputs, then each layer's results (after ReLU), as integers (float64) of
         the layer's type, for input words ``(n, features)``."""
-        k = np.asarray(words, np.float64)
-        if self.offsets:
-            k = k - np.asarray(self.offsets, np.float64)
+        k = np.asarray(words, np.float64) - np.asarray(self.offsets or 0.0, np.float64)
         k = _cast(k, self.input)
         yield k
         fraction = self.input.fraction
@@ -162,15 +168,22 @@ class Spec:
             if layer.bias.fraction > acc_fraction:
                 raise ValueError(f"layer {layer}: a bias with more fraction bits than the products is not supported")
             drop = acc_fraction - layer.result.fraction  # the products' LSBs below the result's
-            acc = k @ (w.T * 2.0**-drop) + b * 2.0 ** (layer.result.fraction - layer.bias.fraction)
-            k = _cast(acc, layer.result)
-            if layer.relu:
-                np.maximum(k, 0.0, out=k)
+            acc = k @ (w.T * 2.0**-drop)
+            acc += b * 2.0 ** (layer.result.fraction - layer.bias.fraction)
+            k = _cast(acc, layer.result, low=0.0 if layer.relu else None)  # ReLU of a saturated value
             fraction = layer.result.fraction
             yield k
 
-    def score_words(self, words: np.ndarray) -> np.ndarray:
-        """The exact integer score (fraction bits ``score_fraction_bits``) of input words (int64)."""
+    def score_words(self, words: np.ndarray, block: int = 8192) -> np.ndarray:
+        """The exact integer score (fraction bits ``score_fraction_bits``) of input words (int64,
+        or float64 holding integers), ``block`` events at a time (they stay in cache)."""
+        words = np.asarray(words)
+        out = np.empty(len(words), np.int64)
+        for start in range(0, len(words), block):
+            out[start : start + block] = self._score_block(words[start : start + block])
+        return out
+
+    def _score_block(self, words: np.ndarray) -> np.ndarray:
         values = list(self.layer_values(words))
         y = values[-1]
         if self.score_kind == "mse":
@@ -178,11 +191,11 @@ class Spec:
             y = y * 2.0 ** (common - self.layers[-1].result.fraction) - values[0] * 2.0 ** (common - self.input.fraction)
             if self.score_features and len(self.score_features) != y.shape[1]:
                 y = y[:, self.score_features]
-        return np.einsum("ij,ij->i", y, y).astype(np.int64)
+        return np.einsum("ij,ij->i", y, y)
 
     def score_int(self, x: np.ndarray) -> np.ndarray:
         """The exact integer score of float features (``score_words(hw_words(x))``)."""
-        return self.score_words(self.hw_words(x))
+        return self.score_words(self._words(x))
 
     @property
     def _common_fraction(self) -> int:
@@ -289,11 +302,16 @@ def saturation_report(spec: Spec, x: np.ndarray) -> dict[str, float]:
     return {name: float(f) for name, f in zip(names, fractions)}
 
 
-def _cast(k: np.ndarray, t: FixedType) -> np.ndarray:
-    """Values ``k`` (float64, exact multiples of a power of two, in units of ``t``'s LSB) cast to
-    ``t``: floor (TRN) or half up (RND), then saturation or wrap; float64 integers out."""
-    k = np.floor(k + 0.5) if t.rounding == "RND" else np.floor(k)
+def _cast(k: np.ndarray, t: FixedType, low: float | None = None) -> np.ndarray:
+    """Values ``k`` (float64, exact multiples of a power of two, in units of ``t``'s LSB) cast in
+    place to ``t``: floor (TRN) or half up (RND), then saturation or wrap; then, with ``low``,
+    clipped from below (a ReLU). Float64 integers out."""
+    if t.rounding == "RND":
+        k += 0.5
+    np.floor(k, out=k)
     if t.overflow == "SAT":
-        return np.clip(k, t.lo, t.hi, out=k)
-    span = 2.0**t.width
-    return np.mod(k - t.lo, span) + t.lo
+        return np.clip(k, t.lo if low is None else max(low, t.lo), t.hi, out=k)
+    k -= t.lo
+    np.mod(k, 2.0**t.width, out=k)
+    k += t.lo
+    return k if low is None else np.maximum(k, low, out=k)

@@ -1,0 +1,119 @@
+"""The anomaly-trigger firmware of each zero-bias model: bit-exactness of the emulator against
+hls4ml's C simulation and the RTL simulation of the da4ml Verilog, emulator throughput on one
+core against hls4ml's ``predict`` and da4ml's interpreter, and da4ml's latency and LUT
+estimates. Prints JSON (also written to bench/results/firmware.json).
+
+    python bench/bench_firmware.py [--events 100000] [--models anomaly-vae-zerobias-mu60 ...]
+
+Events: the first held-out zero-bias crossings of the zerobias-mu60 test split, every signal
+crossing of its test signals (4 x 20,000) and 1,000 edge inputs (``firmware.project.edge_words``).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one core: set before numpy loads BLAS
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import stdout_to_stderr  # noqa: E402
+
+from recotrig.firmware import hls, project  # noqa: E402
+from recotrig.models.anomaly import dataset  # noqa: E402
+from recotrig.sim.premix import SIGNALS  # noqa: E402
+
+MODELS = ("anomaly-vae-zerobias-mu60", "anomaly-vae-small-zerobias-mu60", "anomaly-ae-zerobias-mu60")
+
+
+def best_of(fn, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def bench_model(name: str, events: int, work: Path) -> dict:
+    with stdout_to_stderr():
+        t0 = time.perf_counter()
+        fw = project.create(name, work / name)
+        build_s = time.perf_counter() - t0
+    spec = fw.emulator.spec
+    zero_bias, _ = dataset.background("zerobias-mu60", "test")
+    signals = np.concatenate([dataset.signal("zerobias-mu60", p)[0] for p in SIGNALS])
+    real = spec.hw_words(np.concatenate([np.asarray(zero_bias[: max(events - len(signals) - 1000, 0)]), signals]))
+    words = np.concatenate([real, project.edge_words(spec, real, 1000)])
+    result = project.verify(fw.path, words, rtl_events=len(words))
+    # throughput, one core: the emulator on 1,000,000 crossings (words in, score and bit out; and
+    # from the float features), against hls4ml's predict and da4ml's interpreter on a sample
+    x = np.asarray(zero_bias[:1_000_000])
+    w = spec.hw_words(x)
+    t_words = best_of(lambda: fw.emulator.run(w))
+    t_features = best_of(lambda: fw.emulator.run(fw.emulator.words(x)))
+    n_predict = 2000
+    with stdout_to_stderr(), tempfile.TemporaryDirectory() as tmp:
+        hm = hls.convert(spec, Path(tmp) / "hls")
+        sample = (w[:n_predict] * 2.0**-spec.input.fraction).astype(np.float64)
+        t_predict = best_of(lambda: hm.predict(sample), repeats=2)
+        predicted = np.asarray(hm.predict(sample)).reshape(-1)
+    predict_exact = bool(np.array_equal(np.rint(predicted * 2**spec.score_fraction_bits).astype(np.int64),
+                                        fw.emulator.run(w[:n_predict])[0]))
+    from da4ml.types import CombLogic
+
+    comb = CombLogic.load(fw.path / "verilog" / "model" / "trigger_comb.json")
+    t_da4ml = best_of(lambda: comb.predict(w[:20000] * 2.0**-spec.input.fraction, n_threads=1), repeats=2)
+    v = fw.manifest["verilog"]
+    return {
+        "model": name, "events": len(words), "event_sources": {"zero_bias": int(len(real) - len(signals)),
+                                                               "signals": int(len(signals)), "edge": 1000},
+        "build_seconds": round(build_s, 1),
+        "csim": {"mismatches": result["csim"]["mismatches"], "events": result["csim"]["events"],
+                 "us_per_event": result["csim"]["seconds"] / result["csim"]["events"] * 1e6},
+        "rtl": {"mismatches": result["rtl"]["mismatches"], "events": result["rtl"]["events"],
+                "simulator": result["rtl"]["simulator"]},
+        "saturation_coverage": result["saturation_coverage"],
+        "emulator_events_per_s": {"from_words": len(w) / t_words, "from_features": len(x) / t_features},
+        "hls4ml_predict_us_per_event": t_predict / n_predict * 1e6, "hls4ml_predict_bit_exact": predict_exact,
+        "da4ml_interpreter_us_per_event": t_da4ml / 20000 * 1e6,
+        "emulator_over_hls4ml_predict": (len(x) / t_features) * (t_predict / n_predict),
+        "latency": {"delay_units": v["delay_units"], "pipeline_stages": v["pipeline_stages"],
+                    "clock_mhz": v["clock_mhz"], "latency_ns": v["latency_ns"]},
+        "lut_estimate": v["lut_estimate"], "ff_estimate": v["ff_estimate"],
+        "goals": {"csim_0_mismatch_ge_100k": result["csim"]["mismatches"] == 0 and len(words) >= 100_000,
+                  "rtl_0_mismatch_ge_1k": result["rtl"]["mismatches"] == 0 and result["rtl"]["events"] >= 1000,
+                  "throughput_ge_1M_per_s": len(x) / t_features >= 1e6,
+                  "ge_100x_hls4ml_predict": (len(x) / t_features) * (t_predict / n_predict) >= 100,
+                  "latency_le_2_clocks_40MHz": v["pipeline_stages"] <= 2 and v["clock_mhz"] == 40.0,
+                  "lut_le_17000": v["lut_estimate"] <= 17_000},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [bench_model(name, args.events, Path(tmp)) for name in args.models]
+    out = {"benchmark": "firmware", "command": "python bench/bench_firmware.py", "one_core": True, "models": rows}
+    text = json.dumps(out, indent=1)
+    results = Path(__file__).parent / "results"
+    results.mkdir(exist_ok=True)
+    (results / "firmware.json").write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
