@@ -67,7 +67,7 @@ def create(model_name: str, out: str | Path, *, rate_khz: float = 10.0, clock_mh
     if f"{rate_khz:g}" not in thresholds:
         raise FirmwareError(f"{model.onnx}: the card has no threshold for {rate_khz:g} kHz (it has {sorted(thresholds)} "
                             "kHz); build at one of those and run 'recotrig firmware calibrate'")
-    threshold = int(math.floor(float(thresholds[f"{rate_khz:g}"]) * 2**spec.score_fraction_bits))
+    threshold = math.floor(float(thresholds[f"{rate_khz:g}"]) * 2**spec.score_fraction_bits)
     if out.exists() and any(out.iterdir()):
         if not (out / MANIFEST).is_file():
             raise FirmwareError(f"{out} exists and is not a firmware directory; choose an empty or new directory")
@@ -190,11 +190,11 @@ def _write_report(path: Path) -> None:
         f"# Anomaly-trigger firmware of `{m['model']}`", "",
         f"- Input: 57 words `{m['input_word']}`; score word {m['score_bits']} bits, LSB 2^-{m['score_fraction_bits']}.",
         f"- Decision: score word > {c['threshold']} ({c.get('rate_khz_target')} kHz target; {c.get('source')}).",
-        f"- hls4ml ({h['tool']}, {h['backend']}, {h['io_type']}, {h['strategy']}): written and compiled with g++; "
-        "the C simulation is `hls4ml/csim/anomaly_csim`.",
-        f"- Verilog ({v['tool']}): {v['lut_estimate']} LUTs and {v['ff_estimate']} FFs (estimates), delay "
-        f"{v['delay_units']:g} units (about {v['delay_ns_estimate']:g} ns), {v['pipeline_stages']} pipeline stages "
-        f"at {v['clock_mhz']:g} MHz = {v['latency_ns']:g} ns.",
+        (f"- hls4ml ({h['tool']}, {h['backend']}, {h['io_type']}, {h['strategy']}): written and compiled with g++; "
+         "the C simulation is `hls4ml/csim/anomaly_csim`."),
+        (f"- Verilog ({v['tool']}): {v['lut_estimate']} LUTs and {v['ff_estimate']} FFs (estimates), delay "
+         f"{v['delay_units']:g} units (about {v['delay_ns_estimate']:g} ns), {v['pipeline_stages']} pipeline stages "
+         f"at {v['clock_mhz']:g} MHz = {v['latency_ns']:g} ns."),
         f"- Not done: {h['not_done']}; {v['not_done']}.",
         "- Verify: `recotrig firmware verify " + str(path) + "` (emulator = C simulation = RTL simulation).", ""]
     (path / "report.md").write_text("\n".join(lines))

@@ -114,7 +114,7 @@ def write_project(spec: Spec, directory: Path, threshold: int, *, clock_mhz: flo
         build(directory, model)
     delay = float(np.max(comb.latency))
     return {"tool": f"da4ml {da4ml.__version__}", "top": TOP, "clock_mhz": clock_mhz,
-            "lut_estimate": int(round(comb.cost)), "ff_estimate": int(meta.get("reg_bits", 0)),
+            "lut_estimate": round(comb.cost), "ff_estimate": int(meta.get("reg_bits", 0)),
             "delay_units": delay, "delay_ns_estimate": delay * DELAY_NS,
             "pipeline_stages": int(meta["latency"]), "latency_ns": int(meta["latency"]) * period_ns,
             "outputs": ["passed", f"score >> {SCORE_SPLIT}", f"score & (2^{SCORE_SPLIT} - 1)"],

@@ -14,6 +14,11 @@ changes run to run): ``timing.json`` of ``recotrig run`` has it. ``performance.j
 per track collection, every event's TrackML score by event id (``per_event``), so the events
 where one finder beats another can be found.
 
+Trigger decisions (``triggers``: ``TriggerDecision`` keys) add a row each: the fraction of the
+run's events accepted (in the efficiency column), the rate that fraction means at the 40 MHz
+crossing rate (the trigger rate when the events are zero-bias crossings), the mean score and the
+threshold.
+
 Vertex collections are given as ``KEY`` (position matching) or ``KEY:TRACKS_KEY`` when the
 vertices' ``track_index`` points into that track collection (ACTS-style track matching); a
 vertex collection that names its target collection must name that one.

@@ -90,7 +90,7 @@ class AnomalyTrigger(ModelAlgorithm):
                                       f"{sorted(thresholds)} kHz (or set threshold, or build and calibrate firmware)")
                 value = float(thresholds[key])
             # score > value  <=>  word > floor(value / lsb), for an integer word
-            self._emulator = Emulator(spec, int(math.floor(value * 2**spec.score_fraction_bits)))
+            self._emulator = Emulator(spec, math.floor(value * 2**spec.score_fraction_bits))
         self._session = Session(model.onnx, threads=1)
 
     def execute(self, l1: L1Objects) -> TriggerDecision:
