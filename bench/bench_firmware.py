@@ -25,23 +25,13 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _common import stdout_to_stderr  # noqa: E402
+from _common import best_time, stdout_to_stderr  # noqa: E402
 
 from recotrig.firmware import hls, project  # noqa: E402
 from recotrig.models.anomaly import dataset  # noqa: E402
 from recotrig.sim.premix import SIGNALS  # noqa: E402
 
 MODELS = ("anomaly-vae-zerobias-mu60", "anomaly-vae-small-zerobias-mu60", "anomaly-ae-zerobias-mu60")
-
-
-def best_of(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def bench_model(name: str, events: int, work: Path) -> dict:
@@ -59,20 +49,20 @@ def bench_model(name: str, events: int, work: Path) -> dict:
     # from the float features), against hls4ml's predict and da4ml's interpreter on a sample
     x = np.asarray(zero_bias[:1_000_000])
     w = spec.hw_words(x)
-    t_words = best_of(lambda: fw.emulator.run(w))
-    t_features = best_of(lambda: fw.emulator.run(fw.emulator.words(x)))
+    t_words = best_time(lambda: fw.emulator.run(w), 3)
+    t_features = best_time(lambda: fw.emulator.run(fw.emulator.words(x)), 3)
     n_predict = 2000
     with stdout_to_stderr(), tempfile.TemporaryDirectory() as tmp:
         hm = hls.convert(spec, Path(tmp) / "hls")
         sample = (w[:n_predict] * 2.0**-spec.input.fraction).astype(np.float64)
-        t_predict = best_of(lambda: hm.predict(sample), repeats=2)
+        t_predict = best_time(lambda: hm.predict(sample), 2)
         predicted = np.asarray(hm.predict(sample)).reshape(-1)
     predict_exact = bool(np.array_equal(np.rint(predicted * 2**spec.score_fraction_bits).astype(np.int64),
                                         fw.emulator.run(w[:n_predict])[0]))
     from da4ml.types import CombLogic
 
     comb = CombLogic.load(fw.path / "verilog" / "model" / "trigger_comb.json")
-    t_da4ml = best_of(lambda: comb.predict(w[:20000] * 2.0**-spec.input.fraction, n_threads=1), repeats=2)
+    t_da4ml = best_time(lambda: comb.predict(w[:20000] * 2.0**-spec.input.fraction, n_threads=1), 2)
     v = fw.manifest["verilog"]
     return {
         "model": name, "events": len(words), "event_sources": {"zero_bias": int(len(real) - len(signals)),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import best_time
 from recotrig.edm import Hits, HitTruth, Particles, TruthVertices
 from recotrig.io.store import open_store, write_store
 
@@ -68,15 +69,6 @@ def synthetic_event(rng: np.random.Generator, n_hits: int) -> dict[str, Any]:
     )
     vertices = TruthVertices(vertex_id=np.arange(1, 201), x=np.zeros(200), y=np.zeros(200), z=rng.normal(0, 50, 200))
     return {"hits": hits, "truth": truth, "particles": particles, "vertices": vertices}
-
-
-def best_time(fn: Any, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def measure(path: Path, n_hits_total: int, repeat: int) -> dict[str, Any]:

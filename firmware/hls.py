@@ -28,17 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from ..models.anomaly.fixedpoint import FixedType, Spec
+from ..models.anomaly.fixedpoint import Spec
 from .emulator import FirmwareError
 
 __all__ = ["build_csim", "convert", "csim_source", "run_csim", "torch_model", "trigger_header", "write_project"]
 
 PROJECT = "anomaly"
 CSIM = "csim/anomaly_csim"
-
-
-def _ap(t: FixedType) -> str:
-    return str(t)
 
 
 def _plain(width: int, integer: int) -> str:
@@ -106,25 +102,25 @@ def _precisions(spec: Spec) -> dict[str, dict[str, str]]:
     one = _plain(2, 2)
     raw, inp = spec.raw, spec.input
     out: dict[str, dict[str, str]] = {
-        "x": {"result": _ap(raw)},
+        "x": {"result": str(raw)},
         "normalise": {"weight": one, "bias": _plain(raw.width, raw.integer),
-                      "accum": _plain(raw.width + 2, raw.integer + 2), "result": _ap(inp)},
+                      "accum": _plain(raw.width + 2, raw.integer + 2), "result": str(inp)},
     }
     fraction = inp.fraction
     for i, (layer, bits) in enumerate(zip(spec.layers, spec.accumulator_bits())):
         acc_fraction = fraction + layer.weight.fraction
-        out[f"dense{i}"] = {"weight": _ap(layer.weight), "bias": _ap(layer.bias),
-                            "accum": _plain(bits, bits - acc_fraction), "result": _ap(layer.result)}
+        out[f"dense{i}"] = {"weight": str(layer.weight), "bias": str(layer.bias),
+                            "accum": _plain(bits, bits - acc_fraction), "result": str(layer.result)}
         if layer.relu:
-            out[f"relu{i}"] = {"result": _ap(layer.result)}
+            out[f"relu{i}"] = {"result": str(layer.result)}
         fraction = layer.result.fraction
     last = spec.layers[-1].result
     wide = {"weight": one, "bias": one}
     if spec.score_kind == "mse" and spec.score_features and len(spec.score_features) != len(spec.shifts):
-        out["select_y"] = {**wide, "accum": _plain(last.width + 2, last.integer + 2), "result": _ap(last)}
-        out["select_k"] = {**wide, "accum": _plain(inp.width + 2, inp.integer + 2), "result": _ap(inp)}
+        out["select_y"] = {**wide, "accum": _plain(last.width + 2, last.integer + 2), "result": str(last)}
+        out["select_k"] = {**wide, "accum": _plain(inp.width + 2, inp.integer + 2), "result": str(inp)}
     elif spec.score_kind != "mse":
-        out["zero"] = {**wide, "accum": _plain(inp.width + 2, inp.integer + 2), "result": _ap(last)}
+        out["zero"] = {**wide, "accum": _plain(inp.width + 2, inp.integer + 2), "result": str(last)}
     common = spec.score_fraction_bits // 2
     d_bits = (spec.score_bits() + 1) // 2 + 2  # |y - ref| < 2**(d_bits - 1) in LSBs of 2**-common
     for name in ("sub", "sub_1"):

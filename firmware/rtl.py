@@ -94,10 +94,9 @@ def _verilator_env() -> dict[str, str]:
     return {"PATH": path, "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include"}
 
 
-def write_project(spec: Spec, directory: Path, threshold: int, *, clock_mhz: float, compile: bool = True
-                  ) -> dict[str, Any]:
-    """Trace, pipeline at ``clock_mhz`` and write the Verilog into ``directory``; with
-    ``compile``, build the Verilator simulation. Returns da4ml's estimates for the report."""
+def write_project(spec: Spec, directory: Path, threshold: int, *, clock_mhz: float) -> dict[str, Any]:
+    """Trace, pipeline at ``clock_mhz`` and write the Verilog into ``directory``, and build the
+    Verilator simulation. Returns da4ml's estimates for the report."""
     try:
         import da4ml
         from da4ml.codegen import VerilogModel
@@ -110,8 +109,7 @@ def write_project(spec: Spec, directory: Path, threshold: int, *, clock_mhz: flo
     model.write()
     comb.save(directory / "model" / "trigger_comb.json")
     meta = json.loads((directory / "metadata.json").read_text())
-    if compile:
-        build(directory, model)
+    build(directory, model)
     delay = float(np.max(comb.latency))
     return {"tool": f"da4ml {da4ml.__version__}", "top": TOP, "clock_mhz": clock_mhz,
             "lut_estimate": round(comb.cost), "ff_estimate": int(meta.get("reg_bits", 0)),

@@ -196,6 +196,7 @@ def test_trigger_sequence_with_firmware_is_the_same_with_two_workers(firmware, t
         assert main(["run", "trigger", "-n", "3000", "-j", str(jobs), "--output", str(out),
                      "--AnomalyTrigger.firmware", str(firmware), "--no-progress"]) == 0
         outs.append(_decisions(out / "trigger.root"))
+        assert len(outs[-1]["passed"]) == 3000
     for key in outs[0]:
         assert np.array_equal(np.concatenate(list(outs[0][key])), np.concatenate(list(outs[1][key])))
     record = json.loads((tmp_path / "j1" / "run.json").read_text())["record"]

@@ -65,35 +65,14 @@ class FixedType:
     # -- exact integer semantics -------------------------------------------------------------------
     def from_float(self, x: np.ndarray) -> np.ndarray:
         """Integers of the type for float values (rounding, then overflow)."""
-        scaled = np.asarray(x, np.float64) * 2.0**self.fraction
-        k = np.floor(scaled + (0.5 if self.rounding == "RND" else 0.0))
-        return self._overflow(k.astype(np.int64))
+        return _cast(np.asarray(x, np.float64) * 2.0**self.fraction, self).astype(np.int64)
 
     def from_integer(self, k: np.ndarray, fraction: int) -> np.ndarray:
         """Cast integers with ``fraction`` fraction bits to this type (exact shifts, rounding, overflow)."""
-        k = np.asarray(k, np.int64)
-        shift = fraction - self.fraction
-        if shift > 0:
-            if self.rounding == "RND":
-                k = k + (np.int64(1) << np.int64(shift - 1))
-            k = k >> np.int64(shift)  # arithmetic shift: floor
-        elif shift < 0:
-            k = k << np.int64(-shift)
-        return self._overflow(k)
-
-    def _overflow(self, k: np.ndarray) -> np.ndarray:
-        if self.overflow == "SAT":
-            return np.clip(k, self.lo, self.hi)
-        span = np.int64(1) << np.int64(self.width)
-        return ((k - self.lo) % span) + self.lo
+        return _cast(np.asarray(k, np.float64) * 2.0 ** (self.fraction - fraction), self).astype(np.int64)
 
     def to_float(self, k: np.ndarray) -> np.ndarray:
         return np.asarray(k, np.float64) * 2.0**-self.fraction
-
-    def saturates(self, x: np.ndarray) -> np.ndarray:
-        """Which float values lie outside the type's range (before rounding)."""
-        scaled = np.floor(np.asarray(x, np.float64) * 2.0**self.fraction)
-        return (scaled < self.lo) | (scaled > self.hi)
 
 
 @dataclass(frozen=True)
