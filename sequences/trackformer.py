@@ -1,5 +1,10 @@
-"""TrackFormerFinder (EncReg, ONNX) and ActsCKF on the identical pixel hits of reduced events,
-the ML tracks Kalman-fitted by ActsTrackFit, one truth-matched comparison table."""
+"""TrackFormerFinder (EncCla and EncReg, ONNX) and ActsCKF on the identical pixel hits of reduced
+events, the ML tracks Kalman-fitted by ActsTrackFit, one truth-matched comparison table.
+
+The bundled default is the TrackFormers "10-50 tracks" setting: 30 random particles' pixel hits
+per crossing, noise dropped, and the models trained on it; ``trackformer_dense`` is the same at
+300 tracks with the sectored 200-500 models.
+"""
 
 from __future__ import annotations
 
@@ -16,19 +21,27 @@ from recotrig.sequences.samples import SAMPLE_MU20
 
 DEFAULT_INPUT = str(SAMPLE_MU20)
 PIXELS = [7, 8, 9]
+MODELS = {"EncCla": "trackformer-enccla-10-50", "EncReg": "trackformer-encreg-10-50"}
+
+
+def finders(*, input: str, output: str, tracks_per_event: int, models: dict[str, str]) -> list:
+    """HitReader (pixels, ``tracks_per_event`` random particles; 0: all) -> one TrackFormerFinder
+    per model and ActsCKF on the same hits -> ActsTrackFit per ML collection -> Performance, store."""
+    acts = acts_options(input)
+    ml = [kind.lower() for kind in models]
+    collections = ["tracks_ckf", *(f"tracks_{k}" for k in ml), *(f"tracks_{k}_fitted" for k in ml)]
+    return [
+        HitReader(input=input, volumes=PIXELS, tracks_per_event=tracks_per_event),
+        *(TrackFormerFinder(name=f"TrackFormer{kind}", model=model, tracks=f"tracks_{kind.lower()}")
+          for kind, model in models.items()),
+        # pixel-only tracks have 4-8 measurements: CKF asks for 4 (default 7), all else as in `tracking`
+        ActsCKF(tracks="tracks_ckf", min_measurements=4, **acts),
+        *(ActsTrackFit(name=f"Fit{kind}", tracks=f"tracks_{kind.lower()}", fitted=f"tracks_{kind.lower()}_fitted",
+                       **acts) for kind in models),
+        Performance(tracks=collections, output=output, min_hits=4),
+        StoreWriter(path=os.path.join(output, "tracks.root"), collections=collections),
+    ]
 
 
 def build(*, input: str | None, output: str) -> list:
-    input = input or DEFAULT_INPUT
-    acts = acts_options(input)
-    return [
-        # the TrackFormers "10-50 tracks" setting: 30 random particles' pixel hits per crossing, noise dropped
-        HitReader(input=input, volumes=PIXELS, tracks_per_event=30),
-        TrackFormerFinder(name="TrackFormerEncReg", tracks="tracks_encreg"),
-        # pixel-only tracks have 4-8 measurements: CKF asks for 4 (default 7), all else as in `tracking`
-        ActsCKF(tracks="tracks_ckf", min_measurements=4, **acts),
-        ActsTrackFit(name="FitEncReg", tracks="tracks_encreg", fitted="tracks_encreg_fitted", **acts),
-        Performance(tracks=["tracks_ckf", "tracks_encreg", "tracks_encreg_fitted"], output=output, min_hits=4),
-        StoreWriter(path=os.path.join(output, "tracks.root"),
-                    collections=["tracks_ckf", "tracks_encreg", "tracks_encreg_fitted"]),
-    ]
+    return finders(input=input or DEFAULT_INPUT, output=output, tracks_per_event=30, models=MODELS)

@@ -1,10 +1,16 @@
 """TrackFormerFinder: transformer hit-to-track assignment (TrackFormers, Caron et al., EPJC 85, 460).
 
-EncReg: the encoder regresses [theta, sin phi, cos phi, q] of each hit's particle from the hits'
-(x, y, z) alone; HDBSCAN groups the hits in that space, one cluster per track. The model is an
-ONNX file with its card (``recotrig models``): features, normalisation, the clustering parameters
-tuned on validation data and the largest event the model may take all come from the card, which
-is checked at ``initialize``.
+The model sees the pixel hits' (x, y, z) alone. EncReg regresses [theta, sin phi, cos phi, q] of
+each hit's particle and HDBSCAN groups the hits in that space; EncCla classifies each hit into
+track classes (quantile bins of the particle's phi, theta, p and its charge) and the hits of a
+class are a track. Events larger than one attention window are cut into the card's overlapping
+phi sectors and the sectors' tracks merged (``models/trackformer/sectors.py``). The model is an
+ONNX file with its card (``recotrig models``): features, normalisation, sectors, the track
+building tuned on validation data and the largest window the model may take all come from the
+card, which is checked at ``initialize``.
+
+EncCla's tracks carry, per hit, the top-k classes and probabilities of the softmax
+(``top1_class``, ``top1_prob``, ... jagged columns parallel to ``hit_ids``).
 """
 
 from __future__ import annotations
@@ -12,16 +18,16 @@ from __future__ import annotations
 import numpy as np
 
 from ...edm import Hits, Tracks
-from ...framework import Option
+from ...framework import ConfigError, Option
 from ...models.runtime import Session
-from ...models.trackformer.tracks import cluster
+from ...models.trackformer.inference import Finder, params_of
 from .base import ModelAlgorithm
 
 FEATURES = ["x", "y", "z"]
 
 
 class TrackFormerFinder(ModelAlgorithm):
-    """Finds tracks in a hit collection with a TrackFormer model (ONNX) and HDBSCAN."""
+    """Finds tracks in a hit collection with a TrackFormer model (ONNX): EncReg + HDBSCAN or EncCla."""
 
     requires = ("onnxruntime", "scikit-learn")
     family = "trackformer"
@@ -30,30 +36,36 @@ class TrackFormerFinder(ModelAlgorithm):
                    role="model")
     threads = Option(1, "ONNX Runtime intra-op threads (never more than the process's thread budget)", low=1,
                      high=64)
-    min_cluster_size = Option(0, "HDBSCAN min_cluster_size (0: the card's tuned value)", low=0)
-    min_samples = Option(0, "HDBSCAN min_samples (0: the card's tuned value)", low=0)
+    sectors = Option(0, "phi sectors an event is cut into (0: the card's)", low=0, high=256)
+    min_cluster_size = Option(0, "EncReg: HDBSCAN min_cluster_size (0: the card's tuned value)", low=0)
+    min_samples = Option(0, "EncReg: HDBSCAN min_samples (0: the card's tuned value)", low=0)
 
     def initialize(self) -> None:
-        model = self.load_model(features=FEATURES, kind="encreg")
+        model = self.load_model(features=FEATURES)
         card = model.card
-        norm = card["normalisation"]
-        self._mean = np.asarray(norm["features_mean"], np.float32)
-        self._std = np.asarray(norm["features_std"], np.float32)
-        self._params = {"min_cluster_size": self.min_cluster_size or int(card["clustering"]["min_cluster_size"]),
-                        "min_samples": self.min_samples or int(card["clustering"]["min_samples"])}
-        self._max_hits = int(card["max_hits"])
+        if card.get("kind") not in ("encreg", "enccla"):
+            raise ConfigError(f"{self.name}: {model.onnx}: the card's kind {card.get('kind')!r} is neither encreg nor "
+                              "enccla")
+        self._params = params_of(card)
+        for key in ("min_cluster_size", "min_samples"):
+            if getattr(self, key) and key in self._params:
+                self._params[key] = getattr(self, key)
         self._path = model.onnx
-        self._session = Session(model.onnx, threads=min(self.threads, self.context.threads))
+        self._top_k = int(card["classes"]["top_k"]) if card["kind"] == "enccla" else 0
+        self._finder = Finder(Session(model.onnx, threads=min(self.threads, self.context.threads)), card,
+                              sectors=self.sectors)
 
     def execute(self, hits: Hits) -> Tracks:
-        n = len(hits)
-        if n == 0:
-            return Tracks(hit_ids=[])
-        if n > self._max_hits:
-            raise ValueError(f"{self.name}: {n} hits exceed the {self._max_hits} that model {self._path.name} takes "
-                             "(its card's max_hits); reduce the event (HitReader.tracks_per_event)")
         x = np.stack([np.asarray(hits[c], np.float32) for c in FEATURES], axis=1)
-        x = ((x - self._mean) / self._std)[None]
-        prediction = self._session.run(hits=x, mask=np.ones((1, n), np.float32))["output"][0]
-        groups = cluster(prediction, np.asarray(hits.hit_id), **self._params)
-        return Tracks(hit_ids=[g.tolist() for g in groups])
+        try:
+            found = self._finder(x, self._params)
+        except ValueError as err:  # a window larger than the model's capacity
+            raise ValueError(f"{self.name}: {len(hits)} hits: model {self._path.name}: {err}") from None
+        hit_ids = np.asarray(hits.hit_id)
+        order = [np.argsort(hit_ids[t], kind="stable") for t in found.tracks]
+        tracks = [hit_ids[t][o] for t, o in zip(found.tracks, order)]
+        extra = {}
+        for j in range(self._top_k):
+            extra[f"top{j + 1}_class"] = ("var*i8", [c[o, j].tolist() for c, o in zip(found.classes, order)])
+            extra[f"top{j + 1}_prob"] = ("var*f4", [p[o, j].tolist() for p, o in zip(found.probabilities, order)])
+        return Tracks(hit_ids=[t.tolist() for t in tracks], extra=extra)

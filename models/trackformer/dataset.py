@@ -4,7 +4,8 @@ Each crossing of a store is read with ``HitReader`` on the pixel volumes (noise 
 ``draws`` independent reductions are taken from it: N particles chosen at random among those with
 pixel hits (N uniform in ``[low, high]``, low-pT particles included — HitReader's
 ``tracks_per_event`` reduction), all their hits kept. Per hit: the features (x, y, z) in mm and
-the targets of the particle that made it: theta, sin(phi), cos(phi), charge (EncReg). Every
+the targets of the particle that made it: theta, sin(phi), cos(phi), charge (EncReg), and its
+momentum p in GeV (with the others, what EncCla's classes are made of). Every
 random number comes from (seed, event id, draw), so a data set is remade exactly by its command.
 """
 
@@ -24,6 +25,7 @@ __all__ = ["FEATURES", "PIXEL_VOLUMES", "TARGETS", "Sample", "build", "load", "s
 FEATURES = ["x", "y", "z"]
 TARGETS = ["theta", "sin_phi", "cos_phi", "q"]
 PIXEL_VOLUMES = [7, 8, 9]
+FIELDS = ("features", "targets", "momentum", "hit_ids", "particle_ids", "weights")
 
 
 @dataclass
@@ -32,20 +34,22 @@ class Sample:
 
     features: np.ndarray  # (n, 3) float32, mm
     targets: np.ndarray  # (n, 4) float32
+    momentum: np.ndarray  # (n,) float32, GeV
     hit_ids: np.ndarray  # (n,) int64
     particle_ids: np.ndarray  # (n,) int64
     weights: np.ndarray  # (n,) float64, official TrackML weights of the reduced event
 
 
-def targets_of(hits: Hits, truth: HitTruth, particles: Particles) -> tuple[np.ndarray, np.ndarray]:
-    """Per hit: its particle id and [theta, sin phi, cos phi, q] of that particle."""
+def targets_of(hits: Hits, truth: HitTruth, particles: Particles) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per hit: its particle id, [theta, sin phi, cos phi, q] and p of that particle."""
     pid = hit_particles(hits, truth)
     rows = index_of(np.asarray(particles.particle_id), pid)
     px, py, pz = (np.asarray(particles[c], np.float64)[rows] for c in ("px", "py", "pz"))
     phi = np.arctan2(py, px)
     theta = np.arctan2(np.hypot(px, py), pz)
     q = np.asarray(particles.q, np.float64)[rows]
-    return pid, np.stack([theta, np.sin(phi), np.cos(phi), q], axis=1).astype(np.float32)
+    targets = np.stack([theta, np.sin(phi), np.cos(phi), q], axis=1).astype(np.float32)
+    return pid, targets, np.sqrt(px**2 + py**2 + pz**2).astype(np.float32)
 
 
 def build(store: str, *, low: int, high: int, draws: int, seed: int, max_events: int | None = None) -> list[Sample]:
@@ -57,7 +61,7 @@ def build(store: str, *, low: int, high: int, draws: int, seed: int, max_events:
     for entry in range(n):
         hits, particles, truth, _ = reader.read(entry)
         event_id = reader.event_id(entry)
-        pid, targets = targets_of(hits, truth, particles)
+        pid, targets, momentum = targets_of(hits, truth, particles)
         candidates = np.unique(pid)
         for draw in range(draws):
             rng = np.random.default_rng([seed, event_id, draw])
@@ -68,7 +72,8 @@ def build(store: str, *, low: int, high: int, draws: int, seed: int, max_events:
             sub_particles = particles.select(np.isin(particles.particle_id, chosen))
             weights = trackml_weights(sub_particles, sub_truth, sub_hits)
             features = np.stack([np.asarray(sub_hits[c], np.float32) for c in FEATURES], axis=1)
-            out.append(Sample(features, targets[keep], np.asarray(sub_hits.hit_id), pid[keep], weights))
+            out.append(Sample(features, targets[keep], momentum[keep], np.asarray(sub_hits.hit_id), pid[keep],
+                              weights))
     return out
 
 
@@ -77,13 +82,16 @@ def save(samples: list[Sample], path: str | Path) -> None:
     np.savez_compressed(
         path, counts=counts,
         **{f: np.concatenate([getattr(s, f) for s in samples]) if samples else np.zeros(0)
-           for f in ("features", "targets", "hit_ids", "particle_ids", "weights")},
+           for f in FIELDS},
     )
 
 
 def load(path: str | Path) -> list[Sample]:
     with np.load(path) as data:  # each array read once (an NpzFile decompresses on every access)
-        arrays = {f: data[f] for f in ("counts", "features", "targets", "hit_ids", "particle_ids", "weights")}
+        missing = [f for f in FIELDS if f not in data]
+        if missing:
+            raise ValueError(f"{path}: a data set of an older format (no {missing}); remove it to rebuild it")
+        arrays = {f: data[f] for f in ("counts", *FIELDS)}
     bounds = np.concatenate([[0], np.cumsum(arrays["counts"])])
-    return [Sample(*(arrays[f][a:b] for f in ("features", "targets", "hit_ids", "particle_ids", "weights")))
+    return [Sample(*(arrays[f][a:b] for f in FIELDS))
             for a, b in zip(bounds[:-1], bounds[1:])]

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Encoder"]
+__all__ = ["Encoder", "TopK"]
 
 
 class Block(nn.Module):
@@ -53,3 +53,17 @@ class Encoder(nn.Module):
         for block in self.blocks:
             h = block(h, bias)
         return self.head(self.norm(h))
+
+
+class TopK(nn.Module):
+    """EncCla's exported graph: the encoder's class logits -> softmax -> the ``k`` most probable
+    classes per hit (int64) and their probabilities."""
+
+    def __init__(self, encoder: Encoder, k: int):
+        super().__init__()
+        self.encoder = encoder
+        self.k = k
+
+    def forward(self, hits: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        probabilities, classes = torch.softmax(self.encoder(hits, mask), dim=-1).topk(self.k, dim=-1)
+        return classes, probabilities

@@ -1,7 +1,9 @@
-"""From per-hit predictions to tracks (numpy and scikit-learn: what inference needs, no torch).
+"""From per-hit predictions to track candidates (numpy and scikit-learn: what inference needs, no
+torch). Both return index arrays into the hits given, in a fixed order (by first index).
 
 EncReg: HDBSCAN (scikit-learn's) groups the hits in the space of the z-scored predicted
 [theta, sin phi, cos phi, q]; each cluster is a track, HDBSCAN's noise hits are left out.
+EncCla: the hits of one predicted (top-1) class are a track.
 """
 
 from __future__ import annotations
@@ -11,19 +13,29 @@ import warnings
 import numpy as np
 from sklearn.cluster import HDBSCAN  # imported with the module, not on the first event
 
-__all__ = ["cluster"]
+__all__ = ["by_class", "cluster"]
 
 
-def cluster(prediction: np.ndarray, hit_ids: np.ndarray, *, min_cluster_size: int,
-            min_samples: int) -> list[np.ndarray]:
-    """The hit ids of each track found in ``prediction`` (n, k), in a fixed order (by first hit)."""
-    n = len(hit_ids)
-    if n < min_cluster_size:
+def cluster(prediction: np.ndarray, *, min_cluster_size: int, min_samples: int) -> list[np.ndarray]:
+    """HDBSCAN clusters of ``prediction`` (n, k)."""
+    if len(prediction) < min_cluster_size:
         return []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         labels = HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples,
                          copy=True).fit_predict(np.asarray(prediction, np.float64))
-    tracks = [np.sort(hit_ids[labels == label]) for label in np.unique(labels[labels >= 0])]
-    tracks.sort(key=lambda t: int(t[0]))
-    return tracks
+    return _groups(labels)
+
+
+def by_class(classes: np.ndarray) -> list[np.ndarray]:
+    """The hits of each top-1 class (``classes`` (n,) class ids)."""
+    return _groups(np.asarray(classes, np.int64))
+
+
+def _groups(labels: np.ndarray) -> list[np.ndarray]:
+    order = np.argsort(labels, kind="stable")
+    values, starts = np.unique(labels[order], return_index=True)
+    groups = np.split(order, starts[1:])
+    groups = [g for g, v in zip(groups, values) if v >= 0]
+    groups.sort(key=lambda g: int(g[0]))
+    return groups

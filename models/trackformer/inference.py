@@ -1,0 +1,106 @@
+"""A TrackFormer model applied to one event's hits (numpy, onnxruntime and scikit-learn; no torch):
+what TrackFormerFinder runs and what training tunes and scores with, so both go the same way.
+
+The hits are cut into the card's sectors (``sectors.py``), each window rotated and normalised;
+all windows of the event go through ONNX Runtime in one padded batch; each window's prediction
+becomes track candidates (EncReg: HDBSCAN; EncCla: the hits of a class), and the sectors' tracks
+are merged. EncCla also gives, per hit of a track, the top-k classes and their probabilities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from recotrig.models.runtime import Session
+from recotrig.models.trackformer.sectors import Sectors
+from recotrig.models.trackformer.tracks import by_class, cluster
+
+__all__ = ["Finder", "Found", "Prediction"]
+
+
+@dataclass
+class Prediction:
+    """The model's output on an event: per non-empty window, its sector, its hit indices (sorted)
+    and the ONNX outputs."""
+
+    sectors: list[int]
+    windows: list[np.ndarray]
+    outputs: list[dict[str, np.ndarray]]
+
+
+@dataclass
+class Found:
+    """Tracks as index arrays into the event's hits; for EncCla, per track and hit the top-k
+    classes (k, int64) and probabilities (k, float32) the track's window gave."""
+
+    tracks: list[np.ndarray]
+    classes: list[np.ndarray] = field(default_factory=list)
+    probabilities: list[np.ndarray] = field(default_factory=list)
+
+
+def params_of(card: dict[str, Any]) -> dict[str, int]:
+    """The card's tuned track-building parameters."""
+    keys = ("min_cluster_size", "min_samples") if card["kind"] == "encreg" else ("min_hits",)
+    return {k: int(card["clustering"][k]) for k in keys}
+
+
+class Finder:
+    def __init__(self, session: Session, card: dict[str, Any], *, sectors: int = 0):
+        norm = card["normalisation"]
+        self.session = session
+        self.kind = card["kind"]
+        self.mean = np.asarray(norm["features_mean"], np.float32)
+        self.std = np.asarray(norm["features_std"], np.float32)
+        self.sectors = Sectors(n=sectors or int(card["sectors"]["n"]), overlap=float(card["sectors"]["overlap"]))
+        self.max_hits = int(card["max_hits"])
+
+    def predict(self, features: np.ndarray) -> Prediction:
+        """``features`` (n, 3) float32 in mm (n may be 0); ``ValueError`` when a window exceeds the
+        card's max_hits."""
+        sector_of, windows = [], []
+        for k, w in enumerate(self.sectors.windows(features[:, 0], features[:, 1])):
+            if len(w):
+                sector_of.append(k)
+                windows.append(w)
+        if not windows:
+            return Prediction([], [], [])
+        longest = max(len(w) for w in windows)
+        if longest > self.max_hits:
+            raise ValueError(f"{longest} hits in one window exceed the {self.max_hits} the model takes (its card's "
+                             f"max_hits; {self.sectors.n} sector(s)): use more sectors or reduce the event")
+        x = np.zeros((len(windows), longest, 3), np.float32)
+        mask = np.zeros((len(windows), longest), np.float32)
+        for i, w in enumerate(windows):
+            x[i, :len(w)] = (self.sectors.rotate(features[w], sector_of[i]) - self.mean) / self.std
+            mask[i, :len(w)] = 1.0
+        out = self.session.run(hits=x, mask=mask)
+        return Prediction(sector_of, windows,
+                          [{k: v[i, :len(w)] for k, v in out.items()} for i, w in enumerate(windows)])
+
+    def assemble(self, features: np.ndarray, prediction: Prediction, params: dict[str, int]) -> Found:
+        """Track candidates per window, merged across sectors."""
+        candidates = []
+        for k, w, out in zip(prediction.sectors, prediction.windows, prediction.outputs):
+            if self.kind == "encreg":
+                local = cluster(out["output"], min_cluster_size=params["min_cluster_size"],
+                                min_samples=params["min_samples"])
+            else:
+                local = by_class(out["classes"][:, 0])
+            candidates += [(k, w[t]) for t in local]
+        min_hits = params.get("min_hits", params.get("min_cluster_size", 1))
+        merged = self.sectors.merge(candidates, features[:, 0], features[:, 1], min_hits=min_hits)
+        merged.sort(key=lambda kt: int(kt[1].min()))
+        found = Found([np.sort(t) for _, t in merged])
+        if self.kind == "enccla":
+            for (k, t) in merged:
+                i = prediction.sectors.index(k)
+                w = prediction.windows[i]
+                rows = np.searchsorted(w, np.sort(t))  # windows hold sorted event indices
+                found.classes.append(prediction.outputs[i]["classes"][rows])
+                found.probabilities.append(prediction.outputs[i]["probabilities"][rows])
+        return found
+
+    def __call__(self, features: np.ndarray, params: dict[str, int]) -> Found:
+        return self.assemble(features, self.predict(features), params)
