@@ -1,10 +1,18 @@
-"""TrackFormerFinder (EncReg) against ActsCKF on the same held-out pixel hits. Prints JSON.
+"""TrackFormerFinder (EncCla, EncReg) against ActsCKF on the same held-out pixel hits. Prints JSON.
 
-Runs `recotrig run trackformer` on the held-out test store of the shipped model (simulated by
-`recotrig train trackformer` with seed 303, never used in training or tuning; remade here if
-absent) with 30 random particles per crossing, one process, and reports from its outputs: the
-TrackML score and ACTS-style rates of each finder, and ms/event of TrackFormerFinder against
-ActsCKF (seeding + CKF + ambiguity resolution).
+Three settings, each one `recotrig run` in one process (one core) on events never used in
+training or tuning:
+
+- ``10-50``: `recotrig run trackformer` (30 random particles per crossing, the 10-50 models) on
+  the held-out test store of the shipped models (simulated by `recotrig train trackformer` with
+  seed 303; remade here if absent);
+- ``200-500``: `recotrig run trackformer_dense` (300 random particles, the sectored 200-500
+  model) on the same store;
+- ``mu60``: the same sequence on the full pixel content of the bundled mu = 60 ttbar sample
+  (``--HitReader.tracks_per_event 0``), with ``MU60_SECTORS`` phi sectors.
+
+Per setting and finder: the TrackML score and ACTS-style rates, and ms/event of each finder
+against ActsCKF (seeding + CKF + ambiguity resolution), from the run's own outputs.
 """
 
 from __future__ import annotations
@@ -16,27 +24,39 @@ import tempfile
 from pathlib import Path
 
 from recotrig.models.trackformer.train import _cache, simulated_stores
+from recotrig.sequences.samples import SAMPLE_MU60
+
+MU60_SECTORS = 36
+
+
+def run(sequence: str, store: str, *options: str) -> dict:
+    out = Path(tempfile.mkdtemp(prefix="recotrig-bench-tf-"))
+    done = subprocess.run([sys.executable, "-m", "recotrig.sequences.cli", "run", sequence, "--input", store,
+                           "-o", str(out), "--no-progress", *options], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(done.stderr)
+    rows = json.loads((out / "comparison.json").read_text())["rows"]
+    timing = json.loads((out / "timing.json").read_text())["timing"]
+    ms = {r["algorithm"]: r["mean_ms"] for r in timing}
+    pick = ("efficiency", "fake", "duplicate", "trackml_score")
+    finders = {r["algorithm"]: {k: r.get(k) for k in pick} for r in rows}
+    ml = [name for name in ms if name.startswith("TrackFormer")]
+    return {
+        "sequence": sequence, "store": Path(store).name, "options": list(options), "events": timing[0]["calls"],
+        "finders": finders,
+        "ms_per_event": {name: ms[name] for name in [*ml, "ActsCKF"]},
+        "ckf_over_trackformer_time": {name: ms["ActsCKF"] / ms[name] for name in ml},
+    }
 
 
 def main() -> None:
     store = simulated_stores(_cache() / "stores")["test"]
-    out = Path(tempfile.mkdtemp(prefix="recotrig-bench-tf-"))
-    done = subprocess.run([sys.executable, "-m", "recotrig.sequences.cli", "run", "trackformer", "--input", store,
-                           "-o", str(out), "--no-progress"], capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(done.stderr)
-    rows = {r["algorithm"]: r for r in json.loads((out / "comparison.json").read_text())["rows"]}
-    timing = json.loads((out / "timing.json").read_text())
-    ms = {r["algorithm"]: r["mean_ms"] for r in timing["timing"]}
-    pick = ("efficiency", "fake", "duplicate", "trackml_score")
     print(json.dumps({
         "benchmark": "trackformer vs ckf",
-        "store": Path(store).name,
-        "events": timing["timing"][0]["calls"],
-        "tracks_per_event": 30,
-        "finders": {name: {k: row.get(k) for k in pick} for name, row in rows.items()},
-        "ms_per_event": {"TrackFormerEncReg": ms["TrackFormerEncReg"], "ActsCKF": ms["ActsCKF"]},
-        "ckf_over_trackformer_time": ms["ActsCKF"] / ms["TrackFormerEncReg"],
+        "10-50": run("trackformer", store),
+        "200-500": run("trackformer_dense", store),
+        "mu60": run("trackformer_dense", str(SAMPLE_MU60), "--HitReader.tracks_per_event", "0",
+                    "--TrackFormerEncReg.sectors", str(MU60_SECTORS)),
     }, indent=1))
 
 

@@ -31,6 +31,12 @@ matched by at least one (non-fake) track / reconstructable particles, where a pa
 reconstructable when it is charged, has pT >= ``min_pt`` and leaves >= ``min_hits`` hits in
 ``HitTruth``; fake rate = fake tracks / all tracks; duplicate rate = duplicate tracks / all
 tracks (ACTS ``fakeratio_tracks`` and ``duplicateratio_tracks``).
+
+*Binned rates* (``TrackingMetrics.result()["binned"]``) -- the same in bins of the particle's pT
+(``PT_EDGES``, GeV; every pT, the other reconstructable cuts kept) and |eta| (``ETA_EDGES``;
+pT >= ``min_pt``): the efficiency over the reconstructable particles of a bin, the fake and
+duplicate rates over the tracks whose majority particle falls in it (a track whose majority
+particle is not among the particles given is in no bin).
 """
 
 from __future__ import annotations
@@ -55,6 +61,8 @@ __all__ = [
     "TrackMatch",
     "TrackingMetrics",
     "match_tracks",
+    "ETA_EDGES",
+    "PT_EDGES",
     "reconstructable_particles",
     "trackml_score",
     "trackml_weights",
@@ -390,6 +398,22 @@ class Accumulator:
         return 1000.0 * self.counts["time_s"] / n if n else math.nan
 
 
+PT_EDGES = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0)  # GeV
+ETA_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)  # |eta|
+
+
+def _binned(values: np.ndarray, edges: tuple[float, ...], **flags: np.ndarray) -> dict[str, Any]:
+    """Per bin of ``values``: the count and the fraction of each flag set."""
+    index = np.searchsorted(edges, values, side="right") - 1
+    inside = (index >= 0) & (index < len(edges) - 1) & np.isfinite(values)
+    n = np.bincount(index[inside], minlength=len(edges) - 1)
+    out: dict[str, Any] = {"edges": list(edges), "n": n.tolist()}
+    for name, flag in flags.items():
+        hits = np.bincount(index[inside], weights=flag[inside].astype(np.float64), minlength=len(edges) - 1)
+        out[name] = [_ratio(h, k) for h, k in zip(hits, n)]
+    return out
+
+
 def _ratio(num: float, den: float) -> float:
     return float(num) / float(den) if den else math.nan
 
@@ -419,7 +443,8 @@ class TrackingMetrics(Accumulator):
         "time_s",
         "n_timed_events",
     )
-    SAMPLES = ("trackml_scores", "scored_event_ids")
+    SAMPLES = ("trackml_scores", "scored_event_ids", "particle_pt", "particle_eta", "particle_found", "track_pt",
+               "track_eta", "track_fake", "track_duplicate")
 
     def __init__(
         self,
@@ -466,6 +491,7 @@ class TrackingMetrics(Accumulator):
         c["n_particles"] += len(particles)
         c["n_reconstructable"] += int(wanted.sum())
         c["n_reconstructed"] += int(found.sum())
+        self._add_binned(tracks, truth, particles, match)
 
         w = weights
         if w is None and "weight" not in truth and ("tz" in truth or hits is not None):
@@ -481,6 +507,36 @@ class TrackingMetrics(Accumulator):
         self._add_time(time_s)
         return match
 
+    def _add_binned(self, tracks: Tracks, truth: HitTruth, particles: Particles, match: TrackMatch) -> None:
+        """Per-particle and per-track samples of the binned rates (module docstring)."""
+        pid = np.asarray(particles["particle_id"], dtype=np.int64)
+        px, py, pz = (np.asarray(particles[c], np.float64) for c in ("px", "py", "pz"))
+        pt = np.hypot(px, py)
+        eta = np.arcsinh(pz / np.maximum(pt, 1e-12))
+        any_pt = reconstructable_particles(particles, truth, min_pt=0.0, min_hits=self.config["min_hits"])
+        found = np.isin(pid, match.particle_ids[match.particle_track >= 0])
+        keep = any_pt & (pt >= self.config["min_pt"])
+        self.samples["particle_pt"].append(np.where(any_pt, pt, np.nan))
+        self.samples["particle_eta"].append(np.where(keep, np.abs(eta), np.nan))
+        self.samples["particle_found"].append(found.astype(np.float64))
+        rows = index_of(pid, np.asarray(match.particle, np.int64))  # -1 (absent): the NaN appended last
+        self.samples["track_pt"].append(np.append(pt, np.nan)[rows])
+        self.samples["track_eta"].append(np.append(np.abs(eta), np.nan)[rows])
+        self.samples["track_fake"].append(np.asarray(match.fake, np.float64))
+        self.samples["track_duplicate"].append(np.asarray(match.duplicate, np.float64))
+
+    def binned(self) -> dict[str, Any]:
+        """Efficiency, fake and duplicate rates in bins of pT and |eta| (module docstring)."""
+        out = {}
+        for name, edges in (("pt", PT_EDGES), ("eta", ETA_EDGES)):
+            particles = _binned(self.sample(f"particle_{name}"), edges, efficiency=self.sample("particle_found"))
+            tracks = _binned(self.sample(f"track_{name}"), edges, fake_rate=self.sample("track_fake"),
+                             duplicate_rate=self.sample("track_duplicate"))
+            out[name] = {"edges": list(edges), "n_reconstructable": particles["n"],
+                         "efficiency": particles["efficiency"], "n_tracks": tracks["n"],
+                         "fake_rate": tracks["fake_rate"], "duplicate_rate": tracks["duplicate_rate"]}
+        return out
+
     def result(self) -> dict[str, Any]:
         c = self.counts
         scores = self.sample("trackml_scores")  # per event, in event order: the mean is exact whatever the merging
@@ -492,6 +548,7 @@ class TrackingMetrics(Accumulator):
             "trackml_sum": float(np.sum(scores)),
             "per_event": {"event_id": self.sample("scored_event_ids").astype(np.int64).tolist(),
                           "trackml_score": scores.tolist()},
+            "binned": self.binned(),
             "ms_per_event": self._ms_per_event(),
             **{k: (int(v) if k != "time_s" else float(v)) for k, v in c.items()},
             **self.config,

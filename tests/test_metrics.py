@@ -534,3 +534,24 @@ def test_empty_events_are_left_out_of_the_trackml_mean():
     metrics.add_event(Tracks.empty(), empty_truth, particles.select([]))
     result = metrics.result()
     assert result["trackml_score"] == 1.0 and result["n_empty_events"] == 1 and result["n_trackml_events"] == 1
+
+
+def test_binned_rates_in_pt_and_eta():
+    from recotrig.edm import HitTruth, Particles, Tracks
+
+    # particle 1: pT 0.7 (below min_pt: in the pT bins only), found; 2: pT 3, eta 1.2, found twice
+    # (one duplicate); 3: pT 3, eta 0, lost: its only track holds 1 of its hits and 2 noise hits (fake)
+    particles = Particles(particle_id=[1, 2, 3], vx=[0.0] * 3, vy=[0.0] * 3, vz=[0.0] * 3, px=[0.7, 3.0, 3.0],
+                          py=[0.0] * 3, pz=[0.0, 3.0 * np.sinh(1.2), 0.0], q=[1, -1, 1])
+    truth = HitTruth(hit_id=np.arange(1, 13), particle_id=[1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 0, 0], weight=[1.0] * 12)
+    tracks = Tracks(hit_ids=[[1, 2, 3], [4, 5, 6], [6, 7], [8, 11, 12]])
+    metrics = TrackingMetrics(min_hits=3)
+    metrics.add_event(tracks, truth, particles)
+    binned = metrics.result()["binned"]
+    pt, eta = binned["pt"], binned["eta"]
+    assert pt["n_reconstructable"][:4] == [0, 1, 0, 2] and pt["efficiency"][1] == 1.0 and pt["efficiency"][3] == 0.5
+    assert eta["n_reconstructable"][:3] == [1, 0, 1] and eta["efficiency"][0] == 0.0 and eta["efficiency"][2] == 1.0
+    # tracks by majority particle: [1,2,3] -> 1 (pT bin 1); [4,5,6], [6,7] -> 2; [8,11,12] -> 3, fake (1/3)
+    assert pt["n_tracks"][:4] == [0, 1, 0, 3]
+    assert pt["fake_rate"][3] == pytest.approx(1 / 3) and pt["duplicate_rate"][3] == pytest.approx(1 / 3)
+    assert eta["n_tracks"][:3] == [2, 0, 2] and eta["fake_rate"][0] == 0.5 and math.isnan(eta["efficiency"][1])

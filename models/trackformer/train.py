@@ -215,7 +215,7 @@ def train(*, name: str, kind: str = "encreg", data: str = "10-50", stores: dict[
         card["classes"] = class_card
     session = Session(onnx_path, threads=1)
     finder = Finder(session, card)
-    worst = _onnx_vs_torch(model, session, finder, samples["val"][:20], kind)
+    worst, rounding = _onnx_vs_torch(model, session, finder, samples["val"][:20], kind)
     val_pred = [finder.predict(s.features) for s in samples["val"]]
     if kind == "encreg":
         grid = [{"min_cluster_size": c, "min_samples": s} for c in (2, 3, 4, 5) for s in (1, 2, 3)]
@@ -253,6 +253,7 @@ def train(*, name: str, kind: str = "encreg", data: str = "10-50", stores: dict[
         "validation": {"trackml_score": _score(finder, samples["val"], tuned, val_pred)},
         "sample_check": _sample_check(finder, tuned, data),
         "onnx_vs_torch_max_abs_diff": worst,
+        "torch_float32_vs_float64_max_abs_diff": rounding,
         "onnx_sha256": sha256(onnx_path),
     }
     write_card(onnx_path, card)
@@ -260,21 +261,30 @@ def train(*, name: str, kind: str = "encreg", data: str = "10-50", stores: dict[
 
 
 def _onnx_vs_torch(model: torch.nn.Module, session: Session, finder: Finder, samples: list[dataset.Sample],
-                   kind: str) -> float:
-    """The largest difference between ONNX Runtime's and torch's outputs (EncReg: the z-scored
-    regression; EncCla: the top-k probabilities) on the windows of ``samples``."""
-    reference = model if kind == "encreg" else TopK(model, TOP_K)
-    worst = 0.0
+                   kind: str) -> tuple[float, float]:
+    """The largest differences, on the windows of ``samples``, between ONNX Runtime's and torch's
+    outputs (EncReg: the z-scored regression; EncCla: the top-k probabilities), and between torch in
+    float32 and the same weights in float64: the float32 rounding of the model itself, below which
+    no two float32 runtimes can be expected to agree."""
+    import copy
+
+    exact = copy.deepcopy(model).double()
+    if kind == "enccla":
+        model, exact = TopK(model, TOP_K), TopK(exact, TOP_K)
+    worst = rounding = 0.0
     with torch.no_grad():
         for sample in samples:
             prediction = finder.predict(sample.features)
             for k, w, out in zip(prediction.sectors, prediction.windows, prediction.outputs):
-                x = ((finder.sectors.rotate(sample.features[w], k) - finder.mean) / finder.std)[None]
-                got = reference(torch.from_numpy(x), torch.ones(1, len(w)))
-                got = got if kind == "encreg" else got[1]
+                x = torch.from_numpy(((finder.sectors.rotate(sample.features[w], k) - finder.mean) / finder.std)[None])
+                mask = torch.ones(1, len(w))
+                got, ref = model(x, mask), exact(x.double(), mask.double())
+                got, ref = (got, ref) if kind == "encreg" else (got[1], ref[1])
                 mine = out["output"] if kind == "encreg" else out["probabilities"]
                 worst = max(worst, float(np.abs(got.numpy()[0] - mine).max()))
-    return worst
+                rounding = max(rounding, float(np.abs(got.numpy()[0] - ref.numpy()[0]).max()))
+    return worst, rounding
+
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="recotrig train trackformer", description=__doc__,
