@@ -12,7 +12,9 @@ training or tuning:
   (``--HitReader.tracks_per_event 0``), with ``MU60_SECTORS`` phi sectors.
 
 Per setting and finder: the TrackML score and ACTS-style rates, and ms/event of each finder
-against ActsCKF (seeding + CKF + ambiguity resolution), from the run's own outputs.
+against ActsCKF (seeding + CKF + ambiguity resolution), from the run's own outputs. For the
+200-500 model, the finder's time split into the encoder (ONNX Runtime on the padded windows) and
+the track building (HDBSCAN per window, the merge) on the same 300-track events.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+import numpy as np
+from recotrig.io.hit_reader import HitReader
+from recotrig.models import registry
+from recotrig.models.runtime import Session
+from recotrig.models.trackformer.inference import Finder, params_of
 
 from recotrig.models.trackformer.train import _cache, simulated_stores
 from recotrig.sequences.samples import SAMPLE_MU60
@@ -49,12 +58,34 @@ def run(sequence: str, store: str, *options: str) -> dict:
     }
 
 
+def breakdown(store: str, model: str = "trackformer-encreg-200-500", tracks: int = 300) -> dict:
+    """ms/event of the encoder and of the track building, one core."""
+    loaded = registry.load(model, family="trackformer")
+    finder = Finder(Session(loaded.onnx, threads=1), loaded.card)
+    reader = HitReader(input=store, volumes=[7, 8, 9], tracks_per_event=tracks)
+    reader.prepare(0, reader.n_events())
+    encoder = building = 0.0
+    for entry in range(reader.n_events()):
+        hits = reader.read(entry)[0]
+        x = np.stack([np.asarray(hits[c], np.float32) for c in "xyz"], axis=1)
+        t0 = time.perf_counter()
+        prediction = finder.predict(x)
+        t1 = time.perf_counter()
+        finder.assemble(x, prediction, params_of(loaded.card))
+        building += time.perf_counter() - t1
+        encoder += t1 - t0
+    n = reader.n_events()
+    return {"model": model, "tracks_per_event": tracks, "events": n, "encoder_ms": 1e3 * encoder / n,
+            "track_building_ms": 1e3 * building / n}
+
+
 def main() -> None:
     store = simulated_stores(_cache() / "stores")["test"]
     print(json.dumps({
         "benchmark": "trackformer vs ckf",
         "10-50": run("trackformer", store),
         "200-500": run("trackformer_dense", store),
+        "200-500_breakdown": breakdown(store),
         "mu60": run("trackformer_dense", str(SAMPLE_MU60), "--HitReader.tracks_per_event", "0",
                     "--TrackFormerEncReg.sectors", str(MU60_SECTORS)),
     }, indent=1))
