@@ -20,7 +20,9 @@ from recotrig.models import registry
 from recotrig.models.trackformer import dataset
 from recotrig.sequences.samples import SAMPLE_MU20, SAMPLE_MU60
 
-SHIPPED = ["trackformer-encreg-10-50", "trackformer-enccla-10-50", "trackformer-encreg-200-500"]
+#: shipped models and the least held-out TrackML score each must keep (the README quotes 0.878,
+#: 0.536 and 0.555 on 400, 400 and 80 events)
+SHIPPED = {"trackformer-encreg-10-50": 0.85, "trackformer-enccla-10-50": 0.5, "trackformer-encreg-200-500": 0.5}
 STORES = {"train": str(SAMPLE_MU60), "val": str(SAMPLE_MU20), "test": str(SAMPLE_MU20)}
 TINY = dict(stores=STORES, epochs=2, seed=3, draws=2, d=16, layers=1, heads=2, batch=4, lr=3e-3, threads=1,
             max_events=2, progress=False)
@@ -148,19 +150,20 @@ def test_sectors_cover_every_hit_and_merge_each_track_once():
         Sectors(4, 4.0)
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_the_shipped_models_reach_their_cards(name):
     from recotrig.models.trackformer.train import SAMPLE_CHECK, evaluate
 
     model = registry.load(name, family="trackformer")
     card = model.card
-    # EncReg 10-50: ORT and torch differ by up to 5e-4 on its outputs (z-scored, of order 1), see
-    # the README; the card's figures are all measured through ORT
-    assert card["onnx_vs_torch_max_abs_diff"] < 1e-3 and model.onnx.stat().st_size < 5e6
+    # EncReg: ORT and torch differ by up to 5e-4 on its outputs (z-scored, of order 1), below the
+    # model's own float32 rounding (the README); EncCla's probabilities agree to 1e-5
+    assert card["onnx_vs_torch_max_abs_diff"] < (1e-3 if card["kind"] == "encreg" else 1e-5)
+    assert model.onnx.stat().st_size < 5e6
     check = card["sample_check"]
     samples = dataset.build(str(SAMPLE_MU20), **SAMPLE_CHECK[card["data"]["dataset"]])
     assert evaluate(model.onnx, samples, card) == pytest.approx(check["trackml_score"], abs=0.01)
-    assert card["held_out"]["trackml_score"] > {"10-50": 0.8, "200-500": 0.5}[card["data"]["dataset"]]
+    assert card["held_out"]["trackml_score"] > SHIPPED[name]
 
 
 def test_trackformer_sequence_is_identical_with_two_workers(tmp_path):
