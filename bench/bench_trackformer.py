@@ -7,7 +7,7 @@ training or tuning:
   the held-out test store of the shipped models (simulated by `recotrig train trackformer` with
   seed 303; remade here if absent);
 - ``200-500``: `recotrig run trackformer_dense` (300 random particles, the sectored 200-500
-  model) on the same store;
+  models) on the same store;
 - ``mu60``: the same sequence on the full pixel content of the bundled mu = 60 ttbar sample
   (``--HitReader.tracks_per_event 0``), with ``MU60_SECTORS`` phi sectors.
 
@@ -87,7 +87,7 @@ def main() -> None:
         "200-500": run("trackformer_dense", store),
         "200-500_breakdown": breakdown(store),
         "mu60": run("trackformer_dense", str(SAMPLE_MU60), "--HitReader.tracks_per_event", "0",
-                    "--TrackFormerEncReg.sectors", str(MU60_SECTORS)),
+                    "--TrackFormerEncReg.sectors", str(MU60_SECTORS), "--TrackFormerEncCla.sectors", str(MU60_SECTORS)),
     }, indent=1))
 
 

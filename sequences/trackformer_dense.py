@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from recotrig.sequences.trackformer import DEFAULT_INPUT, finders
 
-MODELS = {"EncReg": "trackformer-encreg-200-500"}
+MODELS = {"EncCla": "trackformer-enccla-200-500", "EncReg": "trackformer-encreg-200-500"}
 
 
 def build(*, input: str | None, output: str) -> list:
