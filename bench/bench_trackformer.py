@@ -31,7 +31,6 @@ from recotrig.io.hit_reader import HitReader
 from recotrig.models import registry
 from recotrig.models.runtime import Session
 from recotrig.models.trackformer.inference import Finder, params_of
-
 from recotrig.models.trackformer.train import _cache, simulated_stores
 from recotrig.sequences.samples import SAMPLE_MU60
 

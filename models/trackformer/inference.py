@@ -90,14 +90,15 @@ class Finder:
                 local = by_class(out["classes"][:, 0])
             candidates += [(k, w[t]) for t in local]
         min_hits = params.get("min_hits", params.get("min_cluster_size", 1))
-        merged = self.sectors.merge(candidates, features[:, 0], features[:, 1], min_hits=min_hits)
-        merged.sort(key=lambda kt: int(kt[1].min()))
-        found = Found([np.sort(t) for _, t in merged])
+        merged = [(k, np.sort(t)) for k, t in
+                  self.sectors.merge(candidates, features[:, 0], features[:, 1], min_hits=min_hits)]
+        merged.sort(key=lambda kt: int(kt[1][0]))
+        found = Found([t for _, t in merged])
         if self.kind == "enccla":
-            for (k, t) in merged:
-                i = prediction.sectors.index(k)
-                w = prediction.windows[i]
-                rows = np.searchsorted(w, np.sort(t))  # windows hold sorted event indices
+            window_of = {k: i for i, k in enumerate(prediction.sectors)}
+            for k, t in merged:
+                i = window_of[k]
+                rows = np.searchsorted(prediction.windows[i], t)  # windows hold sorted event indices
                 found.classes.append(prediction.outputs[i]["classes"][rows])
                 found.probabilities.append(prediction.outputs[i]["probabilities"][rows])
         return found

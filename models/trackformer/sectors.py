@@ -49,22 +49,20 @@ class Sectors:
 
     def rotate(self, features: np.ndarray, k: int) -> np.ndarray:
         """(x, y, z) rows turned by -c_k about the beam line."""
-        if self.n == 1:
-            return features
-        c, s = math.cos(self.centres[k]), math.sin(self.centres[k])
-        out = features.copy()
-        out[:, 0] = c * features[:, 0] + s * features[:, 1]
-        out[:, 1] = -s * features[:, 0] + c * features[:, 1]
-        return out
+        return self._turn(features, 0, 1, k)
 
     def rotate_targets(self, targets: np.ndarray, k: int) -> np.ndarray:
-        """[theta, sin phi, cos phi, q] rows with phi -> phi - c_k."""
+        """[theta, sin phi, cos phi, q] rows with phi -> phi - c_k: (cos phi, sin phi) turned like (x, y)."""
+        return self._turn(targets, 2, 1, k)
+
+    def _turn(self, rows: np.ndarray, i: int, j: int, k: int) -> np.ndarray:
+        """A copy of ``rows`` with the vector (column i, column j) turned by -c_k."""
         if self.n == 1:
-            return targets
+            return rows
         c, s = math.cos(self.centres[k]), math.sin(self.centres[k])
-        out = targets.copy()
-        out[:, 1] = targets[:, 1] * c - targets[:, 2] * s
-        out[:, 2] = targets[:, 2] * c + targets[:, 1] * s
+        out = rows.copy()
+        out[:, i] = c * rows[:, i] + s * rows[:, j]
+        out[:, j] = -s * rows[:, i] + c * rows[:, j]
         return out
 
     def merge(self, candidates: list[tuple[int, np.ndarray]], x: np.ndarray, y: np.ndarray,
@@ -74,8 +72,7 @@ class Sectors:
         the hits a longer one took; what keeps ``min_hits`` is returned as (sector, indices)."""
         if self.n == 1:
             return [(k, t) for k, t in candidates if len(t) >= min_hits]
-        kept = [(k, t) for k, t in candidates
-                if self.owner(np.arctan2(y[t].mean(), x[t].mean()) if len(t) else 0.0) == k]
+        kept = [(k, t) for k, t in candidates if self.owner(np.arctan2(y[t].mean(), x[t].mean())) == k]
         kept.sort(key=lambda kt: (-len(kt[1]), kt[0]))
         used = np.zeros(len(x), bool)
         out = []

@@ -215,8 +215,8 @@ def train(*, name: str, kind: str = "encreg", data: str = "10-50", stores: dict[
         card["classes"] = class_card
     session = Session(onnx_path, threads=1)
     finder = Finder(session, card)
-    worst, rounding = _onnx_vs_torch(model, session, finder, samples["val"][:20], kind)
     val_pred = [finder.predict(s.features) for s in samples["val"]]
+    worst, rounding = _onnx_vs_torch(model, finder, samples["val"][:20], val_pred, kind)
     if kind == "encreg":
         grid = [{"min_cluster_size": c, "min_samples": s} for c in (2, 3, 4, 5) for s in (1, 2, 3)]
     else:
@@ -260,10 +260,11 @@ def train(*, name: str, kind: str = "encreg", data: str = "10-50", stores: dict[
     return card
 
 
-def _onnx_vs_torch(model: torch.nn.Module, session: Session, finder: Finder, samples: list[dataset.Sample],
-                   kind: str) -> tuple[float, float]:
-    """The largest differences, on the windows of ``samples``, between ONNX Runtime's and torch's
-    outputs (EncReg: the z-scored regression; EncCla: the top-k probabilities), and between torch in
+def _onnx_vs_torch(model: torch.nn.Module, finder: Finder, samples: list[dataset.Sample],
+                   predictions: list[Any], kind: str) -> tuple[float, float]:
+    """The largest differences, on the windows of ``samples`` (their ONNX ``predictions`` given),
+    between ONNX Runtime's and torch's outputs (EncReg: the z-scored regression; EncCla: the top-k
+    probabilities), and between torch in
     float32 and the same weights in float64: the float32 rounding of the model itself, below which
     no two float32 runtimes can be expected to agree."""
     import copy
@@ -273,8 +274,7 @@ def _onnx_vs_torch(model: torch.nn.Module, session: Session, finder: Finder, sam
         model, exact = TopK(model, TOP_K), TopK(exact, TOP_K)
     worst = rounding = 0.0
     with torch.no_grad():
-        for sample in samples:
-            prediction = finder.predict(sample.features)
+        for sample, prediction in zip(samples, predictions):
             for k, w, out in zip(prediction.sectors, prediction.windows, prediction.outputs):
                 x = torch.from_numpy(((finder.sectors.rotate(sample.features[w], k) - finder.mean) / finder.std)[None])
                 mask = torch.ones(1, len(w))
