@@ -43,11 +43,11 @@ class EditableFinderHook(BuildHookInterface):
         if version != "editable":
             return
         tmp = tempfile.mkdtemp(prefix="recotrig-editable-")
-        finder = os.path.join(tmp, "_recotrig_editable.py")
-        pth = os.path.join(tmp, "_recotrig_editable.pth")
+        finder = os.path.join(tmp, "_recotrig_source_finder.py")
+        pth = os.path.join(tmp, "_recotrig_source_finder.pth")
         with open(finder, "w") as f:
             f.write(FINDER.format(root=os.path.abspath(self.root).replace(os.sep, "/")))
         with open(pth, "w") as f:
-            f.write("import _recotrig_editable\n")
-        build_data["force_include_editable"][finder] = "_recotrig_editable.py"
-        build_data["force_include_editable"][pth] = "_recotrig_editable.pth"
+            f.write("import _recotrig_source_finder\n")
+        build_data["force_include_editable"][finder] = "_recotrig_source_finder.py"
+        build_data["force_include_editable"][pth] = "_recotrig_source_finder.pth"

@@ -1,10 +1,10 @@
 """Opening and writing event stores of any format through one interface.
 
->>> store = open_store("events/")                 # TrackML CSV directory, or a .root file
->>> store.n_events, store.collections, store.metadata
->>> events = store.read(10, 20, collections=["hits", "truth"])   # entries 10..19
->>> events[0]["hits"].x
->>> write_store("out.root", events, format="root", event_ids=store.event_ids[10:20])
+    >>> store = open_store("events/")                 # TrackML CSV directory, or a .root file
+    >>> store.n_events, store.collections, store.metadata
+    >>> events = store.read(10, 20, collections=["hits", "truth"])   # entries 10..19
+    >>> events[0]["hits"].x
+    >>> write_store("out.root", events, format="root", event_ids=store.event_ids[10:20])
 
 Formats: ``trackml`` (:mod:`recotrig.io.trackml`) and ``root`` (:mod:`recotrig.io.rootstore`,
 which also reads ACTS's particle and sim-hit trees, :mod:`recotrig.io.actsroot`).
