@@ -15,6 +15,7 @@ import numpy as np
 from ..edm import EventInfo, Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
 from ..framework import Algorithm, Collection, Option, Port, Reader, Writer
 from ..framework.files import write_json
+from ..framework.identity import EventKey
 from ..framework.lookup import index_of
 
 LAYER_RADII = (32.0, 72.0, 116.0, 172.0, 260.0, 360.0, 500.0, 660.0, 820.0, 1020.0)
@@ -28,7 +29,7 @@ class ToyReader(Reader):
     vertices = Option(5, "interactions per event", low=1)
     tracks_per_vertex = Option(20, "charged particles per interaction", low=0)
     sigma_z = Option(45.0, "beam spot length [mm]", low=0.0)
-    resolution = Option(0.05, "hit smearing [mm]", low=0.0)
+    resolution = Option(0.05, "hit smearing [mm]", low=0.0, high=1000.0)
     seed = Option(1, "random seed; each entry is seeded with (seed, entry)")
 
     def n_events(self) -> int:
@@ -141,7 +142,7 @@ class Burn(Algorithm):
 
 
 class SummaryWriter(Writer):
-    """Writes ``summary.json``: one row per event with the sizes of the chosen collections."""
+    """Writes ``summary.json``: one row per event (run and event id) with the sizes of the chosen collections."""
 
     path = Option("recotrig-out/summary.json", "output file", role="output")
     collections = Option(["hits", "tracks", "vertices"], "store keys to count", type=list)
@@ -153,7 +154,8 @@ class SummaryWriter(Writer):
         self._rows: list[dict] = []
 
     def execute(self, event: EventInfo, **collections) -> None:
-        row = {"event_id": int(event.event_id[0])}
+        key = EventKey.of(event)
+        row = {"run_number": key.run, "event_id": key.event}
         row.update({k: (len(v) if v is not None else None) for k, v in collections.items()})
         self._rows.append(row)
 

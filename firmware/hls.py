@@ -241,9 +241,10 @@ def build_csim(directory: Path) -> Path:
     if compiler is None:
         raise FirmwareError("no C++ compiler: the C simulation needs g++ (or $CXX) on the PATH")
     binary = directory / CSIM
-    weights = (directory / "firmware" / "weights").resolve()
+    # weights are read relative to the project's firmware/ folder, where run_csim runs the binary:
+    # the firmware directory can be built beside its place and moved in, or copied
     cmd = [compiler, "-O2", "-std=c++14", f"-I{directory / 'firmware'}", f"-I{directory / 'firmware' / 'ap_types'}",
-           f'-DWEIGHTS_DIR="{weights}"', str(top), str(source), "-o", str(binary)]
+           '-DWEIGHTS_DIR="weights"', str(top), str(source), "-o", str(binary)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise FirmwareError(f"g++ failed on {source}:\n{done.stderr[-2000:]}")
@@ -260,7 +261,8 @@ def run_csim(directory: Path, words: np.ndarray) -> tuple[np.ndarray, np.ndarray
     words = np.ascontiguousarray(words, np.int32)
     inp, out = directory / "csim" / "words.bin", directory / "csim" / "scores.bin"
     words.tofile(inp)
-    done = subprocess.run([str(binary), str(inp), str(out)], capture_output=True, text=True, check=False)
+    done = subprocess.run([str(binary.resolve()), str(inp.resolve()), str(out.resolve())], cwd=directory / "firmware",
+                          capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise FirmwareError(f"the C simulation {binary} failed: {done.stderr[-1000:]}")
     record = np.fromfile(out, dtype=np.dtype([("score", "<i8"), ("passed", "u1")]))

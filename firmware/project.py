@@ -10,6 +10,11 @@ Verilog, with the fixed-point spec, the calibrated threshold and a report.
 
 ``create`` makes it, ``calibrate`` sets a new threshold (into the emulator and both firmware
 forms), ``verify`` compares the emulator with the C simulation and the RTL simulation bit by bit.
+
+``create`` and ``calibrate`` build the new directory beside DIR and swap it in only when it is
+complete (``framework.files.staged_directory``): a failure or an interrupt leaves DIR as it was,
+never a mix. An existing, non-empty DIR is replaced only when its manifest says it is a recotrig
+firmware directory and ``force`` is given; anything else is refused, naming it.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..framework.files import write_json
+from ..framework.files import staged_directory, write_json
 from ..models import registry
 from ..models.anomaly.fixedpoint import Spec
 from . import hls, rtl
@@ -54,9 +59,39 @@ def _quiet(fn, log: Path):
         log.write_text(buffer.getvalue())
 
 
-def create(model_name: str, out: str | Path, *, rate_khz: float = 10.0, clock_mhz: float = 40.0) -> Firmware:
+def _is_firmware(path: Path) -> bool:
+    """Whether ``path`` holds a recotrig firmware manifest (by its content, not its name)."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
+
+
+def _replaceable(force: bool):
+    """The check of an existing, non-empty output directory: a recotrig firmware directory, and ``force``."""
+    def check(path: Path) -> None:
+        if not _is_firmware(path):
+            raise FirmwareError(f"{path} exists and is not a firmware directory (no recotrig {MANIFEST} in it); "
+                                "it is left alone: choose an empty or new directory")
+        if not force:
+            raise FirmwareError(f"{path} is a firmware directory already; give --force to replace it")
+    return check
+
+
+def _relocate(stage: Path, final: Path) -> None:
+    """hls4ml records its output folder in its configuration: name the final one, not the stage."""
+    config = stage / "hls4ml" / "hls4ml_config.yml"
+    if config.is_file():
+        config.write_text(config.read_text().replace(str(stage), str(final)))
+
+
+def create(model_name: str, out: str | Path, *, rate_khz: float = 10.0, clock_mhz: float = 40.0,
+           force: bool = False) -> Firmware:
     """Build the firmware of a shipped anomaly model into ``out``, with the threshold of the
-    model card for ``rate_khz`` (set on its held-out zero-bias crossings)."""
+    model card for ``rate_khz`` (set on its held-out zero-bias crossings). It is built beside
+    ``out`` and put in place when complete; an existing firmware directory is replaced only with
+    ``force``, any other non-empty directory never."""
     out = Path(out)
     try:
         model = registry.load(model_name, family="anomaly")
@@ -68,11 +103,14 @@ def create(model_name: str, out: str | Path, *, rate_khz: float = 10.0, clock_mh
         raise FirmwareError(f"{model.onnx}: the card has no threshold for {rate_khz:g} kHz (it has {sorted(thresholds)} "
                             "kHz); build at one of those and run 'recotrig firmware calibrate'")
     threshold = math.floor(float(thresholds[f"{rate_khz:g}"]) * 2**spec.score_fraction_bits)
-    if out.exists() and any(out.iterdir()):
-        if not (out / MANIFEST).is_file():
-            raise FirmwareError(f"{out} exists and is not a firmware directory; choose an empty or new directory")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with staged_directory(out, check=_replaceable(force)) as stage:
+        _build(stage.path, out, model, spec, spec_path, threshold, rate_khz, clock_mhz, model_name)
+    return load(out)
+
+
+def _build(out: Path, final: Path, model: registry.Model, spec: Spec, spec_path: Path, threshold: int,
+           rate_khz: float, clock_mhz: float, model_name: str) -> None:
+    """Write the firmware into the (new, empty) directory ``out`` that becomes ``final``."""
     shutil.copyfile(spec_path, out / "spec.fixed.json")
     calibration = {"rate_khz_target": rate_khz, "threshold": threshold, "source": f"card of {model_name} "
                    "(held-out zero-bias crossings of its test set)"}
@@ -89,27 +127,31 @@ def create(model_name: str, out: str | Path, *, rate_khz: float = 10.0, clock_mh
     }
     write_json(out / MANIFEST, manifest)
     write_json(out / "calibration.json", calibration)
-    _write_report(out)
-    return load(out)
+    _relocate(out, final)
+    _write_report(out, final)
 
 
 def calibrate(path: str | Path, words: np.ndarray, rate_khz: float, source: str) -> dict[str, Any]:
     """Set the threshold for ``rate_khz`` from zero-bias crossings (their input words) and write
-    it into the emulator's calibration and both firmware forms (rebuilt)."""
+    it into the emulator's calibration and both firmware forms (rebuilt). The calibrated
+    directory is a copy made beside ``path`` and swapped in when complete."""
     fw = load(path)
     scores, _ = fw.emulator.run(words)
     result = {**calibrate_scores(scores, rate_khz), "source": source}
     spec = fw.emulator.spec
-    (fw.path / "hls4ml" / "firmware" / "anomaly_trigger.h").write_text(
-        hls.trigger_header(spec, result["threshold"], rate_khz))
-    hls.build_csim(fw.path / "hls4ml")
-    shutil.rmtree(fw.path / "verilog")
-    fw.manifest["verilog"] = {**rtl.write_project(spec, fw.path / "verilog", result["threshold"],
-                                                  clock_mhz=fw.manifest["clock_mhz"]),
-                              "seconds": fw.manifest["verilog"].get("seconds")}
-    write_json(fw.path / MANIFEST, fw.manifest)
-    write_json(fw.path / "calibration.json", result)
-    _write_report(fw.path)
+    with staged_directory(fw.path, check=_replaceable(True)) as stage:
+        new = stage.path
+        shutil.copytree(fw.path, new, symlinks=True, dirs_exist_ok=True)  # copies: files are rewritten in place
+        (new / "hls4ml" / "firmware" / "anomaly_trigger.h").write_text(
+            hls.trigger_header(spec, result["threshold"], rate_khz))
+        hls.build_csim(new / "hls4ml")
+        shutil.rmtree(new / "verilog")
+        fw.manifest["verilog"] = {**rtl.write_project(spec, new / "verilog", result["threshold"],
+                                                      clock_mhz=fw.manifest["clock_mhz"]),
+                                  "seconds": fw.manifest["verilog"].get("seconds")}
+        write_json(new / MANIFEST, fw.manifest)
+        write_json(new / "calibration.json", result)
+        _write_report(new, fw.path)
     return result
 
 
@@ -182,7 +224,8 @@ def _compare(score, passed, other_score, other_pass) -> dict[str, Any]:
                        "firmware": [int(other_score[i]), bool(other_pass[i])]} for i in bad[:100]]}
 
 
-def _write_report(path: Path) -> None:
+def _write_report(path: Path, final: Path) -> None:
+    """``report.md`` of the firmware in ``path``, which is (or becomes) ``final``."""
     m = json.loads((path / MANIFEST).read_text())
     c = json.loads((path / "calibration.json").read_text())
     v, h = m["verilog"], m["hls4ml"]
@@ -196,5 +239,5 @@ def _write_report(path: Path) -> None:
          f"{v['delay_units']:g} units (about {v['delay_ns_estimate']:g} ns), {v['pipeline_stages']} pipeline stages "
          f"at {v['clock_mhz']:g} MHz = {v['latency_ns']:g} ns."),
         f"- Not done: {h['not_done']}; {v['not_done']}.",
-        "- Verify: `recotrig firmware verify " + str(path) + "` (emulator = C simulation = RTL simulation).", ""]
+        "- Verify: `recotrig firmware verify " + str(final) + "` (emulator = C simulation = RTL simulation).", ""]
     (path / "report.md").write_text("\n".join(lines))

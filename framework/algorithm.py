@@ -34,6 +34,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .identity import EventKey
+
 __all__ = ["Algorithm", "ConfigError", "Filter", "Metric", "Option", "Port", "ProcessContext", "Reader", "Writer"]
 
 
@@ -279,6 +281,8 @@ class Algorithm:
         return inputs, dict(zip(outs, types_ or (object,) * len(outs)))
 
     def __init__(self, name: str | None = None, **settings: Any):
+        if name is not None and not isinstance(name, str):
+            raise ConfigError(f"{type(self).__name__}: name must be a string, got {name!r}")
         self.name = name or type(self).__name__
         self._options = {n: o.fresh_default() for n, o in self._option_specs.items()}
         self._keys = {n: n for n in (*self._input_specs, *self._output_types)}
@@ -419,6 +423,10 @@ class Reader(Algorithm):
 
     def event_id(self, entry: int) -> int:
         return entry
+
+    def event_key(self, entry: int) -> EventKey:
+        """The (run, event) of ``entry``; run 0 unless the reader knows its run."""
+        return EventKey(0, int(self.event_id(entry)))
 
     def provides(self) -> set[str] | None:
         """Names of the outputs the store holds (None: all declared outputs)."""

@@ -22,7 +22,17 @@ type with the stored columns.
 
 Integrity, checked when a collection is made: a required column must be given (``None`` is not a
 value), every column has the same number of rows and its spec's dtype and shape, parallel jagged
-columns have equal list lengths in every row. An algorithm may add columns that its type does not
+columns have equal list lengths in every row.
+
+Values are converted to a column's dtype only when no value changes (:func:`lossless`): int32 to
+int64, float32 to float64, a float holding an integer in range (``3.0``) to an integer, 0/1 to a
+boolean, an integer to a float that holds it exactly, a float to a narrower float (rounded to the
+declared precision, not overflowing). Anything else is a ``ColumnError`` naming the column, the
+first row that would change and its value: NaN or inf or a fraction (``1.5``) into an integer, an
+integer out of the type's range (2**32 + 8 into int32, a uint64 above 2**63 into int64), a
+boolean into a number column.
+
+An algorithm may add columns that its type does not
 declare (``extra=`` or :meth:`with_columns`), e.g. per-hit posteriors on tracks; their spec is
 taken from the values and travels with the collection into stores. Columns are read-only: the
 values given are copied (or viewed, when already read-only), so neither the caller nor a consumer
@@ -49,13 +59,35 @@ __all__ = [
     "TypeRegistryError",
     "column_spec",
     "from_schema",
+    "lossless",
     "registered_type",
     "registered_types",
 ]
 
 
 class ColumnError(ValueError):
-    """A collection was built from columns that do not fit its schema."""
+    """A collection was built from columns that do not fit its schema.
+
+    Where one column is to blame, ``column`` names it and ``row`` the first bad row (when known);
+    ``reason`` is the message without the collection and column (what a store error adds to the
+    file and event it names).
+    """
+
+    def __init__(self, message: str, *, column: str | None = None, row: int | None = None,
+                 reason: str | None = None):
+        super().__init__(message)
+        self.column = column
+        self.row = row
+        self.reason = message if reason is None else reason
+
+
+class _Lossy(ValueError):
+    """A conversion would change the value at flat position ``index``."""
+
+    def __init__(self, index: int, reason: str):
+        super().__init__(reason)
+        self.index = index
+        self.reason = reason
 
 
 class TypeRegistryError(TypeError):
@@ -82,14 +114,19 @@ class _Column:
         shape = match["shape"]
         self.shape = tuple(int(s) for s in shape.split(",")) if shape else ()
 
+    def error(self, owner: str, reason: str, row: int | None = None) -> ColumnError:
+        where = f"column {self.name!r}" + ("" if row is None else f", row {row}")
+        return ColumnError(f"{owner}: {where}: {reason}", column=self.name, row=row, reason=reason)
+
     def coerce(self, owner: str, value: Any) -> np.ndarray | ak.Array:
+        counts = None
         try:
             if self.jagged:
                 array = value if isinstance(value, ak.Array) else ak.Array(value)
                 if len(array) == 0:
                     return ak.unflatten(_frozen(np.zeros(0, self.dtype)), np.zeros(0, np.int64))
                 if array.ndim != 2:
-                    raise ColumnError(f"{owner}: column {self.name!r} must be jagged (one list per row)")
+                    raise self.error(owner, "must be jagged (one list per row)")
                 flat = np.asarray(ak.to_numpy(ak.flatten(array)))
                 if flat.dtype.kind in "OUS" and self.dtype.kind in "iufb":
                     raise TypeError(f"values of kind {flat.dtype.kind!r}")
@@ -101,8 +138,12 @@ class _Column:
             array = _frozen(array, self.dtype)
         except ColumnError:
             raise
+        except _Lossy as err:  # the row holding the value: list row (jagged), first axis (fixed shape)
+            per_row = max(1, int(np.prod(np.shape(value)[1:], dtype=np.int64))) if counts is None else 0
+            row = err.index // per_row if per_row else int(np.searchsorted(np.cumsum(counts), err.index, "right"))
+            raise self.error(owner, err.reason, row) from None
         except (TypeError, ValueError) as err:
-            raise ColumnError(f"{owner}: column {self.name!r} cannot be read as {self.dtype}: {err}") from None
+            raise self.error(owner, f"cannot be read as {self.dtype}: {err}") from None
         if array.ndim == 0 and not self.shape:
             array = array.reshape(1)
         if array.shape[1:] != self.shape:
@@ -115,10 +156,48 @@ class _Column:
         return array
 
 
+def lossless(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``values`` converted to ``dtype`` where that changes no value (see the module docstring);
+    else a ``ValueError`` naming the first value it would change (its flat position as ``index``)."""
+    source, dtype = values.dtype, np.dtype(dtype)
+    if source.kind == dtype.kind and source.itemsize <= dtype.itemsize:
+        return values.astype(dtype)  # the same kind, as wide or wider (or another byte order)
+    if source.kind not in "biuf" or dtype.kind not in "biuf":
+        raise TypeError(f"values of dtype {source}")
+    flat = values.reshape(-1)
+    with np.errstate(invalid="ignore", over="ignore"):  # what a cast breaks is found below
+        out = flat.astype(dtype)
+        if source.kind == "b":
+            bad, why = np.ones(len(flat), bool), "a boolean is not a number"
+        elif dtype.kind == "b":
+            bad, why = (flat != 0) & (flat != 1), "a boolean is 0 or 1"
+        elif dtype.kind in "iu" and source.kind == "f":
+            high = 2.0 ** (8 * dtype.itemsize - (dtype.kind == "i"))  # exclusive, exact as a float
+            integral = np.isfinite(flat) & (np.trunc(flat) == flat)
+            bad = ~integral | (flat < (-high if dtype.kind == "i" else 0.0)) | (flat >= high)
+            why = "not an integer" if bad.any() and not integral[np.argmax(bad)] else f"out of range for {dtype}"
+        elif dtype.kind in "iu":  # from another integer type
+            mine, theirs = np.iinfo(source), np.iinfo(dtype)
+            low, high = np.asarray(max(mine.min, theirs.min), source), np.asarray(min(mine.max, theirs.max), source)
+            bad = (flat < low) | (flat > high)
+            why = f"out of range for {dtype} ({theirs.min}..{theirs.max})"
+        elif source.kind in "iu":  # an integer into a float: it must come back unchanged
+            high = 2.0 ** (8 * source.itemsize - (source.kind == "i"))
+            fits = (out >= (-high if source.kind == "i" else 0.0)) & (out < high)
+            bad, why = ~fits | (np.where(fits, out, 0).astype(source) != flat), f"{dtype} cannot hold it exactly"
+        else:  # a narrower float: rounded to the declared precision, but not overflowing
+            bad, why = np.isfinite(flat) & ~np.isfinite(out), f"too large for {dtype}"
+    if bad.any():
+        index = int(np.argmax(bad))
+        raise _Lossy(index, f"value {flat[index].item()!r} cannot be read as {dtype}: {why}")
+    return out.reshape(values.shape)
+
+
 def _frozen(array: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
-    """A read-only array of ``dtype`` that shares no writeable memory with the caller's."""
+    """A read-only array of ``dtype`` that shares no writeable memory with the caller's; a
+    conversion that would change a value raises (:func:`lossless`)."""
     if dtype is not None and array.dtype != dtype:
-        out = np.array(array, dtype=dtype, order="C")  # a conversion copies
+        out = np.ascontiguousarray(lossless(array, dtype))  # a conversion copies
     elif array.flags.writeable or not array.flags.c_contiguous:
         out = np.array(array, order="C", copy=True)
     else:
@@ -431,6 +510,8 @@ def from_schema(schema: Mapping[str, Any]) -> type[Collection]:
 
 
 class EventInfo(Collection, type_name="EventInfo"):
-    """One row: which event this is. ``entry`` is the position in the input, ``event_id`` its id."""
+    """One row: which event this is. ``entry`` is the position in the input, ``event_id`` its id
+    and ``run_number`` its run (absent: run 0); ``identity.EventKey.of`` reads the pair."""
 
     columns = {"entry": "i8", "event_id": "i8"}
+    optional = {"run_number": "i8"}

@@ -7,7 +7,10 @@ fails is yielded as ``ChunkFailed`` (the sequencer decides: a bad input file may
 anything else stops the run). Algorithms travel as configuration only; each process gives its
 algorithms a ``ProcessContext`` (worker index and count, thread budget) and calls ``initialize``
 once before its first chunk. ``ProcessExecutor.start`` returns only when every worker process
-exists, so the main process creates no thread before the fork.
+exists, so the main process creates no thread before the fork. Closing with ``cancel=True`` (a
+failure, Ctrl-C, SIGTERM) ends the worker processes at once instead of waiting for their chunks,
+and ``kill_workers`` ends every worker of this process from a signal handler: no run waits on a
+worker to stop.
 
 ``DaskExecutor`` runs chunks as tasks on a Dask cluster (a ``distributed.LocalCluster`` it starts,
 or a scheduler address): the worker configuration is shipped once per Dask worker, heavy state is
@@ -31,7 +34,7 @@ from typing import Any
 from .algorithm import ProcessContext
 from .worker import ChunkFailed, ChunkResult, EventError, Worker
 
-__all__ = ["DaskExecutor", "IterativeExecutor", "ProcessExecutor"]
+__all__ = ["DaskExecutor", "IterativeExecutor", "ProcessExecutor", "kill_workers"]
 
 Outcome = ChunkResult | ChunkFailed
 
@@ -76,22 +79,23 @@ _WORKER: Worker | None = None
 _CONTEXT: ProcessContext | None = None
 
 
-def _supervised() -> None:
+def _supervised(parent: int) -> None:
     """A worker process ends with its parent (Linux: the kernel sends SIGTERM when the parent dies,
-    however it dies); Ctrl-C is the main process's to handle."""
+    however it dies); Ctrl-C and a closed terminal (SIGHUP) are the main process's to handle."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     with contextlib.suppress(Exception):
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() == 1:  # the parent died before the line above ran
+    if os.getppid() != parent:  # the parent died before the line above ran
         os._exit(1)
 
 
-def _init_process(worker: Worker, counter: Any, workers: int) -> None:
+def _init_process(worker: Worker, counter: Any, workers: int, parent: int) -> None:
     global _WORKER, _CONTEXT
-    _supervised()
+    _supervised(parent)
     with counter.get_lock():
         index = counter.value
         counter.value += 1
@@ -137,7 +141,8 @@ class ProcessExecutor:
         context = multiprocessing.get_context(self.start_method)
         counter = context.Value("i", 0)
         self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_process,
-                                         initargs=(worker, counter, self.workers))
+                                         initargs=(worker, counter, self.workers, os.getpid()))
+        _POOLS.add(self._pool)
         # one start-up task per process: every process exists (and has initialised) on return
         for future in [self._pool.submit(_ready) for _ in range(self.workers)]:
             future.result()
@@ -185,9 +190,43 @@ class ProcessExecutor:
         raise AssertionError("unreachable")
 
     def close(self, cancel: bool = False) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
+        """Shut the pool down: after the chunks in flight (``cancel=False``), or at once, ending
+        the worker processes (``cancel=True``; also when the wait itself is interrupted)."""
+        pool = self._pool
+        if pool is None:
+            return
+        try:
+            if cancel:
+                _end_workers(pool, signal.SIGTERM)
             pool.shutdown(wait=True, cancel_futures=cancel)
+        except BaseException:
+            _end_workers(pool, signal.SIGKILL)
+            raise
+        finally:
+            self._pool = None
+            _POOLS.discard(pool)
+
+
+_POOLS: set[ProcessPoolExecutor] = set()  # the pools not yet closed
+
+
+def _end_workers(pool: ProcessPoolExecutor, signum: int) -> None:
+    """Send ``signum`` to the worker processes of ``pool``. The pool's processes are its
+    ``_processes`` (``terminate_workers`` is public from Python 3.14 on); the pool then sees them
+    gone and fails what was in flight, so nothing waits on them."""
+    processes = getattr(pool, "_processes", None) or {}
+    with contextlib.suppress(RuntimeError):  # the pool's own thread may change the dict meanwhile
+        for process in list(processes.values()):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                if process.pid is not None and process.exitcode is None:
+                    os.kill(process.pid, signum)
+
+
+def kill_workers() -> None:
+    """End every worker process of this process's pools now (SIGKILL): for a second signal, or a
+    run that must stop without waiting."""
+    for pool in list(_POOLS):
+        _end_workers(pool, signal.SIGKILL)
 
 
 # ------------------------------------------------------------------------------------------------

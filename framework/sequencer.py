@@ -223,7 +223,7 @@ class RunResult:
     main_cpu_s: float = 0.0
     #: seconds of the event loop alone (from the executor's start to the last chunk's result)
     loop_s: float = 0.0
-    #: per processed event: "event_id" and, per algorithm, its time in ms (NaN where it did not run)
+    #: per processed event: "run_number", "event_id" and, per algorithm, its time in ms (NaN where it did not run)
     per_event: dict[str, Any] = field(default_factory=dict)
     #: the run's configuration and provenance (``record.py``)
     record: dict[str, Any] = field(default_factory=dict)
@@ -257,9 +257,10 @@ class RunResult:
 
 
 def _per_event_table(names: list[str], rows: list[tuple]) -> dict[str, Any]:
-    table = np.asarray(rows, dtype=float).reshape(len(rows), len(names) + 1)
-    out: dict[str, Any] = {"event_id": table[:, 0].astype(np.int64)}
-    out.update({name: 1e3 * table[:, i + 1] for i, name in enumerate(names)})
+    keys = np.asarray([row[:2] for row in rows], dtype=np.int64).reshape(len(rows), 2)
+    table = np.asarray([row[2:] for row in rows], dtype=float).reshape(len(rows), len(names))
+    out: dict[str, Any] = {"run_number": keys[:, 0], "event_id": keys[:, 1]}
+    out.update({name: 1e3 * table[:, i] for i, name in enumerate(names)})
     return out
 
 
@@ -489,11 +490,11 @@ class Sequencer:
                     counts[1] += passed
                 failures.extend(chunk.failures)
                 events = []
-                for entry, event_id, shipped, seconds, rejected in chunk.events:
+                for entry, event_key, shipped, seconds, rejected in chunk.events:
                     store = EventStore()
                     for key, value in shipped.items():
                         store.put(key, value, producer=ENGINE)
-                    events.append(EventState(entry, event_id, store, seconds, set(rejected)))
+                    events.append(EventState(entry, event_key, store, seconds, set(rejected)))
                 failures.extend(run_chunk(serial_steps, events, timings, filters, self.error_policy))
                 parts = {**chunk.accumulators, **take_accumulators(serial_steps)}
                 for name, part in parts.items():
@@ -501,7 +502,7 @@ class Sequencer:
                 for ev in events:
                     if not ev.failed:
                         processed += 1
-                        per_event.append((ev.event_id, *ev.seconds))
+                        per_event.append((*ev.key, *ev.seconds))
                 bar.update(chunk.stop - chunk.start)
             main_cpu = _cpu() - c0
             loop_s = time.perf_counter() - loop0

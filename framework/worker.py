@@ -22,6 +22,7 @@ from typing import Any
 
 from .algorithm import Algorithm, Metric, ProcessContext, Reader
 from .collection import EventInfo
+from .identity import EventKey
 from .store import EventStore
 
 __all__ = ["ChunkFailed", "ChunkResult", "EVENT_KEY", "EventError", "EventFailure", "EventState", "InputError", "Step",
@@ -50,15 +51,20 @@ class InputError(EventError):
 
 @dataclass(frozen=True)
 class EventFailure:
-    """An event skipped under the ``skip`` policy: which, where and why."""
+    """An event skipped under the ``skip`` policy: which (entry, event id and run), where and why."""
 
     entry: int
     event_id: int
     algorithm: str
     error: str
+    run_number: int = 0
+
+    @property
+    def key(self) -> EventKey:
+        return EventKey(self.run_number, self.event_id)
 
     def __str__(self) -> str:
-        return f"event {self.event_id} (entry {self.entry}) skipped: {self.algorithm} failed: {self.error}"
+        return f"{self.key} (entry {self.entry}) skipped: {self.algorithm} failed: {self.error}"
 
 
 class Step:
@@ -145,7 +151,7 @@ class EventState:
     """One event while its chunk is processed."""
 
     entry: int
-    event_id: int
+    key: EventKey
     store: EventStore
     seconds: list[float]
     rejected: set[str] = field(default_factory=set)
@@ -167,8 +173,8 @@ class ChunkResult:
 
     start: int
     stop: int
-    #: per event that did not fail: (entry, event id, shipped keys, seconds per step, filters that rejected it)
-    events: list[tuple[int, int, dict[str, Any], list[float], frozenset[str]]]
+    #: per event that did not fail: (entry, (run, event), shipped keys, seconds per step, filters that rejected it)
+    events: list[tuple[int, EventKey, dict[str, Any], list[float], frozenset[str]]]
     failures: list[EventFailure]
     timings: dict[str, list[float]]
     filters: dict[str, list[int]] = field(default_factory=dict)  # filter -> [seen, passed]
@@ -215,10 +221,10 @@ def run_chunk(
                 ev.failed = True
                 if policy == "abort":
                     raise EventError(
-                        f"event {ev.event_id} (entry {ev.entry}): {step.name} failed: {_describe(err)}\n"
+                        f"{ev.key} (entry {ev.entry}): {step.name} failed: {_describe(err)}\n"
                         + "".join(traceback.format_exception(err)[-6:])
                     ) from err
-                failures.append(EventFailure(ev.entry, ev.event_id, step.name, _describe(err)))
+                failures.append(EventFailure(ev.entry, ev.key.event, step.name, _describe(err), ev.key.run))
                 continue
             elapsed = clock() - t0 + (share if results is not None else 0.0)
             times.append(elapsed)
@@ -302,16 +308,17 @@ class Worker:
         primary = readers[0]
         events = []
         for entry in range(start, stop):
-            event_id = int(primary.event_id(entry))
+            key = primary.event_key(entry)
             for other in readers[1:]:
-                if int(other.event_id(entry)) != event_id:
+                if other.event_key(entry) != key:
                     raise EventError(
-                        f"readers disagree at entry {entry}: {primary.name} reads event {event_id}, "
-                        f"{other.name} reads event {int(other.event_id(entry))}; their inputs are not aligned"
+                        f"readers disagree at entry {entry}: {primary.name} reads {key}, "
+                        f"{other.name} reads {other.event_key(entry)}; their inputs are not aligned"
                     )
             store = EventStore()
-            store.put(EVENT_KEY, EventInfo(entry=[entry], event_id=[event_id]), producer=ENGINE)
-            events.append(EventState(entry, event_id, store, [math.nan] * self.n_columns))
+            info = EventInfo(entry=[entry], event_id=[key.event], run_number=[key.run])
+            store.put(EVENT_KEY, info, producer=ENGINE)
+            events.append(EventState(entry, key, store, [math.nan] * self.n_columns))
         filters: dict[str, list[int]] = {}
         failures = run_chunk(steps, events, timings, filters, self.policy)
         for name, seconds in prepared.items():
@@ -321,7 +328,7 @@ class Worker:
             if events:
                 events[0].seconds[index] += seconds
         shipped = [
-            (ev.entry, ev.event_id, {k: ev.store.get(k, consumer=ENGINE) for k in self.ship_keys if k in ev.store},
+            (ev.entry, ev.key, {k: ev.store.get(k, consumer=ENGINE) for k in self.ship_keys if k in ev.store},
              ev.seconds, frozenset(ev.rejected))
             for ev in events if not ev.failed
         ]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from recotrig.edm import Collection, Hits, HitTruth, Particles, TruthVertices
 from recotrig.io.errors import StoreError
-from recotrig.io.roottree import TreeSource, build, flat_content, offsets_of, wrapped
+from recotrig.io.roottree import TreeSource, build, check_entries, flat_content, offsets_of, wrapped
 
 __all__ = [
     "BARCODE_BITS",
@@ -127,17 +127,18 @@ class ActsParticlesTree(TreeSource):
             import awkward as ak
 
             counts = np.asarray(ak.num(data["vx"], axis=1), dtype=np.int64)
-            flat = {b: flat_content(data[b]) for b in branches}
+            flat = {b: check_entries(data[b], counts, says="the branch 'vx'", path=self.path, tree=self.tree_name,
+                                     column=b, event_ids=event_ids) for b in branches}
         rows = offsets_of(counts)
         columns: dict[str, np.ndarray] = {c: flat[c] for c in ("vx", "vy", "vz", "px", "py", "pz")}
-        columns["q"] = np.rint(flat["q"]).astype(np.int32)
-        columns["pdg"] = flat["particle_type"].astype(np.int32)
+        columns["q"] = flat["q"]  # float in ACTS: read as an integer only where it is a whole number
+        columns["pdg"] = flat["particle_type"]
         if "vt" in flat:
             columns["vt"] = flat["vt"].astype(np.float64) / SPEED_OF_LIGHT
         if "m" in flat:
             columns["mass"] = flat["m"]
         if "number_of_hits" in flat:
-            columns["nhits"] = flat["number_of_hits"].astype(np.int32)
+            columns["nhits"] = flat["number_of_hits"]
         if self._has_parts:
             try:
                 columns["particle_id"] = encode_barcode(*(flat[p] for p in _BARCODE_PARTS))

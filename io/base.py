@@ -1,8 +1,11 @@
 """What every event store and store writer offers, whatever the format.
 
 A store is a sequence of events; an event is a dict ``collection name -> Collection``. Events are
-addressed by *entry* (position 0..n_events-1, what ``-n/--skip`` count) and carry an *event id*
-(``store.event_ids[entry]``, from the file names or the ``event_id`` branch).
+addressed by *entry* (position 0..n_events-1, what ``-n/--skip`` count) and identified by their
+run and event numbers, ``EventKey(run, event)`` (``recotrig.framework.identity``): the *event id*
+``store.event_ids[entry]`` (from the file names or the ``event_id`` branch) and the *run number*
+``store.runs[entry]`` (a ROOT store's ``run_number`` branch, a TrackML store's ``run_number`` in
+``metadata.json``; a store without one is run 0).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 from recotrig.edm import Cells, Hits, HitTruth, Particles, TruthVertices
 from recotrig.framework.collection import Collection
+from recotrig.framework.identity import EventKey
 from recotrig.io.errors import StoreError
 
 __all__ = [
@@ -55,6 +59,15 @@ class Store(ABC):
         """Event ids in entry order (int64)."""
 
     @property
+    def runs(self) -> np.ndarray:
+        """Run numbers in entry order (int64); 0 where the store records none."""
+        return np.zeros(len(self.event_ids), dtype=np.int64)
+
+    def key(self, entry: int) -> EventKey:
+        """The (run, event) of ``entry``."""
+        return EventKey(int(self.runs[entry]), int(self.event_ids[entry]))
+
+    @property
     @abstractmethod
     def collections(self) -> list[str]:
         """Names of the collections the store holds."""
@@ -71,11 +84,15 @@ class Store(ABC):
     def __len__(self) -> int:
         return self.n_events
 
-    def entry_of(self, event_id: int) -> int:
-        """The entry holding event ``event_id``."""
-        where = np.flatnonzero(self.event_ids == event_id)
+    def entry_of(self, event_id: int, run: int | None = None) -> int:
+        """The entry holding event ``event_id`` (of run ``run``, when given)."""
+        found = self.event_ids == event_id
+        if run is not None:
+            found &= self.runs == run
+        where = np.flatnonzero(found)
         if len(where) == 0:
-            raise StoreError(f"no event with id {event_id}", path=self.path)
+            what = f"event id {event_id}" if run is None else EventKey(run, event_id).label("event id")
+            raise StoreError(f"no {what}", path=self.path)
         return int(where[0])
 
     # -- reading ---------------------------------------------------------------------------------
@@ -135,8 +152,8 @@ class Store(ABC):
     # -- summary ---------------------------------------------------------------------------------
     @abstractmethod
     def info(self) -> dict[str, Any]:
-        """A JSON-able summary: format, path, events, event id range, metadata and per collection
-        the columns, rows per event and bytes on disk."""
+        """A JSON-able summary: format, path, events, event id range, run numbers, metadata and
+        per collection the columns, rows per event and bytes on disk."""
 
     def _info_head(self) -> dict[str, Any]:
         ids = self.event_ids
@@ -146,6 +163,7 @@ class Store(ABC):
             "events": self.n_events,
             "first_event_id": int(ids[0]) if len(ids) else None,
             "last_event_id": int(ids[-1]) if len(ids) else None,
+            "runs": np.unique(self.runs).tolist(),
             "metadata": self.metadata,
         }
 
@@ -175,32 +193,35 @@ class Writer(ABC):
     def __init__(self, path: str | os.PathLike[str], *, metadata: Mapping[str, Any] | None = None):
         self.path = Path(path)
         self.metadata: dict[str, Any] = dict(metadata or {})
-        self._ids: set[int] = set()
+        self._ids: set[EventKey] = set()
         self._closed = False
 
     @property
     def n_events(self) -> int:
         return len(self._ids)
 
-    def append(self, event_id: int, collections: Mapping[str, Collection]) -> None:
-        """Add one event."""
+    def append(self, event_id: int, collections: Mapping[str, Collection], *, run: int = 0) -> None:
+        """Add event ``event_id`` of run ``run`` (each (run, event) once)."""
         if self._closed:
             raise StoreError("the writer is closed", path=self.path)
         if isinstance(event_id, bool) or not isinstance(event_id, (int, np.integer)):
             raise StoreError(f"event id must be an integer, got {event_id!r}", path=self.path)
-        event_id = int(event_id)
-        if event_id in self._ids:
-            raise StoreError("event id written twice", path=self.path, event=event_id)
+        if isinstance(run, bool) or not isinstance(run, (int, np.integer)) or run < 0:
+            raise StoreError(f"run number must be a non-negative integer, got {run!r}", path=self.path,
+                             event=int(event_id))
+        key = EventKey(int(run), int(event_id))
+        if key in self._ids:
+            raise StoreError("event id written twice" + (f" in run {key.run}" if key.run else ""), path=self.path,
+                             event=key.event)
         for name, value in collections.items():
             if not isinstance(value, Collection):
-                raise StoreError(
-                    f"collection {name!r} is a {type(value).__name__}, not a Collection", path=self.path, event=event_id
-                )
-        self._append(event_id, dict(collections))
-        self._ids.add(event_id)
+                raise StoreError(f"collection {name!r} is a {type(value).__name__}, not a Collection", path=self.path,
+                                 event=key.event)
+        self._append(key, dict(collections))
+        self._ids.add(key)
 
     @abstractmethod
-    def _append(self, event_id: int, collections: dict[str, Collection]) -> None: ...
+    def _append(self, key: EventKey, collections: dict[str, Collection]) -> None: ...
 
     def close(self) -> Path:
         """Finish the store and move it under its final name; returns that path."""

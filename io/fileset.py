@@ -1,17 +1,22 @@
 """Filesets: many event stores of one format read as one sequence of entries.
 
 ``--input`` may name one store, a glob (``'events/*.root'``, sorted), a comma-separated list, or a
-text file (``*.txt``) with one path per line (blank lines and ``#`` comments ignored). The files
+text file (``*.txt``) with one path per line; any other path that exists is taken as it is, and
+several paths, one per line (a repeated ``--input``), each literally (``SPEC_HELP``). The files
 keep the order given (a glob: sorted by name), and entry ``i`` of the fileset is entry
 ``i - offset`` of the file that holds it, so ``-n``/``--skip`` count across the fileset and every
-output is in one fixed order whatever the executor. Event ids must be distinct across the fileset
-(simulate each file with its own ``--first-event``): a repeated id is refused, naming both files.
+output is in one fixed order whatever the executor. An event is identified by (run, event)
+(``recotrig.framework.identity.EventKey``; a store that records no run is run 0), and each must
+be distinct within a file and across the fileset: a repeated (run, event) is refused, naming the
+file(s) and both entries. Stores simulated with different seeds (so different runs) may all
+number their events from 0 and still read together.
 
 A file that cannot be opened is refused with its name, or, with ``skip_bad=True``, left out and
 recorded in ``bad`` as (file, reason).
 
 Planning is cheap: beyond the first store (opened in full: its collections and metadata describe
-the fileset), a recotrig ROOT file is indexed from one tree's ``event_id`` branch, and opened in
+the fileset), a recotrig ROOT file is indexed from one tree's ``event_id`` and ``run_number``
+branches, and opened in
 full only where (and when) its events are read — in the worker that reads them. A file that
 indexes but turns out damaged or different fails there, naming the file.
 """
@@ -20,39 +25,49 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from recotrig.framework.identity import EventKey, first_repeat
 from recotrig.io.base import Event, Store
 from recotrig.io.errors import StoreError
-from recotrig.io.rootstore import TITLE_PREFIX, is_root_file
+from recotrig.io.rootstore import RUN_BRANCH, TITLE_PREFIX, is_root_file
 from recotrig.io.roottree import wrapped
 from recotrig.io.store import detect_format, open_store
 
 __all__ = ["Fileset", "expand"]
 
 _GLOB = set("*?[")
+#: in a list file, ``#`` at the start of a line or after a blank starts a comment (``ev#1.root`` is a name)
+_COMMENT = re.compile(r"(^|\s)#.*")
+#: how a fileset spec is split, for ``--help``
+SPEC_HELP = ("Given once: a .txt file lists one path per line (relative to its folder; '#' at the start of a line "
+             "or after a blank starts a comment); any other path that exists is taken as it is (a,b.root and "
+             "ev[1].root are names); else a glob ('ev/*.root', sorted) or a comma-separated list. Given several "
+             "times, each value is one path, taken literally: no glob, no comma split, no list file.")
 
 
 def expand(spec: str | Sequence[str]) -> list[str]:
-    """The paths a fileset spec names, in order; ``StoreError`` naming what does not exist."""
+    """The paths a fileset spec names, in order; ``StoreError`` naming what does not exist.
+
+    A sequence of paths, or a string of several lines (what a repeated ``--input`` gives), names
+    each path literally. A single string is a ``.txt`` list file, else a path that exists, else
+    a glob, else a comma-separated list (``SPEC_HELP``)."""
     if not isinstance(spec, str):
         items = [str(s) for s in spec]
+    elif "\n" in spec:
+        items = [line for line in spec.split("\n") if line]
+    elif spec.endswith(".txt") and os.path.isfile(spec):
+        items = _list_file(spec)
+    elif os.path.exists(spec):
+        items = [spec]
     elif _GLOB & set(spec):
         items = sorted(glob.glob(spec))
         if not items:
             raise StoreError(f"the pattern {spec!r} matches no file")
-    elif spec.endswith(".txt") and os.path.isfile(spec):
-        base = Path(spec).parent
-        items = []
-        for line in Path(spec).read_text().splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line:
-                items.append(line if os.path.isabs(line) else os.fspath(base / line))
-        if not items:
-            raise StoreError("the file list names no store", path=spec)
     elif "," in spec:
         items = [s.strip() for s in spec.split(",") if s.strip()]
     else:
@@ -68,6 +83,23 @@ def expand(spec: str | Sequence[str]) -> list[str]:
     return items
 
 
+def _list_file(path: str) -> list[str]:
+    """The paths a list file names, one per line, relative to its folder; comments left out."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise StoreError(f"cannot read the file list: {err}", path=path) from None
+    base = Path(path).parent
+    items = []
+    for line in lines:
+        line = _COMMENT.sub("", line).strip()
+        if line:
+            items.append(line if os.path.isabs(line) else os.fspath(base / line))
+    if not items:
+        raise StoreError("the file list names no store", path=path)
+    return items
+
+
 class Fileset:
     """Stores opened once each, addressed by fileset entry."""
 
@@ -78,13 +110,14 @@ class Fileset:
         self.files: list[str] = []
         self._open: dict[int, Store] = {}
         ids: list[np.ndarray] = []
+        runs: list[np.ndarray] = []
         for path in self.paths:
             try:
                 if not self._open:  # the first readable store, in full
                     store = open_store(path, format=format)
                     self._open[0] = store
                     self.format = store.format
-                    found = store.event_ids
+                    found = store.event_ids, store.runs
                 else:
                     found = self._index(path)
             except StoreError as err:
@@ -93,20 +126,27 @@ class Fileset:
                 self.bad.append((path, str(err)))
                 continue
             self.files.append(path)
-            ids.append(np.asarray(found, dtype=np.int64))
+            ids.append(np.asarray(found[0], dtype=np.int64))
+            runs.append(np.asarray(found[1], dtype=np.int64))
         if not self.files:
             raise StoreError("no readable store in the fileset" + (f": {self.bad}" if self.bad else ""))
         counts = np.asarray([len(i) for i in ids], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(counts)])
         self.event_ids = np.concatenate(ids)
-        if len(self.files) > 1:
-            self._check_distinct_ids()
+        #: run number of each fileset entry (0 for stores that record none)
+        self.runs = np.concatenate(runs)
+        self._check_distinct_keys()
 
-    def _index(self, path: str) -> np.ndarray:
-        """Event ids of a store after the first: from one tree of a recotrig ROOT file, else by
-        opening it in full."""
+    def key(self, entry: int) -> EventKey:
+        """The (run, event) of fileset entry ``entry``."""
+        return EventKey(int(self.runs[entry]), int(self.event_ids[entry]))
+
+    def _index(self, path: str) -> tuple[np.ndarray, np.ndarray]:
+        """Event ids and run numbers of a store after the first: from one tree of a recotrig ROOT
+        file, else by opening it in full."""
         if self.format != "root" or detect_format(path) != "root":
-            return self._checked(len(self._open), open_store(path, format=self.format)).event_ids
+            store = self._checked(len(self._open), open_store(path, format=self.format))
+            return store.event_ids, store.runs
         import uproot
 
         if not is_root_file(path):
@@ -117,8 +157,14 @@ class Fileset:
                 name = "hits" if "hits" in trees else (trees[0] if trees else None)
                 tree = file[name] if name is not None else None
                 if tree is None or not (tree.title or "").startswith(TITLE_PREFIX) or "event_id" not in tree:
-                    return self._checked(len(self._open), open_store(path, format=self.format)).event_ids
-                return tree["event_id"].array(library="np")
+                    store = self._checked(len(self._open), open_store(path, format=self.format))
+                    return store.event_ids, store.runs
+                ids = tree["event_id"].array(library="np")
+                runs = tree[RUN_BRANCH].array(library="np") if RUN_BRANCH in tree else np.zeros(len(ids), np.int64)
+                if len(runs) != len(ids):
+                    raise StoreError(f"{len(runs)} run numbers for {len(ids)} event ids", path=path, tree=name,
+                                     column=RUN_BRANCH)
+                return ids, runs
 
     def _checked(self, index: int, store: Store) -> Store:
         first = self._open[0]
@@ -137,22 +183,29 @@ class Fileset:
         """The ``index``-th readable file, opened (and checked against the first) on first use."""
         if index not in self._open:
             store = self._checked(index, open_store(self.files[index], format=self.format))
-            if len(store.event_ids) != self.offsets[index + 1] - self.offsets[index] or not np.array_equal(
-                store.event_ids, self.event_ids[self.offsets[index]:self.offsets[index + 1]]
-            ):
-                raise StoreError("the store's event ids changed since the fileset was planned", path=store.path)
+            planned = slice(int(self.offsets[index]), int(self.offsets[index + 1]))
+            same = (len(store.event_ids) == planned.stop - planned.start
+                    and np.array_equal(store.event_ids, self.event_ids[planned])
+                    and np.array_equal(store.runs, self.runs[planned]))
+            if not same:
+                raise StoreError("the store's event ids or run numbers changed since the fileset was planned",
+                                 path=store.path)
             self._open[index] = store
         return self._open[index]
 
-    def _check_distinct_ids(self) -> None:
-        ids, first = np.unique(self.event_ids, return_index=True)
-        if len(ids) == len(self.event_ids):
+    def _check_distinct_keys(self) -> None:
+        """Refuse a (run, event) held twice, within one file or across files, naming the file(s)
+        and both entries (entries counted within each file)."""
+        repeat = first_repeat(self.runs, self.event_ids)
+        if repeat is None:
             return
-        repeated = np.setdiff1d(np.arange(len(self.event_ids)), first)[0]
-        event = int(self.event_ids[repeated])
-        where = [self.files[self.file_of(int(e))] for e in np.flatnonzero(self.event_ids == event)[:2]]
-        raise StoreError(f"event id {event} is in {where[0]} and in {where[1]}; event ids must be distinct across a "
-                         "fileset (simulate each file with its own --first-event)")
+        what = self.key(repeat[1]).label("event id")
+        (fa, ea), (fb, eb) = ((self.file_of(e), e - int(self.offsets[self.file_of(e)])) for e in repeat)
+        rule = "each (run, event) must be distinct within a file and across a fileset"
+        if fa == fb:
+            raise StoreError(f"{what} is in this file twice (entries {ea} and {eb}); {rule}", path=self.files[fa])
+        raise StoreError(f"{what} is in {self.files[fa]} and in {self.files[fb]} (entries {ea} and {eb}); {rule} "
+                         "(simulate each file with its own --run, or --first-event)")
 
     @property
     def collections(self) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from ..framework import Option, Reader
+from ..framework.identity import EventKey
 from .errors import StoreError
 from .fileset import Fileset
 
@@ -68,6 +69,9 @@ class FilesetReader(Reader):
 
     def event_id(self, entry: int) -> int:
         return int(self._store().event_ids[entry])
+
+    def event_key(self, entry: int) -> EventKey:
+        return self._store().key(entry)
 
     def prepare(self, start: int, stop: int) -> None:
         store = self._store()

@@ -4,6 +4,8 @@ recotrig layout: one file, one TTree per collection, **one entry per event** in 
 
     TTree <name>   title "recotrig:<ContainerType>"   (e.g. hits -> "recotrig:Hits")
       event_id        int64                 the event id (same sequence in every tree)
+      run_number      int64                 the event's run (same in every tree; a file written
+                                            before runs were recorded has none: run 0)
       n_<name>        int32                 rows of the collection in this event
       <column>        T[n_<name>]           one branch per flat column (x, y, z, hit_id, ...)
       <column>        T[n_<column>]         fixed-shape column (Tracks.cov, (n,6,6)): the n*36
@@ -26,9 +28,14 @@ ACTS layouts are recognised by their branches (see ``recotrig.io.actsroot``): th
 tree of RootParticleWriter and the per-hit tree of RootSimHitWriter.
 
 Reading maps entry ranges to uproot ``entry_start``/``entry_stop``; nothing outside the range is
-read. Writing buffers events and adds them in chunks (``mktree`` + ``extend``) to a hidden
-temporary file that is renamed to the final name at ``close()``; an exception or interrupt in
-between leaves nothing under the final name.
+read. Every branch must hold, entry by entry, the values its counter says (``n_<name>`` rows, times
+the shape of a fixed-shape column; a jagged column the sum of its ``_count``): a store where they
+disagree is refused (``roottree.check_entries``), never split so that rows move between events.
+Values are converted to the columns' dtypes only where no value changes (``Collection``).
+
+Writing buffers events and adds them in chunks (``mktree`` + ``extend``) to a hidden temporary
+file that is renamed to the final name at ``close()``; an exception or interrupt in between leaves
+nothing under the final name.
 """
 
 from __future__ import annotations
@@ -44,13 +51,18 @@ import awkward as ak
 import numpy as np
 from recotrig.framework.collection import Collection, _Column, from_schema, registered_type
 from recotrig.framework.files import commit, discard, name_uuids, reproducible_clock, temporary_path
+from recotrig.framework.identity import EventKey
 from recotrig.io.base import STANDARD_COLLECTIONS, Event, Store, Writer
 from recotrig.io.errors import StoreError
-from recotrig.io.roottree import TreeSource, build, flat_content, offsets_of, wrapped
+from recotrig.io.roottree import TreeSource, build, check_entries, flat_content, offsets_of, wrapped
 
-__all__ = ["METADATA_KEY", "SCHEMA_KEY", "TITLE_PREFIX", "RecotrigTree", "RootStore", "RootWriter", "is_root_file"]
+__all__ = ["METADATA_KEY", "RUN_BRANCH", "SCHEMA_KEY", "TITLE_PREFIX", "RecotrigTree", "RootStore", "RootWriter",
+           "is_root_file"]
 
 TITLE_PREFIX = "recotrig:"
+#: the per-entry run number beside ``event_id`` (one per event, like EDM4hep's EventHeader.runNumber:
+#: it survives merging files of several runs); absent in files written before runs were recorded
+RUN_BRANCH = "run_number"
 METADATA_KEY = "metadata"
 SCHEMA_KEY = "schema"
 _COUNT_SUFFIX = "_count"
@@ -78,7 +90,7 @@ def branch_names(name: str, type_name: str, specs: dict[str, _Column]) -> dict[s
     flat, fixed, jagged = [], [], []
     for column, spec in specs.items():
         (jagged if spec.jagged else fixed if spec.shape else flat).append(column)
-    every = ["event_id", counter_name(name), *flat]
+    every = ["event_id", RUN_BRANCH, counter_name(name), *flat]
     every += [b for c in fixed for b in (c, counter_name(c))]
     every += [b for c in jagged for b in (c, counter_name(c), c + _COUNT_SUFFIX)]
     seen: set[str] = set()
@@ -120,6 +132,12 @@ class RecotrigTree(TreeSource):
         self._targets = dict(recorded.get("targets", {}))
         with wrapped("cannot read the event ids", path=self.path, tree=self.tree_name):
             self._ids = np.asarray(self.tree["event_id"].array(library="np"), dtype=np.int64)
+        with wrapped("cannot read the run numbers", path=self.path, tree=self.tree_name):
+            self._runs = (np.asarray(self.tree[RUN_BRANCH].array(library="np"), dtype=np.int64) if RUN_BRANCH in keys
+                          else np.zeros(len(self._ids), dtype=np.int64))
+        if len(self._runs) != len(self._ids):
+            raise StoreError(f"{len(self._runs)} run numbers for {len(self._ids)} event ids", path=self.path,
+                             tree=self.tree_name, column=RUN_BRANCH)
 
     @property
     def collections(self) -> dict[str, type[Collection]]:
@@ -128,6 +146,10 @@ class RecotrigTree(TreeSource):
     @property
     def event_ids(self) -> np.ndarray:
         return self._ids
+
+    @property
+    def runs(self) -> np.ndarray:
+        return self._runs
 
     def columns(self, name: str) -> list[str]:
         return list(self._present)
@@ -141,21 +163,27 @@ class RecotrigTree(TreeSource):
         branches = [counter_name(self.name), *kinds["flat"], *kinds["fixed"]]
         branches += [b for c in kinds["jagged"] for b in (c, c + _COUNT_SUFFIX)]
         data = self.arrays(branches, start, stop, event=int(event_ids[0]))
-        counts = flat_content(data[counter_name(self.name)])
+        counter = counter_name(self.name)
+        counts = flat_content(data[counter]).astype(np.int64)
         rows = offsets_of(counts)
+        # every branch agrees with the counter entry by entry, or values would move between events
+        check = partial(check_entries, path=self.path, tree=self.tree_name, event_ids=event_ids)
+        says = f"the counter {counter!r}"
         # column -> (values, per-row list sizes and their offsets for jagged columns)
         columns: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = {}
         with wrapped(f"inconsistent branches in entries {start}..{stop - 1}", path=self.path, tree=self.tree_name):
             for column in kinds["flat"]:
-                columns[column] = (self._check(flat_content(data[column]), rows[-1], column), None, None)
+                columns[column] = (check(data[column], counts, says=says, column=column), None, None)
             for column in kinds["fixed"]:
                 shape = self._specs[column].shape
-                content = self._check(flat_content(data[column]), rows[-1] * int(np.prod(shape)), column)
+                size = int(np.prod(shape))
+                content = check(data[column], counts * size, says=f"{says} (x {size} values a row)", column=column)
                 columns[column] = (content.reshape(-1, *shape), None, None)
             for column in kinds["jagged"]:
-                sizes = self._check(flat_content(data[column + _COUNT_SUFFIX]), rows[-1], column + _COUNT_SUFFIX)
+                sizes = check(data[column + _COUNT_SUFFIX], counts, says=says, column=column + _COUNT_SUFFIX)
                 inner = offsets_of(sizes)
-                content = self._check(flat_content(data[column]), inner[-1], column)
+                content = check(data[column], inner[rows[1:]] - inner[rows[:-1]],
+                                says=f"the sum of {column + _COUNT_SUFFIX!r}", column=column)
                 columns[column] = (content, sizes, inner)
         events = []
         for i, event in enumerate(event_ids):
@@ -169,16 +197,6 @@ class RecotrigTree(TreeSource):
             events.append(build(self.cls, values, path=self.path, tree=self.tree_name, event=int(event),
                                 extra=self._extra, targets=self._targets))
         return {self.name: events}
-
-    def _check(self, content: np.ndarray, expected: int, column: str) -> np.ndarray:
-        if len(content) != expected:
-            raise StoreError(
-                f"branch holds {len(content)} values where its counter says {expected}",
-                path=self.path,
-                tree=self.tree_name,
-                column=column,
-            )
-        return content
 
 
 def _read_json(file: Any, key: str, path: Path) -> dict[str, Any]:
@@ -294,15 +312,21 @@ class RootStore(Store):
                         path=self.path,
                     )
                 self._sources[name] = source
-        self._event_ids = self._common_event_ids()
+        self._event_ids, self._runs = self._common_keys()
         for source in set(self._sources.values()):
             source.bind(self._event_ids)
 
-    def _common_event_ids(self) -> np.ndarray:
+    def _common_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """Event ids and run numbers in entry order, the same in every entry-aligned tree (ACTS
+        trees record no run: run 0)."""
+
+        def runs(source: TreeSource) -> np.ndarray:
+            return source.runs if isinstance(source, RecotrigTree) else np.zeros(len(source.event_ids), np.int64)
+
         aligned = [s for s in dict.fromkeys(self._sources.values()) if s.entry_aligned]
         others = [s for s in dict.fromkeys(self._sources.values()) if not s.entry_aligned]
         if aligned:
-            ids = aligned[0].event_ids
+            ids, first_runs = aligned[0].event_ids, runs(aligned[0])
             for source in aligned[1:]:
                 if len(source.event_ids) != len(ids) or not np.array_equal(source.event_ids, ids):
                     raise StoreError(
@@ -311,15 +335,22 @@ class RootStore(Store):
                         path=self.path,
                         tree=source.tree_name,
                     )
-            return ids
+                if not np.array_equal(runs(source), first_runs):
+                    raise StoreError(f"run numbers differ from tree {aligned[0].tree_name!r}", path=self.path,
+                                     tree=source.tree_name, column=RUN_BRANCH)
+            return ids, first_runs
         if others:
-            return others[0].event_ids
-        return np.zeros(0, dtype=np.int64)
+            return others[0].event_ids, runs(others[0])
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
 
     # -- the Store interface ---------------------------------------------------------------------
     @property
     def event_ids(self) -> np.ndarray:
         return self._event_ids
+
+    @property
+    def runs(self) -> np.ndarray:
+        return self._runs
 
     @property
     def collections(self) -> list[str]:
@@ -447,10 +478,11 @@ class RootWriter(Writer):
             raise StoreError(f"cannot create: {err}", path=self.path) from None
         self._layout: dict[str, tuple[type[Collection], dict[str, str], dict[str, str], dict[str, list[str]]]] = {}
         self._trees: dict[str, Any] = {}
-        self._buffer: list[tuple[int, dict[str, Collection]]] = []
+        self._buffer: list[tuple[EventKey, dict[str, Collection]]] = []
         self._buffered_rows = 0
 
-    def _append(self, event_id: int, collections: dict[str, Collection]) -> None:
+    def _append(self, key: EventKey, collections: dict[str, Collection]) -> None:
+        event_id = key.event
         if not self._layout and not self._trees:
             for name, collection in collections.items():
                 if not name.isidentifier():
@@ -480,7 +512,7 @@ class RootWriter(Writer):
                     event=event_id,
                     tree=name,
                 )
-        self._buffer.append((event_id, collections))
+        self._buffer.append((key, collections))
         self._buffered_rows += sum(len(c) for c in collections.values())
         if self._buffered_rows >= self.chunk_rows or len(self._buffer) >= self.chunk_events:
             self._flush()
@@ -492,15 +524,17 @@ class RootWriter(Writer):
             self._flush_buffer()
 
     def _flush_buffer(self) -> None:
-        ids = np.asarray([event_id for event_id, _ in self._buffer], dtype=np.int64)
+        ids = np.asarray([key.event for key, _ in self._buffer], dtype=np.int64)
+        runs = np.asarray([key.run for key, _ in self._buffer], dtype=np.int64)
         for name, (cls, _, _, kinds) in self._layout.items():
             parts = [event[name] for _, event in self._buffer]
             branches = self._branches(name, cls, kinds, parts)
             branches["event_id"] = ids
+            branches[RUN_BRANCH] = runs
             with wrapped(f"cannot write events {ids[0]}..{ids[-1]}", path=self.path, tree=name):
                 if name not in self._trees:
                     types = {k: (v.type.content if isinstance(v, ak.Array) else v.dtype) for k, v in branches.items()}
-                    types = {"event_id": types.pop("event_id"), **types}
+                    types = {"event_id": types.pop("event_id"), RUN_BRANCH: types.pop(RUN_BRANCH), **types}
                     self._trees[name] = self._file.mktree(
                         name,
                         types,

@@ -15,10 +15,10 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
-from recotrig.framework.collection import Collection
+from recotrig.framework.collection import Collection, ColumnError
 from recotrig.io.errors import StoreError
 
-__all__ = ["TreeSource", "build", "flat_content", "offsets_of", "wrapped"]
+__all__ = ["TreeSource", "build", "check_entries", "flat_content", "offsets_of", "wrapped"]
 
 
 @contextmanager
@@ -43,6 +43,40 @@ def flat_content(array: Any) -> np.ndarray:
     return np.asarray(array)
 
 
+def check_entries(
+    array: Any,
+    expected: np.ndarray,
+    *,
+    says: str,
+    path: str | os.PathLike[str],
+    tree: str,
+    column: str,
+    event_ids: np.ndarray,
+) -> np.ndarray:
+    """The values of a per-entry branch as one flat array, once every entry is seen to hold the
+    ``expected[i]`` values that ``says`` (a counter branch) gives it.
+
+    uproot reads each entry's values by the entry's own extent in the file, whatever a counter
+    says; splitting all values by a counter that disagrees would move rows from one event to
+    another with the total unchanged. A mismatch raises ``StoreError`` naming the file, tree,
+    branch and the first event where they disagree, with both counts."""
+    if isinstance(array, ak.Array) and array.ndim > 1:
+        while array.ndim > 2:
+            array = ak.flatten(array, axis=2)
+        sizes = np.asarray(ak.num(array, axis=1), dtype=np.int64)
+    else:
+        sizes = np.ones(len(array), dtype=np.int64)
+    if len(sizes) != len(expected):
+        raise StoreError(f"branch has {len(sizes)} entries where {says} has {len(expected)}", path=path, tree=tree,
+                         column=column, event=int(event_ids[0]) if len(event_ids) else None)
+    bad = np.flatnonzero(sizes != expected)
+    if len(bad):
+        i = int(bad[0])
+        raise StoreError(f"the branch holds {int(sizes[i])} values in this event where {says} says "
+                         f"{int(expected[i])}", path=path, tree=tree, column=column, event=int(event_ids[i]))
+    return flat_content(array)
+
+
 def offsets_of(counts: np.ndarray) -> np.ndarray:
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
@@ -65,6 +99,8 @@ def build(
             extra={name: (spec, columns[name]) for name, spec in (extra or {}).items() if name in columns},
             targets=targets,
         )
+    except ColumnError as err:  # a value its column cannot hold (a lossy cast), a missing column...
+        raise StoreError(err.reason, path=path, tree=tree, event=event, column=err.column, row=err.row) from None
     except ValueError as err:
         raise StoreError(str(err), path=path, tree=tree, event=event) from None
 

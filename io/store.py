@@ -106,12 +106,14 @@ def write_store(
     *,
     format: str | None = None,
     event_ids: Iterable[int] | None = None,
+    run: int = 0,
     metadata: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> Path:
     """Write ``events`` (dicts of collections) as a new store and return its path.
 
-    ``event_ids`` default to 0, 1, 2, …; the store appears under ``path`` only once complete.
+    ``event_ids`` default to 0, 1, 2, …, all of run ``run``; the store appears under ``path``
+    only once complete.
     """
     ids = iter(event_ids) if event_ids is not None else None
     with open_writer(path, format=format, metadata=metadata, **options) as writer:
@@ -123,5 +125,5 @@ def write_store(
                     event_id = next(ids)
                 except StopIteration:
                     raise StoreError(f"fewer event ids than events ({number})", path=path) from None
-            writer.append(event_id, event)
+            writer.append(event_id, event, run=run)
     return writer.path

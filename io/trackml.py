@@ -9,14 +9,18 @@ Layout (one set of files per event, ``<9d>`` the zero-padded event id; each file
     event<9d>-truth.csv         hit_id,particle_id,tx,ty,tz,tpx,tpy,tpz,weight[,tt]
     event<9d>-measurements.csv  hit_id[,t,geometry_id,loc0,loc1,var_loc0,var_loc1]   (recotrig)
     event<9d>-vertices.csv      vertex_id,x,y,z[,t,n_charged,n_reconstructable,is_hard_scatter] (recotrig)
-    metadata.json               store metadata (optional, a JSON object)
+    metadata.json               store metadata (optional, a JSON object); its ``run_number`` is
+                                the run of every event of the store (absent: run 0), read as the
+                                store's ``runs``, not as metadata
 
 The first four are the Kaggle TrackML challenge files with their official columns (a challenge
 store reads unchanged; its test set has hits only). recotrig's extra per-hit columns go to the
 ``measurements`` file, joined to the hits by ``hit_id``; extra particle and truth columns are
 extra CSV columns (TrackML readers ignore them). Unknown columns and files are ignored. Event ids
-come from the file names. The collections are ``hits`` (hits + measurements), ``cells``,
-``particles``, ``truth`` (``HitTruth``; ``weight`` only if the file has it) and ``vertices``
+come from the file names, so a store holds each id once and one run (``run_number`` in
+``metadata.json``; a store of several runs is one directory per run, read together as a
+fileset). The collections are ``hits`` (hits + measurements), ``cells``, ``particles``,
+``truth`` (``HitTruth``; ``weight`` only if the file has it) and ``vertices``
 (``TruthVertices``). Floats are written in the shortest form that reads back bit-identical.
 
 Parsing and writing use pyarrow's CSV engine (C++, typed columns).
@@ -37,6 +41,7 @@ from typing import Any
 import numpy as np
 from recotrig.edm import Cells, Collection, Hits, HitTruth, Particles, TruthVertices
 from recotrig.framework.files import commit, discard, temporary_path
+from recotrig.framework.identity import EventKey
 from recotrig.framework.lookup import DuplicateIdError, index_of
 from recotrig.io.base import Event, Store, Writer
 from recotrig.io.errors import StoreError
@@ -50,6 +55,8 @@ EVENT_FILE = re.compile(
 #: columns of the official hits file; the other Hits columns go to the measurements file
 HITS_FILE_COLUMNS = ("hit_id", "x", "y", "z", "volume_id", "layer_id", "module_id")
 METADATA_FILE = "metadata.json"
+#: the metadata key holding the store's run number
+RUN_KEY = "run_number"
 
 #: collection -> (file kind, container type)
 _COLLECTION_FILES: dict[str, tuple[str, type[Collection]]] = {
@@ -218,6 +225,9 @@ class TrackMLStore(Store):
                     continue
                 by_event = files.setdefault(match["kind"], {})
                 event = int(match["event"])
+                if event > np.iinfo(np.int64).max:
+                    raise StoreError(f"the event number {event} in the file name does not fit a 64-bit event id",
+                                     path=entry.path)
                 if event in by_event:  # event0-hits.csv beside event000000000-hits.csv, or .csv beside .csv.gz
                     first, second = sorted([by_event[event].name, entry.name])
                     raise StoreError(f"two {match['kind']} files for event {event}: {first} and {second}; remove "
@@ -232,6 +242,7 @@ class TrackMLStore(Store):
         if "measurements" in files and "hits" not in self._collections:
             self._collections.insert(0, "hits")
         self._metadata: dict[str, Any] | None = None
+        self._run = 0
 
     @property
     def event_ids(self) -> np.ndarray:
@@ -243,9 +254,20 @@ class TrackMLStore(Store):
 
     @property
     def metadata(self) -> dict[str, Any]:
+        """The store's metadata; its ``run_number`` is not part of it but the events' run (``runs``)."""
         if self._metadata is None:
-            self._metadata = _read_metadata(self.path / METADATA_FILE)
+            metadata = _read_metadata(self.path / METADATA_FILE)
+            run = metadata.pop(RUN_KEY, 0)
+            if isinstance(run, bool) or not isinstance(run, int) or run < 0:
+                raise StoreError(f"{RUN_KEY!r} must be a non-negative integer, got {run!r}",
+                                 path=self.path / METADATA_FILE)
+            self._run, self._metadata = run, metadata
         return self._metadata
+
+    @property
+    def runs(self) -> np.ndarray:
+        _ = self.metadata  # reads the run
+        return np.full(self.n_events, self._run, dtype=np.int64)
 
     def file(self, kind: str, event: int) -> Path:
         """The file of ``kind`` (hits, cells, particles, truth, measurements, vertices) for an event."""
@@ -396,12 +418,18 @@ class TrackMLWriter(Writer):
                 "the directory already holds a store; pass overwrite=True or choose another", path=self.path
             )
         self._temp = temporary_path(self.path)
+        self._run: int | None = None  # the store's one run, fixed by the first event
         try:
             self._temp.mkdir(parents=True)
         except OSError as err:
             raise StoreError(f"cannot create: {err}", path=self.path) from None
 
-    def _append(self, event_id: int, collections: dict[str, Collection]) -> None:
+    def _append(self, key: EventKey, collections: dict[str, Collection]) -> None:
+        event_id = key.event
+        if self._run is not None and key.run != self._run:
+            raise StoreError(f"a TrackML store holds one run: this event is of run {key.run}, the store's of run "
+                             f"{self._run}; write each run to its own store (or use the ROOT format)",
+                             path=self.path, event=event_id)
         for name, collection in collections.items():
             if name not in _COLLECTION_FILES:
                 raise StoreError(
@@ -427,6 +455,7 @@ class TrackMLWriter(Writer):
                     self._write(event_id, "measurements", {c: arrays[c] for c in ["hit_id", *extra]})
             else:
                 self._write(event_id, _COLLECTION_FILES[name][0], {c: arrays[c] for c in order})
+        self._run = key.run
 
     def _write(self, event_id: int, kind: str, columns: dict[str, np.ndarray]) -> None:
         import pyarrow as pa
@@ -451,6 +480,9 @@ class TrackMLWriter(Writer):
             raise StoreError(f"cannot write: {err}", path=self.path / name, event=event_id) from None
 
     def _finish(self) -> None:
+        self.metadata.pop(RUN_KEY, None)  # the run is the events', not the caller's
+        if self._run:
+            self.metadata[RUN_KEY] = self._run
         try:
             if self.metadata:
                 text = json.dumps(self.metadata, indent=1, sort_keys=True) + "\n"

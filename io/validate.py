@@ -4,8 +4,10 @@ numbers out.
 ``validate_event`` checks one event's standard collections (hits, particles, truth, truth
 vertices, cells) as they come out of a store:
 
-- every float column is finite, and positions (mm) and momenta (GeV) are within physical bounds
-  (|value| <= 1e6 mm, 1e6 GeV: a detector is not a kilometre wide);
+- every float column is finite, and every column named in ``DOMAINS`` (the one table of value
+  domains) is within its domain: positions, momenta and times within physical bounds (|value| <=
+  1e6 mm, 1e6 GeV, 1e6 ns: a detector is not a kilometre wide, a readout not a millisecond long),
+  the charge one of -1, 0, +1, TrackML weights and ids, detector codes and counts not negative;
 - ids are distinct: ``hit_id`` in hits and in truth, ``particle_id`` in particles, ``vertex_id``;
 - truth and hits describe the same hits (every hit has a truth row and no truth row names an
   unknown hit), and every truth particle other than noise (0) is in the particle table.
@@ -16,6 +18,7 @@ column and the first bad row; under ``--error-policy skip`` the event is skipped
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 
@@ -23,12 +26,24 @@ import numpy as np
 from recotrig.framework.collection import Collection
 from recotrig.io.errors import StoreError
 
-__all__ = ["LIMITS", "validate_event"]
+__all__ = ["DOMAINS", "validate_event"]
 
-#: column -> largest magnitude accepted; float columns not listed are only checked to be finite
-LIMITS = {
-    **{c: 1e6 for c in ("x", "y", "z", "vx", "vy", "vz", "tx", "ty", "tz", "loc0", "loc1")},  # mm
-    **{c: 1e6 for c in ("px", "py", "pz", "tpx", "tpy", "tpz", "energy", "mass")},  # GeV
+#: column -> the values it may hold: (lowest, highest), both accepted, or the set of values accepted.
+#: Float columns are also finite; a column not listed is only checked to be finite. Integer columns
+#: already hold integers in their type's range: a store value that is not is refused when the
+#: collection is built (``framework.collection.lossless``).
+DOMAINS: dict[str, tuple[float, float] | frozenset[int]] = {
+    **{c: (-1e6, 1e6) for c in ("x", "y", "z", "vx", "vy", "vz", "tx", "ty", "tz", "loc0", "loc1")},  # mm
+    **{c: (-1e6, 1e6) for c in ("px", "py", "pz", "tpx", "tpy", "tpz", "energy", "mass")},  # GeV
+    **{c: (-1e6, 1e6) for c in ("t", "vt", "tt")},  # ns
+    # e: the charges of the particles the simulation and TrackML hold, the tracking's hypothesis
+    "q": frozenset({-1, 0, 1}),
+    # TrackML hit weights: a negative weight makes the score meaningless
+    "weight": (0.0, math.inf),
+    # ids, detector codes and counts; particle_id (an ACTS barcode may set the sign bit) and pdg
+    # (antiparticles) are signed by definition
+    **{c: (0, math.inf) for c in ("hit_id", "vertex_id", "volume_id", "layer_id", "module_id", "ch0", "ch1",
+                                  "nhits", "n_charged", "n_reconstructable")},
 }
 _IDS = {"hits": "hit_id", "truth": "hit_id", "particles": "particle_id", "vertices": "vertex_id"}
 
@@ -37,24 +52,40 @@ def _first(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+def _outside(column: str, values: np.ndarray) -> tuple[np.ndarray, str] | None:
+    """Rows of a flat column outside its domain, and the domain in words (None: no domain)."""
+    domain = DOMAINS.get(column)
+    if domain is None or values.ndim != 1:
+        return None
+    if isinstance(domain, frozenset):
+        allowed = sorted(domain)
+        return ~np.isin(values, allowed), f"is not an allowed value ({column} in {{{', '.join(map(str, allowed))}}})"
+    low, high = domain
+    if low == -high:
+        return np.abs(values) > high, f"is beyond the physical bound |{column}| <= {high:g}"
+    if high == math.inf:
+        return values < low, f"is out of range ({column} >= {low:g})"
+    return (values < low) | (values > high), f"is out of range ({low:g} <= {column} <= {high:g})"
+
+
 def _check_numbers(name: str, collection: Collection, path: str | os.PathLike[str] | None, event: int) -> None:
     for column in collection.names:
         values = collection[column]
-        if not isinstance(values, np.ndarray) or values.dtype.kind != "f":
+        if not isinstance(values, np.ndarray) or values.dtype.kind not in "iuf":
             continue
-        flat = values.reshape(len(values), -1) if values.ndim > 1 else values[:, None]
-        bad = ~np.isfinite(flat).all(axis=1)
-        if bad.any():
-            row = _first(bad)
-            value = float(flat[row][~np.isfinite(flat[row])][0])
-            raise StoreError(f"non-finite value {value!r}", path=path, event=event, tree=name, column=column, row=row)
-        limit = LIMITS.get(column)
-        if limit is not None:
-            big = np.abs(values) > limit
-            if big.any():
-                row = _first(big)
-                raise StoreError(f"value {float(values[row])!r} is beyond the physical bound |{column}| <= "
-                                 f"{limit:g}", path=path, event=event, tree=name, column=column, row=row)
+        if values.dtype.kind == "f":
+            flat = values.reshape(len(values), -1) if values.ndim > 1 else values[:, None]
+            bad = ~np.isfinite(flat).all(axis=1)
+            if bad.any():
+                row = _first(bad)
+                value = float(flat[row][~np.isfinite(flat[row])][0])
+                raise StoreError(f"non-finite value {value!r}", path=path, event=event, tree=name, column=column,
+                                 row=row)
+        outside = _outside(column, values)
+        if outside is not None and outside[0].any():
+            row = _first(outside[0])
+            raise StoreError(f"value {values[row].item()!r} {outside[1]}", path=path, event=event, tree=name,
+                             column=column, row=row)
 
 
 def _check_distinct(name: str, collection: Collection, path: str | os.PathLike[str] | None, event: int) -> None:

@@ -4,7 +4,7 @@ ROOT (uproot; one tree per collection, one entry per event) or TrackML CSV (per-
 event order, whatever the executor. Nothing appears under the final name until the run ends
 well: a failed or interrupted run leaves no truncated file (``discard``). The store's metadata
 holds the given ``metadata`` plus, under ``"run"``, the record of the run that wrote it. Behind a
-filter it keeps the passing events only.
+filter it keeps the passing events only. Each event keeps its run number and event id.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..framework import Collection, EventInfo, Option, Port, Writer
+from ..framework.identity import EventKey
 from .store import open_writer
 
 
@@ -46,7 +47,8 @@ class StoreWriter(Writer):
 
     def execute(self, event: EventInfo, **collections: Any) -> None:
         names = self._names()
-        self._writer.append(int(event.event_id[0]), {names[k]: v for k, v in collections.items() if v is not None})
+        key = EventKey.of(event)
+        self._writer.append(key.event, {names[k]: v for k, v in collections.items() if v is not None}, run=key.run)
 
     def finalize(self) -> None:
         self._writer.close()

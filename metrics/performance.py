@@ -11,8 +11,9 @@ collection, labelled with the algorithm that produced it — which it prints (wi
 algorithm's mean time per event) and writes to ``output`` as ``comparison.json`` /
 ``comparison.root`` plus ``performance.json`` with every count. The files hold no timing (it
 changes run to run): ``timing.json`` of ``recotrig run`` has it. ``performance.json`` also holds,
-per track collection, every event's TrackML score by event id (``per_event``), so the events
-where one finder beats another can be found.
+per track collection, every event's TrackML score by run and event id (``per_event``: lists
+``run_number``, ``event_id``, ``trackml_score``), so the events where one finder beats another can
+be found.
 
 Trigger decisions (``triggers``: ``TriggerDecision`` keys) add a row each: the fraction of the
 run's events accepted (in the efficiency column), the rate that fraction means at the 40 MHz
@@ -35,6 +36,7 @@ import numpy as np
 from ..edm import Collection, EventInfo, Hits, HitTruth, Particles, Tracks, TriggerDecision, TruthVertices, Vertices
 from ..edm.truth import trackml_weights
 from ..framework import Metric, Option, Port
+from ..framework.identity import EventKey
 from ..framework.files import write_json
 from .table import format_table, row_from_result, write_table
 from .tracking import TrackingMetrics
@@ -104,14 +106,15 @@ class Performance(Metric):
                 truth_vertices: TruthVertices | None = None, hits: Hits | None = None,
                 **collections: Collection) -> None:
         acc = self.acc
-        event_id = int(event.event_id[0])
+        this = EventKey.of(event)
         if self.tracks:
             weights = truth.weight if "weight" in truth else trackml_weights(particles, truth, hits)
             eta = np.arcsinh(particles.pz / np.maximum(np.hypot(particles.px, particles.py), 1e-12))
             wanted = particles.select((np.abs(eta) < self.max_abs_eta)
                                       & (np.hypot(particles.vx, particles.vy) < self.max_vertex_r))
             for key in self.tracks:
-                acc[key].add_event(collections[key], truth, wanted, weights=weights, event_id=event_id)
+                acc[key].add_event(collections[key], truth, wanted, weights=weights, event_id=this.event,
+                                   run=this.run)
         for key, tracks_key in self._vertex_specs():
             vertices = collections[key]
             target = vertices.target("track_index")

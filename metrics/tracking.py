@@ -443,8 +443,8 @@ class TrackingMetrics(Accumulator):
         "time_s",
         "n_timed_events",
     )
-    SAMPLES = ("trackml_scores", "scored_event_ids", "particle_pt", "particle_eta", "particle_found", "track_pt",
-               "track_eta", "track_fake", "track_duplicate")
+    SAMPLES = ("trackml_scores", "scored_event_ids", "scored_runs", "particle_pt", "particle_eta", "particle_found",
+               "track_pt", "track_eta", "track_fake", "track_duplicate")
 
     def __init__(
         self,
@@ -473,9 +473,10 @@ class TrackingMetrics(Accumulator):
         hits: Hits | None = None,
         time_s: float | None = None,
         event_id: int = -1,
+        run: int = 0,
     ) -> TrackMatch:
-        """Add one event; returns its ``TrackMatch``. ``event_id`` labels the event's row in the
-        per-event figures (``result()["per_event"]``)."""
+        """Add one event; returns its ``TrackMatch``. ``run`` and ``event_id`` label the event's
+        row in the per-event figures (``result()["per_event"]``)."""
         cfg = self.config
         match = match_tracks(tracks, truth, min_purity=cfg["min_purity"], double_matching=cfg["double_matching"])
         c = self.counts
@@ -503,6 +504,7 @@ class TrackingMetrics(Accumulator):
             score = trackml_score(tracks, truth, weights=w, shared_hits=cfg["shared_hits"])
             self.samples["trackml_scores"].append(np.asarray([score], dtype=np.float64))
             self.samples["scored_event_ids"].append(np.asarray([event_id], dtype=np.int64))
+            self.samples["scored_runs"].append(np.asarray([run], dtype=np.int64))
             c["n_trackml_events"] += 1
         self._add_time(time_s)
         return match
@@ -546,7 +548,8 @@ class TrackingMetrics(Accumulator):
             "duplicate_rate": _ratio(c["n_duplicate_tracks"], c["n_tracks"]),
             "trackml_score": float(np.mean(scores)) if len(scores) else math.nan,
             "trackml_sum": float(np.sum(scores)),
-            "per_event": {"event_id": self.sample("scored_event_ids").astype(np.int64).tolist(),
+            "per_event": {"run_number": self.sample("scored_runs").astype(np.int64).tolist(),
+                          "event_id": self.sample("scored_event_ids").astype(np.int64).tolist(),
                           "trackml_score": scores.tolist()},
             "binned": self.binned(),
             "ms_per_event": self._ms_per_event(),

@@ -2,7 +2,10 @@
 ``<name>.card.md``, the same card for people).
 
 Shipped models live in ``models/shipped/``. An algorithm's ``model`` option takes a shipped
-model's name or a path to an ``.onnx`` file (its card beside it). The card is the JSON
+model's name or a path to an ``.onnx`` file (its card beside it): a model trained with
+``recotrig train`` (written to ``recotrig-models/`` unless ``--output`` says otherwise; the
+shipped folder only with ``--replace-shipped``, ``models.training``) runs by its path,
+``--TrackFormerFinder.model recotrig-models/NAME.onnx``. The card is the JSON
 the code reads — how to remake the model (data, command, seeds), sizes and hyper-parameters,
 training time and machine, held-out metrics, the input and output names and shapes, units, the
 features and their normalisation — and ``card.md`` renders it for people (``recotrig models``).

@@ -1,20 +1,123 @@
-"""What every model family's training shares (torch side): resumable checkpoints, the epoch loop,
-the ONNX export, and the machine line of a card."""
+"""What every model family's training shares (torch side): where the model goes, resumable
+checkpoints, the epoch loop, the ONNX export, and the machine line of a card.
+
+Where the model goes (``add_output_options``, ``model_output``): ``recotrig train`` writes
+``NAME.onnx`` and its card into ``--output DIR``, by default ``recotrig-models/`` in the current
+directory, and a sequence runs it by path (``--TrackFormerFinder.model recotrig-models/NAME.onnx``).
+A model of the same name already there is kept unless ``--force``. The shipped models' folder
+(``registry.SHIPPED``) is written only with ``--replace-shipped``: any other way of pointing there
+is refused before the training starts. The files are written into a hidden folder beside the
+model and move into place together once the training has ended well, so a failed or interrupted
+training leaves the previous model as it was.
+"""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import math
 import os
 import platform
+import shutil
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["Checkpoint", "export_onnx", "machine", "run_epochs"]
+from ..framework.files import commit, temporary_path, transaction
+from .registry import SHIPPED, ModelError
+
+__all__ = ["MODEL_SUFFIXES", "USER_MODELS", "Checkpoint", "ModelOutput", "add_output_options", "export_onnx",
+           "machine", "model_output", "run_epochs"]
+
+#: where ``recotrig train`` writes a model unless ``--output`` says otherwise (in the current directory)
+USER_MODELS = "recotrig-models"
+#: the files of a model ``NAME``: ``NAME.onnx`` and its card
+MODEL_SUFFIXES = (".onnx", ".card.json", ".card.md")
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """The flags saying where a trained model goes: ``--output``, ``--force``, ``--replace-shipped``."""
+    group = parser.add_argument_group("where the model goes")
+    group.add_argument("--output", "--out", dest="output", metavar="DIR", default=None,
+                       help=f"folder for the model's ONNX file and card (default: {USER_MODELS}/ in the current "
+                            "directory); a sequence runs it with --ALG.model DIR/NAME.onnx")
+    group.add_argument("--force", action="store_true", help="replace a model of the same name in the folder")
+    group.add_argument("--replace-shipped", action="store_true",
+                       help="write into the shipped models' folder, replacing the shipped model of the same name")
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """The files of model ``name`` in ``directory``; ``replace``: an existing model may be replaced."""
+
+    name: str
+    directory: Path
+    replace: bool = False
+    suffixes: tuple[str, ...] = MODEL_SUFFIXES
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.directory / f"{self.name}{suffix}" for suffix in self.suffixes]
+
+    def check(self) -> None:
+        """Refuse to replace an existing model unless allowed (``ModelError`` naming the file)."""
+        if self.directory.exists() and not self.directory.is_dir():
+            raise ModelError(f"{self.directory}: not a folder (--output names the folder the model goes to)")
+        existing = [path for path in self.files if path.exists()] if not self.replace else []
+        if existing:
+            raise ModelError(f"{existing[0]} exists; choose another --name, or --force to replace the model "
+                             f"{self.name} in {self.directory}")
+
+    @contextlib.contextmanager
+    def staged(self) -> Iterator[Path]:
+        """A fresh hidden folder beside the model for the training to write the model's files into;
+        when the block ends well they move into ``directory`` together (and the folder goes), else
+        the folder is removed and nothing in ``directory`` changes."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stage = temporary_path(self.directory / self.name)
+        stage.mkdir()
+        try:
+            yield stage
+            self.check()  # a model of this name may have appeared while this one trained
+            written = sorted(path.name for path in stage.iterdir())
+            with transaction():
+                for name in written:
+                    commit(stage / name, self.directory / name)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        print(f"wrote model {self.name} to {self.directory}/ ({', '.join(written)})")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
+
+
+def model_output(args: argparse.Namespace, name: str, suffixes: tuple[str, ...] = MODEL_SUFFIXES) -> ModelOutput:
+    """Where model ``name`` goes for the ``add_output_options`` flags in ``args``, checked before
+    any training: a plain file name, not into the shipped models' folder without
+    ``--replace-shipped``, no existing model replaced without ``--force`` (``ModelError``)."""
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise ModelError(f"--name {name!r}: a model name is a file name (no folder, no / or \\)")
+    if args.output is not None:
+        directory = Path(args.output)
+    else:
+        directory = SHIPPED if args.replace_shipped else Path(USER_MODELS)
+    if args.replace_shipped and directory.resolve() != SHIPPED.resolve():
+        raise ModelError(f"--replace-shipped writes into the shipped models' folder {SHIPPED}; leave out "
+                         f"--output {args.output}")
+    if _inside(directory, SHIPPED) and not args.replace_shipped:
+        where = "is" if directory.resolve() == SHIPPED.resolve() else "is inside"
+        raise ModelError(f"{directory} {where} the shipped models' folder; a training writes there only with "
+                         f"--replace-shipped (default: {USER_MODELS}/ in the current directory)")
+    target = ModelOutput(name, directory, replace=args.force or args.replace_shipped, suffixes=suffixes)
+    target.check()
+    return target
 
 
 class Checkpoint:

@@ -9,17 +9,24 @@
     recotrig train trackformer [--model encreg --dataset 10-50 ...]
     recotrig train pvfinder [--epochs 40 ...]
     recotrig train anomaly [--dataset zerobias-mu60 --kind vae ...]
+        (a trained model goes to ./recotrig-models/ or --output DIR; --force replaces a model there,
+        --replace-shipped a shipped one)
     recotrig models [NAME]
     recotrig firmware [MODEL] -o DIR | verify DIR | calibrate DIR --rate 1kHz   (``recotrig firmware --help``)
     --debug (anywhere): show the traceback of an error
 
 Every option of every algorithm of the chosen sequence is a flag ``--<algorithm name>.<option>``;
-``recotrig run SEQUENCE --help`` lists them with their defaults.
+``recotrig run SEQUENCE --help`` lists them with their defaults, and how ``--input`` names several
+stores (given once: a store, glob, comma list or list file; given several times: one path each).
+SEQUENCE is a shipped name, else a path to a .py file: a file in the current directory named like
+a shipped sequence does not replace it (run it as ./NAME.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import inspect
 import json
 import os
 import signal
@@ -28,12 +35,14 @@ import threading
 from typing import Any
 
 from ..framework import Algorithm, ConfigError, EventError, Sequencer
-from ..framework.executors import DaskExecutor
-from ..framework.files import root_file, transaction, write_json
+from ..framework.arguments import ArgumentParser, one_line
+from ..framework.executors import DaskExecutor, kill_workers
+from ..framework.files import commits, committed_since, root_file, transaction, write_json
 from ..framework.flags import add_flags, apply_flags, set_from_text
 from ..framework.record import file_entry
 from ..framework.sequencer import MAX_JOBS
 from ..io.errors import StoreError
+from ..io.fileset import SPEC_HELP
 from ..io.store import open_store
 from ..models.registry import ModelError
 from . import loader
@@ -42,7 +51,7 @@ DEFAULT_SEQUENCE = "vertexing"
 
 
 def _run_parser(add_help: bool) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="recotrig run",
         add_help=add_help,
         description="Run a sequence of algorithms over the events of a store.",
@@ -50,9 +59,10 @@ def _run_parser(add_help: bool) -> argparse.ArgumentParser:
     )
     p.add_argument("sequence", nargs="?", default=None,
                    help=f"a shipped sequence ({', '.join(loader.available())}) or a .py file "
-                        f"(default: {DEFAULT_SEQUENCE})")
-    p.add_argument("--input", "-i", help="event store: TrackML CSV directory or ROOT file "
-                                         "(default: the sequence's own default)")
+                        f"(default: {DEFAULT_SEQUENCE}); {loader.PRECEDENCE}")
+    p.add_argument("--input", "-i", action="append", metavar="STORE",
+                   help="event store: TrackML CSV directory or ROOT file (default: the sequence's own default). "
+                        + SPEC_HELP)
     p.add_argument("--output", "-o", help="output directory (default: recotrig-out/<sequence>)")
     p.add_argument("-n", "--events", type=int, default=None, help="number of events (default: all)")
     p.add_argument("--skip", type=int, default=0, help="entries to skip at the start")
@@ -112,12 +122,61 @@ def _load_record(path: str) -> dict[str, Any]:
     record = data.get("record", data) if isinstance(data, dict) else None
     if not isinstance(record, dict) or "algorithms" not in record or "sequence" not in record:
         raise ConfigError(f"--config {path}: not a recotrig run record (no 'sequence' and 'algorithms')")
+    _check_record(record, path)
     return record
+
+
+def _check_record(record: dict[str, Any], path: str) -> None:
+    """Every field of a run record that a re-run reads has the type it needs; else ``ConfigError``
+    naming the file and the field."""
+
+    def need(ok: bool, field: str, what: str) -> None:
+        if not ok:
+            raise ConfigError(f"--config {path}: the record's {field!r} must be {what}")
+
+    def whole(value: Any) -> bool:
+        return type(value) is int and value >= 0
+
+    need(isinstance(record["sequence"], str) and record["sequence"] != "", "sequence", "a sequence name or .py file")
+    need(record.get("input") is None or isinstance(record["input"], str), "input", "a string or null")
+    algorithms = record["algorithms"]
+    need(isinstance(algorithms, list) and all(isinstance(a, dict) for a in algorithms), "algorithms",
+         "a list of objects")
+    for i, entry in enumerate(algorithms):
+        need(isinstance(entry.get("name"), str), f"algorithms[{i}].name", "a string")
+        for key in ("options", "keys"):
+            need(isinstance(entry.get(key, {}), dict), f"algorithms[{i}].{key}", "an object")
+        both = sorted(set(entry.get("options", {})) & set(entry.get("keys", {})))
+        need(not both, f"algorithms[{i}].keys", f"store keys, not options ({', '.join(both)} is both)")
+    names = [entry["name"] for entry in algorithms]
+    need(len(set(names)) == len(names), "algorithms", "algorithms of distinct names")
+    entries = record.get("entries")
+    need(entries is None or isinstance(entries, list) and len(entries) == 2 and all(map(whole, entries))
+         and entries[0] <= entries[1], "entries", "[start, stop] with 0 <= start <= stop")
+    need(record.get("error_policy") in (None, "abort", "skip"), "error_policy", "'abort' or 'skip'")
+    files = record.get("files", {})
+    listed = isinstance(files, dict) and all(isinstance(v, list) for v in files.values())
+    need(listed and all(isinstance(e, dict) and isinstance(e.get("path"), str) for v in files.values() for e in v),
+         "files", "an object of lists of {path, sha256} objects")
+
+
+def _input_spec(values: list[str] | None) -> str | None:
+    """``--input``: one value as given (a store, a glob, a comma list or a list file); several,
+    each one literal path, one per line (``recotrig.io.fileset.expand``)."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    for value in values:
+        if not value or "\n" in value:
+            raise ConfigError(f"--input given several times takes one path each; {value!r} is not one")
+    return "\n".join(values)
 
 
 def configure_run(argv: list[str]) -> tuple[argparse.Namespace, Sequencer, str]:
     """Parse ``recotrig run`` arguments: build the sequence, apply a record and overrides."""
     first, _ = _run_parser(add_help=False).parse_known_args(argv)
+    first.input = _input_spec(first.input)
     record = _load_record(first.config) if first.config else None
     if record is not None:
         if first.sequence is None:
@@ -132,7 +191,7 @@ def configure_run(argv: list[str]) -> tuple[argparse.Namespace, Sequencer, str]:
         _apply_record(algorithms, record, first.config)
         _check_files(record, first.config)
     parser = _run_parser(add_help=True)
-    parser.description = f"Run sequence {sequence!r}: {(module.__doc__ or '').strip()}"
+    parser.description = f"Run sequence {sequence!r}: {inspect.getdoc(module) or ''}"
     for alg in algorithms:
         add_flags(parser, alg)
     args = parser.parse_args(argv)
@@ -180,7 +239,7 @@ def cmd_run(argv: list[str]) -> int:
     executor = None
     if args.executor == "dask":
         executor = DaskExecutor(args.workers, scheduler=args.scheduler, retries=args.retries)
-    with transaction():  # every output of the run appears together, or none changes
+    with transaction(output):  # the output directory is built beside it and swapped in whole, or not at all
         failed = _run_and_write(args, sequencer, output, executor, context)
     if failed:
         print(f"recotrig run: error: no event was processed: all events failed (see {output}/run.json)",
@@ -225,13 +284,14 @@ def _run_and_write(args: argparse.Namespace, sequencer: Sequencer, output: str, 
 
 
 def _write_timing(path: str, per_event: dict[str, Any]) -> None:
-    """Per-event timing as a ROOT tree ``timing``: ``event_id`` and one branch (ms) per algorithm."""
+    """Per-event timing as a ROOT tree ``timing``: ``run_number``, ``event_id`` and one branch (ms)
+    per algorithm."""
     with root_file(path) as f:
         f["timing"] = {name.replace(".", "_"): values for name, values in per_event.items()}
 
 
 def cmd_info(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="recotrig info", description="Show what an event store holds.")
+    parser = ArgumentParser(prog="recotrig info", description="Show what an event store holds.")
     parser.add_argument("store", help="TrackML CSV directory or ROOT file")
     parser.add_argument("--format", choices=("trackml", "root"), default=None)
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -240,8 +300,10 @@ def cmd_info(argv: list[str]) -> int:
     if args.json:
         print(json.dumps(info, indent=1, default=str))
         return 0
+    runs = info.get("runs", [])
+    shown = ", ".join(map(str, runs)) if len(runs) <= 10 else f"{len(runs)} runs, {runs[0]}..{runs[-1]}"
     print(f"{args.store}: {info.get('format')} store, {info.get('events')} events "
-          f"(event ids {info.get('first_event_id')}..{info.get('last_event_id')})")
+          f"(event ids {info.get('first_event_id')}..{info.get('last_event_id')}; run {shown or '-'})")
     print(f"  {'collection':<14}{'type':<15}{'rows/event':>12}{'MB':>9}  columns")
     for name, col in info.get("collections", {}).items():
         rows = col.get("rows_per_event")
@@ -289,7 +351,7 @@ def cmd_firmware(argv: list[str]) -> int:
 
 
 def cmd_models(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="recotrig models", description="List the shipped models and their cards.")
+    parser = ArgumentParser(prog="recotrig models", description="List the shipped models and their cards.")
     parser.add_argument("name", nargs="?", help="show this model's card")
     args = parser.parse_args(argv)
     from ..models import registry
@@ -311,14 +373,64 @@ COMMANDS = {"run": cmd_run, "info": cmd_info, "simulate": cmd_simulate, "simulat
 
 
 class Terminated(BaseException):
-    """SIGTERM: unwinds like an interrupt, so writers discard their temporary files."""
+    """SIGTERM or SIGHUP: unwinds like an interrupt, so writers discard their temporary files."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise Terminated()
+#: after a second signal, the clean-up of the first has this long before the process ends at once
+FORCE_AFTER_S = 3.0
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_STOPPED = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
+
+
+class _Stop:
+    """The handler of SIGINT, SIGTERM and SIGHUP while a command runs.
+
+    The first signal raises (KeyboardInterrupt, or Terminated) and the command unwinds: worker
+    processes are ended, temporaries removed. Later signals raise nothing, since an exception in
+    the middle of that clean-up could cut it short or interrupt a join that then never returns:
+    they kill the worker processes at once, and a clean-up still running ``FORCE_AFTER_S`` later
+    is abandoned (the process exits; the next run removes what its temporaries left)."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.first: int | None = None
+        self.mark = commits()
+        self.timer: threading.Timer | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.first is None:
+            self.first = signum
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise Terminated(signum)
+        kill_workers()
+        if self.timer is None:
+            self.timer = threading.Timer(FORCE_AFTER_S, self._abandon)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def message(self, signum: int) -> str:
+        """What happened, truthfully: whether anything was committed before the signal took effect."""
+        done = committed_since(self.mark)
+        what = f"recotrig {self.command}: {_STOPPED.get(signum, 'stopped')}"
+        if done:
+            names = ", ".join(map(str, done[:3])) + (f" and {len(done) - 3} more" if len(done) > 3 else "")
+            return f"{what} after committing {names} (complete); nothing else was committed"
+        return f"{what}; no output was committed"
+
+    def _abandon(self) -> None:
+        kill_workers()
+        with contextlib.suppress(OSError):
+            os.write(2, f"{self.message(self.first or signal.SIGTERM)} (clean-up abandoned)\n".encode())
+        os._exit(128 + (self.first or signal.SIGTERM))
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv_given = argv
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
@@ -329,28 +441,39 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"recotrig: unknown command {command!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() \
-        else None
+    stop = _Stop(command)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {signum: signal.signal(signum, stop) for signum in _STOP_SIGNALS}
+    program = argv_given is None  # the process itself, which ends when main returns
     try:
         return COMMANDS[command](rest)
     except BrokenPipeError:  # output piped into head and the like
         return 0
-    except KeyboardInterrupt:
-        print(f"recotrig {command}: interrupted; no output was committed", file=sys.stderr)
-        return 130
-    except Terminated:
-        print(f"recotrig {command}: terminated; no output was committed", file=sys.stderr)
-        return 143
+    except (KeyboardInterrupt, Terminated) as err:
+        signum = err.signum if isinstance(err, Terminated) else signal.SIGINT
+        with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+            print(stop.message(signum), file=sys.stderr)
+        return 128 + signum
     except (ConfigError, EventError, StoreError, ModelError, OSError, ValueError) as err:
         if debug:
             raise
-        text = str(err).split("\n", 1)[0] if isinstance(err, EventError) else str(err)
+        text = str(err).split("\n", 1)[0] if isinstance(err, EventError) else one_line(str(err))
         print(f"recotrig {command}: error: {text}" + ("" if debug else " (--debug shows the traceback)"
                                                       if isinstance(err, EventError) else ""), file=sys.stderr)
         return 1
+    except Exception as err:  # a safety net: each cause found is fixed where it arises
+        if debug:
+            raise
+        print(f"recotrig {command}: internal error: {type(err).__name__}: {one_line(str(err))} (--debug shows the "
+              "traceback)", file=sys.stderr)
+        return 1
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        if stop.timer is not None and not program:
+            stop.timer.cancel()
+        if not (program and stop.first is not None):  # a stopping program keeps handling (ignoring) signals
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """``recotrig firmware``: the anomaly trigger's firmware, its verification and its calibration.
 
-    recotrig firmware [MODEL] -o DIR [--rate 10kHz] [--clock 40]
-        hls4ml project (compiled C simulation), da4ml Verilog (Verilator simulation), report
+    recotrig firmware [MODEL] -o DIR [--rate 10kHz] [--clock 40] [--force]
+        hls4ml project (compiled C simulation), da4ml Verilog (Verilator simulation), report;
+        built beside DIR and put in place when complete (an existing firmware DIR only with --force)
     recotrig firmware verify DIR [--events 100000] [--rtl-events N] [--input STORE ... | --dataset NAME]
         emulator vs hls4ml C simulation vs RTL simulation, bit by bit (exit status 1 on any mismatch)
     recotrig firmware calibrate DIR --rate 1kHz [--input STORE ... | --dataset NAME]
         the integer threshold for a zero-bias rate, into the emulator and both firmware forms
+        (a calibrated copy is made beside DIR and swapped in: an interrupt leaves DIR as it was)
 
 Events: the crossings of L1 stores (``--input``; default: the bundled L1 sample, 12,000 crossings)
 or a named data set's held-out test split (``--dataset zerobias-mu60``: 1,000,000 zero-bias
@@ -28,7 +30,8 @@ from ..algorithms.ml.anomaly_trigger import DEFAULT_MODEL
 from ..edm.trigger import l1_features
 from ..firmware import project
 from ..firmware.emulator import FirmwareError
-from ..framework.files import write_json
+from ..framework.arguments import ArgumentParser
+from ..framework.files import OutputError, write_json
 from ..io.l1_reader import L1Reader
 from ..sim.premix import PROCESS_CODES
 from .samples import L1_SAMPLE
@@ -51,7 +54,7 @@ def parse_rate(text: str) -> float:
 
 def store_features(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The L1 features and process codes of every crossing of the L1 stores ``paths``."""
-    reader = L1Reader(input=",".join(paths))
+    reader = L1Reader(input="\n".join(paths))  # each path literally (recotrig.io.fileset.expand)
     reader.prepare(0, reader.n_events())
     features, processes = [], []
     for entry in range(reader.n_events()):
@@ -81,21 +84,22 @@ def _add_events(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_build(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="recotrig firmware", description="Build the anomaly trigger's firmware.")
+    p = ArgumentParser(prog="recotrig firmware", description="Build the anomaly trigger's firmware.")
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=f"a shipped anomaly model (default {DEFAULT_MODEL})")
     p.add_argument("-o", "--output", required=True, help="firmware directory")
     p.add_argument("--rate", type=parse_rate, default=10.0, help="the card's threshold to start from (1kHz or 10kHz)")
     p.add_argument("--clock", type=float, default=40.0, help="clock of the Verilog pipeline [MHz]")
+    p.add_argument("--force", action="store_true", help="replace DIR if it is a firmware directory already")
     args = p.parse_args(argv)
     print(f"building the firmware of {args.model} into {args.output} (hls4ml, then da4ml and Verilator) ...")
-    fw = project.create(args.model, args.output, rate_khz=args.rate, clock_mhz=args.clock)
+    fw = project.create(args.model, args.output, rate_khz=args.rate, clock_mhz=args.clock, force=args.force)
     print((fw.path / "report.md").read_text())
     return 0
 
 
 def cmd_verify(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="recotrig firmware verify", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="recotrig firmware verify", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("directory")
     p.add_argument("--events", type=int, default=100_000, help="events for the C simulation (real + edge inputs)")
     p.add_argument("--rtl-events", type=int, default=None, help="events for the RTL simulation (default: all)")
@@ -126,8 +130,8 @@ def cmd_verify(argv: list[str]) -> int:
 
 
 def cmd_calibrate(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="recotrig firmware calibrate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="recotrig firmware calibrate", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("directory")
     p.add_argument("--rate", type=parse_rate, required=True, help="zero-bias rate, e.g. 1kHz")
     _add_events(p)
@@ -151,6 +155,6 @@ def main(argv: list[str]) -> int:
         if argv and argv[0] in commands:
             return commands[argv[0]](argv[1:])
         return cmd_build(argv)
-    except FirmwareError as err:
+    except (FirmwareError, OutputError) as err:
         print(f"recotrig firmware: error: {err}", file=sys.stderr)
         return 1

@@ -2,6 +2,10 @@
 
     recotrig simulate -o events.root -n 20 --mu 60 --hard-scatter ttbar --seed 1 -j 2
     recotrig simulate -o events --format both      # events.root and events_csv/
+    recotrig simulate -o more.root -n 20 --seed 2   # run 2: reads together with run 1 as a fileset
+
+Every event is written with its run number (``--run``, default the seed) beside its event id
+(``--first-event`` + entry): stores of different runs may number their events alike.
 
 It is a sequence under the hood — SimulationReader -> StoreWriter(s) — so ``-j`` spreads events
 over processes with output identical to ``-j 1``, and a progress bar shows events/s.
@@ -16,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..framework import Sequencer
+from ..framework.arguments import ArgumentParser
 from ..framework.flags import add_flags, apply_flags
 from ..framework.sequencer import MAX_JOBS
 from ..io.store import open_store
@@ -57,6 +62,7 @@ def simulate(output: str, *, fmt: str = "root", jobs: int = 1, progress: bool | 
     sim_row = next(r for r in result.timing if r["algorithm"] == reader.name)
     return {
         "outputs": [w.path for w in writers],
+        "run": reader.run_number,
         "events": result.processed,
         "hits_per_event": info["hits"]["rows_per_event"],
         "particles_per_event": info["particles"]["rows_per_event"],
@@ -68,8 +74,8 @@ def simulate(output: str, *, fmt: str = "root", jobs: int = 1, progress: bool | 
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="recotrig simulate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="recotrig simulate", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-o", "--output", required=True, help="output store (.root file or CSV directory name)")
     parser.add_argument("--format", choices=("root", "trackml", "both"), default="root")
     parser.add_argument("-n", "--events", type=int, default=10)

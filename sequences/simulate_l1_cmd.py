@@ -9,7 +9,8 @@ pre-generated ones (made once, cached) on hard-scatter event ``i`` of the proces
 ``zerobias``). The store holds per crossing ``l1`` (L1Objects) and ``crossing`` (CrossingInfo:
 process code, pile-up count). Event ids are ``process code x 10**9 + crossing number``: stores of
 different processes combine into one fileset, and a ``--lepton-filter`` store keeps the numbers of
-the crossings that passed. ``-j N`` gives the same file as ``-j 1``.
+the crossings that passed. Every crossing is of run ``--run`` (default: ``--seed``), so stores
+of one process made with different seeds combine too. ``-j N`` gives the same file as ``-j 1``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..edm import CrossingInfo
+from ..framework.arguments import ArgumentParser
 from ..framework.sequencer import MAX_JOBS
 from ..io.store import open_writer
 from ..sim.premix import PROCESS_CODES, PROCESSES, L1Dataset
@@ -34,8 +36,12 @@ EVENT_ID_STRIDE = 1_000_000_000
 
 def simulate_l1(output: str, *, process: str, mu: float, events: int, seed: int = 1, pool_size: int = 200_000,
                 pool_seed: int = 1000, lepton_filter: bool = False, jobs: int = 1, progress: bool = True,
-                compression: str = "zstd") -> dict[str, Any]:
-    """Generate and write; returns the summary the command prints."""
+                compression: str = "zstd", run: int | None = None) -> dict[str, Any]:
+    """Generate and write; returns the summary the command prints. ``run``: the run number of
+    every crossing (default: ``seed``)."""
+    run = seed if run is None else run
+    if run < 0:
+        raise ValueError(f"--run must be a non-negative integer, got {run}")
     if os.path.exists(output):
         raise FileExistsError(f"{output} exists; remove it or choose another --output")
     dataset = L1Dataset(process, mu, events, seed=seed, pool_size=pool_size, pool_seed=pool_seed)
@@ -57,7 +63,7 @@ def simulate_l1(output: str, *, process: str, mu: float, events: int, seed: int 
             for i, objects in enumerate(batch.objects()):
                 if keep[i]:
                     info = CrossingInfo(process=[code], n_pileup=[int(batch.n_pileup[i])])
-                    writer.append(code * EVENT_ID_STRIDE + first + i, {"l1": objects, "crossing": info})
+                    writer.append(code * EVENT_ID_STRIDE + first + i, {"l1": objects, "crossing": info}, run=run)
                     written += 1
             if bar is not None:
                 bar.update(batch.n_events)
@@ -70,19 +76,20 @@ def simulate_l1(output: str, *, process: str, mu: float, events: int, seed: int 
         if bar is not None:
             bar.close()
     wall = time.perf_counter() - t0
-    return {"output": str(path), "process": process, "mu": mu, "crossings": events, "written": written,
+    return {"output": str(path), "process": process, "mu": mu, "run": run, "crossings": events, "written": written,
             "wall_s": round(wall, 2), "crossings_per_s": round(events / wall, 1), "jobs": jobs}
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="recotrig simulate-l1", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="recotrig simulate-l1", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-o", "--output", required=True, help="output ROOT file")
     parser.add_argument("--process", default="zerobias", choices=("zerobias", *sorted(p for p in PROCESSES
                                                                                     if p != "minbias")))
     parser.add_argument("--mu", type=float, default=60.0)
     parser.add_argument("-n", "--events", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--run", type=int, default=None, help="run number of every crossing (default: --seed)")
     parser.add_argument("--pool-size", type=int, default=200_000, help="minimum-bias interactions in the pool")
     parser.add_argument("--pool-seed", type=int, default=1000)
     parser.add_argument("--lepton-filter", action="store_true",
@@ -96,6 +103,6 @@ def main(argv: list[str]) -> int:
         raise ValueError(f"-j must be from 1 to {MAX_JOBS}, got {args.jobs}")
     summary = simulate_l1(args.output, process=args.process, mu=args.mu, events=args.events, seed=args.seed,
                           pool_size=args.pool_size, pool_seed=args.pool_seed, lepton_filter=args.lepton_filter,
-                          jobs=args.jobs, progress=not args.no_progress)
+                          jobs=args.jobs, progress=not args.no_progress, run=args.run)
     print(json.dumps(summary, indent=1))
     return 0

@@ -1,7 +1,9 @@
 """SimulationReader: a Reader whose events are simulated on the fly (Pythia 8 -> Fatras -> digitization).
 
 Event ``first_event + entry`` is made from ``(seed, event number)`` alone, so the sequencer can
-spread entries over worker processes and still produce exactly the serial result.
+spread entries over worker processes and still produce exactly the serial result. Every event is
+of run ``run`` (default: the seed), so stores simulated with different seeds identify their events
+apart, ``(run, event)``, and read together as one fileset even when both number from 0.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 from ..detector import DetectorSpec
 from ..edm import Hits, HitTruth, L1Objects, Particles, TruthVertices
 from ..framework import Option, Reader
+from ..framework.identity import EventKey
 from .simulate import Simulator
 
 
@@ -26,6 +29,7 @@ class SimulationReader(Reader):
     mu = Option(60.0, "mean number of minimum-bias interactions per crossing", low=0.0, high=1000.0)
     hard_scatter = Option("none", "hard-scatter process on top of the pile-up", choices=("none", "ttbar"))
     seed = Option(1, "run seed", low=0)
+    run = Option(None, "run number recorded with every event (default: the seed)", type=int, low=0)
     beam_sigma_xy = Option(0.012, "beam spot sigma in x and y [mm]", low=0.0)
     beam_sigma_z = Option(45.0, "beam spot sigma in z [mm]", low=0.0)
     beam_sigma_t = Option(0.18, "beam spot sigma in t [ns]", low=0.0)
@@ -62,6 +66,13 @@ class SimulationReader(Reader):
 
     def event_id(self, entry: int) -> int:
         return self.first_event + entry
+
+    @property
+    def run_number(self) -> int:
+        return self.seed if self.run is None else self.run
+
+    def event_key(self, entry: int) -> EventKey:
+        return EventKey(self.run_number, self.event_id(entry))
 
     def read(self, entry: int) -> tuple[Hits, Particles, HitTruth, TruthVertices, L1Objects]:
         event = self._simulator.simulate(self.first_event + entry)

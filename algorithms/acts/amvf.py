@@ -4,14 +4,13 @@ fitted track collection."""
 from __future__ import annotations
 
 import shutil
-import tempfile
 import weakref
-from pathlib import Path
 
 import numpy as np
 
 from ...edm import FittedTracks, Tracks, Vertices
 from ...framework.algorithm import Option
+from ...framework.files import temporary_directory
 from ..vertexing.assignment import annealed_weights, impact_chi2
 from .base import ActsAlgorithm
 
@@ -66,7 +65,8 @@ class ActsAMVF(ActsAlgorithm):
         import acts
         import acts.examples
 
-        self._dir = Path(tempfile.mkdtemp(prefix="recotrig-amvf-"))
+        # the hand-over folder carries this process's id: one a killed process left is removed by the next
+        self._dir = temporary_directory("recotrig-amvf")
         self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, ignore_errors=True)
         bridge = self._bridge
         # the reader scans its directory for event files when it is made

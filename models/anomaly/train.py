@@ -1,6 +1,6 @@
 """Training of the L1 anomaly-detection models (``recotrig train anomaly``).
 
-    recotrig train anomaly [--dataset zerobias-mu60] [--kind vae|ae] [--epochs 20 --qat-epochs 10]
+    recotrig train anomaly [--dataset zerobias-mu60] [--kind vae|ae] [--epochs 20 --qat-epochs 10] [--output DIR]
 
 1. Data: the named data set's training and validation backgrounds (``dataset.background``).
 2. Input scaling: per feature a power-of-two shift (standard deviation near 1, the 99.99 %
@@ -16,6 +16,8 @@
    types, integer weights), and the card with the held-out figures of both.
 
 Deterministic for ``--seed``; checkpoints after every epoch of each phase, resumed by a rerun.
+The model goes to ``recotrig-models/`` (or ``--output DIR``), never over a model there without
+``--force``, and into the shipped models only with ``--replace-shipped`` (``models.training``).
 """
 
 from __future__ import annotations
@@ -23,17 +25,18 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from ...edm.trigger import l1_feature_names
+from ...framework.arguments import ArgumentParser, integer
+from ...framework.sequencer import MAX_JOBS
 from ...metrics.trigger import RATES_KHZ, efficiency_at_fpr, fpr_of_rate, trigger_figures
 from ...sim.premix import SIGNALS
-from ..registry import SHIPPED, cache_dir, sha256, write_card
-from ..training import Checkpoint, export_onnx, machine, run_epochs
+from ..registry import cache_dir, sha256, write_card
+from ..training import MODEL_SUFFIXES, Checkpoint, add_output_options, export_onnx, machine, model_output, run_epochs
 from . import dataset
 from .fixedpoint import FixedType, Spec, saturation_report
 from .model import AnomalyNet, ScoreModel
@@ -160,8 +163,8 @@ def layer_saturation(spec: Spec, x: np.ndarray) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="recotrig train anomaly", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="recotrig train anomaly", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="zerobias-mu60", choices=sorted(dataset.DATASETS))
     parser.add_argument("--kind", default="vae", choices=("vae", "ae"))
     parser.add_argument("--sizes", default="57,32,16,8", help="layer widths of the encoder (the decoder mirrors it)")
@@ -172,16 +175,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--beta", type=float, default=1.0, help="weight of the VAE's KL term")
-    parser.add_argument("--seed", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--jobs", type=int, default=2, help="processes for data generation")
+    parser.add_argument("--seed", type=integer(0, 2**32 - 1), default=5)
+    parser.add_argument("--threads", type=integer(1, MAX_JOBS), default=2)
+    parser.add_argument("--jobs", type=integer(1, MAX_JOBS), default=2, help="processes for data generation")
     parser.add_argument("--max-saturation", type=float, default=1e-3,
                         help="largest fraction of saturated training inputs allowed per feature")
     parser.add_argument("--name", default=None, help="model name (default anomaly-<kind>-<dataset>)")
-    parser.add_argument("--out", default=str(SHIPPED))
+    add_output_options(parser)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    sizes = tuple(int(v) for v in args.sizes.split(","))
+    if sizes[0] != 57:
+        raise ValueError(f"--sizes must start with the 57 inputs, got {args.sizes}")
     name = args.name or f"anomaly-{args.kind}-{args.dataset}"
+    target = model_output(args, name, (*MODEL_SUFFIXES, ".fixed.json"))
+    torch.set_num_threads(args.threads)
     work = cache_dir("anomaly") / "runs" / name
     work.mkdir(parents=True, exist_ok=True)
 
@@ -189,13 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     x_val, _ = dataset.background(args.dataset, "val", jobs=args.jobs)
     print(f"{args.dataset}: {len(x_train)} training and {len(x_val)} validation background events")
     shifts, offsets = input_scaling(x_train, TYPES["input"])
-    sizes = tuple(int(v) for v in args.sizes.split(","))
-    if sizes[0] != 57:
-        raise SystemExit(f"--sizes must start with the 57 inputs, got {args.sizes}")
     net = make_net(args.kind, (shifts, offsets), sizes, args.score)
     print("input shifts:", dict(zip(l1_feature_names(), shifts.tolist())))
     saturated = check_saturation(net.to_spec(), x_train, args.max_saturation)
-    config = {k: v for k, v in vars(args).items() if k not in ("threads", "jobs", "out", "name")}
+    config = {k: v for k, v in vars(args).items()
+              if k not in ("threads", "jobs", "output", "force", "replace_shipped", "name")}
     config["input_scaling"] = "pow2-std, non-zero 99.9 % range, v2"  # checkpoints of another rule are refused
     history = fit(net, x_train, x_val, epochs=args.epochs, lr=args.lr, batch=args.batch, seed=args.seed,
                   beta=args.beta, checkpoint=Checkpoint(work / "float.pt", {**config, "phase": "float"}))
@@ -207,90 +212,91 @@ def main(argv: list[str] | None = None) -> int:
     seconds = history["seconds"] + history_q["seconds"]
     spec = qnet.to_spec()
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    onnx_path = out / f"{name}.onnx"
-    export_onnx(ScoreModel(net).eval(), (torch.zeros(2, 57),), onnx_path, inputs=["l1_inputs"], outputs=["score"],
-                dynamic_axes={"l1_inputs": {0: "events"}, "score": {0: "events"}})
-    spec_path = out / f"{name}.fixed.json"
-    spec.save(spec_path)
-    check = Spec.load(spec_path)
-    if not np.array_equal(check.score_int(x_val[:5000]), spec.score_int(x_val[:5000])):
-        raise RuntimeError(f"{spec_path}: the spec does not round-trip")
+    with target.staged() as out:
+        onnx_path = out / f"{name}.onnx"
+        export_onnx(ScoreModel(net).eval(), (torch.zeros(2, 57),), onnx_path, inputs=["l1_inputs"], outputs=["score"],
+                    dynamic_axes={"l1_inputs": {0: "events"}, "score": {0: "events"}})
+        spec_path = out / f"{name}.fixed.json"
+        spec.save(spec_path)
+        check = Spec.load(spec_path)
+        if not np.array_equal(check.score_int(x_val[:5000]), spec.score_int(x_val[:5000])):
+            raise RuntimeError(f"{spec_path}: the spec does not round-trip")
 
-    import onnxruntime as ort
+        import onnxruntime as ort
 
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    sample = np.asarray(x_val[:4096], np.float32)
-    ort_score = session.run(None, {"l1_inputs": sample})[0]
-    torch_score = float_scores(net, sample)
-    ort_diff = float(np.max(np.abs(ort_score - torch_score) / np.maximum(np.abs(torch_score), 1e-6)))
+        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        sample = np.asarray(x_val[:4096], np.float32)
+        ort_score = session.run(None, {"l1_inputs": sample})[0]
+        torch_score = float_scores(net, sample)
+        ort_diff = float(np.max(np.abs(ort_score - torch_score) / np.maximum(np.abs(torch_score), 1e-6)))
 
-    x_test, meta_test = dataset.background(args.dataset, "test", jobs=args.jobs)
-    signals = {p: dataset.signal(args.dataset, p, jobs=args.jobs)[0] for p in SIGNALS}
-    rates = args.dataset.startswith("zerobias")
-    figures = {
-        "float": evaluate(lambda x: float_scores(net, x), x_test, signals, rates=rates),
-        "quantised": evaluate(lambda x: spec_scores(spec, x), x_test, signals, rates=rates),
-    }
-    thresholds = {}
-    if rates:  # the quantised score's thresholds at fixed zero-bias rates, for AnomalyTrigger
-        b_q = spec_scores(spec, x_test)
-        thresholds = {f"{r:g}": efficiency_at_fpr(b_q, b_q[:0], fpr_of_rate(r))["threshold"] for r in RATES_KHZ}
-    ratios = {
-        p: {"auc": figures["quantised"][p]["auc"] / figures["float"][p]["auc"],
-            "tpr_at_fpr_1e-5": (figures["quantised"][p]["at_fpr_1e-5"]["efficiency"]
-                                / figures["float"][p]["at_fpr_1e-5"]["efficiency"]
-                                if figures["quantised"][p]["at_fpr_1e-5"]["measured"]
-                                and figures["float"][p]["at_fpr_1e-5"]["efficiency"] > 0 else None)}
-        for p in SIGNALS
-    }
-    card = {
-        "name": name,
-        "family": "anomaly",
-        "summary": (f"L1 anomaly-detection {args.kind.upper()} trained on {len(x_train)} {args.dataset} background "
-                    f"crossings with quantisation-aware fine-tuning; score = "
-                    f"{'sum of mu^2 of the encoder' if args.kind == 'vae' else 'squared reconstruction error'}."),
-        "headline": headline(figures),
-        "kind": args.kind,
-        "parameters": sum(p.numel() for p in net.parameters()),
-        "inputs": {"l1_inputs": {"shape": ["events", 57], "dtype": "float32",
-                                 "layout": "MET, 4 e/gamma, 4 muons, 10 jets, each (pT [GeV], eta, phi), zero-padded"}},
-        "outputs": {"score": {"shape": ["events"], "dtype": "float32"}},
-        "features": l1_feature_names(),
-        "normalisation": {"input_shifts": shifts.tolist(), "input_offsets_lsb": offsets.tolist(),
-                          "rule": "x * 2**-shift - offset * 2**-(input fraction bits), then the input type",
-                          "input_type": str(TYPES["input"]), "saturated_training_fraction": saturated},
-        "fixed_point": {"spec": spec_path.name, "spec_sha256": sha256(spec_path),
-                        "types": {k: str(v) for k, v in TYPES.items()},
-                        "layer_result_saturation": layer_saturation(spec, np.asarray(x_val[:20000]))},
-        "quantisation_choice": (
-            "Fake quantisation written here (models/anomaly/model.py, about 60 lines) on per-layer ap_fixed "
-            "types, with an exact integer reference (fixedpoint.Spec): the same rounding/overflow semantics as "
-            "ap_fixed, one framework (torch) for training, and a direct path to hls4ml's PyTorch frontend with "
-            "per-layer precisions (the bit-exact route in shared facts). HGQ2's per-weight widths would lower "
-            "the LUT count further; not evaluated in this round."),
-        "architecture": {"kind": args.kind, "sizes": list(sizes),
-                         "parameters": sum(p.numel() for p in net.parameters())},
-        "training": {
-            "command": (f"recotrig train anomaly --dataset {args.dataset} --kind {args.kind} --sizes {args.sizes} "
-                        f"--score {args.score} --beta {args.beta:g} --epochs {args.epochs} --qat-epochs "
-                        f"{args.qat_epochs} --batch {args.batch} --lr {args.lr:g} --seed {args.seed}"
-                        + (f" --name {name}" if args.name else "")),
-            "data": {"train": meta_train, "test": meta_test, "signals": {
-                p: dataset.signal(args.dataset, p)[1] for p in SIGNALS}},
-            "float_last_epochs": history["history"][-3:], "qat_last_epochs": history_q["history"][-3:],
-            "seconds": round(seconds, 1),
-            "machine": machine(args.threads), "config": config,
-        },
-        "held_out": figures,
-        "thresholds_khz": thresholds,
-        "quantised_over_float": ratios,
-        "onnx_runtime_vs_torch_max_rel": ort_diff,
-        "onnx_sha256": sha256(onnx_path),
-    }
-    write_card(onnx_path, card)
-    print(json.dumps({"model": str(onnx_path), "headline": card["headline"], "ratios": ratios}, indent=1))
+        x_test, meta_test = dataset.background(args.dataset, "test", jobs=args.jobs)
+        signals = {p: dataset.signal(args.dataset, p, jobs=args.jobs)[0] for p in SIGNALS}
+        rates = args.dataset.startswith("zerobias")
+        figures = {
+            "float": evaluate(lambda x: float_scores(net, x), x_test, signals, rates=rates),
+            "quantised": evaluate(lambda x: spec_scores(spec, x), x_test, signals, rates=rates),
+        }
+        thresholds = {}
+        if rates:  # the quantised score's thresholds at fixed zero-bias rates, for AnomalyTrigger
+            b_q = spec_scores(spec, x_test)
+            thresholds = {f"{r:g}": efficiency_at_fpr(b_q, b_q[:0], fpr_of_rate(r))["threshold"] for r in RATES_KHZ}
+        ratios = {
+            p: {"auc": figures["quantised"][p]["auc"] / figures["float"][p]["auc"],
+                "tpr_at_fpr_1e-5": (figures["quantised"][p]["at_fpr_1e-5"]["efficiency"]
+                                    / figures["float"][p]["at_fpr_1e-5"]["efficiency"]
+                                    if figures["quantised"][p]["at_fpr_1e-5"]["measured"]
+                                    and figures["float"][p]["at_fpr_1e-5"]["efficiency"] > 0 else None)}
+            for p in SIGNALS
+        }
+        card = {
+            "name": name,
+            "family": "anomaly",
+            "summary": (f"L1 anomaly-detection {args.kind.upper()} trained on {len(x_train)} {args.dataset} background "
+                        f"crossings with quantisation-aware fine-tuning; score = "
+                        f"{'sum of mu^2 of the encoder' if args.kind == 'vae' else 'squared reconstruction error'}."),
+            "headline": headline(figures),
+            "kind": args.kind,
+            "parameters": sum(p.numel() for p in net.parameters()),
+            "inputs": {"l1_inputs": {"shape": ["events", 57], "dtype": "float32",
+                                     "layout": "MET, 4 e/gamma, 4 muons, 10 jets, each (pT [GeV], eta, phi), "
+                                               "zero-padded"}},
+            "outputs": {"score": {"shape": ["events"], "dtype": "float32"}},
+            "features": l1_feature_names(),
+            "normalisation": {"input_shifts": shifts.tolist(), "input_offsets_lsb": offsets.tolist(),
+                              "rule": "x * 2**-shift - offset * 2**-(input fraction bits), then the input type",
+                              "input_type": str(TYPES["input"]), "saturated_training_fraction": saturated},
+            "fixed_point": {"spec": spec_path.name, "spec_sha256": sha256(spec_path),
+                            "types": {k: str(v) for k, v in TYPES.items()},
+                            "layer_result_saturation": layer_saturation(spec, np.asarray(x_val[:20000]))},
+            "quantisation_choice": (
+                "Fake quantisation written here (models/anomaly/model.py, about 60 lines) on per-layer ap_fixed "
+                "types, with an exact integer reference (fixedpoint.Spec): the same rounding/overflow semantics as "
+                "ap_fixed, one framework (torch) for training, and a direct path to hls4ml's PyTorch frontend with "
+                "per-layer precisions (the bit-exact route in shared facts). HGQ2's per-weight widths would lower "
+                "the LUT count further; not evaluated in this round."),
+            "architecture": {"kind": args.kind, "sizes": list(sizes),
+                             "parameters": sum(p.numel() for p in net.parameters())},
+            "training": {
+                "command": (f"recotrig train anomaly --dataset {args.dataset} --kind {args.kind} --sizes {args.sizes} "
+                            f"--score {args.score} --beta {args.beta:g} --epochs {args.epochs} --qat-epochs "
+                            f"{args.qat_epochs} --batch {args.batch} --lr {args.lr:g} --seed {args.seed}"
+                            + (f" --name {name}" if args.name else "")),
+                "data": {"train": meta_train, "test": meta_test, "signals": {
+                    p: dataset.signal(args.dataset, p)[1] for p in SIGNALS}},
+                "float_last_epochs": history["history"][-3:], "qat_last_epochs": history_q["history"][-3:],
+                "seconds": round(seconds, 1),
+                "machine": machine(args.threads), "config": config,
+            },
+            "held_out": figures,
+            "thresholds_khz": thresholds,
+            "quantised_over_float": ratios,
+            "onnx_runtime_vs_torch_max_rel": ort_diff,
+            "onnx_sha256": sha256(onnx_path),
+        }
+        write_card(onnx_path, card)
+    print(json.dumps({"model": str(target.directory / onnx_path.name), "headline": card["headline"],
+                      "ratios": ratios}, indent=1))
     return 0
 
 

@@ -1,6 +1,9 @@
 """Training, export and tuning of a PV-Finder KDE-to-hist UNet (``recotrig train pvfinder``).
 
-    recotrig train pvfinder [--epochs 40] [--out models/shipped]
+    recotrig train pvfinder [--epochs 40] [--output DIR]
+
+The model goes to ``recotrig-models/`` (or ``--output DIR``), never over a model there without
+``--force``, and into the shipped models only with ``--replace-shipped`` (``models.training``).
 
 1. Stores: simulated tt-bar + Poisson(mu) pile-up crossings (``STORES``: training, validation and
    held-out stores, each its own seed), made with ``recotrig simulate`` into the cache folder.
@@ -37,12 +40,14 @@ import numpy as np
 import torch
 from recotrig.algorithms.vertexing.peaks import find_peaks
 from recotrig.edm import TruthVertices, Vertices
+from recotrig.framework.arguments import ArgumentParser, integer
+from recotrig.framework.sequencer import MAX_JOBS
 from recotrig.metrics.vertexing import VertexMetrics
 from recotrig.models.pvfinder import dataset
 from recotrig.models.pvfinder.model import UNet, asymmetric_loss
-from recotrig.models.registry import SHIPPED, cache_dir, sha256, write_card
+from recotrig.models.registry import cache_dir, sha256, write_card
 from recotrig.models.runtime import Session
-from recotrig.models.training import Checkpoint, export_onnx, machine, run_epochs
+from recotrig.models.training import Checkpoint, add_output_options, export_onnx, machine, model_output, run_epochs
 
 __all__ = ["BINNING", "STORES", "main", "store", "train"]
 
@@ -290,12 +295,12 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="recotrig train pvfinder", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="recotrig train pvfinder", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", default="pvfinder-unet-mu60")
-    parser.add_argument("--out", default=str(SHIPPED), help="where the ONNX file and card go")
+    add_output_options(parser)
     parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=integer(0, 2**32 - 1), default=1)
     parser.add_argument("--channels", default="16,32,64", help="UNet channels per level")
     parser.add_argument("--kernels", default="9,7,5", help="UNet kernel size per level")
     parser.add_argument("--asymmetry", type=float, default=2.5, help="cost: weight of under-prediction")
@@ -304,8 +309,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--warmup", type=int, default=10, help="epochs of MSE before the asymmetric cost")
     parser.add_argument("--target-scale", type=float, default=1.0, help="multiplies the target Gaussians' widths")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("-j", "--jobs", type=int, default=2, help="processes for simulation and the data sets")
+    parser.add_argument("--threads", type=integer(1, MAX_JOBS), default=2)
+    parser.add_argument("-j", "--jobs", type=integer(1, MAX_JOBS), default=2,
+                        help="processes for simulation and the data sets")
     parser.add_argument("--events", default=None, help="events per split, e.g. train=50,val=10,test_mu60=5 "
                                                        "(default: STORES)")
     parser.add_argument("--stores", default=None, help="train,val,test stores (default: simulated into the cache)")
@@ -318,12 +324,13 @@ def main(argv: list[str]) -> int:
         if len(parts) != 3:
             raise ValueError("--stores takes three stores: train,val,test")
         stores = dict(zip(("train", "val", "test_mu60"), parts))
-    card = train(name=a.name, out=Path(a.out), epochs=a.epochs, seed=a.seed,
-                 channels=tuple(int(c) for c in a.channels.split(",")),
-                 kernels=tuple(int(k) for k in a.kernels.split(",")), asymmetry=a.asymmetry, crop=a.crop,
-                 batch=a.batch, lr=a.lr, threads=a.threads, warmup=a.warmup,
-                 target_scale=a.target_scale, jobs=a.jobs, events=events, stores=stores,
-                 progress=not a.no_progress)
+    channels = tuple(int(c) for c in a.channels.split(","))
+    kernels = tuple(int(k) for k in a.kernels.split(","))
+    with model_output(a, a.name).staged() as out:
+        card = train(name=a.name, out=out, epochs=a.epochs, seed=a.seed, channels=channels, kernels=kernels,
+                     asymmetry=a.asymmetry, crop=a.crop, batch=a.batch, lr=a.lr, threads=a.threads, warmup=a.warmup,
+                     target_scale=a.target_scale, jobs=a.jobs, events=events, stores=stores,
+                     progress=not a.no_progress)
     print(json.dumps({k: card[k] for k in ("name", "held_out", "validation", "peak_finder",
                                            "onnx_vs_torch_max_abs_diff", "training")}, indent=1))
     return 0
