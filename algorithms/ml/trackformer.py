@@ -2,12 +2,13 @@
 
 The model sees the pixel hits' (x, y, z) alone. EncReg regresses [theta, sin phi, cos phi, q] of
 each hit's particle and HDBSCAN groups the hits in that space; EncCla classifies each hit into
-track classes (quantile bins of the particle's phi, theta, p and its charge) and the hits of a
-class are a track. Events larger than one attention window are cut into the card's overlapping
-phi sectors and the sectors' tracks merged (``models/trackformer/sectors.py``). The model is an
-ONNX file with its card (``recotrig models``): features, normalisation, sectors, the track
-building tuned on validation data and the largest window the model may take all come from the
-card, which is checked at ``initialize``.
+track classes (quantile bins of the particle's phi, theta, p and its charge), and the hits of a
+group of classes that their top-k posteriors link are a track (a particle's hits scatter over
+neighbouring classes; ``models/trackformer/tracks.py: linked``). Events larger than one attention
+window are cut into the card's overlapping phi sectors and the sectors' tracks merged
+(``models/trackformer/sectors.py``). The model is an ONNX file with its card (``recotrig
+models``): features, normalisation, sectors, the track building tuned on validation data and the
+largest window the model may take all come from the card, which is checked at ``initialize``.
 
 EncCla's tracks carry, per hit, the top-k classes and probabilities of the softmax
 (``top1_class``, ``top1_prob``, ... jagged columns parallel to ``hit_ids``).
@@ -39,6 +40,8 @@ class TrackFormerFinder(ModelAlgorithm):
     sectors = Option(0, "phi sectors an event is cut into (0: the card's)", low=0, high=256)
     min_cluster_size = Option(0, "EncReg: HDBSCAN min_cluster_size (0: the card's tuned value)", low=0)
     min_samples = Option(0, "EncReg: HDBSCAN min_samples (0: the card's tuned value)", low=0)
+    link_overlap = Option(-1.0, "EncCla: link classes whose hits' top-k posteriors overlap by more than this (0: no "
+                          "links, each top-1 class a track; -1: the card's tuned value)", low=-1.0, high=1.0)
 
     def initialize(self) -> None:
         model = self.load_model(features=FEATURES)
@@ -46,10 +49,15 @@ class TrackFormerFinder(ModelAlgorithm):
         if card.get("kind") not in ("encreg", "enccla"):
             raise ConfigError(f"{self.name}: {model.onnx}: the card's kind {card.get('kind')!r} is neither encreg nor "
                               "enccla")
-        self._params = params_of(card)
+        try:
+            self._params = params_of(card)
+        except ValueError as err:
+            raise ConfigError(f"{self.name}: {model.onnx}: {err}") from None
         for key in ("min_cluster_size", "min_samples"):
             if getattr(self, key) and key in self._params:
                 self._params[key] = getattr(self, key)
+        if self.link_overlap >= 0 and "link_overlap" in self._params:
+            self._params["link_overlap"] = self.link_overlap
         self._path = model.onnx
         self._top_k = int(card["classes"]["top_k"]) if card["kind"] == "enccla" else 0
         self._finder = Finder(Session(model.onnx, threads=min(self.threads, self.context.threads)), card,

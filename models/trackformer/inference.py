@@ -3,8 +3,9 @@ what TrackFormerFinder runs and what training tunes and scores with, so both go 
 
 The hits are cut into the card's sectors (``sectors.py``), each window rotated and normalised;
 all windows of the event go through ONNX Runtime in one padded batch; each window's prediction
-becomes track candidates (EncReg: HDBSCAN; EncCla: the hits of a class), and the sectors' tracks
-are merged. EncCla also gives, per hit of a track, the top-k classes and their probabilities.
+becomes track candidates (EncReg: HDBSCAN; EncCla: the hits of a class, or of classes linked by
+their top-k posteriors, ``tracks.linked``), and the sectors' tracks are merged. EncCla also gives,
+per hit of a track, the top-k classes and their probabilities.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 from recotrig.models.runtime import Session
 from recotrig.models.trackformer.sectors import Sectors
-from recotrig.models.trackformer.tracks import by_class, cluster
+from recotrig.models.trackformer.tracks import cluster, linked
 
 __all__ = ["Finder", "Found", "Prediction"]
 
@@ -40,10 +41,20 @@ class Found:
     probabilities: list[np.ndarray] = field(default_factory=list)
 
 
-def params_of(card: dict[str, Any]) -> dict[str, int]:
-    """The card's tuned track-building parameters."""
-    keys = ("min_cluster_size", "min_samples") if card["kind"] == "encreg" else ("min_hits",)
-    return {k: int(card["clustering"][k]) for k in keys}
+def params_of(card: dict[str, Any]) -> dict[str, Any]:
+    """The card's tuned track-building parameters; an EncCla card without ``link_overlap`` (made
+    before classes were linked) gets 0: the hits of each top-1 class are a track. ``ValueError``
+    for a missing or unusable parameter."""
+    clustering = card.get("clustering")
+    try:
+        if card["kind"] == "encreg":
+            return {k: int(clustering[k]) for k in ("min_cluster_size", "min_samples")}
+        params = {"min_hits": int(clustering["min_hits"]), "link_overlap": float(clustering.get("link_overlap") or 0)}
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"the card's clustering {clustering!r} lacks or mistypes a parameter ({err})") from None
+    if not 0.0 <= params["link_overlap"] <= 1.0:
+        raise ValueError(f"the card's clustering link_overlap {params['link_overlap']} is not in [0, 1]")
+    return params
 
 
 class Finder:
@@ -79,7 +90,7 @@ class Finder:
         return Prediction(sector_of, windows,
                           [{k: v[i, :len(w)] for k, v in out.items()} for i, w in enumerate(windows)])
 
-    def assemble(self, features: np.ndarray, prediction: Prediction, params: dict[str, int]) -> Found:
+    def assemble(self, features: np.ndarray, prediction: Prediction, params: dict[str, Any]) -> Found:
         """Track candidates per window, merged across sectors."""
         candidates = []
         for k, w, out in zip(prediction.sectors, prediction.windows, prediction.outputs):
@@ -87,7 +98,7 @@ class Finder:
                 local = cluster(out["output"], min_cluster_size=params["min_cluster_size"],
                                 min_samples=params["min_samples"])
             else:
-                local = by_class(out["classes"][:, 0])
+                local = linked(out["classes"], out["probabilities"], overlap=params.get("link_overlap"))
             candidates += [(k, w[t]) for t in local]
         min_hits = params.get("min_hits", params.get("min_cluster_size", 1))
         merged = [(k, np.sort(t)) for k, t in
@@ -103,5 +114,5 @@ class Finder:
                 found.probabilities.append(prediction.outputs[i]["probabilities"][rows])
         return found
 
-    def __call__(self, features: np.ndarray, params: dict[str, int]) -> Found:
+    def __call__(self, features: np.ndarray, params: dict[str, Any]) -> Found:
         return self.assemble(features, self.predict(features), params)

@@ -1,6 +1,9 @@
 """Training, export and evaluation of a TrackFormer model (``recotrig train trackformer``).
 
-    recotrig train trackformer --model encreg|enccla --dataset 10-50|200-500 [--epochs 60] [--out models/shipped]
+    recotrig train trackformer --model encreg|enccla --dataset 10-50|200-500 [--epochs 60] [--output DIR]
+
+The model goes to ``recotrig-models/`` (or ``--output DIR``), never over a model there without
+``--force``, and into the shipped models only with ``--replace-shipped`` (``models.training``).
 
 1. Stores: three simulated stores at mu = 20 with different seeds (training, validation, held-out
    test), made with ``recotrig simulate`` into the cache folder unless given (``--stores``).
@@ -12,8 +15,9 @@
    resumes from it (so a long training goes in pieces); a progress bar with the loss and events/s.
 4. Export to ONNX (dynamic batch and hit axes; EncCla's graph ends in softmax and top-k) and a
    check that ONNX Runtime gives torch's output.
-5. Tuning of the track building (HDBSCAN's parameters; EncCla's smallest track) on the validation
-   events, through the finder itself (``inference.py``); the TrackML score on the held-out events.
+5. Tuning of the track building (HDBSCAN's parameters; EncCla's class linking and smallest track)
+   on the validation events, through the finder itself (``inference.py``); the TrackML score and
+   duplicate rate on the held-out events (``tune``; ``retune`` does it again for an existing model).
 6. The card (JSON, and Markdown beside it) with everything needed to remake and use the model.
 """
 
@@ -29,16 +33,19 @@ from typing import Any
 import numpy as np
 import torch
 from recotrig.edm import HitTruth, Tracks
-from recotrig.metrics.tracking import trackml_score
-from recotrig.models.registry import SHIPPED, cache_dir, sha256, write_card
+from recotrig.framework.arguments import ArgumentParser, integer
+from recotrig.framework.sequencer import MAX_JOBS
+from recotrig.io.fileset import expand
+from recotrig.metrics.tracking import match_tracks, trackml_score
+from recotrig.models.registry import cache_dir, load as load_model, sha256, write_card
 from recotrig.models.runtime import Session
 from recotrig.models.trackformer import classes, dataset
-from recotrig.models.trackformer.inference import Finder, params_of
+from recotrig.models.trackformer.inference import Finder, Prediction, params_of
 from recotrig.models.trackformer.model import Encoder, TopK
 from recotrig.models.trackformer.sectors import Sectors
-from recotrig.models.training import Checkpoint, export_onnx, machine, run_epochs
+from recotrig.models.training import Checkpoint, add_output_options, export_onnx, machine, model_output, run_epochs
 
-__all__ = ["main", "train"]
+__all__ = ["main", "retune", "train", "tune", "tuning_grid"]
 
 DATASETS = {"10-50": (10, 50), "200-500": (200, 500)}
 #: per data set: reductions per crossing and the phi sectors of its models (n, overlap in rad)
@@ -47,26 +54,61 @@ SECTORS = {"10-50": (1, 0.0), "200-500": (12, 0.1)}
 TOP_K = 3  # EncCla: classes and probabilities per hit in the output
 SIMULATION = {"train": (100, 101), "val": (20, 202), "test": (20, 303)}  # events, seed (mu = 20)
 SPLIT_SEEDS = {"train": 0, "val": 1000, "test": 2000}  # reduction seeds per split
+#: EncCla's class linking tried in tuning (``tracks.linked``; 0: none, the hits of a top-1 class are a track)
+LINK_OVERLAPS = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
+#: validation scores this close to the best count as equal in tuning (see ``tune``)
+TIE = 1e-3
+ALGORITHM = {"encreg": "sklearn.cluster.HDBSCAN",
+             "enccla": "top-1 classes, linked where their hits' top-k posteriors overlap by more than link_overlap "
+                       "(tracks.linked)"}
 
 
 def _cache() -> Path:
     return cache_dir("trackformer")
 
 
-def simulated_stores(folder: Path, jobs: int = 2, train_events: int | None = None) -> dict[str, str]:
+PIECE = 500  #: training crossings per store above PIECE: stores of PIECE crossings, seeds 1101, 1102, ...
+
+
+def _pieces(split: str, events: int) -> list[tuple[int, int]]:
+    """(crossings, seed) of each simulated store of a split of ``events`` crossings."""
+    seed = SIMULATION[split][1]
+    if split != "train" or events <= PIECE:
+        return [(events, seed)]
+    pieces = [(PIECE, 1100 + k) for k in range(1, math.ceil(events / PIECE) + 1)]
+    pieces[-1] = (events - PIECE * (len(pieces) - 1), pieces[-1][1])
+    return pieces
+
+
+def _simulation(split: str, events: int) -> dict[str, Any]:
+    """The card's description of a split's simulated stores."""
+    seeds = [s for _, s in _pieces(split, events)]
+    return {"events": events, "seed": seeds[0] if len(seeds) == 1 else seeds, "mu": 20}
+
+
+def simulated_stores(folder: Path, jobs: int = 2, train_events: int | None = None,
+                     splits: tuple[str, ...] = tuple(SIMULATION)) -> dict[str, str]:
+    """The simulated stores of each split, made into ``folder`` when missing. Up to ``PIECE``
+    training crossings are one store of seed 101 (its first crossings are the same for any number);
+    more are stores of ``PIECE`` crossings each, seeds 1101, 1102, ... (made one by one, so a long
+    simulation resumes where it stopped); the train entry then names them one per line."""
     from recotrig.sequences.simulate_cmd import main as simulate
 
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
-    for split, (events, seed) in SIMULATION.items():
+    for split in splits:
+        events = SIMULATION[split][0]
         if split == "train" and train_events:
             events = train_events
-        suffix = "" if events == SIMULATION[split][0] else f"_n{events}"
-        path = folder / f"{split}_mu20_seed{seed}{suffix}.root"
-        if not path.exists():
-            simulate(["-o", str(path), "-n", str(events), "--mu", "20", "--seed", str(seed), "-j", str(jobs),
-                      "--no-progress"])
-        out[split] = str(path)
+        paths = []
+        for n, s in _pieces(split, events):
+            suffix = "" if (n, s) == SIMULATION[split] else f"_n{n}"
+            path = folder / f"{split}_mu20_seed{s}{suffix}.root"
+            if not path.exists():
+                simulate(["-o", str(path), "-n", str(n), "--mu", "20", "--seed", str(s), "-j", str(jobs),
+                          "--no-progress"])
+            paths.append(str(path))
+        out[split] = "\n".join(paths)
     return out
 
 
@@ -100,18 +142,135 @@ def _batches(windows: list[dataset.Sample], labels: list[np.ndarray], size: int,
         yield torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(m)
 
 
-def _score(finder: Finder, samples: list[dataset.Sample], params: dict[str, int], predictions=None) -> float:
-    """The mean TrackML score of the finder on reduced events (predictions reused when given)."""
-    scores = []
+def _datasets(stores: dict[str, str], *, data: str, draws: int, seed: int, max_events: int | None,
+              cache: Path) -> dict[str, list[dataset.Sample]]:
+    """The reduced events of each split's stores (a fileset spec: several stores are reduced and
+    cached one by one), built once into ``cache`` and read from there."""
+    low, high = DATASETS[data]
+    cache.mkdir(parents=True, exist_ok=True)
+    samples = {}
+    for split, spec in stores.items():
+        samples[split] = []
+        for store in expand(spec):
+            cached = cache / f"{Path(store).stem}-{split}-{low}-{high}-d{draws}-s{seed}-n{max_events}.npz"
+            if not cached.exists():
+                dataset.save(dataset.build(store, low=low, high=high, draws=draws, seed=seed + SPLIT_SEEDS[split],
+                                           max_events=max_events), cached)
+            samples[split] += dataset.load(cached)
+    return samples
+
+
+def _runs(finder: Finder, samples: list[dataset.Sample], params: dict[str, Any],
+          predictions: list[Prediction] | None = None):
+    """Per reduced event with weight: the finder's tracks, the truth, and the finder's seconds
+    (predictions reused when given)."""
     for i, sample in enumerate(samples):
         if not len(sample.hit_ids) or sample.weights.sum() <= 0:
             continue
+        t0 = time.perf_counter()
         prediction = finder.predict(sample.features) if predictions is None else predictions[i]
         found = finder.assemble(sample.features, prediction, params)
+        seconds = time.perf_counter() - t0
         tracks = Tracks(hit_ids=[np.sort(sample.hit_ids[t]).tolist() for t in found.tracks])
-        truth = HitTruth(hit_id=sample.hit_ids, particle_id=sample.particle_ids, weight=sample.weights)
-        scores.append(trackml_score(tracks, truth))
+        yield tracks, HitTruth(hit_id=sample.hit_ids, particle_id=sample.particle_ids, weight=sample.weights), seconds
+
+
+def _score(finder: Finder, samples: list[dataset.Sample], params: dict[str, Any], predictions=None) -> float:
+    """The mean TrackML score of the finder on reduced events (predictions reused when given)."""
+    scores = [trackml_score(tracks, truth) for tracks, truth, _ in _runs(finder, samples, params, predictions)]
     return float(np.mean(scores)) if scores else math.nan
+
+
+def _metrics(finder: Finder, samples: list[dataset.Sample], params: dict[str, Any],
+             predictions: list[Prediction] | None = None) -> dict[str, Any]:
+    """The mean TrackML score, the duplicate rate (duplicate tracks / tracks over all events, ACTS's
+    ``duplicateratio_tracks``), the events and the finder's milliseconds per event."""
+    scores, duplicates, found, seconds = [], 0, 0, 0.0
+    for tracks, truth, t in _runs(finder, samples, params, predictions):
+        scores.append(trackml_score(tracks, truth))
+        duplicates += int(match_tracks(tracks, truth).duplicate.sum())
+        found += len(tracks)
+        seconds += t
+    return {"trackml_score": float(np.mean(scores)) if scores else math.nan,
+            "duplicate_rate": duplicates / found if found else math.nan,
+            "events": len(samples), "ms_per_event": 1e3 * seconds / max(1, len(samples))}
+
+
+def tuning_grid(kind: str) -> list[dict[str, Any]]:
+    """The track-building parameters tried on the validation events: EncReg's HDBSCAN
+    (min_cluster_size, min_samples); EncCla's smallest track (min_hits) and class linking
+    (link_overlap, ``tracks.linked``)."""
+    if kind == "encreg":
+        return [{"min_cluster_size": c, "min_samples": s} for c in (2, 3, 4, 5) for s in (1, 2, 3)]
+    return [{"min_hits": h, "link_overlap": o} for h in (1, 2, 3, 4) for o in LINK_OVERLAPS]
+
+
+def tune(finder: Finder, samples: dict[str, list[dataset.Sample]], *, stores: dict[str, str],
+         predictions: list[Prediction] | None = None) -> dict[str, Any]:
+    """The track building tuned on ``samples["val"]`` through ``finder`` (its ``predictions`` on
+    them reused when given) and scored on ``samples["test"]``: a card's ``clustering``,
+    ``validation`` and ``held_out`` entries (``stores``: the stores they come from).
+
+    The mean TrackML score decides; grid points within ``TIE`` of the best count as equal, and of
+    those the one with the largest min_hits wins: the score gives particles of under 4 hits no
+    weight, so it hardly sees the short tracks min_hits drops, which are mostly duplicates."""
+    val = samples["val"]
+    if predictions is None:
+        predictions = [finder.predict(s.features) for s in val]
+    grid = tuning_grid(finder.kind)
+    scores = np.nan_to_num([_score(finder, val, p, predictions) for p in grid], nan=-np.inf)
+    near = [(p, s) for p, s in zip(grid, scores) if s >= scores.max() - TIE]
+    tuned = max(near, key=lambda ps: (ps[0].get("min_hits", 0), ps[1]))[0]
+    validation = _metrics(finder, val, tuned, predictions)
+    return {"clustering": {"algorithm": ALGORITHM[finder.kind], **tuned},
+            "validation": {"store": Path(stores["val"]).name, "trackml_score": validation["trackml_score"],
+                           "duplicate_rate": validation["duplicate_rate"]},
+            "held_out": {"store": Path(stores["test"]).name, **_metrics(finder, samples["test"], tuned)}}
+
+
+def retune(model: str | Path, *, stores: dict[str, str] | None = None,
+           max_events: int | None = None) -> dict[str, Any]:
+    """``tune`` again for an existing TrackFormer model (ONNX + card: a shipped model's name or a
+    path), with no training: the reductions of its card's data set, seeds and draws, and ONNX
+    Runtime on 1 thread. ``stores``: {"val": ..., "test": ...} (default: the training's simulated
+    stores, made when missing); ``max_events``: crossings per store (default: all). Returns the
+    card entries that change (``summary``, ``clustering``, ``validation``, ``held_out``,
+    ``sample_check``); nothing is written (``recotrig train trackformer --retune MODEL`` writes the
+    model with its new card where a training would).
+    """
+    loaded = load_model(str(model), family="trackformer")
+    card = loaded.card
+    if stores is None:
+        made = {split: card["data"]["simulation"][split]["seed"] for split in ("val", "test")}
+        if made != {split: SIMULATION[split][1] for split in made}:
+            raise ValueError(f"{loaded.onnx}: its validation and test stores have seeds {made}, not the training's "
+                             "defaults: give the stores")
+        stores = simulated_stores(_cache() / "stores", jobs=1, splits=("val", "test"))
+    data = card["data"]["dataset"]
+    samples = _datasets(stores, data=data, draws=int(card["data"]["draws_per_crossing"]), seed=int(card["seed"]),
+                        max_events=max_events, cache=_cache() / "work" / "datasets")
+    finder = Finder(Session(loaded.onnx, threads=1), card)
+    entries = tune(finder, samples, stores=stores)
+    tuned = params_of({**card, "clustering": entries["clustering"]})
+    entries["sample_check"] = _sample_check(finder, tuned, data)
+    entries["summary"] = _summary(card["kind"], data, int(card["sectors"]["n"]), card.get("classes", {}).get("count"),
+                                  entries["clustering"])
+    return entries
+
+
+def _summary(kind: str, data: str, sectors: int, count: int | None, clustering: dict[str, Any]) -> str:
+    """The card's one-paragraph description."""
+    low, high = DATASETS[data]
+    if kind == "encreg":
+        method = ("a transformer encoder regresses [theta, sin phi, cos phi, q] per pixel hit, HDBSCAN groups hits "
+                  "into tracks")
+    else:
+        method = (f"a transformer encoder classifies each pixel hit into {count} track classes (quantile bins of phi, "
+                  "theta, p and the charge); " +
+                  ("the hits of classes whose hits' top-k posteriors overlap are a track"
+                   if clustering.get("link_overlap") else "the hits of a class are a track"))
+    return (f"TrackFormer {kind}: {method}. Trained on {low}-{high}-track reductions of simulated mu = 20 crossings "
+            f"(generic detector, pixel volumes 7, 8, 9), cut into {sectors} phi sector(s).")
 
 
 #: the quick check of a shipped model (tests/test_trackformer.py): the bundled mu = 20 sample (never
@@ -146,20 +305,12 @@ def train(*, name: str, kind: str = "encreg", data: str = "10-50", stores: dict[
           epochs: int, seed: int, draws: int, d: int, layers: int, heads: int, batch: int, lr: float, threads: int,
           sectors: tuple[int, float] | None = None, max_events: int | None = None, bins: dict[str, int] | None = None,
           progress: bool = True) -> dict[str, Any]:
-    low, high = DATASETS[data]
     sectors = Sectors(*(sectors or SECTORS[data]))
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     work.mkdir(parents=True, exist_ok=True)
-    cache = work.parent / "datasets"  # shared by the models trained on the same reductions
-    cache.mkdir(parents=True, exist_ok=True)
-    samples = {}
-    for split, store in stores.items():
-        cached = cache / f"{Path(store).stem}-{split}-{low}-{high}-d{draws}-s{seed}-n{max_events}.npz"
-        if not cached.exists():
-            dataset.save(dataset.build(store, low=low, high=high, draws=draws, seed=seed + SPLIT_SEEDS[split],
-                                       max_events=max_events), cached)
-        samples[split] = dataset.load(cached)
+    samples = _datasets(stores, data=data, draws=draws, seed=seed, max_events=max_events,
+                        cache=work.parent / "datasets")  # shared by the models trained on the same reductions
     windows = _windows(samples["train"], sectors)
     features = np.concatenate([s.features for s in windows])
     targets = np.concatenate([s.targets for s in windows])
@@ -217,31 +368,20 @@ def train(*, name: str, kind: str = "encreg", data: str = "10-50", stores: dict[
     finder = Finder(session, card)
     val_pred = [finder.predict(s.features) for s in samples["val"]]
     worst, rounding = _onnx_vs_torch(model, finder, samples["val"][:20], val_pred, kind)
-    if kind == "encreg":
-        grid = [{"min_cluster_size": c, "min_samples": s} for c in (2, 3, 4, 5) for s in (1, 2, 3)]
-    else:
-        grid = [{"min_hits": h} for h in (1, 2, 3, 4)]
-    tuned = max(grid, key=lambda p: _score(finder, samples["val"], p, val_pred))
-    t0 = time.perf_counter()
-    test_score = _score(finder, samples["test"], tuned)
-    ms = 1e3 * (time.perf_counter() - t0) / max(1, len(samples["test"]))
-    method = ("a transformer encoder regresses [theta, sin phi, cos phi, q] per pixel hit, HDBSCAN groups hits into "
-              "tracks" if kind == "encreg" else
-              f"a transformer encoder classifies each pixel hit into {outputs} track classes (quantile bins of phi, "
-              "theta, p and the charge); the hits of a class are a track")
+    tuning = tune(finder, samples, stores=stores, predictions=val_pred)
+    tuned = params_of({**card, "clustering": tuning["clustering"]})
     card = {
         **card,
-        "summary": (f"TrackFormer {kind}: {method}. Trained on {low}-{high}-track reductions of simulated mu = 20 "
-                    f"crossings (generic detector, pixel volumes 7, 8, 9), cut into {sectors.n} phi sector(s)."),
-        "clustering": {"algorithm": "sklearn.cluster.HDBSCAN" if kind == "encreg" else "top-1 class", **tuned},
+        "summary": _summary(kind, data, sectors.n, class_card and class_card["count"], tuning["clustering"]),
+        "clustering": tuning["clustering"],
         "hyper_parameters": {"d": d, "layers": layers, "heads": heads, "ff": 2 * d, "batch": batch, "lr": lr,
                              "epochs": epochs, "optimiser": "Adam + cosine schedule",
                              "loss": "MSE" if kind == "encreg" else "cross-entropy"},
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "data": {"dataset": data, "draws_per_crossing": draws, "windows": {"train": len(windows)},
-                 "stores": {split: Path(path).name for split, path in stores.items()},
-                 "simulation": {split: {"events": len(samples[split]) // max(1, draws), "seed": s, "mu": 20}
-                                for split, (_, s) in SIMULATION.items()},
+                 "stores": {split: [Path(path).name for path in expand(spec)] for split, spec in stores.items()},
+                 "simulation": {split: _simulation(split, len(samples[split]) // max(1, draws))
+                                for split in SIMULATION},
                  "events": {split: len(v) for split, v in samples.items()}},
         "seed": seed,
         "command": (f"recotrig train trackformer --model {kind} --dataset {data} --epochs {epochs} --seed {seed} "
@@ -249,8 +389,8 @@ def train(*, name: str, kind: str = "encreg", data: str = "10-50", stores: dict[
                     f"--layers {layers} --heads {heads} --batch {batch} --lr {lr} --sectors {sectors.n} "
                     f"--overlap {sectors.overlap}" + (f" --name {name}" if name != f"trackformer-{kind}-{data}" else "")),
         "training": {"seconds": round(seconds, 1), "final_loss": loss_value, "machine": machine(threads)},
-        "held_out": {"trackml_score": test_score, "events": len(samples["test"]), "ms_per_event": ms},
-        "validation": {"trackml_score": _score(finder, samples["val"], tuned, val_pred)},
+        "held_out": tuning["held_out"],
+        "validation": tuning["validation"],
         "sample_check": _sample_check(finder, tuned, data),
         "onnx_vs_torch_max_abs_diff": worst,
         "torch_float32_vs_float64_max_abs_diff": rounding,
@@ -287,12 +427,12 @@ def _onnx_vs_torch(model: torch.nn.Module, finder: Finder, samples: list[dataset
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="recotrig train trackformer", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="recotrig train trackformer", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=("encreg", "enccla"), default="encreg")
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="10-50")
     parser.add_argument("--name", default=None, help="model name (default trackformer-<model>-<dataset>)")
-    parser.add_argument("--out", default=str(SHIPPED), help="where the ONNX file and card go")
+    add_output_options(parser)
     parser.add_argument("--stores", default=None, help="train,val,test stores (default: simulated into the cache)")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--draws", type=int, default=None, help="reductions per crossing (default: 20 at 10-50, "
@@ -302,29 +442,56 @@ def main(argv: list[str]) -> int:
                         "0 at 10-50, 0.1 at 200-500)")
     parser.add_argument("--train-events", type=int, default=SIMULATION["train"][0],
                         help="simulated training crossings (seed 101; the first ones are the same for any number)")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=integer(0, 2**32 - 1), default=1)
     parser.add_argument("--d", type=int, default=64)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=integer(1, MAX_JOBS), default=2)
     parser.add_argument("--max-events", type=int, default=None, help="crossings per store (default: all)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--retune", metavar="MODEL", default=None,
+                        help="no training: tune the track building of an existing model (a shipped name or an .onnx "
+                             "path) again on the validation store, score it on the held-out one, and write the model "
+                             "with its new card (the ONNX file unchanged)")
     a = parser.parse_args(argv)
+    if a.stores and len(a.stores.split(",")) != 3:
+        raise ValueError("--stores takes three stores: train,val,test")
+    if a.retune:
+        return _retune_command(a, argv)
     name = a.name or f"trackformer-{a.model}-{a.dataset}"
+    target = model_output(a, name)
     if a.stores:
-        parts = a.stores.split(",")
-        if len(parts) != 3:
-            raise ValueError("--stores takes three stores: train,val,test")
-        stores = dict(zip(("train", "val", "test"), parts))
+        stores = dict(zip(("train", "val", "test"), a.stores.split(",")))
     else:
         stores = simulated_stores(_cache() / "stores", train_events=a.train_events)
     n, overlap = SECTORS[a.dataset]
     sectors = (a.sectors or n, overlap if a.overlap is None else a.overlap)
-    card = train(name=name, kind=a.model, data=a.dataset, stores=stores, out=Path(a.out), work=_cache() / "work" / name,
-                 epochs=a.epochs, seed=a.seed, draws=a.draws or DRAWS[a.dataset], sectors=sectors, d=a.d, layers=a.layers, heads=a.heads, batch=a.batch,
-                 lr=a.lr, threads=a.threads, max_events=a.max_events, progress=not a.no_progress)
+    with target.staged() as out:
+        card = train(name=name, kind=a.model, data=a.dataset, stores=stores, out=out, work=_cache() / "work" / name,
+                     epochs=a.epochs, seed=a.seed, draws=a.draws or DRAWS[a.dataset], sectors=sectors, d=a.d,
+                     layers=a.layers, heads=a.heads, batch=a.batch, lr=a.lr, threads=a.threads,
+                     max_events=a.max_events, progress=not a.no_progress)
     print(json.dumps({k: card[k] for k in ("name", "held_out", "validation", "onnx_vs_torch_max_abs_diff",
                                            "training")}, indent=1))
+    return 0
+
+
+def _retune_command(a: argparse.Namespace, argv: list[str]) -> int:
+    """``recotrig train trackformer --retune MODEL``: ``retune`` written as a model of its own (to
+    the user's folder, or over the shipped model with ``--replace-shipped``)."""
+    import shutil
+
+    loaded = load_model(a.retune, family="trackformer")
+    name = a.name or Path(loaded.onnx).name.removesuffix(".onnx")
+    target = model_output(a, name)
+    stores = dict(zip(("val", "test"), a.stores.split(",")[1:])) if a.stores else None
+    entries = retune(loaded.onnx, stores=stores, max_events=a.max_events)
+    with target.staged() as out:
+        onnx = out / f"{name}.onnx"
+        shutil.copyfile(loaded.onnx, onnx)
+        write_card(onnx, {**loaded.card, **entries, "name": name,
+                          "retune_command": " ".join(["recotrig train trackformer", *argv])})
+    print(json.dumps({k: entries[k] for k in ("clustering", "validation", "held_out")}, indent=1))
     return 0
