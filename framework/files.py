@@ -65,12 +65,12 @@ import sys
 import tempfile
 import types
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["OutputError", "Stage", "atomic_path", "commit", "commits", "committed_since", "discard", "is_run_output",
+__all__ = ["OutputError", "Stage", "atomic_path", "carry_over", "commit", "commits", "committed_since", "discard", "is_run_output",
            "locked", "name_uuids", "reproducible_clock", "root_file", "staged_directory", "temporary_directory",
            "temporary_path", "transaction", "write_json"]
 
@@ -200,10 +200,15 @@ def _recorded(final: Path, made: Path) -> Iterator[None]:
 
 def commit(temp: str | os.PathLike[str], final: str | os.PathLike[str]) -> None:
     """Put ``temp`` in place as ``final`` — now, or at the end of the open transaction. A
-    temporary folder holding ``final``'s name (ROOT files) is removed once emptied."""
+    directory replaces an existing directory in one swap (``_swap``). A temporary folder holding
+    ``final``'s name (ROOT files) is removed once emptied."""
     temp, final = Path(temp), Path(final)
     if _TX is not None:
         _TX.pending.append((temp, final))
+        return
+    if temp.is_dir() and final.is_dir() and not final.is_symlink():  # a directory over a directory: one swap
+        if _swap(temp, final):
+            shutil.rmtree(temp, ignore_errors=True)  # the previous directory, now at the temporary's name
         return
     with _recorded(final, temp):
         os.replace(temp, final)
@@ -367,16 +372,24 @@ def _link(src: str, dst: str) -> None:
         shutil.copy2(src, dst, follow_symlinks=False)
 
 
-def _carry(old: Path, new: Path, written: set[Path], *, move: bool, rel: Path = Path()) -> None:
-    """Bring the entries of ``old`` that ``new`` lacks into it: hard links (``move``: renames).
-    A written path replaces the old entry, but a file never replaces a directory nor a
-    directory a file (``OutputError`` naming it); directories both hold are merged."""
+def carry_over(old: str | os.PathLike[str], new: str | os.PathLike[str], *, leave: Iterable[str] = ()) -> None:
+    """Bring into directory ``new`` (about to replace ``old``) the entries of ``old`` it lacks,
+    but those named in ``leave``: hard links where the file system allows, else copies."""
+    _carry(Path(old), Path(new), set(), move=False, leave=frozenset(leave))
+
+
+def _carry(old: Path, new: Path, written: set[Path], *, move: bool, rel: Path = Path(),
+           leave: frozenset[str] = frozenset()) -> None:
+    """Bring the entries of ``old`` that ``new`` lacks into it: hard links (``move``: renames),
+    except the top-level names in ``leave``. A written path replaces the old entry, but a file
+    never replaces a directory nor a directory a file (``OutputError`` naming it); directories
+    both hold are merged."""
     try:
         entries = list(os.scandir(old / rel))
     except FileNotFoundError:
         return
     for entry in entries:
-        if _dead_temporary(entry.name):
+        if _dead_temporary(entry.name) or (rel == Path() and entry.name in leave):
             continue
         here = rel / entry.name
         dest = new / here

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 from recotrig.edm import Cells, Collection, Hits, HitTruth, Particles, TruthVertices
-from recotrig.framework.files import commit, discard, temporary_path
+from recotrig.framework.files import carry_over, commit, discard, temporary_path
 from recotrig.framework.identity import EventKey
 from recotrig.framework.lookup import DuplicateIdError, index_of
 from recotrig.io.base import Event, Store, Writer
@@ -389,9 +389,10 @@ def _read_metadata(path: Path) -> dict[str, Any]:
 class TrackMLWriter(Writer):
     """Writes events in the TrackML layout.
 
-    Files are written into a hidden temporary directory beside ``path``; ``close()`` renames it
-    to ``path`` (or, when ``path`` already exists, moves each file in with ``os.replace``), so a
-    run that fails or is interrupted leaves nothing under ``path``. ``compress`` writes
+    Files are written into a hidden temporary directory beside ``path``; ``close()`` puts it in
+    place in one step (``framework.files.commit``; over an existing ``path`` the other files it
+    holds are carried into the new directory first), so a run that fails or is interrupted leaves
+    ``path`` as it was. ``compress`` writes
     ``.csv.gz`` (gzip level ``compress_level``). A directory that already holds a store is
     refused unless ``overwrite``; its event files are then replaced at ``close()``.
     ``metadata.json`` is written when there is metadata.
@@ -487,15 +488,9 @@ class TrackMLWriter(Writer):
             if self.metadata:
                 text = json.dumps(self.metadata, indent=1, sort_keys=True) + "\n"
                 (self._temp / METADATA_FILE).write_text(text, encoding="utf-8")
-            if not self.path.exists():
-                commit(self._temp, self.path)
-                return
-            # overwrite=True into an existing folder: its store files are replaced now, one by one
-            for old in _layout_files(self.path):
-                old.unlink()
-            for new in sorted(self._temp.iterdir()):
-                os.replace(new, self.path / new.name)
-            self._temp.rmdir()
+            if self.path.is_dir():  # overwrite=True: the files that are not the store's stay
+                carry_over(self.path, self._temp, leave=[p.name for p in _layout_files(self.path)])
+            commit(self._temp, self.path)  # the whole directory in one step
         except (OSError, TypeError, ValueError) as err:
             raise StoreError(f"cannot finish the store: {err}", path=self.path) from None
 

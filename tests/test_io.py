@@ -227,10 +227,12 @@ def test_trackml_writer_refuses_other_collections_and_existing_store(tmp_path: P
         writer.append(9, make_event(np.random.default_rng(0), 3))
         raise RuntimeError("interrupted")
     assert open_store(tmp_path / "b").event_ids.tolist() == [0]  # a failed run leaves the old store
+    before = (tmp_path / "b").stat().st_ino
     write_store(
         tmp_path / "b", [make_event(np.random.default_rng(0), 3)], format="trackml", event_ids=[5], overwrite=True
     )
     assert open_store(tmp_path / "b").event_ids.tolist() == [5]
+    assert (tmp_path / "b").stat().st_ino != before  # a new directory swapped in whole, not files moved one by one
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
     assert (tmp_path / "b" / "notes.txt").read_text() == "kept"
 
