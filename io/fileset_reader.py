@@ -75,7 +75,12 @@ class FilesetReader(Reader):
 
     def prepare(self, start: int, stop: int) -> None:
         store = self._store()
-        self._cache = dict(zip(range(start, stop), store.read(start, stop, collections=self._wanted)))
+        try:
+            self._cache = dict(zip(range(start, stop), store.read(start, stop, collections=self._wanted)))
+        except StoreError as err:
+            if err.event is None:
+                raise
+            self._cache = {}  # one bad event: each event is read on its own, so only that one fails
 
     def _event(self, entry: int) -> tuple[dict, str]:
         """The store collections of ``entry`` (from the prepared chunk when there) and its file."""

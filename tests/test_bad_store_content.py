@@ -375,3 +375,18 @@ def test_the_bundled_samples_read_and_validate(path):
     store = open_store(path)
     for entry, event in enumerate(store.read(0, min(2, store.n_events))):
         validate_event(event, path=path, event_id=int(store.event_ids[entry]))
+
+
+def test_skip_policy_skips_only_the_event_a_cast_refuses(tmp_path):
+    """A value refused while a chunk is read fails its own event, not the whole chunk: under
+    --error-policy skip the other events of the chunk are processed."""
+    (tmp_path / "seq.py").write_text(SEQUENCE)
+    store = damaged("nan-hit-id", "hits", value("hit_id", np.nan, np.float64))(tmp_path)
+    assert main(["run", str(tmp_path / "seq.py"), "--input", str(store), "-o", str(tmp_path / "out"),
+                 "--error-policy", "skip", "--no-progress"]) == 0
+    import json
+
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["processed"] == 2
+    assert [(f["event_id"], f["algorithm"]) for f in record["failures"]] == [(1, "HitReader")]
+    assert "column 'hit_id', row 2" in record["failures"][0]["error"]
