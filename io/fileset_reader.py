@@ -78,9 +78,9 @@ class FilesetReader(Reader):
         try:
             self._cache = dict(zip(range(start, stop), store.read(start, stop, collections=self._wanted)))
         except StoreError as err:
-            if err.event is None:
+            if err.column is None:  # the file cannot be read (a broken basket): the chunk's input failed
                 raise
-            self._cache = {}  # one bad event: each event is read on its own, so only that one fails
+            self._cache = {}  # a refused value names its event: each event is read on its own, only that one fails
 
     def _event(self, entry: int) -> tuple[dict, str]:
         """The store collections of ``entry`` (from the prepared chunk when there) and its file."""
