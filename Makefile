@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/recotrig run
+	$(BIN)/recotrig run --report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

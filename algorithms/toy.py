@@ -12,11 +12,11 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
-from ..edm import EventInfo, Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
-from ..framework import Algorithm, Collection, Option, Port, Reader, Writer
-from ..framework.files import write_json
-from ..framework.identity import EventKey
-from ..framework.lookup import index_of
+from recotrig.edm import EventInfo, Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
+from recotrig.framework import Algorithm, Collection, Many, Option, Reader, Writer
+from recotrig.framework.files import write_json
+from recotrig.framework.identity import EventKey
+from recotrig.framework.lookup import index_of
 
 LAYER_RADII = (32.0, 72.0, 116.0, 172.0, 260.0, 360.0, 500.0, 660.0, 820.0, 1020.0)
 
@@ -57,9 +57,15 @@ class ToyReader(Reader):
         hits = Hits(hit_id=hit_id, x=hx, y=hy, z=hz, volume_id=np.full(len(r), 8), layer_id=2 * (layer + 1))
         particles = Particles(
             particle_id=np.arange(1, n + 1),
-            vx=np.zeros(n), vy=np.zeros(n), vz=vz[vertex],
-            px=pt * np.cos(phi), py=pt * np.sin(phi), pz=pt * np.sinh(eta),
-            q=np.where(rng.random(n) < 0.5, -1, 1), nhits=inside.sum(axis=1), vertex_id=vertex + 1,
+            vx=np.zeros(n),
+            vy=np.zeros(n),
+            vz=vz[vertex],
+            px=pt * np.cos(phi),
+            py=pt * np.sin(phi),
+            pz=pt * np.sinh(eta),
+            q=np.where(rng.random(n) < 0.5, -1, 1),
+            nhits=inside.sum(axis=1),
+            vertex_id=vertex + 1,
         )
         truth = HitTruth(hit_id=hit_id, particle_id=part + 1)
         truth_vertices = TruthVertices(
@@ -145,15 +151,11 @@ class SummaryWriter(Writer):
     """Writes ``summary.json``: one row per event (run and event id) with the sizes of the chosen collections."""
 
     path = Option("recotrig-out/summary.json", "output file", role="output")
-    collections = Option(["hits", "tracks", "vertices"], "store keys to count", type=list)
-
-    def input_ports(self):  # inputs are chosen by option, not by signature
-        return [Port(key, key, Collection, optional=True) for key in self.collections] + super().input_ports()
 
     def initialize(self) -> None:
         self._rows: list[dict] = []
 
-    def execute(self, event: EventInfo, **collections) -> None:
+    def execute(self, event: EventInfo, collections: Many[Collection] | None = ("hits", "tracks", "vertices")) -> None:
         key = EventKey.of(event)
         row = {"run_number": key.run, "event_id": key.event}
         row.update({k: (len(v) if v is not None else None) for k, v in collections.items()})

@@ -29,6 +29,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import awkward as ak
 import numpy as np
 from _common import stdout_to_stderr
+
 from recotrig.algorithms.acts import ActsAMVF, ActsCKF, ActsTrackFit
 from recotrig.edm import Particles, Tracks
 from recotrig.metrics.tracking import TrackingMetrics

@@ -37,19 +37,24 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import stdout_to_stderr  # noqa: E402
+from _common import stdout_to_stderr
 
-MODELS = ("anomaly-vae-zerobias-mu60", "anomaly-ae-zerobias-mu60", "anomaly-vae-adc2021-mu20",
-          "anomaly-ae-adc2021-mu20")
+MODELS = (
+    "anomaly-vae-zerobias-mu60",
+    "anomaly-ae-zerobias-mu60",
+    "anomaly-vae-adc2021-mu20",
+    "anomaly-ae-adc2021-mu20",
+)
 
 
 def figures(names: list[str]) -> dict:
     import onnxruntime as ort
+
+    from recotrig.edm.trigger import SIGNALS
     from recotrig.models import registry
-    from recotrig.models.anomaly import dataset
     from recotrig.models.anomaly.fixedpoint import Spec
-    from recotrig.models.anomaly.train import evaluate, spec_scores
-    from recotrig.sim.premix import SIGNALS
+    from recotrig.training.anomaly import dataset
+    from recotrig.training.anomaly.train import evaluate, spec_scores
 
     out = {}
     for name in names:
@@ -63,31 +68,46 @@ def figures(names: list[str]) -> dict:
         session = ort.InferenceSession(str(model.onnx), providers=["CPUExecutionProvider"])
 
         def onnx_scores(x):
-            return np.concatenate([session.run(None, {"l1_inputs": np.asarray(x[i : i + 65536], np.float32)})[0]
-                                   for i in range(0, len(x), 65536)]).astype(np.float64)
+            return np.concatenate(
+                [
+                    session.run(None, {"l1_inputs": np.asarray(x[i : i + 65536], np.float32)})[0]
+                    for i in range(0, len(x), 65536)
+                ]
+            ).astype(np.float64)
 
-        x_test, meta = dataset.background(data, "test")
+        x_test, _meta = dataset.background(data, "test")
         signals = {p: dataset.signal(data, p)[0] for p in SIGNALS}
         rates = data.startswith("zerobias")
         q = evaluate(lambda x: spec_scores(spec, x), x_test, signals, rates=rates)
         f = evaluate(onnx_scores, x_test, signals, rates=rates)
         out[name] = {
-            "dataset": data, "n_background_test": len(x_test),
-            "signals": {p: {"n_signal": q[p]["n_signal"],
-                            "auc_quantised": q[p]["auc"], "auc_float": f[p]["auc"],
-                            "tpr_1e-5_quantised": q[p]["at_fpr_1e-5"]["efficiency"],
-                            "tpr_1e-5_float": f[p]["at_fpr_1e-5"]["efficiency"],
-                            "n_background_pass_1e-5": q[p]["at_fpr_1e-5"]["n_background_pass"],
-                            "measured_1e-5": q[p]["at_fpr_1e-5"]["measured"],
-                            "tpr_1e-3_quantised": q[p]["at_fpr_1e-3"]["efficiency"],
-                            "tpr_1e-3_float": f[p]["at_fpr_1e-3"]["efficiency"],
-                            "auc_ratio": q[p]["auc"] / f[p]["auc"],
-                            "tpr_ratio": (q[p]["at_fpr_1e-5"]["efficiency"] / f[p]["at_fpr_1e-5"]["efficiency"]
-                                          if q[p]["at_fpr_1e-5"]["measured"] and f[p]["at_fpr_1e-5"]["efficiency"] > 0
-                                          else None),
-                            **({f"eff_{r}_kHz_quantised": q[p][f"at_{r}_kHz"]["efficiency"] for r in ("1", "10")}
-                               if rates else {})}
-                        for p in SIGNALS},
+            "dataset": data,
+            "n_background_test": len(x_test),
+            "signals": {
+                p: {
+                    "n_signal": q[p]["n_signal"],
+                    "auc_quantised": q[p]["auc"],
+                    "auc_float": f[p]["auc"],
+                    "tpr_1e-5_quantised": q[p]["at_fpr_1e-5"]["efficiency"],
+                    "tpr_1e-5_float": f[p]["at_fpr_1e-5"]["efficiency"],
+                    "n_background_pass_1e-5": q[p]["at_fpr_1e-5"]["n_background_pass"],
+                    "measured_1e-5": q[p]["at_fpr_1e-5"]["measured"],
+                    "tpr_1e-3_quantised": q[p]["at_fpr_1e-3"]["efficiency"],
+                    "tpr_1e-3_float": f[p]["at_fpr_1e-3"]["efficiency"],
+                    "auc_ratio": q[p]["auc"] / f[p]["auc"],
+                    "tpr_ratio": (
+                        q[p]["at_fpr_1e-5"]["efficiency"] / f[p]["at_fpr_1e-5"]["efficiency"]
+                        if q[p]["at_fpr_1e-5"]["measured"] and f[p]["at_fpr_1e-5"]["efficiency"] > 0
+                        else None
+                    ),
+                    **(
+                        {f"eff_{r}_kHz_quantised": q[p][f"at_{r}_kHz"]["efficiency"] for r in ("1", "10")}
+                        if rates
+                        else {}
+                    ),
+                }
+                for p in SIGNALS
+            },
         }
     return out
 
@@ -96,14 +116,14 @@ def premixing(n: int, fresh_pool: int) -> dict:
     from scipy.stats import ks_2samp
 
     from recotrig.models import registry
-    from recotrig.models.anomaly import dataset
     from recotrig.models.anomaly.fixedpoint import Spec
-    from recotrig.models.anomaly.train import spec_scores
     from recotrig.sim.premix import L1Dataset
+    from recotrig.training.anomaly import dataset
+    from recotrig.training.anomaly.train import spec_scores
 
     model = registry.load("anomaly-ae-zerobias-mu60", family="anomaly")
     spec = Spec.load(model.onnx.parent / model.card["fixed_point"]["spec"])
-    reused, meta = dataset.background("zerobias-mu60", "test")  # 1,000,000 crossings, 200,000-interaction pool
+    reused, _meta = dataset.background("zerobias-mu60", "test")  # 1,000,000 crossings, 200,000-interaction pool
     fresh = L1Dataset("zerobias", 60.0, n, seed=42, pool_size=fresh_pool, pool_seed=4000, fresh_pileup=True)
     needed = fresh.pileup_needed()
     b = np.concatenate([batch.features() for _, batch in fresh.batches(jobs=2)])
@@ -112,17 +132,24 @@ def premixing(n: int, fresh_pool: int) -> dict:
     for q in (0.5, 0.9, 0.99, 0.999, 1 - 2.5e-4):
         threshold = float(np.quantile(sa, q))
         k = int(np.count_nonzero(sb > threshold))
-        rows[f"{q:.6g}"] = {"reused": float(np.mean(sa > threshold)), "fresh": k / len(sb),
-                             "fresh_binomial_sigma": float(np.sqrt(max(k, 1)) / len(sb))}
+        rows[f"{q:.6g}"] = {
+            "reused": float(np.mean(sa > threshold)),
+            "fresh": k / len(sb),
+            "fresh_binomial_sigma": float(np.sqrt(max(k, 1)) / len(sb)),
+        }
     sub = sa[:: max(1, len(sa) // len(sb))][: len(sb)]
     return {
-        "reused_crossings": len(sa), "reused_pool_size": 200_000, "fresh_crossings": n,
+        "reused_crossings": len(sa),
+        "reused_pool_size": 200_000,
+        "fresh_crossings": n,
         "fresh_interactions_used": needed,
         "ks_pvalue_score": float(ks_2samp(sub, sb).pvalue),
         "ks_pvalue_met": float(ks_2samp(reused[:: max(1, len(sa) // len(sb))][: len(sb), 0], b[:, 0]).pvalue),
         "fraction_above_reused_quantiles": rows,
-        "mean_jets_reused_fresh": [float((reused[:100_000, 27::3] > 0).sum(1).mean()),
-                                   float((b[:, 27::3] > 0).sum(1).mean())],
+        "mean_jets_reused_fresh": [
+            float((reused[:100_000, 27::3] > 0).sum(1).mean()),
+            float((b[:, 27::3] > 0).sum(1).mean()),
+        ],
     }
 
 
@@ -138,8 +165,9 @@ def throughput(n: int) -> dict:
         count = sum(b.n_events for _, b in ds.batches(jobs=jobs))
         out[f"crossings_per_s_{jobs}_proc"] = round(count / (time.perf_counter() - t), 1)
     with tempfile.TemporaryDirectory() as tmp:
-        summary = simulate_l1(os.path.join(tmp, "l1.root"), process="zerobias", mu=60.0, events=n, seed=52, jobs=2,
-                              progress=False)
+        summary = simulate_l1(
+            os.path.join(tmp, "l1.root"), process="zerobias", mu=60.0, events=n, seed=52, jobs=2, progress=False
+        )
     out["with_root_writing_crossings_per_s_2_proc"] = summary["crossings_per_s"]
     out["crossings"] = n
     return out

@@ -45,9 +45,13 @@ def make_files(folder: Path, n_files: int = 4, per_file: int = 25) -> str:
 
 
 def reco(inp: str, out: Path, extra=()) -> list:
-    return [HitReader(input=inp), *extra, TruthTracker(min_hits=3),
-            Performance(tracks=["tracks"], output=str(out), min_hits=3),
-            StoreWriter(path=str(out / "reco.root"), collections=["tracks"])]
+    return [
+        HitReader(input=inp),
+        *extra,
+        TruthTracker(min_hits=3),
+        Performance(tracks=["tracks"], output=str(out), min_hits=3),
+        StoreWriter(path=str(out / "reco.root"), collections=["tracks"]),
+    ]
 
 
 def planning_s(n_files: int, folder: Path) -> float:
@@ -76,14 +80,16 @@ def main() -> None:
 
     (work / "marker").mkdir()
     Sequencer(reco(files, work / "killed", [KillOnce(folder=str(work / "marker"), entry=37)])).run(
-        executor=DaskExecutor(2), chunk_size=2, progress=False)
+        executor=DaskExecutor(2), chunk_size=2, progress=False
+    )
     ids = open_store(work / "killed" / "reco.root").event_ids.tolist()
     once = ids == open_store(work / "j1" / "reco.root").event_ids.tolist() and len(set(ids)) == len(ids)
 
     def burn(workers: int) -> tuple[float, float]:
         t0 = time.perf_counter()
         result = Sequencer([CountingReader(events=96), Burn(work=1500)]).run(
-            executor=DaskExecutor(workers), chunk_size=2, progress=False)
+            executor=DaskExecutor(workers), chunk_size=2, progress=False
+        )
         return result.loop_s, time.perf_counter() - t0
 
     loops = {1: [], 2: []}
@@ -102,25 +108,33 @@ def main() -> None:
     dask_ms = statistics.median(per_chunk(DaskExecutor(1)) for _ in range(3))
     process_ms = statistics.median(per_chunk(ProcessExecutor(1)) for _ in range(3))
     burn_chunk_s = statistics.median(loops[1]) / 48
-    print(json.dumps({
-        "benchmark": "dask executor",
-        "cpus": os.cpu_count(),
-        "fileset": "4 files x 25 toy events",
-        "outputs_identical_dask2_vs_j1": identical,
-        "killed_worker_every_event_once": once and (work / "marker" / "killed").exists(),
-        "throughput_2_vs_1_workers_event_loop": round(statistics.median(ratios), 3),
-        "throughput_2_vs_1_workers_min_max": [round(min(ratios), 3), round(max(ratios), 3)],
-        "throughput_goal": 1.8,
-        "whole_run_s_1_and_2_workers": [round(statistics.median(walls[1]), 2), round(statistics.median(walls[2]), 2)],
-        "chunks": 48,
-        "dask_overhead_ms_per_chunk": round(dask_ms, 2),
-        "process_executor_overhead_ms_per_chunk": round(process_ms, 2),
-        "burn_chunk_s": round(burn_chunk_s, 3),
-        "dask_overhead_share_of_burn_chunk": round(dask_ms / 1e3 / burn_chunk_s, 4),
-        "planning_files": a.planning_files,
-        "planning_s": round(planning_s(a.planning_files, work / "many"), 2),
-        "planning_goal_s": 60.0,
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "benchmark": "dask executor",
+                "cpus": os.cpu_count(),
+                "fileset": "4 files x 25 toy events",
+                "outputs_identical_dask2_vs_j1": identical,
+                "killed_worker_every_event_once": once and (work / "marker" / "killed").exists(),
+                "throughput_2_vs_1_workers_event_loop": round(statistics.median(ratios), 3),
+                "throughput_2_vs_1_workers_min_max": [round(min(ratios), 3), round(max(ratios), 3)],
+                "throughput_goal": 1.8,
+                "whole_run_s_1_and_2_workers": [
+                    round(statistics.median(walls[1]), 2),
+                    round(statistics.median(walls[2]), 2),
+                ],
+                "chunks": 48,
+                "dask_overhead_ms_per_chunk": round(dask_ms, 2),
+                "process_executor_overhead_ms_per_chunk": round(process_ms, 2),
+                "burn_chunk_s": round(burn_chunk_s, 3),
+                "dask_overhead_share_of_burn_chunk": round(dask_ms / 1e3 / burn_chunk_s, 4),
+                "planning_files": a.planning_files,
+                "planning_s": round(planning_s(a.planning_files, work / "many"), 2),
+                "planning_goal_s": 60.0,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

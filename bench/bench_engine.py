@@ -64,20 +64,25 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=7)
     a = p.parse_args()
     ratio, t1, t2, low, high = speedup(a.burn_events, a.burn_work, a.repeats)
-    print(json.dumps({
-        "benchmark": "engine",
-        "cpus": os.cpu_count(),
-        "overhead_us_per_call": round(overhead_us(a.events, a.chain, a.repeats), 2),
-        "overhead_chunk_path_us_per_call": round(overhead_us(a.events, a.chain, a.repeats, PassChunk), 2),
-        "overhead_goal_us": 5.0,
-        "j2_speedup": round(ratio, 3),
-        "j2_speedup_goal": 1.8,
-        "j2_speedup_min_max": [round(low, 3), round(high, 3)],
-        "repeats": a.repeats,
-        "burn_serial_s": round(t1, 3),
-        "burn_j2_s": round(t2, 3),
-        "burn_events": a.burn_events,
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "benchmark": "engine",
+                "cpus": os.cpu_count(),
+                "overhead_us_per_call": round(overhead_us(a.events, a.chain, a.repeats), 2),
+                "overhead_chunk_path_us_per_call": round(overhead_us(a.events, a.chain, a.repeats, PassChunk), 2),
+                "overhead_goal_us": 5.0,
+                "j2_speedup": round(ratio, 3),
+                "j2_speedup_goal": 1.8,
+                "j2_speedup_min_max": [round(low, 3), round(high, 3)],
+                "repeats": a.repeats,
+                "burn_serial_s": round(t1, 3),
+                "burn_j2_s": round(t2, 3),
+                "burn_events": a.burn_events,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -16,20 +16,19 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one core: set before numpy loads BLAS
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
+from _common import best_time, stdout_to_stderr
 
-from _common import best_time, stdout_to_stderr  # noqa: E402
-
-from recotrig.firmware import hls, project  # noqa: E402
-from recotrig.models.anomaly import dataset  # noqa: E402
-from recotrig.sim.premix import SIGNALS  # noqa: E402
+from recotrig.edm.trigger import SIGNALS
+from recotrig.firmware import hls, project
+from recotrig.training.anomaly import dataset
 
 MODELS = ("anomaly-vae-zerobias-mu60", "anomaly-vae-small-zerobias-mu60", "anomaly-ae-zerobias-mu60")
 
@@ -57,35 +56,53 @@ def bench_model(name: str, events: int, work: Path) -> dict:
         sample = (w[:n_predict] * 2.0**-spec.input.fraction).astype(np.float64)
         t_predict = best_time(lambda: hm.predict(sample), 2)
         predicted = np.asarray(hm.predict(sample)).reshape(-1)
-    predict_exact = bool(np.array_equal(np.rint(predicted * 2**spec.score_fraction_bits).astype(np.int64),
-                                        fw.emulator.run(w[:n_predict])[0]))
+    predict_exact = bool(
+        np.array_equal(
+            np.rint(predicted * 2**spec.score_fraction_bits).astype(np.int64), fw.emulator.run(w[:n_predict])[0]
+        )
+    )
     from da4ml.types import CombLogic
 
     comb = CombLogic.load(fw.path / "verilog" / "model" / "trigger_comb.json")
     t_da4ml = best_time(lambda: comb.predict(w[:20000] * 2.0**-spec.input.fraction, n_threads=1), 2)
     v = fw.manifest["verilog"]
     return {
-        "model": name, "events": len(words), "event_sources": {"zero_bias": int(len(real) - len(signals)),
-                                                               "signals": int(len(signals)), "edge": 1000},
+        "model": name,
+        "events": len(words),
+        "event_sources": {"zero_bias": int(len(real) - len(signals)), "signals": len(signals), "edge": 1000},
         "build_seconds": round(build_s, 1),
-        "csim": {"mismatches": result["csim"]["mismatches"], "events": result["csim"]["events"],
-                 "us_per_event": result["csim"]["seconds"] / result["csim"]["events"] * 1e6},
-        "rtl": {"mismatches": result["rtl"]["mismatches"], "events": result["rtl"]["events"],
-                "simulator": result["rtl"]["simulator"]},
+        "csim": {
+            "mismatches": result["csim"]["mismatches"],
+            "events": result["csim"]["events"],
+            "us_per_event": result["csim"]["seconds"] / result["csim"]["events"] * 1e6,
+        },
+        "rtl": {
+            "mismatches": result["rtl"]["mismatches"],
+            "events": result["rtl"]["events"],
+            "simulator": result["rtl"]["simulator"],
+        },
         "saturation_coverage": result["saturation_coverage"],
         "emulator_events_per_s": {"from_words": len(w) / t_words, "from_features": len(x) / t_features},
-        "hls4ml_predict_us_per_event": t_predict / n_predict * 1e6, "hls4ml_predict_bit_exact": predict_exact,
+        "hls4ml_predict_us_per_event": t_predict / n_predict * 1e6,
+        "hls4ml_predict_bit_exact": predict_exact,
         "da4ml_interpreter_us_per_event": t_da4ml / 20000 * 1e6,
         "emulator_over_hls4ml_predict": (len(x) / t_features) * (t_predict / n_predict),
-        "latency": {"delay_units": v["delay_units"], "pipeline_stages": v["pipeline_stages"],
-                    "clock_mhz": v["clock_mhz"], "latency_ns": v["latency_ns"]},
-        "lut_estimate": v["lut_estimate"], "ff_estimate": v["ff_estimate"],
-        "goals": {"csim_0_mismatch_ge_100k": result["csim"]["mismatches"] == 0 and len(words) >= 100_000,
-                  "rtl_0_mismatch_ge_1k": result["rtl"]["mismatches"] == 0 and result["rtl"]["events"] >= 1000,
-                  "throughput_ge_1M_per_s": len(x) / t_features >= 1e6,
-                  "ge_100x_hls4ml_predict": (len(x) / t_features) * (t_predict / n_predict) >= 100,
-                  "latency_le_2_clocks_40MHz": v["pipeline_stages"] <= 2 and v["clock_mhz"] == 40.0,
-                  "lut_le_17000": v["lut_estimate"] <= 17_000},
+        "latency": {
+            "delay_units": v["delay_units"],
+            "pipeline_stages": v["pipeline_stages"],
+            "clock_mhz": v["clock_mhz"],
+            "latency_ns": v["latency_ns"],
+        },
+        "lut_estimate": v["lut_estimate"],
+        "ff_estimate": v["ff_estimate"],
+        "goals": {
+            "csim_0_mismatch_ge_100k": result["csim"]["mismatches"] == 0 and len(words) >= 100_000,
+            "rtl_0_mismatch_ge_1k": result["rtl"]["mismatches"] == 0 and result["rtl"]["events"] >= 1000,
+            "throughput_ge_1M_per_s": len(x) / t_features >= 1e6,
+            "ge_100x_hls4ml_predict": (len(x) / t_features) * (t_predict / n_predict) >= 100,
+            "latency_le_2_clocks_40MHz": v["pipeline_stages"] <= 2 and v["clock_mhz"] == 40.0,
+            "lut_le_17000": v["lut_estimate"] <= 17_000,
+        },
     }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from _common import best_time
+
 from recotrig.edm import Hits, HitTruth, Particles, TruthVertices
 from recotrig.io.store import open_store, write_store
 

@@ -44,12 +44,26 @@ def main() -> None:
     a = p.parse_args()
     CACHE.mkdir(exist_ok=True)
     if not STORE.exists():
-        recotrig("simulate", "-o", str(STORE), "-n", "16", "--mu", "60", "--hard-scatter", "ttbar", "--seed", "16",
-                 "-j", "2", "--no-progress")
+        recotrig(
+            "simulate",
+            "-o",
+            str(STORE),
+            "-n",
+            "16",
+            "--mu",
+            "60",
+            "--hard-scatter",
+            "ttbar",
+            "--seed",
+            "16",
+            "-j",
+            "2",
+            "--no-progress",
+        )
     ratios, walls, main_ms = [], {1: [], 2: []}, {1: [], 2: []}
     identical = True
     reference: dict[str, bytes] = {}
-    for pair in range(a.pairs):
+    for _pair in range(a.pairs):
         for jobs in (1, 2):
             out = CACHE / f"out_j{jobs}"
             walls[jobs].append(run(jobs, out))
@@ -58,20 +72,27 @@ def main() -> None:
                 data = (out / name).read_bytes()
                 identical &= reference.setdefault(name, data) == data
         ratios.append(walls[1][-1] / walls[2][-1])
-    print(json.dumps({
-        "benchmark": "vertexing -j 2 vs -j 1",
-        "events": 16,
-        "mu": 60,
-        "cpus": os.cpu_count(),
-        "pairs": a.pairs,
-        "j2_speedup_median": round(statistics.median(ratios), 3),
-        "j2_speedup_min_max": [round(min(ratios), 3), round(max(ratios), 3)],
-        "j2_speedup_goal": 1.9,
-        "wall_s_median": {str(j): round(statistics.median(w), 2) for j, w in walls.items()},
-        "main_process_cpu_ms_per_event_median": {str(j): round(statistics.median(m), 3) for j, m in main_ms.items()},
-        "main_process_goal_ms": 1.0,
-        "outputs_identical_across_j1_j2_reruns": identical,
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "benchmark": "vertexing -j 2 vs -j 1",
+                "events": 16,
+                "mu": 60,
+                "cpus": os.cpu_count(),
+                "pairs": a.pairs,
+                "j2_speedup_median": round(statistics.median(ratios), 3),
+                "j2_speedup_min_max": [round(min(ratios), 3), round(max(ratios), 3)],
+                "j2_speedup_goal": 1.9,
+                "wall_s_median": {str(j): round(statistics.median(w), 2) for j, w in walls.items()},
+                "main_process_cpu_ms_per_event_median": {
+                    str(j): round(statistics.median(m), 3) for j, m in main_ms.items()
+                },
+                "main_process_goal_ms": 1.0,
+                "outputs_identical_across_j1_j2_reruns": identical,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

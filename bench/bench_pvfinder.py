@@ -4,7 +4,7 @@ identical ACTS CKF tracks of held-out events, one core.
     python bench/bench_pvfinder.py                       # mu 6, 20, 60, 200 (held-out stores)
     python bench/bench_pvfinder.py --mu 60 --events 10
 
-The held-out stores are ``recotrig.models.pvfinder.train.STORES`` (test_mu*: seeds never used in
+The held-out stores are ``recotrig.training.pvfinder.train.STORES`` (test_mu*: seeds never used in
 training or tuning), simulated into the cache when missing. Per event: HitReader, ActsCKF once,
 then each vertex finder on the same tracks; CPU seconds per event of each finder's whole
 ``execute`` (``time.process_time``; AMVF's includes its CSV hand-over, its ACTS stage alone is
@@ -30,17 +30,31 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np
 from _common import stdout_to_stderr
+
 from recotrig.algorithms.acts import ActsAMVF, ActsCKF
 from recotrig.algorithms.ml.pvfinder import PVFinder
 from recotrig.algorithms.vertexing.kde_builder import KDEBuilder
 from recotrig.io.hit_reader import HitReader
 from recotrig.metrics.vertexing import VertexMetrics
 from recotrig.models import registry
-from recotrig.models.pvfinder.train import STORES, store
+from recotrig.training.pvfinder.train import STORES, store
 
-FIGURES = ("efficiency", "efficiency_clean", "merge_rate", "split_rate", "fake_rate", "window_efficiency",
-           "window_fp_per_event", "z_sigma_core", "window_z_sigma_core", "vv_resolution", "n_reco",
-           "n_reconstructable", "n_window_eligible", "n_events")
+FIGURES = (
+    "efficiency",
+    "efficiency_clean",
+    "merge_rate",
+    "split_rate",
+    "fake_rate",
+    "window_efficiency",
+    "window_fp_per_event",
+    "z_sigma_core",
+    "window_z_sigma_core",
+    "vv_resolution",
+    "n_reco",
+    "n_reconstructable",
+    "n_window_eligible",
+    "n_events",
+)
 
 
 def bench_mu(mu: int, events: int | None, model: str) -> dict:
@@ -53,12 +67,14 @@ def bench_mu(mu: int, events: int | None, model: str) -> dict:
     pvf = PVFinder(model=model)
     point = f"mu{mu}" if f"mu{mu}" in card.get("operating_points", {}) and mu != 60 else None
     tuned = {f"pvfinder_{point}": PVFinder(model=model, operating_point=point)} if point else {}
-    finders = {"amvf_gaussian": ActsAMVF(name="amvf_gaussian", seeder="gaussian"),
-               "amvf_adaptive_grid": ActsAMVF(name="amvf_adaptive_grid", seeder="adaptive_grid")}
+    finders = {
+        "amvf_gaussian": ActsAMVF(name="amvf_gaussian", seeder="gaussian"),
+        "amvf_adaptive_grid": ActsAMVF(name="amvf_adaptive_grid", seeder="adaptive_grid"),
+    }
     for alg in (ckf, kde, pvf, *tuned.values(), *finders.values()):
         alg.initialize()
     metrics = {k: VertexMetrics() for k in ("pvfinder", *tuned, *finders)}
-    cpu = {k: 0.0 for k in ("kde_builder", "pvfinder", *finders)}
+    cpu = dict.fromkeys(("kde_builder", "pvfinder", *finders), 0.0)
     n_tracks, status_counts = [], np.zeros(3, np.int64)  # TrackUse: used, bad, outside
     reader.prepare(0, n)
     for entry in range(n):
@@ -92,8 +108,7 @@ def bench_mu(mu: int, events: int | None, model: str) -> dict:
         "store": path.name,
         "events": n,
         "tracks_per_event": float(np.mean(n_tracks)),
-        "kde_tracks": dict(zip(("used", "bad_covariance_or_parameters", "outside_z_range"),
-                               status_counts.tolist())),
+        "kde_tracks": dict(zip(("used", "bad_covariance_or_parameters", "outside_z_range"), status_counts.tolist())),
         "ms_per_event": ms,
         "ms_per_event_acts_stage_only": {k: 1e3 * v for k, v in acts_stage.items()},
         "speed_up": {k: ms[k] / ms["kde_builder_plus_pvfinder"] for k in finders},
@@ -103,20 +118,34 @@ def bench_mu(mu: int, events: int | None, model: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mu", type=int, nargs="+", default=[6, 20, 60, 200],
-                        choices=sorted(int(k.removeprefix("test_mu")) for k in STORES if k.startswith("test_mu")))
+    parser.add_argument(
+        "--mu",
+        type=int,
+        nargs="+",
+        default=[6, 20, 60, 200],
+        choices=sorted(int(k.removeprefix("test_mu")) for k in STORES if k.startswith("test_mu")),
+    )
     parser.add_argument("--events", type=int, default=None, help="events per store (default: all)")
     parser.add_argument("--model", default="pvfinder-unet-mu60")
     args = parser.parse_args()
     with stdout_to_stderr():
         runs = [bench_mu(mu, args.events, args.model) for mu in args.mu]
-    print(json.dumps({
-        "benchmark": "pvfinder",
-        "unit": "ms of CPU per event (one core); figures from metrics.vertexing",
-        "model": args.model,
-        "machine": {"python": platform.python_version(), "cpu": platform.machine(), "pyacts": version("pyacts")},
-        "runs": runs,
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "benchmark": "pvfinder",
+                "unit": "ms of CPU per event (one core); figures from metrics.vertexing",
+                "model": args.model,
+                "machine": {
+                    "python": platform.python_version(),
+                    "cpu": platform.machine(),
+                    "pyacts": version("pyacts"),
+                },
+                "runs": runs,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

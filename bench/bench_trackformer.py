@@ -27,20 +27,36 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from recotrig.io.hit_reader import HitReader
 from recotrig.models import registry
 from recotrig.models.runtime import Session
 from recotrig.models.trackformer.inference import Finder, params_of
-from recotrig.models.trackformer.train import _cache, simulated_stores
 from recotrig.sequences.samples import SAMPLE_MU60
+from recotrig.training.trackformer.train import _cache, simulated_stores
 
 MU60_SECTORS = 36
 
 
 def run(sequence: str, store: str, *options: str) -> dict:
     out = Path(tempfile.mkdtemp(prefix="recotrig-bench-tf-"))
-    done = subprocess.run([sys.executable, "-m", "recotrig.sequences.cli", "run", sequence, "--input", store,
-                           "-o", str(out), "--no-progress", *options], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recotrig.sequences.cli",
+            "run",
+            sequence,
+            "--input",
+            store,
+            "-o",
+            str(out),
+            "--no-progress",
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode:
         raise SystemExit(done.stderr)
     rows = json.loads((out / "comparison.json").read_text())["rows"]
@@ -50,7 +66,10 @@ def run(sequence: str, store: str, *options: str) -> dict:
     finders = {r["algorithm"]: {k: r.get(k) for k in pick} for r in rows}
     ml = [name for name in ms if name.startswith("TrackFormer")]
     return {
-        "sequence": sequence, "store": Path(store).name, "options": list(options), "events": timing[0]["calls"],
+        "sequence": sequence,
+        "store": Path(store).name,
+        "options": list(options),
+        "events": timing[0]["calls"],
         "finders": finders,
         "ms_per_event": {name: ms[name] for name in [*ml, "ActsCKF"]},
         "ckf_over_trackformer_time": {name: ms["ActsCKF"] / ms[name] for name in ml},
@@ -74,20 +93,38 @@ def breakdown(store: str, model: str = "trackformer-encreg-200-500", tracks: int
         building += time.perf_counter() - t1
         encoder += t1 - t0
     n = reader.n_events()
-    return {"model": model, "tracks_per_event": tracks, "events": n, "encoder_ms": 1e3 * encoder / n,
-            "track_building_ms": 1e3 * building / n}
+    return {
+        "model": model,
+        "tracks_per_event": tracks,
+        "events": n,
+        "encoder_ms": 1e3 * encoder / n,
+        "track_building_ms": 1e3 * building / n,
+    }
 
 
 def main() -> None:
     store = simulated_stores(_cache() / "stores")["test"]
-    print(json.dumps({
-        "benchmark": "trackformer vs ckf",
-        "10-50": run("trackformer", store),
-        "200-500": run("trackformer_dense", store),
-        "200-500_breakdown": breakdown(store),
-        "mu60": run("trackformer_dense", str(SAMPLE_MU60), "--HitReader.tracks_per_event", "0",
-                    "--TrackFormerEncReg.sectors", str(MU60_SECTORS), "--TrackFormerEncCla.sectors", str(MU60_SECTORS)),
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "benchmark": "trackformer vs ckf",
+                "10-50": run("trackformer", store),
+                "200-500": run("trackformer_dense", store),
+                "200-500_breakdown": breakdown(store),
+                "mu60": run(
+                    "trackformer_dense",
+                    str(SAMPLE_MU60),
+                    "--HitReader.tracks_per_event",
+                    "0",
+                    "--TrackFormerEncReg.sectors",
+                    str(MU60_SECTORS),
+                    "--TrackFormerEncCla.sectors",
+                    str(MU60_SECTORS),
+                ),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ class DetectorSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DetectorSpec":
+    def from_dict(cls, data: dict[str, Any]) -> DetectorSpec:
         return cls(**{k: data[k] for k in ("name", "field_T") if k in data})
 
     def acts_options(self) -> dict[str, Any]:
@@ -34,7 +34,7 @@ class DetectorSpec:
         return {"detector": self.name, "field_T": self.field_T}
 
     @classmethod
-    def from_metadata(cls, metadata: dict[str, Any]) -> "DetectorSpec":
+    def from_metadata(cls, metadata: dict[str, Any]) -> DetectorSpec:
         """The detector a store's metadata records (the default one if it records none)."""
         recorded = metadata.get("detector")
         if recorded is None:

@@ -5,7 +5,17 @@ The types are ordinary :class:`recotrig.framework.Collection` subclasses; a new 
 module (an algorithm's own output) is registered the same way and needs no edit here.
 """
 
-from recotrig.edm.tracker import TRACK_PARAMETERS, Cells, FittedTracks, Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
+from recotrig.edm.tracker import (
+    TRACK_PARAMETERS,
+    Cells,
+    FittedTracks,
+    Hits,
+    HitTruth,
+    Particles,
+    Tracks,
+    TruthVertices,
+    Vertices,
+)
 from recotrig.edm.trigger import CrossingInfo, L1Objects, TriggerDecision
 from recotrig.edm.vertexing import KDE, TrackUse
 from recotrig.framework.collection import Collection, ColumnError, EventInfo

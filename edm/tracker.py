@@ -92,8 +92,7 @@ class FittedTracks(Tracks, type_name="FittedTracks"):
     data contract checked before a run (a vertex finder reading hit-only ``Tracks`` fails the
     sequence check); rows whose fit failed hold NaN and are skipped by the consumers."""
 
-    columns = {"hit_ids": "var*i8", "d0": "f8", "z0": "f8", "phi": "f8", "theta": "f8", "qop": "f8",
-               "cov": "f8[6,6]"}
+    columns = {"hit_ids": "var*i8", "d0": "f8", "z0": "f8", "phi": "f8", "theta": "f8", "qop": "f8", "cov": "f8[6,6]"}
     optional = {"t": "f8", "chi2": "f8", "ndf": "i4"}
 
 

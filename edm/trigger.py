@@ -7,11 +7,74 @@ The L1 input layout is AXOL1TL's (and the ADC2021 data set's): missing ET, 4 e/g
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 import numpy as np
 
 from recotrig.framework.collection import Collection
 
-__all__ = ["CrossingInfo", "L1Objects", "TriggerDecision", "L1_SLOTS", "L1_N_FEATURES", "l1_feature_names", "l1_features"]
+__all__ = [
+    "CROSSING_RATE_KHZ",
+    "CrossingInfo",
+    "L1Objects",
+    "TriggerDecision",
+    "L1_SLOTS",
+    "L1_N_FEATURES",
+    "OperatingPoint",
+    "PROCESS_CODES",
+    "SIGNALS",
+    "SM_COCKTAIL",
+    "fpr_of_rate",
+    "l1_feature_names",
+    "l1_features",
+    "threshold_at_fpr",
+]
+
+#: process -> the integer code stored per crossing (``CrossingInfo.process``). Fixed numbers: stored
+#: files keep their meaning, so a code is never reused or renumbered; a new process takes a new code.
+PROCESS_CODES: dict[str, int] = {
+    "zerobias": 0,
+    "minbias": 1,
+    "wlnu": 2,
+    "zll": 3,
+    "ttbar": 4,
+    "ato4l": 5,
+    "lq_btau": 6,
+    "h0_tautau": 7,
+    "hpm_taunu": 8,
+}
+#: the anomalous signals (beyond the Standard Model) an L1 anomaly trigger is measured on
+SIGNALS: tuple[str, ...] = ("ato4l", "lq_btau", "h0_tautau", "hpm_taunu")
+#: the lepton-filtered SM cocktail (ADC2021 style; QCD left out, see the README)
+SM_COCKTAIL: tuple[str, ...] = ("wlnu", "zll", "ttbar")
+
+#: the crossing rate trigger rates are quoted against (40 MHz)
+CROSSING_RATE_KHZ = 40_000.0
+
+
+def fpr_of_rate(rate_khz: float) -> float:
+    """The zero-bias false-positive rate that gives ``rate_khz`` out of the 40 MHz crossings."""
+    return rate_khz / CROSSING_RATE_KHZ
+
+
+class OperatingPoint(NamedTuple):
+    """A score threshold; ``allowed``: how many background scores may lie above it, ``n_pass``: how many do."""
+
+    threshold: float
+    allowed: int
+    n_pass: int
+
+
+def threshold_at_fpr(background: np.ndarray, fpr: float) -> OperatingPoint:
+    """A trigger's operating point: the score threshold above which at most ``floor(fpr * n)`` of the
+    ``n`` background scores lie (the ``floor(fpr * n)``-th largest score; ties lower the count)."""
+    b = np.sort(np.asarray(background, np.float64))[::-1]
+    k = math.floor(fpr * len(b) + 1e-9)
+    if k >= len(b):
+        raise ValueError(f"fpr {fpr} is too large for {len(b)} background events")
+    threshold = float(b[k])
+    return OperatingPoint(threshold, k, int(np.count_nonzero(b > threshold)))
 
 
 class L1Objects(Collection, type_name="L1Objects"):
@@ -26,7 +89,7 @@ class L1Objects(Collection, type_name="L1Objects"):
 
 
 class CrossingInfo(Collection, type_name="CrossingInfo"):
-    """One row per crossing of an L1 data set: its process (``recotrig.sim.premix.PROCESS_CODES``)
+    """One row per crossing of an L1 data set: its process (``PROCESS_CODES``)
     and how many pile-up interactions it holds."""
 
     columns = {"process": "i4", "n_pileup": "i4"}

@@ -6,6 +6,7 @@ Used by readers (weights for stores that carry none) and by metrics alike.
 from __future__ import annotations
 
 import numpy as np
+
 from recotrig.edm.tracker import Hits, HitTruth, Particles
 from recotrig.framework.lookup import DuplicateIdError, group_starts, index_of
 
@@ -108,7 +109,7 @@ def trackml_weights(particles: Particles, truth: HitTruth, hits: Hits | None = N
     w_pt = np.where(known, _pt_weight(pt[row]) if pid_count else 0.0, 0.0)
     vz = np.where(known, np.asarray(particles["vz"], np.float64)[row] if pid_count else np.nan, np.nan)
 
-    ids, inverse, counts = np.unique(particle, return_inverse=True, return_counts=True)
+    _ids, inverse, counts = np.unique(particle, return_inverse=True, return_counts=True)
     nhits = counts[inverse]
     nhits[particle == NOISE_PARTICLE_ID] = 0
     ihit = _order_index(particle, np.abs(z - vz))

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ..metrics.trigger import CROSSING_RATE_KHZ, efficiency_at_fpr, fpr_of_rate
-from ..models import registry
-from ..models.anomaly.fixedpoint import Spec
+from recotrig.edm.trigger import CROSSING_RATE_KHZ, fpr_of_rate, threshold_at_fpr
+from recotrig.models import registry
+from recotrig.models.anomaly.fixedpoint import Spec
 
 __all__ = ["Emulator", "Firmware", "FirmwareError", "calibrate", "load"]
 
@@ -69,13 +69,19 @@ def calibrate(scores: np.ndarray, rate_khz: float) -> dict[str, float | int]:
         raise ValueError("calibration needs one integer score per zero-bias crossing")
     fpr = fpr_of_rate(rate_khz)
     if math.floor(fpr * len(scores) + 1e-9) < 1:
-        raise ValueError(f"{len(scores)} zero-bias crossings are too few for {rate_khz:g} kHz "
-                         f"(FPR {fpr:.2g}): at least {math.ceil(1 / fpr)} are needed")
-    at = efficiency_at_fpr(scores.astype(np.float64), scores[:0], fpr)
-    n_pass = at["n_background_pass"]
-    return {"rate_khz_target": float(rate_khz), "threshold": int(at["threshold"]), "n_zero_bias": len(scores),
-            "n_pass": n_pass, "rate_khz": n_pass / len(scores) * CROSSING_RATE_KHZ,
-            "rate_khz_error": math.sqrt(max(n_pass, 1)) / len(scores) * CROSSING_RATE_KHZ}
+        raise ValueError(
+            f"{len(scores)} zero-bias crossings are too few for {rate_khz:g} kHz "
+            f"(FPR {fpr:.2g}): at least {math.ceil(1 / fpr)} are needed"
+        )
+    threshold, _, n_pass = threshold_at_fpr(scores.astype(np.float64), fpr)
+    return {
+        "rate_khz_target": float(rate_khz),
+        "threshold": int(threshold),
+        "n_zero_bias": len(scores),
+        "n_pass": n_pass,
+        "rate_khz": n_pass / len(scores) * CROSSING_RATE_KHZ,
+        "rate_khz_error": math.sqrt(max(n_pass, 1)) / len(scores) * CROSSING_RATE_KHZ,
+    }
 
 
 @dataclass

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from ..models.anomaly.fixedpoint import Spec
-from .emulator import FirmwareError
+from recotrig.firmware.emulator import FirmwareError
+from recotrig.models.anomaly.fixedpoint import Spec
 
 __all__ = ["build_csim", "convert", "csim_source", "run_csim", "torch_model", "trigger_header", "write_project"]
 
@@ -103,14 +103,22 @@ def _precisions(spec: Spec) -> dict[str, dict[str, str]]:
     raw, inp = spec.raw, spec.input
     out: dict[str, dict[str, str]] = {
         "x": {"result": str(raw)},
-        "normalise": {"weight": one, "bias": _plain(raw.width, raw.integer),
-                      "accum": _plain(raw.width + 2, raw.integer + 2), "result": str(inp)},
+        "normalise": {
+            "weight": one,
+            "bias": _plain(raw.width, raw.integer),
+            "accum": _plain(raw.width + 2, raw.integer + 2),
+            "result": str(inp),
+        },
     }
     fraction = inp.fraction
     for i, (layer, bits) in enumerate(zip(spec.layers, spec.accumulator_bits())):
         acc_fraction = fraction + layer.weight.fraction
-        out[f"dense{i}"] = {"weight": str(layer.weight), "bias": str(layer.bias),
-                            "accum": _plain(bits, bits - acc_fraction), "result": str(layer.result)}
+        out[f"dense{i}"] = {
+            "weight": str(layer.weight),
+            "bias": str(layer.bias),
+            "accum": _plain(bits, bits - acc_fraction),
+            "result": str(layer.result),
+        }
         if layer.relu:
             out[f"relu{i}"] = {"result": str(layer.result)}
         fraction = layer.result.fraction
@@ -194,24 +202,34 @@ def convert(spec: Spec, directory: Path):
         raise FirmwareError("hls4ml is not installed (pip install 'recotrig[firmware]')") from None
     model = torch_model(spec)
     n = len(spec.shifts)
-    config = hls4ml.utils.config_from_pytorch_model(model, input_shape=(n,), granularity="name", backend="Vitis",
-                                                    default_precision=_plain(16, 6))
+    config = hls4ml.utils.config_from_pytorch_model(
+        model, input_shape=(n,), granularity="name", backend="Vitis", default_precision=_plain(16, 6)
+    )
     wanted = _precisions(spec)
     layers = config["LayerName"]
     if set(layers) != set(wanted):
-        raise FirmwareError(f"hls4ml maps the network onto layers {sorted(layers)}, not the expected "
-                            f"{sorted(wanted)}; the converter cannot set their precisions")
+        raise FirmwareError(
+            f"hls4ml maps the network onto layers {sorted(layers)}, not the expected "
+            f"{sorted(wanted)}; the converter cannot set their precisions"
+        )
     for name, precision in wanted.items():
         layers[name]["Precision"] = dict(precision)
     try:
-        hm = hls4ml.converters.convert_from_pytorch_model(model, hls_config=config, output_dir=str(directory),
-                                                          backend="Vitis", io_type="io_parallel",
-                                                          project_name=PROJECT, part="xcvu13p-flga2577-2-e")
+        hm = hls4ml.converters.convert_from_pytorch_model(
+            model,
+            hls_config=config,
+            output_dir=str(directory),
+            backend="Vitis",
+            io_type="io_parallel",
+            project_name=PROJECT,
+            part="xcvu13p-flga2577-2-e",
+        )
         hm.write()
         hm.compile()
     except Exception as err:  # hls4ml reports its failures as assorted exceptions
-        raise FirmwareError(f"hls4ml could not convert or compile the network into {directory}: "
-                            f"{type(err).__name__}: {err}") from err
+        raise FirmwareError(
+            f"hls4ml could not convert or compile the network into {directory}: {type(err).__name__}: {err}"
+        ) from err
     return hm
 
 
@@ -220,13 +238,19 @@ def write_project(spec: Spec, directory: Path, threshold: int, rate_khz: float |
     and the C-simulation test bench and build it. Returns what the report says of it."""
     convert(spec, directory)
     import hls4ml
+
     (directory / "firmware" / "anomaly_trigger.h").write_text(trigger_header(spec, threshold, rate_khz))
     (directory / "csim").mkdir(exist_ok=True)
     (directory / "csim" / "anomaly_csim.cpp").write_text(csim_source(spec))
     build_csim(directory)
-    return {"tool": f"hls4ml {hls4ml.__version__}", "backend": "Vitis", "io_type": "io_parallel",
-            "strategy": "Latency", "precisions": _precisions(spec),
-            "not_done": "C synthesis, resource and latency reports (they need Vitis HLS, which is not available)"}
+    return {
+        "tool": f"hls4ml {hls4ml.__version__}",
+        "backend": "Vitis",
+        "io_type": "io_parallel",
+        "strategy": "Latency",
+        "precisions": _precisions(spec),
+        "not_done": "C synthesis, resource and latency reports (they need Vitis HLS, which is not available)",
+    }
 
 
 def build_csim(directory: Path) -> Path:
@@ -243,8 +267,18 @@ def build_csim(directory: Path) -> Path:
     binary = directory / CSIM
     # weights are read relative to the project's firmware/ folder, where run_csim runs the binary:
     # the firmware directory can be built beside its place and moved in, or copied
-    cmd = [compiler, "-O2", "-std=c++14", f"-I{directory / 'firmware'}", f"-I{directory / 'firmware' / 'ap_types'}",
-           '-DWEIGHTS_DIR="weights"', str(top), str(source), "-o", str(binary)]
+    cmd = [
+        compiler,
+        "-O2",
+        "-std=c++14",
+        f"-I{directory / 'firmware'}",
+        f"-I{directory / 'firmware' / 'ap_types'}",
+        '-DWEIGHTS_DIR="weights"',
+        str(top),
+        str(source),
+        "-o",
+        str(binary),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise FirmwareError(f"g++ failed on {source}:\n{done.stderr[-2000:]}")
@@ -261,8 +295,13 @@ def run_csim(directory: Path, words: np.ndarray) -> tuple[np.ndarray, np.ndarray
     words = np.ascontiguousarray(words, np.int32)
     inp, out = directory / "csim" / "words.bin", directory / "csim" / "scores.bin"
     words.tofile(inp)
-    done = subprocess.run([str(binary.resolve()), str(inp.resolve()), str(out.resolve())], cwd=directory / "firmware",
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(binary.resolve()), str(inp.resolve()), str(out.resolve())],
+        cwd=directory / "firmware",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise FirmwareError(f"the C simulation {binary} failed: {done.stderr[-1000:]}")
     record = np.fromfile(out, dtype=np.dtype([("score", "<i8"), ("passed", "u1")]))

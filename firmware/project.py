@@ -30,21 +30,23 @@ from typing import Any
 
 import numpy as np
 
-from ..framework.files import staged_directory, write_json
-from ..models import registry
-from ..models.anomaly.fixedpoint import Spec
-from . import hls, rtl
-from .emulator import FORMAT, MANIFEST, Firmware, FirmwareError, load
-from .emulator import calibrate as calibrate_scores
+from recotrig.firmware import hls, rtl
+from recotrig.firmware.emulator import FORMAT, MANIFEST, Firmware, FirmwareError, load
+from recotrig.firmware.emulator import calibrate as calibrate_scores
+from recotrig.framework.files import staged_directory, write_json
+from recotrig.models import registry
+from recotrig.models.anomaly.fixedpoint import Spec
+from recotrig.models.cards import AnomalyCard
 
 __all__ = ["calibrate", "coverage", "create", "edge_words", "load", "verify"]
 
+
 def _spec_of_model(model: registry.Model) -> tuple[Spec, Path]:
-    card = model.card
-    if card.get("family") != "anomaly" or "fixed_point" not in card:
+    card = model.typed_card
+    if not isinstance(card, AnomalyCard):
         raise FirmwareError(f"{model.onnx}: not an anomaly model with a fixed-point spec")
-    path = model.onnx.parent / card["fixed_point"]["spec"]
-    if not path.is_file() or registry.sha256(path) != card["fixed_point"]["spec_sha256"]:
+    path = model.onnx.parent / card.fixed_point.spec
+    if not path.is_file() or registry.sha256(path) != card.fixed_point.spec_sha256:
         raise FirmwareError(f"{path}: the fixed-point spec of {model.onnx} is missing or differs from its card")
     return Spec.load(path), path
 
@@ -70,12 +72,16 @@ def _is_firmware(path: Path) -> bool:
 
 def _replaceable(force: bool):
     """The check of an existing, non-empty output directory: a recotrig firmware directory, and ``force``."""
+
     def check(path: Path) -> None:
         if not _is_firmware(path):
-            raise FirmwareError(f"{path} exists and is not a firmware directory (no recotrig {MANIFEST} in it); "
-                                "it is left alone: choose an empty or new directory")
+            raise FirmwareError(
+                f"{path} exists and is not a firmware directory (no recotrig {MANIFEST} in it); "
+                "it is left alone: choose an empty or new directory"
+            )
         if not force:
             raise FirmwareError(f"{path} is a firmware directory already; give --force to replace it")
+
     return check
 
 
@@ -86,8 +92,9 @@ def _relocate(stage: Path, final: Path) -> None:
         config.write_text(config.read_text().replace(str(stage), str(final)))
 
 
-def create(model_name: str, out: str | Path, *, rate_khz: float = 10.0, clock_mhz: float = 40.0,
-           force: bool = False) -> Firmware:
+def create(
+    model_name: str, out: str | Path, *, rate_khz: float = 10.0, clock_mhz: float = 40.0, force: bool = False
+) -> Firmware:
     """Build the firmware of a shipped anomaly model into ``out``, with the threshold of the
     model card for ``rate_khz`` (set on its held-out zero-bias crossings). It is built beside
     ``out`` and put in place when complete; an existing firmware directory is replaced only with
@@ -98,30 +105,49 @@ def create(model_name: str, out: str | Path, *, rate_khz: float = 10.0, clock_mh
     except registry.ModelError as err:
         raise FirmwareError(str(err)) from None
     spec, spec_path = _spec_of_model(model)
-    thresholds = model.card.get("thresholds_khz", {})
+    thresholds = model.typed_card.thresholds_khz  # an AnomalyCard: checked by _spec_of_model
     if f"{rate_khz:g}" not in thresholds:
-        raise FirmwareError(f"{model.onnx}: the card has no threshold for {rate_khz:g} kHz (it has {sorted(thresholds)} "
-                            "kHz); build at one of those and run 'recotrig firmware calibrate'")
+        raise FirmwareError(
+            f"{model.onnx}: the card has no threshold for {rate_khz:g} kHz (it has {sorted(thresholds)} "
+            "kHz); build at one of those and run 'recotrig firmware calibrate'"
+        )
     threshold = math.floor(float(thresholds[f"{rate_khz:g}"]) * 2**spec.score_fraction_bits)
     with staged_directory(out, check=_replaceable(force)) as stage:
         _build(stage.path, out, model, spec, spec_path, threshold, rate_khz, clock_mhz, model_name)
     return load(out)
 
 
-def _build(out: Path, final: Path, model: registry.Model, spec: Spec, spec_path: Path, threshold: int,
-           rate_khz: float, clock_mhz: float, model_name: str) -> None:
+def _build(
+    out: Path,
+    final: Path,
+    model: registry.Model,
+    spec: Spec,
+    spec_path: Path,
+    threshold: int,
+    rate_khz: float,
+    clock_mhz: float,
+    model_name: str,
+) -> None:
     """Write the firmware into the (new, empty) directory ``out`` that becomes ``final``."""
     shutil.copyfile(spec_path, out / "spec.fixed.json")
-    calibration = {"rate_khz_target": rate_khz, "threshold": threshold, "source": f"card of {model_name} "
-                   "(held-out zero-bias crossings of its test set)"}
+    calibration = {
+        "rate_khz_target": rate_khz,
+        "threshold": threshold,
+        "source": f"card of {model_name} (held-out zero-bias crossings of its test set)",
+    }
     t0 = time.perf_counter()
     hls_report = _quiet(lambda: hls.write_project(spec, out / "hls4ml", threshold, rate_khz), out / "hls4ml.log")
     t_hls = time.perf_counter() - t0
     rtl_report = rtl.write_project(spec, out / "verilog", threshold, clock_mhz=clock_mhz)
     manifest = {
-        "format": FORMAT, "model": model.card["name"], "onnx_sha256": model.card.get("onnx_sha256"),
-        "spec_sha256": registry.sha256(out / "spec.fixed.json"), "score_fraction_bits": spec.score_fraction_bits,
-        "score_bits": spec.score_bits(), "input_word": str(spec.raw), "clock_mhz": clock_mhz,
+        "format": FORMAT,
+        "model": model.typed_card.name,
+        "onnx_sha256": model.typed_card.onnx_sha256,
+        "spec_sha256": registry.sha256(out / "spec.fixed.json"),
+        "score_fraction_bits": spec.score_fraction_bits,
+        "score_bits": spec.score_bits(),
+        "input_word": str(spec.raw),
+        "clock_mhz": clock_mhz,
         "hls4ml": {**hls_report, "seconds": round(t_hls, 1)},
         "verilog": {**rtl_report, "seconds": round(time.perf_counter() - t0 - t_hls, 1)},
     }
@@ -143,12 +169,14 @@ def calibrate(path: str | Path, words: np.ndarray, rate_khz: float, source: str)
         new = stage.path
         shutil.copytree(fw.path, new, symlinks=True, dirs_exist_ok=True)  # copies: files are rewritten in place
         (new / "hls4ml" / "firmware" / "anomaly_trigger.h").write_text(
-            hls.trigger_header(spec, result["threshold"], rate_khz))
+            hls.trigger_header(spec, result["threshold"], rate_khz)
+        )
         hls.build_csim(new / "hls4ml")
         shutil.rmtree(new / "verilog")
-        fw.manifest["verilog"] = {**rtl.write_project(spec, new / "verilog", result["threshold"],
-                                                      clock_mhz=fw.manifest["clock_mhz"]),
-                                  "seconds": fw.manifest["verilog"].get("seconds")}
+        fw.manifest["verilog"] = {
+            **rtl.write_project(spec, new / "verilog", result["threshold"], clock_mhz=fw.manifest["clock_mhz"]),
+            "seconds": fw.manifest["verilog"].get("seconds"),
+        }
         write_json(new / MANIFEST, fw.manifest)
         write_json(new / "calibration.json", result)
         _write_report(new, fw.path)
@@ -191,8 +219,9 @@ def coverage(spec: Spec, words: np.ndarray) -> dict[str, float]:
     return {name: float(np.mean(((k <= t.lo) | (k >= t.hi)).any(axis=1))) for name, k, t in zip(names, values, types)}
 
 
-def verify(path: str | Path, words: np.ndarray, *, rtl_events: int, labels: dict[str, int] | None = None
-           ) -> dict[str, Any]:
+def verify(
+    path: str | Path, words: np.ndarray, *, rtl_events: int, labels: dict[str, int] | None = None
+) -> dict[str, Any]:
     """The emulator against the C simulation (all ``words``) and the RTL simulation (the first
     ``rtl_events``), bit by bit: score words and decisions; every mismatch listed."""
     fw = load(path)
@@ -200,18 +229,26 @@ def verify(path: str | Path, words: np.ndarray, *, rtl_events: int, labels: dict
     t0 = time.perf_counter()
     score, passed = fw.emulator.run(words)
     t_emulator = time.perf_counter() - t0
-    out: dict[str, Any] = {"firmware": str(fw.path), "model": fw.model, "threshold": fw.emulator.threshold,
-                           "events": len(words), "event_sources": labels or {}, "emulator_seconds": t_emulator,
-                           "saturation_coverage": coverage(fw.emulator.spec, words)}
+    out: dict[str, Any] = {
+        "firmware": str(fw.path),
+        "model": fw.model,
+        "threshold": fw.emulator.threshold,
+        "events": len(words),
+        "event_sources": labels or {},
+        "emulator_seconds": t_emulator,
+        "saturation_coverage": coverage(fw.emulator.spec, words),
+    }
     t0 = time.perf_counter()
     c_score, c_pass = hls.run_csim(fw.path / "hls4ml", words)
-    out["csim"] = _compare(score, passed, c_score, c_pass) | {"events": len(words),
-                                                              "seconds": time.perf_counter() - t0}
+    out["csim"] = _compare(score, passed, c_score, c_pass) | {"events": len(words), "seconds": time.perf_counter() - t0}
     n_rtl = min(rtl_events, len(words))
     t0 = time.perf_counter()
     r_score, r_pass = rtl.simulate(fw.path / "verilog", words[:n_rtl])
     out["rtl"] = _compare(score[:n_rtl], passed[:n_rtl], r_score, r_pass) | {
-        "events": n_rtl, "seconds": time.perf_counter() - t0, "simulator": "Verilator (da4ml binder)"}
+        "events": n_rtl,
+        "seconds": time.perf_counter() - t0,
+        "simulator": "Verilator (da4ml binder)",
+    }
     out["bit_exact"] = out["csim"]["mismatches"] == 0 and out["rtl"]["mismatches"] == 0
     out["passed_events"] = int(passed.sum())
     return out
@@ -219,9 +256,17 @@ def verify(path: str | Path, words: np.ndarray, *, rtl_events: int, labels: dict
 
 def _compare(score, passed, other_score, other_pass) -> dict[str, Any]:
     bad = np.flatnonzero((score != other_score) | (passed != other_pass))
-    return {"mismatches": len(bad),
-            "first": [{"event": int(i), "emulator": [int(score[i]), bool(passed[i])],
-                       "firmware": [int(other_score[i]), bool(other_pass[i])]} for i in bad[:100]]}
+    return {
+        "mismatches": len(bad),
+        "first": [
+            {
+                "event": int(i),
+                "emulator": [int(score[i]), bool(passed[i])],
+                "firmware": [int(other_score[i]), bool(other_pass[i])],
+            }
+            for i in bad[:100]
+        ],
+    }
 
 
 def _write_report(path: Path, final: Path) -> None:
@@ -230,14 +275,21 @@ def _write_report(path: Path, final: Path) -> None:
     c = json.loads((path / "calibration.json").read_text())
     v, h = m["verilog"], m["hls4ml"]
     lines = [
-        f"# Anomaly-trigger firmware of `{m['model']}`", "",
+        f"# Anomaly-trigger firmware of `{m['model']}`",
+        "",
         f"- Input: 57 words `{m['input_word']}`; score word {m['score_bits']} bits, LSB 2^-{m['score_fraction_bits']}.",
         f"- Decision: score word > {c['threshold']} ({c.get('rate_khz_target')} kHz target; {c.get('source')}).",
-        (f"- hls4ml ({h['tool']}, {h['backend']}, {h['io_type']}, {h['strategy']}): written and compiled with g++; "
-         "the C simulation is `hls4ml/csim/anomaly_csim`."),
-        (f"- Verilog ({v['tool']}): {v['lut_estimate']} LUTs and {v['ff_estimate']} FFs (estimates), delay "
-         f"{v['delay_units']:g} units (about {v['delay_ns_estimate']:g} ns), {v['pipeline_stages']} pipeline stages "
-         f"at {v['clock_mhz']:g} MHz = {v['latency_ns']:g} ns."),
+        (
+            f"- hls4ml ({h['tool']}, {h['backend']}, {h['io_type']}, {h['strategy']}): written and compiled with g++; "
+            "the C simulation is `hls4ml/csim/anomaly_csim`."
+        ),
+        (
+            f"- Verilog ({v['tool']}): {v['lut_estimate']} LUTs and {v['ff_estimate']} FFs (estimates), delay "
+            f"{v['delay_units']:g} units (about {v['delay_ns_estimate']:g} ns), {v['pipeline_stages']} pipeline stages "
+            f"at {v['clock_mhz']:g} MHz = {v['latency_ns']:g} ns."
+        ),
         f"- Not done: {h['not_done']}; {v['not_done']}.",
-        "- Verify: `recotrig firmware verify " + str(final) + "` (emulator = C simulation = RTL simulation).", ""]
+        "- Verify: `recotrig firmware verify " + str(final) + "` (emulator = C simulation = RTL simulation).",
+        "",
+    ]
     (path / "report.md").write_text("\n".join(lines))

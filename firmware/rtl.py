@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ..models.anomaly.fixedpoint import FixedType, Spec
-from .emulator import FirmwareError
+from recotrig.firmware.emulator import FirmwareError
+from recotrig.models.anomaly.fixedpoint import FixedType, Spec
 
 __all__ = ["DELAY_NS", "SCORE_SPLIT", "load", "simulate", "trace", "write_project"]
 
@@ -111,12 +111,19 @@ def write_project(spec: Spec, directory: Path, threshold: int, *, clock_mhz: flo
     meta = json.loads((directory / "metadata.json").read_text())
     build(directory, model)
     delay = float(np.max(comb.latency))
-    return {"tool": f"da4ml {da4ml.__version__}", "top": TOP, "clock_mhz": clock_mhz,
-            "lut_estimate": round(comb.cost), "ff_estimate": int(meta.get("reg_bits", 0)),
-            "delay_units": delay, "delay_ns_estimate": delay * DELAY_NS,
-            "pipeline_stages": int(meta["latency"]), "latency_ns": int(meta["latency"]) * period_ns,
-            "outputs": ["passed", f"score >> {SCORE_SPLIT}", f"score & (2^{SCORE_SPLIT} - 1)"],
-            "not_done": "synthesis, placement and timing (they need Vivado); LUTs and delay are da4ml's estimates"}
+    return {
+        "tool": f"da4ml {da4ml.__version__}",
+        "top": TOP,
+        "clock_mhz": clock_mhz,
+        "lut_estimate": round(comb.cost),
+        "ff_estimate": int(meta.get("reg_bits", 0)),
+        "delay_units": delay,
+        "delay_ns_estimate": delay * DELAY_NS,
+        "pipeline_stages": int(meta["latency"]),
+        "latency_ns": int(meta["latency"]) * period_ns,
+        "outputs": ["passed", f"score >> {SCORE_SPLIT}", f"score & (2^{SCORE_SPLIT} - 1)"],
+        "not_done": "synthesis, placement and timing (they need Vivado); LUTs and delay are da4ml's estimates",
+    }
 
 
 def build(directory: Path, model=None):
@@ -138,8 +145,14 @@ def _model(directory: Path):
     if not path.is_file() or not (directory / "src" / f"{TOP}.v").is_file():
         raise FirmwareError(f"{directory}: not an anomaly-trigger da4ml project ({path.name} or {TOP}.v is missing)")
     meta = json.loads((directory / "metadata.json").read_text())
-    return VerilogModel(CombLogic.load(path), TOP, directory, latency_cutoff=meta["latency_cutoff"],
-                        clock_period=meta["clock_period"], print_latency=False)
+    return VerilogModel(
+        CombLogic.load(path),
+        TOP,
+        directory,
+        latency_cutoff=meta["latency_cutoff"],
+        clock_period=meta["clock_period"],
+        print_latency=False,
+    )
 
 
 def load(directory: Path):

@@ -3,11 +3,29 @@ store, the sequencer and its executors, the collection mechanism (registered typ
 schema) and the run record. It knows nothing of physics: the physics types live in
 ``recotrig.edm``."""
 
-from .algorithm import Algorithm, ConfigError, Filter, Metric, Option, Port, ProcessContext, Reader, Writer
-from .collection import Collection, ColumnError, EventInfo, TypeRegistryError, from_schema, registered_type
-from .executors import IterativeExecutor, ProcessExecutor
-from .sequencer import EVENT_KEY, EventError, EventFailure, RunResult, Sequencer
-from .store import DuplicateKeyError, EventStore, MissingKeyError
+from recotrig.framework.algorithm import (
+    Algorithm,
+    ConfigError,
+    Filter,
+    Many,
+    Metric,
+    Option,
+    Port,
+    ProcessContext,
+    Reader,
+    Writer,
+)
+from recotrig.framework.collection import (
+    Collection,
+    ColumnError,
+    EventInfo,
+    TypeRegistryError,
+    from_schema,
+    registered_type,
+)
+from recotrig.framework.executors import Executor, IterativeExecutor, ProcessExecutor
+from recotrig.framework.sequencer import EVENT_KEY, EventError, EventFailure, RunResult, Sequencer
+from recotrig.framework.store import DuplicateKeyError, EventStore, MissingKeyError
 
 __all__ = [
     "Algorithm",
@@ -20,8 +38,10 @@ __all__ = [
     "EventFailure",
     "EventInfo",
     "EventStore",
+    "Executor",
     "Filter",
     "IterativeExecutor",
+    "Many",
     "Metric",
     "MissingKeyError",
     "Option",

@@ -7,8 +7,8 @@ from typing import Any
 from distributed import WorkerPlugin as _Base
 from distributed import get_worker
 
-from .algorithm import ProcessContext
-from .worker import ChunkResult, Worker
+from recotrig.framework.algorithm import ProcessContext
+from recotrig.framework.worker import ChunkResult, Worker
 
 PLUGIN = "recotrig-worker"
 

@@ -12,7 +12,16 @@ outputs as the names in ``outputs`` with the return annotation giving their type
 
 Every store key is an option of the instance, so the same algorithm can run twice in one sequence
 under other keys: ``KDEBuilder(name="kde_ml", tracks="tracks_ml", kde="kde_ml", bins=2000)``.
-Options (keys included) become command-line flags ``--KDEBuilder.bins``.
+Options (keys included) become command-line flags ``--KDEBuilder.bins``. Read a port's key with
+``self.key("tracks")``.
+
+Several inputs of one type are one parameter annotated ``Many[T]``, bound to a list of keys (its
+default in the signature is the default list); ``execute`` gets a dict key -> value::
+
+    class Performance(Metric):
+        def execute(self, truth: HitTruth, tracks: Many[Tracks] = ("tracks",)) -> None: ...
+
+    Performance(tracks=["tracks_ckf", "tracks_ml"])      # or --Performance.tracks tracks_ckf,tracks_ml
 
 A serial algorithm (``serial = True``: writers, metrics) runs in the main process in event order;
 if it defines ``end_of_run(result, producers)`` it is called with the run's ``RunResult`` (timing
@@ -25,18 +34,31 @@ ACTS geometry) is made in ``initialize``, which runs once in each process that e
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import json
 import math
 import os
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-from .identity import EventKey
+from recotrig.framework.identity import EventKey
 
-__all__ = ["Algorithm", "ConfigError", "Filter", "Metric", "Option", "Port", "ProcessContext", "Reader", "Writer"]
+__all__ = [
+    "Algorithm",
+    "ConfigError",
+    "Filter",
+    "Many",
+    "Metric",
+    "Option",
+    "Port",
+    "ProcessContext",
+    "Reader",
+    "Writer",
+]
 
 
 class ConfigError(ValueError):
@@ -51,7 +73,10 @@ class Option:
     unless given). Read it as an attribute of the instance.
 
     List options name their element type with ``item`` (else it is taken from the default's first
-    element, else ``str``); ``low``/``high`` bound numbers (and list elements) inclusively;
+    element, else ``str``); a mapping option (``type=dict``) with ``item`` maps names to values of
+    that type and is written ``KEY=VALUE,KEY=VALUE`` on the command line (a JSON object also does;
+    without ``item`` a dict option takes a JSON object); ``low``/``high`` bound numbers (and list
+    elements) inclusively;
     ``role`` marks a path option as an ``input`` or ``model`` file, which the run record
     checksums, or as an ``output`` location, which the record leaves out (where a result was put
     is not part of what it is: equal runs into other folders give equal files). Every instance
@@ -103,6 +128,8 @@ class Option:
             items = [s.strip() for s in text.split(",") if s.strip()]
             return self.type(_parse_scalar(self.item or str, s) for s in items)
         if self.type is dict:
+            if self.item is not None and not text.lstrip().startswith("{"):
+                return _parse_pairs(self.item, text)
             value = json.loads(text)
             if not isinstance(value, dict):
                 raise ValueError(f"expected a JSON object, got {text!r}")
@@ -116,9 +143,21 @@ class Option:
         value = self._widen(self.type, value)
         if value is not None and self.default is not None and not isinstance(value, self.type):
             raise ConfigError(f"{where} must be {self.type.__name__}, got {value!r}")
-        if isinstance(value, (list, tuple)) and self.item is not None:
+        if isinstance(value, dict) and self.item is not None:
+            bad = [
+                (k, v)
+                for k, v in value.items()
+                if not isinstance(k, str) or not k or not isinstance(self._widen(self.item, v), self.item)
+            ]
+            if bad:
+                raise ConfigError(
+                    f"{where} must map names to {self.item.__name__} values, got "
+                    f"{bad[0][0]!r}: {bad[0][1]!r} in {value!r}"
+                )
+            value = {k: self._widen(self.item, v) for k, v in value.items()}
+        elif isinstance(value, (list, tuple)) and self.item is not None:
             value = self.type(self._widen(self.item, v) for v in value)
-            bad = [v for v in value if not isinstance(v, self.item) or isinstance(v, bool) and self.item is not bool]
+            bad = [v for v in value if not isinstance(v, self.item) or (isinstance(v, bool) and self.item is not bool)]
             if bad:
                 raise ConfigError(f"{where} must hold {self.item.__name__} values, got {bad[0]!r} in {list(value)!r}")
             for v in value:
@@ -155,6 +194,19 @@ def _parse_bool(text: str) -> bool:
     raise ValueError(f"expected true/false, got {text!r}")
 
 
+def _parse_pairs(kind: type, text: str) -> dict[str, Any]:
+    """``"a=1,b=2"`` -> ``{"a": 1, "b": 2}``, values parsed as ``kind``."""
+    out: dict[str, Any] = {}
+    for part in (s.strip() for s in text.split(",")):
+        if not part:
+            continue
+        name, sep, value = (s.strip() for s in part.partition("="))
+        if not sep or not name:
+            raise ValueError(f"expected KEY=VALUE pairs separated by commas, got {part!r}")
+        out[name] = _parse_scalar(kind, value)
+    return out
+
+
 def _parse_scalar(kind: type, text: str) -> Any:
     if kind is bool:
         return _parse_bool(text)
@@ -166,6 +218,44 @@ def _parse_scalar(kind: type, text: str) -> Any:
 
 def builtins_type(value: Any) -> type:
     return type(value)
+
+
+T = TypeVar("T")
+
+
+class Many(Generic[T]):
+    """Annotation of an ``execute`` parameter that takes several inputs of one type:
+    ``tracks: Many[Tracks] = ("tracks",)``. The instance binds it to a list of store keys (the
+    signature's default is the default list). Each key is an input port of its own, named
+    ``tracks[KEY]``, that the pre-run check treats like any other (a producer, its type, similar
+    keys); ``execute`` (and ``execute_chunk``) receive a dict key -> value in the order given.
+    ``Many[T] | None`` makes every key optional: an absent one arrives as ``None``."""
+
+
+def _many_item(annotation: Any) -> Any:
+    """``Many[X]`` -> X; anything else -> None."""
+    if typing.get_origin(annotation) is Many:
+        return typing.get_args(annotation)[0]
+    return None
+
+
+def _many_port(param: str, key: str) -> str:
+    return f"{param}[{key}]"
+
+
+def _regrouping(method: Callable[..., Any], many: tuple[str, ...]) -> Callable[..., Any]:
+    """Wrap ``execute``/``execute_chunk`` so that the engine's one argument per port
+    (``tracks[KEY]=value``) arrives as one dict per ``Many`` parameter (``tracks={KEY: value}``)."""
+
+    @functools.wraps(method)
+    def call(self: Algorithm, /, **inputs: Any) -> Any:
+        for param in many:
+            if param not in inputs:
+                inputs[param] = {key: inputs.pop(_many_port(param, key), None) for key in self._keys[param]}
+        return method(self, **inputs)
+
+    call.__regroups__ = many  # type: ignore[attr-defined]
+    return call
 
 
 @dataclass(frozen=True)
@@ -210,9 +300,14 @@ class ProcessContext:
             return os.cpu_count() or 1
 
     @classmethod
-    def for_worker(cls, index: int, workers: int, *, device: str | None = None) -> "ProcessContext":
-        return cls(worker_index=index, workers=workers, threads=max(1, cls.cores() // max(1, workers)),
-                   device=device, main=False)
+    def for_worker(cls, index: int, workers: int, *, device: str | None = None) -> ProcessContext:
+        return cls(
+            worker_index=index,
+            workers=workers,
+            threads=max(1, cls.cores() // max(1, workers)),
+            device=device,
+            main=False,
+        )
 
 
 class Algorithm:
@@ -231,6 +326,8 @@ class Algorithm:
     context: ProcessContext = ProcessContext()
     _option_specs: ClassVar[dict[str, Option]] = {}
     _input_specs: ClassVar[dict[str, tuple[Any, bool]]] = {}
+    #: ``Many`` inputs: parameter -> (item type, optional, default keys)
+    _many_specs: ClassVar[dict[str, tuple[Any, bool, tuple[str, ...]]]] = {}
     _output_types: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -241,13 +338,20 @@ class Algorithm:
                 if isinstance(value, Option):
                     specs[name] = value
         cls._option_specs = specs
-        cls._input_specs, cls._output_types = cls._signature()
-        clash = (set(cls._input_specs) | set(cls._output_types)) & set(specs)
+        cls._input_specs, cls._many_specs, cls._output_types = cls._signature()
+        clash = (set(cls._input_specs) | set(cls._many_specs) | set(cls._output_types)) & set(specs)
         if clash:
             raise TypeError(f"{cls.__name__}: names used both as option and as input/output: {sorted(clash)}")
+        if cls._many_specs:
+            for name in ("execute", "execute_chunk"):
+                method = vars(cls).get(name)
+                if method is not None and not hasattr(method, "__regroups__"):
+                    setattr(cls, name, _regrouping(method, tuple(cls._many_specs)))
 
     @classmethod
-    def _signature(cls) -> tuple[dict[str, tuple[Any, bool]], dict[str, Any]]:
+    def _signature(
+        cls,
+    ) -> tuple[dict[str, tuple[Any, bool]], dict[str, tuple[Any, bool, tuple[str, ...]]], dict[str, Any]]:
         is_reader = hasattr(cls, "read")
         method = cls.read if is_reader else cls.execute
         try:
@@ -255,11 +359,22 @@ class Algorithm:
         except Exception as err:  # unresolvable forward reference
             raise TypeError(f"{cls.__name__}: cannot resolve the annotations of {method.__name__}: {err}") from None
         inputs: dict[str, tuple[Any, bool]] = {}
+        many: dict[str, tuple[Any, bool, tuple[str, ...]]] = {}
         if not is_reader:
             for param in list(inspect.signature(method).parameters.values())[1:]:
                 if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                     continue
                 annotation, optional = _strip_optional(hints.get(param.name, object))
+                item = _many_item(annotation)
+                if item is not None:
+                    default = () if param.default is param.empty else param.default
+                    if not isinstance(default, tuple) or not all(isinstance(k, str) and k for k in default):
+                        raise TypeError(
+                            f"{cls.__name__}: the default of Many input {param.name!r} must be a "
+                            f"tuple of store keys, not {default!r}"
+                        )
+                    many[param.name] = (item, optional, default)
+                    continue
                 inputs[param.name] = (annotation, optional or param.default is None)
         returned = hints.get("return", type(None))
         outs = tuple(cls.outputs)
@@ -271,21 +386,24 @@ class Algorithm:
             types_ = (_strip_optional(returned)[0],)
         if cls.is_filter and cls.execute is not Algorithm.execute:
             if not types_ or types_[0] is not bool:
-                raise TypeError(f"{cls.__name__}: a filter's execute must return bool first (-> bool or "
-                                f"-> tuple[bool, ...outputs]), not {returned!r}")
+                raise TypeError(
+                    f"{cls.__name__}: a filter's execute must return bool first (-> bool or "
+                    f"-> tuple[bool, ...outputs]), not {returned!r}"
+                )
             types_ = types_[1:]
         if not outs:
             types_ = ()
         if outs and len(types_) != len(outs) and cls.execute is not Algorithm.execute:
             raise TypeError(f"{cls.__name__}: outputs {outs} but return annotation gives {len(types_)} type(s)")
-        return inputs, dict(zip(outs, types_ or (object,) * len(outs)))
+        return inputs, many, dict(zip(outs, types_ or (object,) * len(outs)))
 
     def __init__(self, name: str | None = None, **settings: Any):
         if name is not None and not isinstance(name, str):
             raise ConfigError(f"{type(self).__name__}: name must be a string, got {name!r}")
         self.name = name or type(self).__name__
         self._options = {n: o.fresh_default() for n, o in self._option_specs.items()}
-        self._keys = {n: n for n in (*self._input_specs, *self._output_types)}
+        self._keys: dict[str, Any] = {n: n for n in (*self._input_specs, *self._output_types)}
+        self._keys.update((n, list(default)) for n, (_, _, default) in self._many_specs.items())
         self.configure(**settings)
 
     def configure(self, **settings: Any) -> None:
@@ -293,6 +411,17 @@ class Algorithm:
         for key, value in settings.items():
             if key in self._option_specs:
                 self._options[key] = self._option_specs[key].check(self.name, value)
+            elif key in self._many_specs:
+                if (
+                    not isinstance(value, (list, tuple))
+                    or not all(isinstance(k, str) and k for k in value)
+                    or len(set(value)) != len(value)
+                ):
+                    raise ConfigError(
+                        f"{self.name}: store keys for {key!r} must be a list of distinct non-empty "
+                        f"strings, got {value!r}"
+                    )
+                self._keys[key] = list(value)
             elif key in self._keys:
                 if not isinstance(value, str) or not value:
                     raise ConfigError(f"{self.name}: store key for {key!r} must be a non-empty string, got {value!r}")
@@ -303,11 +432,27 @@ class Algorithm:
 
     def key(self, port: str) -> str:
         """The store key a declared input or output is bound to."""
+        if port in self._many_specs:
+            raise TypeError(f"{self.name}: {port!r} is a Many input: read its keys with keys({port!r})")
         return self._keys[port]
+
+    def keys(self, port: str) -> list[str]:
+        """The store keys a ``Many`` input is bound to, in order."""
+        if port not in self._many_specs:
+            raise TypeError(f"{self.name}: {port!r} is not a Many input: read its key with key({port!r})")
+        return list(self._keys[port])
+
+    @classmethod
+    def many_inputs(cls) -> tuple[str, ...]:
+        """Names of the ``Many`` inputs (their keys are set as a list)."""
+        return tuple(cls._many_specs)
 
     # -- declared data flow ----------------------------------------------------------------------
     def input_ports(self) -> list[Port]:
-        return [Port(n, self._keys[n], t, opt) for n, (t, opt) in self._input_specs.items()]
+        ports = [Port(n, self._keys[n], t, opt) for n, (t, opt) in self._input_specs.items()]
+        for n, (t, opt, _) in self._many_specs.items():
+            ports += [Port(_many_port(n, key), key, t, opt) for key in self._keys[n]]
+        return ports
 
     def output_ports(self) -> list[Port]:
         return [Port(n, self._keys[n], t) for n, t in self._output_types.items()]
@@ -319,9 +464,9 @@ class Algorithm:
     def settings(self) -> dict[str, Any]:
         """Options (output locations left out) and store keys: what the run record stores."""
         options = {n: v for n, v in self._options.items() if self._option_specs[n].role != "output"}
-        return {"options": options, "keys": dict(self._keys)}
+        return {"options": options, "keys": {n: list(k) if isinstance(k, list) else k for n, k in self._keys.items()}}
 
-    def check_upstream(self, upstream: dict[str, "Algorithm"]) -> None:
+    def check_upstream(self, upstream: dict[str, Algorithm]) -> None:
         """Called by the pre-run check with the algorithm producing each input (input name ->
         producer; inputs the engine gives are left out): raise ``ConfigError`` when a producer is
         configured in a way this algorithm cannot use (a model trained on another binning, say)."""

@@ -73,8 +73,7 @@ class ColumnError(ValueError):
     file and event it names).
     """
 
-    def __init__(self, message: str, *, column: str | None = None, row: int | None = None,
-                 reason: str | None = None):
+    def __init__(self, message: str, *, column: str | None = None, row: int | None = None, reason: str | None = None):
         super().__init__(message)
         self.column = column
         self.row = row
@@ -95,7 +94,7 @@ class TypeRegistryError(TypeError):
 
 
 _SPEC = re.compile(r"^(?P<var>var\*)?(?P<dtype>[a-z]+\d*)(?:\[(?P<shape>[\d, ]+)\])?$")
-_REGISTRY: dict[str, type["Collection"]] = {}
+_REGISTRY: dict[str, type[Collection]] = {}
 
 
 class _Column:
@@ -221,12 +220,12 @@ def column_spec(value: Any) -> str:
     return base if array.ndim <= 1 else f"{base}[{','.join(map(str, array.shape[1:]))}]"
 
 
-def registered_type(name: str) -> type["Collection"] | None:
+def registered_type(name: str) -> type[Collection] | None:
     """The collection type registered under ``name``, or None."""
     return _REGISTRY.get(name)
 
 
-def registered_types() -> dict[str, type["Collection"]]:
+def registered_types() -> dict[str, type[Collection]]:
     return dict(_REGISTRY)
 
 
@@ -406,7 +405,7 @@ class Collection:
         }
 
     # -- building --------------------------------------------------------------------------------
-    def _copy(self, data: dict[str, Any], length: int) -> "Collection":
+    def _copy(self, data: dict[str, Any], length: int) -> Collection:
         out = object.__new__(type(self))
         out._data = data
         out._length = length
@@ -414,7 +413,7 @@ class Collection:
         out._targets = dict(self._targets)
         return out
 
-    def select(self, rows: np.ndarray | Sequence[int] | slice) -> "Collection":
+    def select(self, rows: np.ndarray | Sequence[int] | slice) -> Collection:
         """A new collection of the same type (targets kept) with the rows picked by a mask,
         indices or a slice."""
         if not isinstance(rows, slice):
@@ -432,7 +431,7 @@ class Collection:
         first = next(iter(data.values()), None)
         return self._copy(data, 0 if first is None else len(first))
 
-    def with_columns(self, *, targets: Mapping[str, str] | None = None, **columns: Any) -> "Collection":
+    def with_columns(self, *, targets: Mapping[str, str] | None = None, **columns: Any) -> Collection:
         """A copy with columns added or replaced; undeclared names become extra columns."""
         declared = {c: v for c, v in {**self._data, **columns}.items() if c in self._specs}
         extra: dict[str, Any] = {c: (self._extra[c].spec, v) for c, v in self._data.items() if c in self._extra}
@@ -442,7 +441,7 @@ class Collection:
         return type(self)(declared, extra=extra, targets={**self._targets, **(targets or {})})
 
     @classmethod
-    def empty(cls) -> "Collection":
+    def empty(cls) -> Collection:
         cols = {}
         for name in cls.columns:
             spec = cls._specs[name]
@@ -450,7 +449,7 @@ class Collection:
         return cls(cols)
 
     @classmethod
-    def concat(cls, parts: Sequence["Collection"]) -> "Collection":
+    def concat(cls, parts: Sequence[Collection]) -> Collection:
         """The rows of ``parts`` one after the other; they must hold the same columns (in any
         order) and the same targets."""
         if not parts:

@@ -1,8 +1,9 @@
 """Executors: where chunks of events run. They swap without touching any algorithm.
 
-An executor is started with a picklable ``Worker`` (the parallel part of a checked sequence),
-then maps a list of chunks ``(entry_start, entry_stop)`` to one ``ChunkResult`` per chunk, in
-chunk order, and is closed. A chunk that raises is retried up to ``retries`` times; one that still
+An executor (the ``Executor`` protocol) is started with a picklable ``Worker`` (the parallel part
+of a checked sequence), then maps a list of chunks ``(entry_start, entry_stop)`` to one
+``ChunkResult`` per chunk, in chunk order, and is closed. A chunk that raises is retried up to
+``retries`` times; one that still
 fails is yielded as ``ChunkFailed`` (the sequencer decides: a bad input file may be skipped,
 anything else stops the run). Algorithms travel as configuration only; each process gives its
 algorithms a ``ProcessContext`` (worker index and count, thread budget) and calls ``initialize``
@@ -29,20 +30,36 @@ import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from .algorithm import ProcessContext
-from .worker import ChunkFailed, ChunkResult, EventError, Worker
+from recotrig.framework.algorithm import ProcessContext
+from recotrig.framework.limits import check_run_options
+from recotrig.framework.worker import ChunkFailed, ChunkResult, EventError, Worker
 
-__all__ = ["DaskExecutor", "IterativeExecutor", "ProcessExecutor", "kill_workers"]
+__all__ = ["Chunk", "DaskExecutor", "Executor", "IterativeExecutor", "Outcome", "ProcessExecutor", "kill_workers"]
 
+#: a chunk of entries [start, stop)
+Chunk = tuple[int, int]
+#: what an executor yields per chunk
 Outcome = ChunkResult | ChunkFailed
 
 
-def _check_retries(retries: Any) -> int:
-    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
-        raise ValueError(f"retries must be an integer from 0 to 100, got {retries!r}")
-    return retries
+@runtime_checkable
+class Executor(Protocol):
+    """Where chunks of events run: what ``Sequencer.run`` needs of an executor."""
+
+    #: the processes that run chunks (sizes the chunks and the main process's thread budget)
+    workers: int
+
+    def start(self, worker: Worker) -> None:
+        """Get ready to run ``worker`` (the parallel part of a checked sequence) on chunks."""
+
+    def map(self, chunks: list[Chunk]) -> Iterator[Outcome]:
+        """One ``ChunkResult`` per chunk (``ChunkFailed`` for one that failed after its retries), in
+        chunk order."""
+
+    def close(self, cancel: bool = False) -> None:
+        """Release the workers: after the chunks in flight, or at once with ``cancel``."""
 
 
 class IterativeExecutor:
@@ -51,14 +68,15 @@ class IterativeExecutor:
     workers = 1
 
     def __init__(self, *, retries: int = 0) -> None:
-        self.retries = _check_retries(retries)
+        check_run_options(retries=retries)
+        self.retries = retries
         self._worker: Worker | None = None
 
     def start(self, worker: Worker) -> None:
         self._worker = worker
         worker.start(ProcessContext.for_worker(0, 1))
 
-    def map(self, chunks: list[tuple[int, int]]) -> Iterator[Outcome]:
+    def map(self, chunks: list[Chunk]) -> Iterator[Outcome]:
         assert self._worker is not None, "start the executor first"
         for start, stop in chunks:
             for _ in range(self.retries + 1):
@@ -126,12 +144,12 @@ class ProcessExecutor:
     algorithm classes are importable by module name.
     """
 
-    def __init__(self, workers: int, *, start_method: str | None = None, max_pending: int | None = None,
-                 retries: int = 0):
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    def __init__(
+        self, workers: int, *, start_method: str | None = None, max_pending: int | None = None, retries: int = 0
+    ):
+        check_run_options(workers=workers, retries=retries)
         self.workers = workers
-        self.retries = _check_retries(retries)
+        self.retries = retries
         methods = multiprocessing.get_all_start_methods()
         self.start_method = start_method or ("fork" if "fork" in methods else "spawn")
         self.max_pending = max_pending or 2 * workers
@@ -140,17 +158,21 @@ class ProcessExecutor:
     def start(self, worker: Worker) -> None:
         context = multiprocessing.get_context(self.start_method)
         counter = context.Value("i", 0)
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_process,
-                                         initargs=(worker, counter, self.workers, os.getpid()))
+        self._pool = ProcessPoolExecutor(
+            self.workers,
+            mp_context=context,
+            initializer=_init_process,
+            initargs=(worker, counter, self.workers, os.getpid()),
+        )
         _POOLS.add(self._pool)
         # one start-up task per process: every process exists (and has initialised) on return
         for future in [self._pool.submit(_ready) for _ in range(self.workers)]:
             future.result()
 
-    def map(self, chunks: list[tuple[int, int]]) -> Iterator[Outcome]:
+    def map(self, chunks: list[Chunk]) -> Iterator[Outcome]:
         pool = self._pool
         assert pool is not None, "start the executor first"
-        pending: list[tuple[tuple[int, int], Future]] = []
+        pending: list[tuple[Chunk, Future]] = []
         try:
             try:
                 for chunk in chunks:  # keep a bounded number of chunks in flight, yield in order
@@ -174,11 +196,13 @@ class ProcessExecutor:
     def _died(in_flight: list) -> EventError:
         """The pool does not say which process held which chunk: name the chunks in flight."""
         ranges = ", ".join(f"{a}..{b - 1}" for (a, b), _ in in_flight[:8]) or "none"
-        return EventError(f"a worker process died (killed, or out of memory?) while entries {ranges} were in "
-                          "flight; the process executor cannot go on without it (the Dask executor re-runs "
-                          "the chunks of a dead worker)")
+        return EventError(
+            f"a worker process died (killed, or out of memory?) while entries {ranges} were in "
+            "flight; the process executor cannot go on without it (the Dask executor re-runs "
+            "the chunks of a dead worker)"
+        )
 
-    def _outcome(self, chunk: tuple[int, int], future: Future) -> Outcome:
+    def _outcome(self, chunk: Chunk, future: Future) -> Outcome:
         assert self._pool is not None
         for attempt in range(self.retries + 1):
             try:
@@ -243,13 +267,19 @@ class DaskExecutor:
     result is taken once, in order).
     """
 
-    def __init__(self, workers: int = 2, *, scheduler: str | None = None, retries: int = 0,
-                 max_pending: int | None = None, log: Any = None):
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    def __init__(
+        self,
+        workers: int = 2,
+        *,
+        scheduler: str | None = None,
+        retries: int = 0,
+        max_pending: int | None = None,
+        log: Any = None,
+    ):
+        check_run_options(workers=workers, retries=retries)
         self.workers = workers
         self.scheduler = scheduler
-        self.retries = _check_retries(retries)
+        self.retries = retries
         self.max_pending = max_pending or 4 * workers
         self.log = log if log is not None else sys.stderr
         self.client: Any = None
@@ -261,7 +291,7 @@ class DaskExecutor:
         import cloudpickle
         from distributed import Client, LocalCluster
 
-        from ._dask import PLUGIN, WorkerPlugin
+        from recotrig.framework._dask import PLUGIN, WorkerPlugin
 
         for name, module in list(sys.modules.items()):  # user steering files travel by value
             if name.startswith("recotrig_user_sequence_"):
@@ -270,20 +300,26 @@ class DaskExecutor:
             self.client = Client(self.scheduler)
             self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
         else:
-            self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                        host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR)
+            self.cluster = LocalCluster(
+                n_workers=self.workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
             self.client = Client(self.cluster)
         self.client.register_plugin(WorkerPlugin(worker, self.workers), name=PLUGIN)
         link = getattr(self.client, "dashboard_link", None)
         if link and self.scheduler:
             print(f"Dask dashboard: {link}", file=self.log)
 
-    def map(self, chunks: Iterable[tuple[int, int]]) -> Iterator[Outcome]:
-        from ._dask import process
+    def map(self, chunks: Iterable[Chunk]) -> Iterator[Outcome]:
+        from recotrig.framework._dask import process
 
         client = self.client
         assert client is not None, "start the executor first"
-        pending: list[tuple[tuple[int, int], Any]] = []
+        pending: list[tuple[Chunk, Any]] = []
         try:
             for chunk in chunks:
                 pending.append((chunk, client.submit(process, *chunk, retries=self.retries, pure=False)))
@@ -296,7 +332,7 @@ class DaskExecutor:
                 future.cancel()
 
     @staticmethod
-    def _outcome(chunk: tuple[int, int], future: Any) -> Outcome:
+    def _outcome(chunk: Chunk, future: Any) -> Outcome:
         try:
             result = future.result()
         except Exception as err:

@@ -70,9 +70,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["OutputError", "Stage", "atomic_path", "carry_over", "commit", "commits", "committed_since", "discard", "is_run_output",
-           "locked", "name_uuids", "reproducible_clock", "root_file", "staged_directory", "temporary_directory",
-           "temporary_path", "transaction", "write_json"]
+__all__ = [
+    "OutputError",
+    "Stage",
+    "atomic_path",
+    "carry_over",
+    "commit",
+    "commits",
+    "committed_since",
+    "discard",
+    "is_run_output",
+    "locked",
+    "name_uuids",
+    "reproducible_clock",
+    "root_file",
+    "staged_directory",
+    "temporary_directory",
+    "temporary_path",
+    "transaction",
+    "write_json",
+]
 
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
 RUN_RECORD = "run.json"  #: what marks a directory as the output of a recotrig run
@@ -255,8 +272,9 @@ def locked(target: str | os.PathLike[str], command: str | None = None) -> Iterat
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as err:
-            raise OutputError(err.errno, f"cannot lock {target}: {path}: {err.strerror} (recotrig writes beside "
-                                         "an output directory)") from None
+            raise OutputError(
+                err.errno, f"cannot lock {target}: {path}: {err.strerror} (recotrig writes beside an output directory)"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -264,8 +282,9 @@ def locked(target: str | os.PathLike[str], command: str | None = None) -> Iterat
             os.close(fd)
             pid, _, what = holder.partition(" ")
             by = f"recotrig process {pid} ({what})" if pid.isdigit() else "another recotrig process"
-            raise OutputError(errno.EBUSY, f"{target} is in use by {by}; wait for it to end or choose another "
-                                           "output directory") from None
+            raise OutputError(
+                errno.EBUSY, f"{target} is in use by {by}; wait for it to end or choose another output directory"
+            ) from None
         except BaseException:
             os.close(fd)
             raise
@@ -299,9 +318,12 @@ def is_run_output(path: str | os.PathLike[str]) -> bool:
 
 def _run_output(path: Path) -> None:
     if not is_run_output(path):
-        raise OutputError(errno.EEXIST, f"{path} is not empty and is not the output of a recotrig run (no {RUN_RECORD} "
-                                        "of one): recotrig replaces an output directory as a whole and leaves "
-                                        "other directories alone; choose a new or empty directory")
+        raise OutputError(
+            errno.EEXIST,
+            f"{path} is not empty and is not the output of a recotrig run (no {RUN_RECORD} "
+            "of one): recotrig replaces an output directory as a whole and leaves "
+            "other directories alone; choose a new or empty directory",
+        )
 
 
 def _refuse(real: Path, shown: Path, check: Callable[[Path], None] | None) -> None:
@@ -316,8 +338,11 @@ def _refuse(real: Path, shown: Path, check: Callable[[Path], None] | None) -> No
     except OSError:  # no current directory (it was removed)
         here = there = None
     if here is not None and (here == there or there in here.parents):
-        raise OutputError(errno.EBUSY, f"{shown} is the current directory or holds it, and recotrig replaces "
-                                       "it as a whole: run from outside it, or choose another directory")
+        raise OutputError(
+            errno.EBUSY,
+            f"{shown} is the current directory or holds it, and recotrig replaces "
+            "it as a whole: run from outside it, or choose another directory",
+        )
     if check is not None and any(not _dead_temporary(name) for name in os.listdir(real)):
         check(shown)
 
@@ -378,8 +403,9 @@ def carry_over(old: str | os.PathLike[str], new: str | os.PathLike[str], *, leav
     _carry(Path(old), Path(new), set(), move=False, leave=frozenset(leave))
 
 
-def _carry(old: Path, new: Path, written: set[Path], *, move: bool, rel: Path = Path(),
-           leave: frozenset[str] = frozenset()) -> None:
+def _carry(
+    old: Path, new: Path, written: set[Path], *, move: bool, rel: Path = Path(), leave: frozenset[str] = frozenset()
+) -> None:
     """Bring the entries of ``old`` that ``new`` lacks into it: hard links (``move``: renames),
     except the top-level names in ``leave``. A written path replaces the old entry, but a file
     never replaces a directory nor a directory a file (``OutputError`` naming it); directories
@@ -400,9 +426,12 @@ def _carry(old: Path, new: Path, written: set[Path], *, move: bool, rel: Path = 
                 _carry(old, new, written, move=move, rel=here)
             elif is_dir != dest_dir and not move:
                 kind = {True: "a directory", False: "a file"}
-                raise OutputError(errno.EEXIST, f"{old / here} is {kind[is_dir]} and the new output has "
-                                                f"{kind[dest_dir]} there; move it away or choose another "
-                                                "output directory")
+                raise OutputError(
+                    errno.EEXIST,
+                    f"{old / here} is {kind[is_dir]} and the new output has "
+                    f"{kind[dest_dir]} there; move it away or choose another "
+                    "output directory",
+                )
             continue
         if move:
             os.rename(entry.path, dest)
@@ -413,8 +442,13 @@ def _carry(old: Path, new: Path, written: set[Path], *, move: bool, rel: Path = 
 
 
 @contextlib.contextmanager
-def staged_directory(target: str | os.PathLike[str], *, check: Callable[[Path], None] | None = None,
-                     keep_others: bool = False, command: str | None = None) -> Iterator[Stage]:
+def staged_directory(
+    target: str | os.PathLike[str],
+    *,
+    check: Callable[[Path], None] | None = None,
+    keep_others: bool = False,
+    command: str | None = None,
+) -> Iterator[Stage]:
     """Build a directory that replaces ``target`` whole, or not at all (see the module
     docstring): under ``target``'s lock, refuse what may not be replaced (``check`` is called
     with an existing, non-empty ``target`` and raises to refuse), yield a new empty ``Stage``
@@ -462,8 +496,9 @@ _TX: _Transaction | None = None
 
 
 @contextlib.contextmanager
-def transaction(directory: str | os.PathLike[str] | None = None, *,
-                check: Callable[[Path], None] | None = _run_output) -> Iterator[None]:
+def transaction(
+    directory: str | os.PathLike[str] | None = None, *, check: Callable[[Path], None] | None = _run_output
+) -> Iterator[None]:
     """Outputs committed in the block appear together when it ends well, else none changes.
 
     With ``directory``, outputs under it are written into a ``staged_directory`` (locked;
@@ -533,9 +568,8 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
     """Write ``data`` as indented, strict JSON (NaN and infinities as null; keys in the order
     given), atomically."""
     text = json.dumps(_strict(data), indent=1, allow_nan=False)
-    with atomic_path(path) as temp:
-        with open(temp, "w") as stream:
-            stream.write(text + "\n")
+    with atomic_path(path) as temp, open(temp, "w") as stream:
+        stream.write(text + "\n")
 
 
 def _strict(value: Any) -> Any:
@@ -556,7 +590,7 @@ def _fixed_time() -> datetime.datetime:
     """The time stamped into written ROOT files: ``SOURCE_DATE_EPOCH`` if set, else 2000-01-01."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch is not None and epoch.isdigit():
-        return datetime.datetime.fromtimestamp(int(epoch), tz=datetime.timezone.utc).replace(tzinfo=None)
+        return datetime.datetime.fromtimestamp(int(epoch), tz=datetime.UTC).replace(tzinfo=None)
     return datetime.datetime(2000, 1, 1)
 
 
@@ -576,7 +610,7 @@ def reproducible_clock() -> Iterator[None]:
 
     class _Clock(datetime.datetime):
         @classmethod
-        def now(cls, tz: Any = None) -> datetime.datetime:  # noqa: ARG003
+        def now(cls, tz: Any = None) -> datetime.datetime:
             return when
 
     shim = types.ModuleType("datetime")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .algorithm import Algorithm, ConfigError
+from recotrig.framework.algorithm import Algorithm, ConfigError
 
 __all__ = ["add_flags", "apply_flags", "set_from_text"]
 
@@ -22,12 +22,14 @@ def _show(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
-def add_flags(parser: argparse.ArgumentParser, alg: Algorithm, *, qualified: bool = True,
-              skip: tuple[str, ...] = ()) -> None:
+def add_flags(
+    parser: argparse.ArgumentParser, alg: Algorithm, *, qualified: bool = True, skip: tuple[str, ...] = ()
+) -> None:
     """Add a flag for every option and store key of ``alg``: ``--ALG.OPTION`` when
     ``qualified``, else ``--option-name`` (underscores as dashes)."""
-    group = parser.add_argument_group(f"{alg.name} ({type(alg).__name__})",
-                                      (type(alg).__doc__ or "").strip().split("\n")[0])
+    group = parser.add_argument_group(
+        f"{alg.name} ({type(alg).__name__})", (type(alg).__doc__ or "").strip().split("\n")[0]
+    )
     specs = alg.option_specs()
     for key, value in alg.options().items():
         if key in skip:
@@ -36,10 +38,15 @@ def add_flags(parser: argparse.ArgumentParser, alg: Algorithm, *, qualified: boo
         if spec is not None:
             text = spec.help + (f" (choices: {', '.join(map(str, spec.choices))})" if spec.choices else "")
         else:
-            text = "store key"
+            text = "store keys, comma-separated" if key in alg.many_inputs() else "store key"
         flag = f"--{alg.name}.{key}" if qualified else "--" + key.replace("_", "-")
-        group.add_argument(flag, dest=f"{_DEST}{alg.name}::{key}", metavar="VALUE", default=argparse.SUPPRESS,
-                           help=f"{text} [{_show(value)}]")
+        group.add_argument(
+            flag,
+            dest=f"{_DEST}{alg.name}::{key}",
+            metavar="VALUE",
+            default=argparse.SUPPRESS,
+            help=f"{text} [{_show(value)}]",
+        )
 
 
 def set_from_text(algorithms: list[Algorithm], name: str, key: str, text: str) -> None:
@@ -52,7 +59,12 @@ def set_from_text(algorithms: list[Algorithm], name: str, key: str, text: str) -
     if spec is None and key not in alg.options():
         raise ConfigError(f"{name} has no option {key!r}; it has {sorted(alg.options())}")
     try:
-        value = spec.parse(text) if spec is not None else text
+        if spec is not None:
+            value = spec.parse(text)
+        elif key in alg.many_inputs():
+            value = [s.strip() for s in text.split(",") if s.strip()]
+        else:
+            value = text
     except ValueError as err:
         raise ConfigError(f"{name}.{key}: cannot use {text!r}: {err}") from None
     alg.configure(**{key: value})
@@ -62,5 +74,5 @@ def apply_flags(args: argparse.Namespace, algorithms: list[Algorithm]) -> None:
     """Apply every flag added by ``add_flags`` that was given."""
     for dest, value in vars(args).items():
         if dest.startswith(_DEST):
-            name, key = dest[len(_DEST):].split("::", 1)
+            name, key = dest[len(_DEST) :].split("::", 1)
             set_from_text(algorithms, name, key, value)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .algorithm import Algorithm, Option, Reader
-from .collection import Collection, EventInfo
+from recotrig.framework.algorithm import Algorithm, Option, Reader
+from recotrig.framework.collection import Collection, EventInfo
 
 
 class FailOn(Algorithm):

@@ -7,8 +7,9 @@ policy ``skip``) and skips the algorithms gated by a filter that rejected it.
 
 ``Worker`` is the parallel part of a checked sequence as it runs in one process: picklable before
 ``start`` (configuration only), it initialises its algorithms once per process and turns chunks
-``(entry start, entry stop)`` into ``ChunkResult``: the keys the main process needs per event,
-the failures, the timing, the filter counts and the metrics' accumulators of the chunk.
+``(entry start, entry stop)`` into ``ChunkResult``: the keys the main process needs per event
+(``ShippedEvent``, each key with the algorithm that produced it), the failures, the timing, the
+filter counts and the metrics' accumulators of the chunk.
 """
 
 from __future__ import annotations
@@ -20,13 +21,25 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from .algorithm import Algorithm, Metric, ProcessContext, Reader
-from .collection import EventInfo
-from .identity import EventKey
-from .store import EventStore
+from recotrig.framework.algorithm import Algorithm, Metric, ProcessContext, Reader
+from recotrig.framework.collection import EventInfo
+from recotrig.framework.identity import EventKey
+from recotrig.framework.store import EventStore
 
-__all__ = ["ChunkFailed", "ChunkResult", "EVENT_KEY", "EventError", "EventFailure", "EventState", "InputError", "Step",
-           "Worker", "run_chunk"]
+__all__ = [
+    "ChunkFailed",
+    "ChunkResult",
+    "EVENT_KEY",
+    "EventError",
+    "EventFailure",
+    "EventState",
+    "InputError",
+    "Shipped",
+    "ShippedEvent",
+    "Step",
+    "Worker",
+    "run_chunk",
+]
 
 #: the engine itself writes each event's EventInfo under this key
 EVENT_KEY = "event"
@@ -168,13 +181,46 @@ class ChunkFailed:
 
 
 @dataclass
+class Shipped:
+    """One key of an event as it travels to the main process: the value and the algorithm that
+    produced it (the store there records it as the producer, not the engine)."""
+
+    value: Any
+    producer: str
+
+
+@dataclass
+class ShippedEvent:
+    """An event that did not fail in a worker, as it travels to the main process: the keys the
+    serial part of the sequence reads, the seconds per step and the filters that rejected it."""
+
+    entry: int
+    key: EventKey
+    data: dict[str, Shipped]
+    seconds: list[float]
+    rejected: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, ev: EventState, keys: tuple[str, ...]) -> ShippedEvent:
+        data = {k: Shipped(ev.store.get(k, consumer=ENGINE), ev.store.producer(k)) for k in keys if k in ev.store}
+        return cls(ev.entry, ev.key, data, ev.seconds, frozenset(ev.rejected))
+
+    def state(self) -> EventState:
+        """The event again, in a new store whose keys keep their producers."""
+        store = EventStore()
+        for key, shipped in self.data.items():
+            store.put(key, shipped.value, producer=shipped.producer)
+        return EventState(self.entry, self.key, store, self.seconds, set(self.rejected))
+
+
+@dataclass
 class ChunkResult:
     """What one chunk of entries gives back to the main process."""
 
     start: int
     stop: int
-    #: per event that did not fail: (entry, (run, event), shipped keys, seconds per step, filters that rejected it)
-    events: list[tuple[int, EventKey, dict[str, Any], list[float], frozenset[str]]]
+    #: the events that did not fail, in entry order
+    events: list[ShippedEvent]
     failures: list[EventFailure]
     timings: dict[str, list[float]]
     filters: dict[str, list[int]] = field(default_factory=dict)  # filter -> [seen, passed]
@@ -327,9 +373,5 @@ class Worker:
             index = next(s.index for s in steps if s.name == name)
             if events:
                 events[0].seconds[index] += seconds
-        shipped = [
-            (ev.entry, ev.key, {k: ev.store.get(k, consumer=ENGINE) for k in self.ship_keys if k in ev.store},
-             ev.seconds, frozenset(ev.rejected))
-            for ev in events if not ev.failed
-        ]
+        shipped = [ShippedEvent.of(ev, self.ship_keys) for ev in events if not ev.failed]
         return ChunkResult(start, stop, shipped, failures, dict(timings), filters, take_accumulators(steps))

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from recotrig.edm import Collection, Hits, HitTruth, Particles, TruthVertices
 from recotrig.io.errors import StoreError
 from recotrig.io.roottree import TreeSource, build, check_entries, flat_content, offsets_of, wrapped
@@ -75,11 +76,11 @@ def decode_barcode(particle_id: Any) -> dict[str, np.ndarray]:
 
 
 def is_acts_particles(keys: set[str]) -> bool:
-    return _PARTICLES_NEEDED <= keys
+    return keys >= _PARTICLES_NEEDED
 
 
 def is_acts_hits(keys: set[str]) -> bool:
-    return _HITS_NEEDED <= keys and "particle_type" not in keys
+    return keys >= _HITS_NEEDED and "particle_type" not in keys
 
 
 class ActsParticlesTree(TreeSource):
@@ -127,8 +128,18 @@ class ActsParticlesTree(TreeSource):
             import awkward as ak
 
             counts = np.asarray(ak.num(data["vx"], axis=1), dtype=np.int64)
-            flat = {b: check_entries(data[b], counts, says="the branch 'vx'", path=self.path, tree=self.tree_name,
-                                     column=b, event_ids=event_ids) for b in branches}
+            flat = {
+                b: check_entries(
+                    data[b],
+                    counts,
+                    says="the branch 'vx'",
+                    path=self.path,
+                    tree=self.tree_name,
+                    column=b,
+                    event_ids=event_ids,
+                )
+                for b in branches
+            }
         rows = offsets_of(counts)
         columns: dict[str, np.ndarray] = {c: flat[c] for c in ("vx", "vy", "vz", "px", "py", "pz")}
         columns["q"] = flat["q"]  # float in ACTS: read as an integer only where it is a whole number

@@ -10,6 +10,7 @@ run and event numbers, ``EventKey(run, event)`` (``recotrig.framework.identity``
 
 from __future__ import annotations
 
+import contextlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
@@ -18,6 +19,7 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 import numpy as np
+
 from recotrig.edm import Cells, Hits, HitTruth, Particles, TruthVertices
 from recotrig.framework.collection import Collection
 from recotrig.framework.identity import EventKey
@@ -207,16 +209,21 @@ class Writer(ABC):
         if isinstance(event_id, bool) or not isinstance(event_id, (int, np.integer)):
             raise StoreError(f"event id must be an integer, got {event_id!r}", path=self.path)
         if isinstance(run, bool) or not isinstance(run, (int, np.integer)) or run < 0:
-            raise StoreError(f"run number must be a non-negative integer, got {run!r}", path=self.path,
-                             event=int(event_id))
+            raise StoreError(
+                f"run number must be a non-negative integer, got {run!r}", path=self.path, event=int(event_id)
+            )
         key = EventKey(int(run), int(event_id))
         if key in self._ids:
-            raise StoreError("event id written twice" + (f" in run {key.run}" if key.run else ""), path=self.path,
-                             event=key.event)
+            raise StoreError(
+                "event id written twice" + (f" in run {key.run}" if key.run else ""), path=self.path, event=key.event
+            )
         for name, value in collections.items():
             if not isinstance(value, Collection):
-                raise StoreError(f"collection {name!r} is a {type(value).__name__}, not a Collection", path=self.path,
-                                 event=key.event)
+                raise StoreError(
+                    f"collection {name!r} is a {type(value).__name__}, not a Collection",
+                    path=self.path,
+                    event=key.event,
+                )
         self._append(key, dict(collections))
         self._ids.add(key)
 
@@ -258,7 +265,5 @@ class Writer(ABC):
             self.abort()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.abort()
-        except Exception:
-            pass

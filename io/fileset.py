@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from recotrig.framework.identity import EventKey, first_repeat
 from recotrig.io.base import Event, Store
 from recotrig.io.errors import StoreError
@@ -44,10 +45,12 @@ _GLOB = set("*?[")
 #: in a list file, ``#`` at the start of a line or after a blank starts a comment (``ev#1.root`` is a name)
 _COMMENT = re.compile(r"(^|\s)#.*")
 #: how a fileset spec is split, for ``--help``
-SPEC_HELP = ("Given once: a .txt file lists one path per line (relative to its folder; '#' at the start of a line "
-             "or after a blank starts a comment); any other path that exists is taken as it is (a,b.root and "
-             "ev[1].root are names); else a glob ('ev/*.root', sorted) or a comma-separated list. Given several "
-             "times, each value is one path, taken literally: no glob, no comma split, no list file.")
+SPEC_HELP = (
+    "Given once: a .txt file lists one path per line (relative to its folder; '#' at the start of a line "
+    "or after a blank starts a comment); any other path that exists is taken as it is (a,b.root and "
+    "ev[1].root are names); else a glob ('ev/*.root', sorted) or a comma-separated list. Given several "
+    "times, each value is one path, taken literally: no glob, no comma split, no list file."
+)
 
 
 def expand(spec: str | Sequence[str]) -> list[str]:
@@ -151,26 +154,28 @@ class Fileset:
 
         if not is_root_file(path):
             raise StoreError("not a ROOT file (it does not start with 'root')", path=path)
-        with wrapped("cannot open as a ROOT file (truncated or damaged?)", path=path):
-            with uproot.open(path) as file:
-                trees = [k for k, c in file.classnames(cycle=False).items() if c == "TTree" and "/" not in k]
-                name = "hits" if "hits" in trees else (trees[0] if trees else None)
-                tree = file[name] if name is not None else None
-                if tree is None or not (tree.title or "").startswith(TITLE_PREFIX) or "event_id" not in tree:
-                    store = self._checked(len(self._open), open_store(path, format=self.format))
-                    return store.event_ids, store.runs
-                ids = tree["event_id"].array(library="np")
-                runs = tree[RUN_BRANCH].array(library="np") if RUN_BRANCH in tree else np.zeros(len(ids), np.int64)
-                if len(runs) != len(ids):
-                    raise StoreError(f"{len(runs)} run numbers for {len(ids)} event ids", path=path, tree=name,
-                                     column=RUN_BRANCH)
-                return ids, runs
+        with wrapped("cannot open as a ROOT file (truncated or damaged?)", path=path), uproot.open(path) as file:
+            trees = [k for k, c in file.classnames(cycle=False).items() if c == "TTree" and "/" not in k]
+            name = "hits" if "hits" in trees else (trees[0] if trees else None)
+            tree = file[name] if name is not None else None
+            if tree is None or not (tree.title or "").startswith(TITLE_PREFIX) or "event_id" not in tree:
+                store = self._checked(len(self._open), open_store(path, format=self.format))
+                return store.event_ids, store.runs
+            ids = tree["event_id"].array(library="np")
+            runs = tree[RUN_BRANCH].array(library="np") if RUN_BRANCH in tree else np.zeros(len(ids), np.int64)
+            if len(runs) != len(ids):
+                raise StoreError(
+                    f"{len(runs)} run numbers for {len(ids)} event ids", path=path, tree=name, column=RUN_BRANCH
+                )
+            return ids, runs
 
     def _checked(self, index: int, store: Store) -> Store:
         first = self._open[0]
         if store.format != first.format:
-            raise StoreError(f"a fileset holds stores of one format; this is {store.format}, {first.path} is "
-                             f"{first.format}", path=store.path)
+            raise StoreError(
+                f"a fileset holds stores of one format; this is {store.format}, {first.path} is {first.format}",
+                path=store.path,
+            )
         if set(store.collections) != set(first.collections):
             raise StoreError(
                 f"holds collections {sorted(store.collections)}, the fileset's first store "
@@ -184,12 +189,15 @@ class Fileset:
         if index not in self._open:
             store = self._checked(index, open_store(self.files[index], format=self.format))
             planned = slice(int(self.offsets[index]), int(self.offsets[index + 1]))
-            same = (len(store.event_ids) == planned.stop - planned.start
-                    and np.array_equal(store.event_ids, self.event_ids[planned])
-                    and np.array_equal(store.runs, self.runs[planned]))
+            same = (
+                len(store.event_ids) == planned.stop - planned.start
+                and np.array_equal(store.event_ids, self.event_ids[planned])
+                and np.array_equal(store.runs, self.runs[planned])
+            )
             if not same:
-                raise StoreError("the store's event ids or run numbers changed since the fileset was planned",
-                                 path=store.path)
+                raise StoreError(
+                    "the store's event ids or run numbers changed since the fileset was planned", path=store.path
+                )
             self._open[index] = store
         return self._open[index]
 
@@ -204,8 +212,10 @@ class Fileset:
         rule = "each (run, event) must be distinct within a file and across a fileset"
         if fa == fb:
             raise StoreError(f"{what} is in this file twice (entries {ea} and {eb}); {rule}", path=self.files[fa])
-        raise StoreError(f"{what} is in {self.files[fa]} and in {self.files[fb]} (entries {ea} and {eb}); {rule} "
-                         "(simulate each file with its own --run, or --first-event)")
+        raise StoreError(
+            f"{what} is in {self.files[fa]} and in {self.files[fb]} (entries {ea} and {eb}); {rule} "
+            "(simulate each file with its own --run, or --first-event)"
+        )
 
     @property
     def collections(self) -> list[str]:
@@ -225,8 +235,10 @@ class Fileset:
 
     def segments(self) -> list[tuple[str, int, int]]:
         """(path, first fileset entry, number of entries) per readable file, in order."""
-        return [(path, int(self.offsets[i]), int(self.offsets[i + 1] - self.offsets[i]))
-                for i, path in enumerate(self.files)]
+        return [
+            (path, int(self.offsets[i]), int(self.offsets[i + 1] - self.offsets[i]))
+            for i, path in enumerate(self.files)
+        ]
 
     def read(self, start: int, stop: int, *, collections: list[str]) -> list[Event]:
         """Events of fileset entries start..stop-1 (which may span files)."""

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ..framework import Option, Reader
-from ..framework.identity import EventKey
-from .errors import StoreError
-from .fileset import Fileset
+from recotrig.framework import Option, Reader
+from recotrig.framework.identity import EventKey
+from recotrig.io.errors import StoreError
+from recotrig.io.fileset import Fileset
 
 
 class FilesetReader(Reader):
@@ -34,8 +34,9 @@ class FilesetReader(Reader):
     def _store(self) -> Fileset:
         if getattr(self, "_open", None) is None:
             if not self.input:
-                raise StoreError(f"{type(self).__name__}: no input store given (--input or "
-                                 f"{type(self).__name__}.input)")
+                raise StoreError(
+                    f"{type(self).__name__}: no input store given (--input or {type(self).__name__}.input)"
+                )
             self._open = Fileset(self.input, format=self._format(), skip_bad=self.skip_bad_files)
             self._cache: dict[int, dict] = {}
             required, what = self.REQUIRED
@@ -52,8 +53,11 @@ class FilesetReader(Reader):
         return {out for out, collection in self.SOURCES.items() if collection in held}
 
     def absent(self) -> dict[str, str]:
-        return {out: f"{self.name}'s store {self.input} does not hold (it has {self._store().collections})"
-                for out in self.SOURCES if out not in self.provides()}
+        return {
+            out: f"{self.name}'s store {self.input} does not hold (it has {self._store().collections})"
+            for out in self.SOURCES
+            if out not in self.provides()
+        }
 
     def n_events(self) -> int:
         return self._store().n_events

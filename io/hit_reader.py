@@ -29,22 +29,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..edm import Hits, HitTruth, Particles, TruthVertices
-from ..edm.truth import hit_particles, trackml_weights
-from ..framework import Option
-from .errors import StoreError
-from .fileset_reader import FilesetReader
-from .validate import validate_event
+from recotrig.edm import Hits, HitTruth, Particles, TruthVertices
+from recotrig.edm.truth import hit_particles, trackml_weights
+from recotrig.framework import Option
+from recotrig.io.errors import StoreError
+from recotrig.io.fileset_reader import FilesetReader
+from recotrig.io.validate import validate_event
 
 
 class HitReader(FilesetReader):
     """Reads Hits (+ Particles, HitTruth, TruthVertices where the store has them)."""
 
     outputs = ("hits", "particles", "truth", "truth_vertices")
-    input = Option("", "event store(s): a TrackML CSV directory or ROOT file, a glob, a comma list or a .txt list",
-                   role="input")
-    format = Option("auto", "store format (auto: detected; ROOT files in ACTS layouts too)",
-                    choices=("auto", "trackml", "root"))
+    input = Option(
+        "", "event store(s): a TrackML CSV directory or ROOT file, a glob, a comma list or a .txt list", role="input"
+    )
+    format = Option(
+        "auto", "store format (auto: detected; ROOT files in ACTS layouts too)", choices=("auto", "trackml", "root")
+    )
     volumes = Option([], "keep hits of these volume ids only (comma list; empty: all)", type=list, item=int, low=0)
     min_pt = Option(0.0, "keep hits of particles with pT >= this [GeV] (0: all)", low=0.0)
     drop_noise = Option(False, "drop noise hits (particle 0)")
@@ -77,17 +79,28 @@ class HitReader(FilesetReader):
         keep = np.ones(len(hits), bool)
         if self.volumes:
             if "volume_id" not in hits:
-                raise StoreError("volume selection asked but hits have no volume_id column",
-                                 path=self.input, event=event_id, column="volume_id")
+                raise StoreError(
+                    "volume selection asked but hits have no volume_id column",
+                    path=self.input,
+                    event=event_id,
+                    column="volume_id",
+                )
             keep &= np.isin(hits.volume_id, np.asarray(self.volumes, np.int32))
             if len(hits) and not keep.any():
-                raise StoreError(f"the volume selection {self.volumes} keeps no hit; this event's hits are in volumes "
-                                 f"{np.unique(hits.volume_id).tolist()}", path=self.input, event=event_id,
-                                 column="volume_id")
+                raise StoreError(
+                    f"the volume selection {self.volumes} keeps no hit; this event's hits are in volumes "
+                    f"{np.unique(hits.volume_id).tolist()}",
+                    path=self.input,
+                    event=event_id,
+                    column="volume_id",
+                )
         needs_truth = self.min_pt > 0 or self.drop_noise or self.tracks_per_event > 0
         if needs_truth and truth is None:
-            raise StoreError("a truth-based selection (min_pt, drop_noise, tracks_per_event) needs truth, "
-                             "and the store has none", path=self.input, event=event_id)
+            raise StoreError(
+                "a truth-based selection (min_pt, drop_noise, tracks_per_event) needs truth, and the store has none",
+                path=self.input,
+                event=event_id,
+            )
         if not needs_truth and not self.volumes:
             return hits, particles, truth
         pid = self._hit_particles(hits, truth, event_id) if truth is not None else None

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..edm import CrossingInfo, L1Objects
-from ..framework import Option
-from .errors import StoreError
-from .fileset_reader import FilesetReader
+from recotrig.edm import CrossingInfo, L1Objects
+from recotrig.framework import Option
+from recotrig.io.errors import StoreError
+from recotrig.io.fileset_reader import FilesetReader
 
 
 class L1Reader(FilesetReader):
     """Reads L1Objects (+ CrossingInfo where the store has it)."""
 
     outputs = ("l1", "crossing")
-    input = Option("", "event store(s) with L1 objects: a ROOT file, a glob, a comma list or a .txt list",
-                   role="input")
+    input = Option("", "event store(s) with L1 objects: a ROOT file, a glob, a comma list or a .txt list", role="input")
 
     SOURCES = {"l1": "l1", "crossing": "crossing"}
     REQUIRED = ("l1", "L1 objects (tree 'l1')")
@@ -37,10 +36,16 @@ class L1Reader(FilesetReader):
             values = np.asarray(objects[column])
             bad = np.flatnonzero(~np.isfinite(values))
             if len(bad):
-                raise StoreError(f"L1 object {int(bad[0])} has {column} = {values[bad[0]]}", path=path,
-                                 event=self.event_id(entry), tree="l1", column=column)
+                raise StoreError(
+                    f"L1 object {int(bad[0])} has {column} = {values[bad[0]]}",
+                    path=path,
+                    event=self.event_id(entry),
+                    tree="l1",
+                    column=column,
+                )
         if (np.asarray(objects["pt"]) < 0).any():
             row = int(np.flatnonzero(np.asarray(objects["pt"]) < 0)[0])
-            raise StoreError(f"L1 object {row} has a negative pT", path=path, event=self.event_id(entry), tree="l1",
-                             column="pt")
+            raise StoreError(
+                f"L1 object {row} has a negative pT", path=path, event=self.event_id(entry), tree="l1", column="pt"
+            )
         return objects, event.get("crossing")

@@ -40,6 +40,7 @@ nothing under the final name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -49,6 +50,7 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
+
 from recotrig.framework.collection import Collection, _Column, from_schema, registered_type
 from recotrig.framework.files import commit, discard, name_uuids, reproducible_clock, temporary_path
 from recotrig.framework.identity import EventKey
@@ -56,8 +58,16 @@ from recotrig.io.base import STANDARD_COLLECTIONS, Event, Store, Writer
 from recotrig.io.errors import StoreError
 from recotrig.io.roottree import TreeSource, build, check_entries, flat_content, offsets_of, wrapped
 
-__all__ = ["METADATA_KEY", "RUN_BRANCH", "SCHEMA_KEY", "TITLE_PREFIX", "RecotrigTree", "RootStore", "RootWriter",
-           "is_root_file"]
+__all__ = [
+    "METADATA_KEY",
+    "RUN_BRANCH",
+    "SCHEMA_KEY",
+    "TITLE_PREFIX",
+    "RecotrigTree",
+    "RootStore",
+    "RootWriter",
+    "is_root_file",
+]
 
 TITLE_PREFIX = "recotrig:"
 #: the per-entry run number beside ``event_id`` (one per event, like EDM4hep's EventHeader.runNumber:
@@ -133,11 +143,18 @@ class RecotrigTree(TreeSource):
         with wrapped("cannot read the event ids", path=self.path, tree=self.tree_name):
             self._ids = np.asarray(self.tree["event_id"].array(library="np"), dtype=np.int64)
         with wrapped("cannot read the run numbers", path=self.path, tree=self.tree_name):
-            self._runs = (np.asarray(self.tree[RUN_BRANCH].array(library="np"), dtype=np.int64) if RUN_BRANCH in keys
-                          else np.zeros(len(self._ids), dtype=np.int64))
+            self._runs = (
+                np.asarray(self.tree[RUN_BRANCH].array(library="np"), dtype=np.int64)
+                if RUN_BRANCH in keys
+                else np.zeros(len(self._ids), dtype=np.int64)
+            )
         if len(self._runs) != len(self._ids):
-            raise StoreError(f"{len(self._runs)} run numbers for {len(self._ids)} event ids", path=self.path,
-                             tree=self.tree_name, column=RUN_BRANCH)
+            raise StoreError(
+                f"{len(self._runs)} run numbers for {len(self._ids)} event ids",
+                path=self.path,
+                tree=self.tree_name,
+                column=RUN_BRANCH,
+            )
 
     @property
     def collections(self) -> dict[str, type[Collection]]:
@@ -182,8 +199,12 @@ class RecotrigTree(TreeSource):
             for column in kinds["jagged"]:
                 sizes = check(data[column + _COUNT_SUFFIX], counts, says=says, column=column + _COUNT_SUFFIX)
                 inner = offsets_of(sizes)
-                content = check(data[column], inner[rows[1:]] - inner[rows[:-1]],
-                                says=f"the sum of {column + _COUNT_SUFFIX!r}", column=column)
+                content = check(
+                    data[column],
+                    inner[rows[1:]] - inner[rows[:-1]],
+                    says=f"the sum of {column + _COUNT_SUFFIX!r}",
+                    column=column,
+                )
                 columns[column] = (content, sizes, inner)
         events = []
         for i, event in enumerate(event_ids):
@@ -194,8 +215,17 @@ class RecotrigTree(TreeSource):
                     values[column] = content[a:b]
                 else:
                     values[column] = ak.unflatten(content[inner[a] : inner[b]], sizes[a:b])
-            events.append(build(self.cls, values, path=self.path, tree=self.tree_name, event=int(event),
-                                extra=self._extra, targets=self._targets))
+            events.append(
+                build(
+                    self.cls,
+                    values,
+                    path=self.path,
+                    tree=self.tree_name,
+                    event=int(event),
+                    extra=self._extra,
+                    targets=self._targets,
+                )
+            )
         return {self.name: events}
 
 
@@ -336,8 +366,12 @@ class RootStore(Store):
                         tree=source.tree_name,
                     )
                 if not np.array_equal(runs(source), first_runs):
-                    raise StoreError(f"run numbers differ from tree {aligned[0].tree_name!r}", path=self.path,
-                                     tree=source.tree_name, column=RUN_BRANCH)
+                    raise StoreError(
+                        f"run numbers differ from tree {aligned[0].tree_name!r}",
+                        path=self.path,
+                        tree=source.tree_name,
+                        column=RUN_BRANCH,
+                    )
             return ids, first_runs
         if others:
             return others[0].event_ids, runs(others[0])
@@ -472,8 +506,9 @@ class RootWriter(Writer):
         try:
             self._tempdir.mkdir(parents=True)
             with reproducible_clock():
-                self._file = uproot.recreate(self._temp, compression=_compression(compression),
-                                             uuid_function=name_uuids(self.path.name))
+                self._file = uproot.recreate(
+                    self._temp, compression=_compression(compression), uuid_function=name_uuids(self.path.name)
+                )
         except OSError as err:
             raise StoreError(f"cannot create: {err}", path=self.path) from None
         self._layout: dict[str, tuple[type[Collection], dict[str, str], dict[str, str], dict[str, list[str]]]] = {}
@@ -576,16 +611,16 @@ class RootWriter(Writer):
         with reproducible_clock():
             with wrapped("cannot write the metadata", path=self.path):
                 self._file[METADATA_KEY] = json.dumps(self.metadata, sort_keys=True)
-                schema = {name: {"type": cls.type_name, "columns": specs, "targets": targets, "declared": cls.schema()}
-                          for name, (cls, specs, targets, _) in self._layout.items()}
+                schema = {
+                    name: {"type": cls.type_name, "columns": specs, "targets": targets, "declared": cls.schema()}
+                    for name, (cls, specs, targets, _) in self._layout.items()
+                }
                 self._file[SCHEMA_KEY] = json.dumps(schema, sort_keys=True)
             with wrapped("cannot close", path=self.path):
                 self._file.close()
         commit(self._temp, self.path)
 
     def _discard(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self._file.close()
-        except Exception:
-            pass
         discard(self._temp)

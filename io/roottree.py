@@ -15,6 +15,7 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
+
 from recotrig.framework.collection import Collection, ColumnError
 from recotrig.io.errors import StoreError
 
@@ -67,13 +68,23 @@ def check_entries(
     else:
         sizes = np.ones(len(array), dtype=np.int64)
     if len(sizes) != len(expected):
-        raise StoreError(f"branch has {len(sizes)} entries where {says} has {len(expected)}", path=path, tree=tree,
-                         column=column, event=int(event_ids[0]) if len(event_ids) else None)
+        raise StoreError(
+            f"branch has {len(sizes)} entries where {says} has {len(expected)}",
+            path=path,
+            tree=tree,
+            column=column,
+            event=int(event_ids[0]) if len(event_ids) else None,
+        )
     bad = np.flatnonzero(sizes != expected)
     if len(bad):
         i = int(bad[0])
-        raise StoreError(f"the branch holds {int(sizes[i])} values in this event where {says} says "
-                         f"{int(expected[i])}", path=path, tree=tree, column=column, event=int(event_ids[i]))
+        raise StoreError(
+            f"the branch holds {int(sizes[i])} values in this event where {says} says {int(expected[i])}",
+            path=path,
+            tree=tree,
+            column=column,
+            event=int(event_ids[i]),
+        )
     return flat_content(array)
 
 

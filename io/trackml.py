@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from recotrig.edm import Cells, Collection, Hits, HitTruth, Particles, TruthVertices
 from recotrig.framework.files import carry_over, commit, discard, temporary_path
 from recotrig.framework.identity import EventKey
@@ -226,12 +227,16 @@ class TrackMLStore(Store):
                 by_event = files.setdefault(match["kind"], {})
                 event = int(match["event"])
                 if event > np.iinfo(np.int64).max:
-                    raise StoreError(f"the event number {event} in the file name does not fit a 64-bit event id",
-                                     path=entry.path)
+                    raise StoreError(
+                        f"the event number {event} in the file name does not fit a 64-bit event id", path=entry.path
+                    )
                 if event in by_event:  # event0-hits.csv beside event000000000-hits.csv, or .csv beside .csv.gz
                     first, second = sorted([by_event[event].name, entry.name])
-                    raise StoreError(f"two {match['kind']} files for event {event}: {first} and {second}; remove "
-                                     "one", path=self.path, event=event)
+                    raise StoreError(
+                        f"two {match['kind']} files for event {event}: {first} and {second}; remove one",
+                        path=self.path,
+                        event=event,
+                    )
                 by_event[event] = Path(entry.path)
         if not files:
             raise StoreError("no event*-<kind>.csv[.gz] files in this directory", path=path)
@@ -259,8 +264,9 @@ class TrackMLStore(Store):
             metadata = _read_metadata(self.path / METADATA_FILE)
             run = metadata.pop(RUN_KEY, 0)
             if isinstance(run, bool) or not isinstance(run, int) or run < 0:
-                raise StoreError(f"{RUN_KEY!r} must be a non-negative integer, got {run!r}",
-                                 path=self.path / METADATA_FILE)
+                raise StoreError(
+                    f"{RUN_KEY!r} must be a non-negative integer, got {run!r}", path=self.path / METADATA_FILE
+                )
             self._run, self._metadata = run, metadata
         return self._metadata
 
@@ -428,9 +434,12 @@ class TrackMLWriter(Writer):
     def _append(self, key: EventKey, collections: dict[str, Collection]) -> None:
         event_id = key.event
         if self._run is not None and key.run != self._run:
-            raise StoreError(f"a TrackML store holds one run: this event is of run {key.run}, the store's of run "
-                             f"{self._run}; write each run to its own store (or use the ROOT format)",
-                             path=self.path, event=event_id)
+            raise StoreError(
+                f"a TrackML store holds one run: this event is of run {key.run}, the store's of run "
+                f"{self._run}; write each run to its own store (or use the ROOT format)",
+                path=self.path,
+                event=event_id,
+            )
         for name, collection in collections.items():
             if name not in _COLLECTION_FILES:
                 raise StoreError(

@@ -23,6 +23,7 @@ import os
 from collections.abc import Mapping
 
 import numpy as np
+
 from recotrig.framework.collection import Collection
 from recotrig.io.errors import StoreError
 
@@ -33,17 +34,30 @@ __all__ = ["DOMAINS", "validate_event"]
 #: already hold integers in their type's range: a store value that is not is refused when the
 #: collection is built (``framework.collection.lossless``).
 DOMAINS: dict[str, tuple[float, float] | frozenset[int]] = {
-    **{c: (-1e6, 1e6) for c in ("x", "y", "z", "vx", "vy", "vz", "tx", "ty", "tz", "loc0", "loc1")},  # mm
-    **{c: (-1e6, 1e6) for c in ("px", "py", "pz", "tpx", "tpy", "tpz", "energy", "mass")},  # GeV
-    **{c: (-1e6, 1e6) for c in ("t", "vt", "tt")},  # ns
+    **dict.fromkeys(("x", "y", "z", "vx", "vy", "vz", "tx", "ty", "tz", "loc0", "loc1"), (-1000000.0, 1000000.0)),  # mm
+    **dict.fromkeys(("px", "py", "pz", "tpx", "tpy", "tpz", "energy", "mass"), (-1000000.0, 1000000.0)),  # GeV
+    **dict.fromkeys(("t", "vt", "tt"), (-1000000.0, 1000000.0)),  # ns
     # e: the charges of the particles the simulation and TrackML hold, the tracking's hypothesis
     "q": frozenset({-1, 0, 1}),
     # TrackML hit weights: a negative weight makes the score meaningless
     "weight": (0.0, math.inf),
     # ids, detector codes and counts; particle_id (an ACTS barcode may set the sign bit) and pdg
     # (antiparticles) are signed by definition
-    **{c: (0, math.inf) for c in ("hit_id", "vertex_id", "volume_id", "layer_id", "module_id", "ch0", "ch1",
-                                  "nhits", "n_charged", "n_reconstructable")},
+    **dict.fromkeys(
+        (
+            "hit_id",
+            "vertex_id",
+            "volume_id",
+            "layer_id",
+            "module_id",
+            "ch0",
+            "ch1",
+            "nhits",
+            "n_charged",
+            "n_reconstructable",
+        ),
+        (0, math.inf),
+    ),
 }
 _IDS = {"hits": "hit_id", "truth": "hit_id", "particles": "particle_id", "vertices": "vertex_id"}
 
@@ -79,13 +93,15 @@ def _check_numbers(name: str, collection: Collection, path: str | os.PathLike[st
             if bad.any():
                 row = _first(bad)
                 value = float(flat[row][~np.isfinite(flat[row])][0])
-                raise StoreError(f"non-finite value {value!r}", path=path, event=event, tree=name, column=column,
-                                 row=row)
+                raise StoreError(
+                    f"non-finite value {value!r}", path=path, event=event, tree=name, column=column, row=row
+                )
         outside = _outside(column, values)
         if outside is not None and outside[0].any():
             row = _first(outside[0])
-            raise StoreError(f"value {values[row].item()!r} {outside[1]}", path=path, event=event, tree=name,
-                             column=column, row=row)
+            raise StoreError(
+                f"value {values[row].item()!r} {outside[1]}", path=path, event=event, tree=name, column=column, row=row
+            )
 
 
 def _check_distinct(name: str, collection: Collection, path: str | os.PathLike[str] | None, event: int) -> None:
@@ -97,12 +113,19 @@ def _check_distinct(name: str, collection: Collection, path: str | os.PathLike[s
     same = ids[order][1:] == ids[order][:-1]
     if same.any():
         row = int(order[1:][same][0])
-        raise StoreError(f"{column} {int(ids[row])} appears more than once", path=path, event=event, tree=name,
-                         column=column, row=row)
+        raise StoreError(
+            f"{column} {int(ids[row])} appears more than once",
+            path=path,
+            event=event,
+            tree=name,
+            column=column,
+            row=row,
+        )
 
 
-def validate_event(event: Mapping[str, Collection | None], *, path: str | os.PathLike[str] | None,
-                   event_id: int) -> None:
+def validate_event(
+    event: Mapping[str, Collection | None], *, path: str | os.PathLike[str] | None, event_id: int
+) -> None:
     """Check one event's collections (store names: hits, particles, truth, vertices, cells)."""
     for name, collection in event.items():
         if collection is None:
@@ -114,19 +137,37 @@ def validate_event(event: Mapping[str, Collection | None], *, path: str | os.Pat
         known = np.isin(np.asarray(truth["hit_id"]), np.asarray(hits["hit_id"]))
         if not known.all():
             row = _first(~known)
-            raise StoreError(f"truth row names hit_id {int(truth['hit_id'][row])}, which is not in the hits",
-                             path=path, event=event_id, tree="truth", column="hit_id", row=row)
+            raise StoreError(
+                f"truth row names hit_id {int(truth['hit_id'][row])}, which is not in the hits",
+                path=path,
+                event=event_id,
+                tree="truth",
+                column="hit_id",
+                row=row,
+            )
         if len(truth) != len(hits):
             covered = np.isin(np.asarray(hits["hit_id"]), np.asarray(truth["hit_id"]))
             row = _first(~covered)
-            raise StoreError(f"the truth table has {len(truth)} rows for {len(hits)} hits: hit_id "
-                             f"{int(hits['hit_id'][row])} has no truth row", path=path, event=event_id, tree="hits",
-                             column="hit_id", row=row)
+            raise StoreError(
+                f"the truth table has {len(truth)} rows for {len(hits)} hits: hit_id "
+                f"{int(hits['hit_id'][row])} has no truth row",
+                path=path,
+                event=event_id,
+                tree="hits",
+                column="hit_id",
+                row=row,
+            )
     if truth is not None and particles is not None:
         pid = np.asarray(truth["particle_id"])
         real = pid != 0
         known = np.isin(pid, np.asarray(particles["particle_id"])) | ~real
         if not known.all():
             row = _first(~known)
-            raise StoreError(f"truth row names particle_id {int(pid[row])}, which is not in the particle table",
-                             path=path, event=event_id, tree="truth", column="particle_id", row=row)
+            raise StoreError(
+                f"truth row names particle_id {int(pid[row])}, which is not in the particle table",
+                path=path,
+                event=event_id,
+                tree="truth",
+                column="particle_id",
+                row=row,
+            )

@@ -1,10 +1,14 @@
-"""Truth-matched performance metrics (numpy/awkward only, no ACTS needed).
+"""Truth-matched performance metrics, on the core dependencies (numpy, awkward, scipy; the table
+written as ROOT through uproot); no ACTS, torch or ONNX Runtime needed.
 
 ``tracking``: TrackML score and weights, track-to-particle matching, efficiency / fake /
 duplicate rates (``TrackingMetrics``). ``vertexing``: ACTS-style clean / merged / split / fake
 vertex classification, LHCb-style z-window efficiency, z and vertex-vertex resolution
-(``VertexMetrics``). ``table``: the algorithm comparison table. The accumulators add events with
-``add_event``, combine with ``merge`` (e.g. across worker processes) and report with ``result()``.
+(``VertexMetrics``; definitions in docs/metrics.md). ``trigger``: ROC AUC and efficiency at a
+false-positive rate or a rate in kHz (``TriggerPerformance``). ``table``: the algorithm
+comparison table. ``performance``: the ``Performance`` metric that runs them in a sequence. The
+accumulators add events with ``add_event``, combine with ``merge`` (e.g. across worker processes)
+and report with ``result()``.
 """
 
 from recotrig.metrics.table import COLUMNS, format_table, row_from_result, write_table

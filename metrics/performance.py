@@ -20,9 +20,13 @@ run's events accepted (in the efficiency column), the rate that fraction means a
 crossing rate (the trigger rate when the events are zero-bias crossings), the mean score and the
 threshold.
 
-Vertex collections are given as ``KEY`` (position matching) or ``KEY:TRACKS_KEY`` when the
-vertices' ``track_index`` points into that track collection (ACTS-style track matching); a
-vertex collection that names its target collection must name that one.
+The collections are ``Many`` inputs (lists of store keys): ``tracks``, ``vertices``, ``triggers``.
+Vertex collections are matched by position, or by their tracks (ACTS-style track matching) when
+``tracks_of`` names the track collection their ``track_index`` points into (one of ``tracks``);
+a vertex collection that names its target collection must name that one::
+
+    Performance(tracks=["tracks_ckf"], vertices=["vtx_grid"], tracks_of={"vtx_grid": "tracks_ckf"})
+    # --Performance.vertices vtx_grid --Performance.tracks_of vtx_grid=tracks_ckf
 """
 
 from __future__ import annotations
@@ -33,21 +37,22 @@ from typing import Any
 
 import numpy as np
 
-from ..edm import Collection, EventInfo, Hits, HitTruth, Particles, Tracks, TriggerDecision, TruthVertices, Vertices
-from ..edm.truth import trackml_weights
-from ..framework import Metric, Option, Port
-from ..framework.identity import EventKey
-from ..framework.files import write_json
-from .table import format_table, row_from_result, write_table
-from .tracking import TrackingMetrics
-from .trigger import TriggerCounts
-from .vertexing import VertexMetrics
+from recotrig.edm import EventInfo, Hits, HitTruth, Particles, Tracks, TriggerDecision, TruthVertices, Vertices
+from recotrig.edm.truth import trackml_weights
+from recotrig.framework import Algorithm, ConfigError, Many, Metric, Option
+from recotrig.framework.files import write_json
+from recotrig.framework.identity import EventKey
+from recotrig.framework.result import RunResult
+from recotrig.metrics.table import format_table, row_from_result, row_label, write_table
+from recotrig.metrics.tracking import TrackingMetrics
+from recotrig.metrics.trigger import TriggerCounts
+from recotrig.metrics.vertexing import VertexMetrics
 
 
 class AccumulatorSet(dict):
     """Named accumulators that merge name by name."""
 
-    def merge(self, other: "AccumulatorSet") -> "AccumulatorSet":
+    def merge(self, other: AccumulatorSet) -> AccumulatorSet:
         if set(other) != set(self):
             raise ValueError(f"cannot merge accumulators {sorted(other)} into {sorted(self)}")
         for name, acc in other.items():
@@ -58,104 +63,130 @@ class AccumulatorSet(dict):
 class Performance(Metric):
     """Truth-matched tracking and vertexing figures per collection; writes the comparison table."""
 
-    tracks = Option(["tracks"], "track collections to evaluate (store keys)", type=list)
-    vertices = Option([], "vertex collections: KEY or KEY:TRACKS_KEY", type=list, item=str)
-    output = Option("recotrig-out", "directory for comparison.json, comparison.root, performance.json",
-                    role="output")
+    tracks_of = Option(
+        {},
+        "vertex collection -> the track collection its track_index points into (track "
+        "matching; one of tracks): KEY=TRACKS_KEY,...",
+        type=dict,
+        item=str,
+    )
+    output = Option("recotrig-out", "directory for comparison.json, comparison.root, performance.json", role="output")
     min_pt = Option(1.0, "reconstructable particles: pT >= this [GeV]", low=0.0)
     min_hits = Option(7, "reconstructable particles: at least this many hits", low=1)
     max_abs_eta = Option(2.5, "reconstructable particles: |eta| below this", low=0.0)
-    max_vertex_r = Option(24.0, "reconstructable particles: produced at a radius below this [mm] (ACTS physmon)",
-                          low=0.0)
-    min_vertex_tracks = Option(2, "reconstructable truth vertices: at least this many reconstructable tracks",
-                               low=1)
-    triggers = Option([], "trigger decision collections (TriggerDecision keys): accepted events, rate, mean score",
-                      type=list, item=str)
+    max_vertex_r = Option(
+        24.0, "reconstructable particles: produced at a radius below this [mm] (ACTS physmon)", low=0.0
+    )
+    min_vertex_tracks = Option(2, "reconstructable truth vertices: at least this many reconstructable tracks", low=1)
     z_window = Option(0.5, "window matching: |dz| <= this [mm]", low=0.0)
 
-    def _vertex_specs(self) -> list[tuple[str, str | None]]:
-        specs = []
-        for item in self.vertices:
-            key, _, tracks = item.partition(":")
-            specs.append((key, tracks or None))
-        return specs
+    def configure(self, **settings: Any) -> None:
+        for item in settings.get("vertices") or ():
+            if isinstance(item, str) and ":" in item:  # the form before tracks_of
+                key, _, tracks = item.partition(":")
+                raise ConfigError(
+                    f"{self.name}: vertices {item!r} is the old KEY:TRACKS form; write "
+                    f"vertices=[{key!r}], tracks_of={{{key!r}: {tracks!r}}} "
+                    f"(--{self.name}.tracks_of {key}={tracks})"
+                )
+        super().configure(**settings)
 
-    def input_ports(self) -> list[Port]:
-        ports = super().input_ports()
-        ports += [Port(key, key, Tracks) for key in self.tracks]
-        for key, tracks in self._vertex_specs():
-            ports.append(Port(key, key, Vertices))
-            if tracks and tracks not in self.tracks:
-                ports.append(Port(tracks, tracks, Tracks))
-        ports += [Port(key, key, TriggerDecision) for key in self.triggers]
-        if self._vertex_specs():  # vertex figures need the truth vertices: a hits-only store fails the check
-            ports = [Port(p.name, p.key, p.type, False) if p.name == "truth_vertices" else p for p in ports]
-        return ports
+    def check_upstream(self, upstream: dict[str, Algorithm]) -> None:
+        tracks, vertices = self.keys("tracks"), self.keys("vertices")
+        for key, target in self.tracks_of.items():
+            if key not in vertices:
+                raise ConfigError(
+                    f"{self.name}: tracks_of names vertices {key!r}, which are not among its vertices {vertices}"
+                )
+            if target not in tracks:
+                raise ConfigError(
+                    f"{self.name}: tracks_of matches vertices {key!r} to tracks {target!r}, which "
+                    f"are not among its tracks {tracks}: add them"
+                )
+        if vertices and "truth_vertices" not in upstream:  # a hits-only store has no vertex truth
+            raise ConfigError(
+                f"{self.name}: vertex figures need input 'truth_vertices' (key "
+                f"{self.key('truth_vertices')!r}), which no algorithm produces"
+            )
 
     def accumulator(self) -> AccumulatorSet:
         out = AccumulatorSet()
-        for key in self.tracks:
+        for key in self.keys("tracks"):
             out[key] = TrackingMetrics(min_pt=self.min_pt, min_hits=self.min_hits)
-        for key, _ in self._vertex_specs():
+        for key in self.keys("vertices"):
             out[key] = VertexMetrics(min_tracks=self.min_vertex_tracks, z_window=self.z_window)
-        for key in self.triggers:
+        for key in self.keys("triggers"):
             out[key] = TriggerCounts()
         return out
 
-    def execute(self, event: EventInfo, truth: HitTruth, particles: Particles,
-                truth_vertices: TruthVertices | None = None, hits: Hits | None = None,
-                **collections: Collection) -> None:
+    def execute(
+        self,
+        event: EventInfo,
+        truth: HitTruth,
+        particles: Particles,
+        truth_vertices: TruthVertices | None = None,
+        hits: Hits | None = None,
+        tracks: Many[Tracks] = ("tracks",),
+        vertices: Many[Vertices] = (),
+        triggers: Many[TriggerDecision] = (),
+    ) -> None:
         acc = self.acc
         this = EventKey.of(event)
-        if self.tracks:
+        if tracks:
             weights = truth.weight if "weight" in truth else trackml_weights(particles, truth, hits)
             eta = np.arcsinh(particles.pz / np.maximum(np.hypot(particles.px, particles.py), 1e-12))
-            wanted = particles.select((np.abs(eta) < self.max_abs_eta)
-                                      & (np.hypot(particles.vx, particles.vy) < self.max_vertex_r))
-            for key in self.tracks:
-                acc[key].add_event(collections[key], truth, wanted, weights=weights, event_id=this.event,
-                                   run=this.run)
-        for key, tracks_key in self._vertex_specs():
-            vertices = collections[key]
-            target = vertices.target("track_index")
+            wanted = particles.select(
+                (np.abs(eta) < self.max_abs_eta) & (np.hypot(particles.vx, particles.vy) < self.max_vertex_r)
+            )
+            for key, collection in tracks.items():
+                acc[key].add_event(collection, truth, wanted, weights=weights, event_id=this.event, run=this.run)
+        for key, collection in vertices.items():
+            tracks_key = self.tracks_of.get(key)
+            target = collection.target("track_index")
             if tracks_key and target is not None and target != tracks_key:
                 raise ValueError(f"{self.name}: vertices {key!r} point into {target!r}, not {tracks_key!r}")
-            tracks = collections[tracks_key] if tracks_key else None
-            acc[key].add_event(vertices, truth_vertices, tracks=tracks, truth=truth, particles=particles)
-        for key in self.triggers:
-            acc[key].add(collections[key])
+            matched = tracks[tracks_key] if tracks_key else None
+            acc[key].add_event(collection, truth_vertices, tracks=matched, truth=truth, particles=particles)
+        for key, collection in triggers.items():
+            acc[key].add(collection)
 
-    def summarise(self, acc: AccumulatorSet, result: Any, producers: dict[str, str]) -> None:
+    def summarise(self, acc: AccumulatorSet, result: RunResult, producers: dict[str, str]) -> None:
         ms = {row["algorithm"]: row["mean_ms"] for row in result.timing}
         self.rows: list[dict[str, Any]] = []
         self.results: dict[str, Any] = {}
         self.record = result.record
-        for key in self.tracks:
+        for key in self.keys("tracks"):
             res = acc[key].result()
             producer = producers.get(key, key)
             row = row_from_result(f"{producer} [{key}]", res, ms_per_event=ms.get(producer, math.nan))
             row["trackml_score"] = res["trackml_score"]
             self.rows.append(row)
             self.results[key] = res
-        for key, _ in self._vertex_specs():
+        for key in self.keys("vertices"):
             res = acc[key].result()
             producer = producers.get(key, key)
             timing = ms.get(producer, math.nan)
-            self.rows.append(row_from_result(f"{producer} [{key}]", res, style="acts", ms_per_event=timing))
-            self.rows.append(row_from_result(f"{producer} [{key}] window", res, style="window", ms_per_event=timing))
+            label = row_label(producer, key, self.record)
+            self.rows.append(row_from_result(label, res, style="acts", ms_per_event=timing))
+            # the window row: the same algorithm, so its time is on the row above only
+            self.rows.append(row_from_result(f"{label} window", res, style="window", ms_per_event=math.nan))
             self.results[key] = res
-        for key in self.triggers:
+        for key in self.keys("triggers"):
             res = acc[key].result()
             producer = producers.get(key, key)
-            row = {name: math.nan for name in self.rows[0]} if self.rows else {}
-            row.update(algorithm=f"{producer} [{key}]", efficiency=res["accept_fraction"], rate_khz=res["rate_khz"],
-                       mean_score=res["mean_score"], threshold=res["threshold"],
-                       ms_per_event=ms.get(producer, math.nan))
+            row = dict.fromkeys(self.rows[0], math.nan) if self.rows else {}
+            row.update(
+                algorithm=f"{producer} [{key}]",
+                efficiency=res["accept_fraction"],
+                rate_khz=res["rate_khz"],
+                mean_score=res["mean_score"],
+                threshold=res["threshold"],
+                ms_per_event=ms.get(producer, math.nan),
+            )
             self.rows.append({k: (v if k == "algorithm" else float(v)) for k, v in row.items()})
             self.results[key] = res
-        result.extra.setdefault("reports", []).append(format_table(self.rows))
-        result.extra["comparison"] = [{k: v for k, v in row.items() if k != "ms_per_event"} for row in self.rows]
-        result.extra["comparison_ms_per_event"] = {row["algorithm"]: row["ms_per_event"] for row in self.rows}
+        result.add_report(format_table(self.rows))
+        result.add_comparison(self.rows)
 
     def finalize(self) -> None:
         rows = getattr(self, "rows", None)

@@ -18,15 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from recotrig.framework.files import root_file, write_json
 
-__all__ = ["COLUMNS", "format_table", "row_from_result", "write_table"]
+__all__ = ["COLUMNS", "VARIANT_OPTIONS", "format_table", "row_label", "row_from_result", "write_table"]
 
 #: column name -> header shown by ``format_table``; "algorithm" is text, the others numbers
 COLUMNS: dict[str, str] = {
     "algorithm": "algorithm",
     "efficiency": "eff",
     "fake": "fake",
+    "fp_per_event": "FP/event",
     "duplicate": "dup",
     "merge": "merge",
     "split": "split",
@@ -34,6 +36,8 @@ COLUMNS: dict[str, str] = {
     "ms_per_event": "ms/event",
 }
 _TEXT = "algorithm"
+#: options that choose an algorithm's method: a row names them (``ActsAMVF(seeder=gaussian) [vertices_amvf]``)
+VARIANT_OPTIONS = ("seeder",)
 #: columns that change from run to run: printed, never written by ``write_table``
 TIMING_COLUMNS = ("ms_per_event",)
 
@@ -50,12 +54,13 @@ def row_from_result(
     Tracking results give efficiency, fake and duplicate rates (resolution left empty). Vertex
     results give, with ``style="acts"``, efficiency, fake, merge and split rates and the core z
     resolution of clean matches; with ``style="window"`` (LHCb / PV-Finder), the window
-    efficiency, false positives per event in the ``fake`` column and the window z resolution.
+    efficiency, false positives per event (column ``fp_per_event``, shown as ``FP/event``; ``fake``
+    stays empty) and the window z resolution.
     ``ms_per_event`` overrides the timing recorded in the result.
     """
     nan = math.nan
     ms = result.get("ms_per_event", nan) if ms_per_event is None else ms_per_event
-    row: dict[str, Any] = {name: nan for name in COLUMNS}
+    row: dict[str, Any] = dict.fromkeys(COLUMNS, nan)
     row.update(algorithm=str(algorithm), ms_per_event=float(ms))
     if "duplicate_rate" in result:
         row.update(efficiency=result["efficiency"], fake=result["fake_rate"], duplicate=result["duplicate_rate"])
@@ -70,12 +75,22 @@ def row_from_result(
     elif style == "window":
         row.update(
             efficiency=result["window_efficiency"],
-            fake=result["window_fp_per_event"],
+            fp_per_event=result["window_fp_per_event"],
             resolution_mm=result["window_z_sigma_core"],
         )
     else:
         raise ValueError(f"style must be 'acts' or 'window', not {style!r}")
     return {k: (v if k == _TEXT else float(v)) for k, v in row.items()}
+
+
+def row_label(producer: str, key: str, record: Mapping[str, Any] | None = None) -> str:
+    """The name of a row: the producing algorithm, the method options of ``VARIANT_OPTIONS`` it ran
+    with (looked up in the run ``record``) and the store key of its collection:
+    ``ActsAMVF(seeder=adaptive_grid) [vertices_amvf]``."""
+    entry = next((a for a in (record or {}).get("algorithms", []) if a.get("name") == producer), {})
+    options = entry.get("options", {})
+    variant = ", ".join(f"{name}={options[name]}" for name in VARIANT_OPTIONS if name in options)
+    return f"{producer}({variant}) [{key}]" if variant else f"{producer} [{key}]"
 
 
 def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:

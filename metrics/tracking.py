@@ -49,6 +49,7 @@ from typing import Any, ClassVar, Literal
 
 import awkward as ak
 import numpy as np
+
 from recotrig.edm import Hits, HitTruth, Particles, Tracks
 from recotrig.edm.truth import NOISE_PARTICLE_ID, TRACKML_ORDER_PROPOSAL, trackml_weights
 from recotrig.framework.lookup import DuplicateIdError, group_starts, index_of
@@ -71,7 +72,6 @@ __all__ = [
 
 #: returned where a track has no (matched) particle
 NO_PARTICLE = -1
-
 
 
 # ------------------------------------------------------------------------------------------------
@@ -358,10 +358,10 @@ class Accumulator:
 
     def __init__(self, **config: Any) -> None:
         self.config: dict[str, Any] = dict(config)
-        self.counts: dict[str, float] = {name: 0 for name in self.COUNTS}
+        self.counts: dict[str, float] = dict.fromkeys(self.COUNTS, 0)
         self.samples: dict[str, list[np.ndarray]] = {name: [] for name in self.SAMPLES}
 
-    def merge(self, other: "Accumulator") -> "Accumulator":
+    def merge(self, other: Accumulator) -> Accumulator:
         """Add ``other`` into this accumulator (in place) and return it."""
         if type(other) is not type(self):
             raise TypeError(f"cannot merge {type(other).__name__} into {type(self).__name__}")
@@ -374,7 +374,7 @@ class Accumulator:
         return self
 
     @classmethod
-    def merged(cls, parts: Iterable["Accumulator"]) -> "Accumulator":
+    def merged(cls, parts: Iterable[Accumulator]) -> Accumulator:
         """A new accumulator holding the sum of ``parts`` (which are left unchanged)."""
         parts = list(parts)
         if not parts:
@@ -443,8 +443,18 @@ class TrackingMetrics(Accumulator):
         "time_s",
         "n_timed_events",
     )
-    SAMPLES = ("trackml_scores", "scored_event_ids", "scored_runs", "particle_pt", "particle_eta", "particle_found",
-               "track_pt", "track_eta", "track_fake", "track_duplicate")
+    SAMPLES = (
+        "trackml_scores",
+        "scored_event_ids",
+        "scored_runs",
+        "particle_pt",
+        "particle_eta",
+        "particle_found",
+        "track_pt",
+        "track_eta",
+        "track_fake",
+        "track_duplicate",
+    )
 
     def __init__(
         self,
@@ -532,11 +542,20 @@ class TrackingMetrics(Accumulator):
         out = {}
         for name, edges in (("pt", PT_EDGES), ("eta", ETA_EDGES)):
             particles = _binned(self.sample(f"particle_{name}"), edges, efficiency=self.sample("particle_found"))
-            tracks = _binned(self.sample(f"track_{name}"), edges, fake_rate=self.sample("track_fake"),
-                             duplicate_rate=self.sample("track_duplicate"))
-            out[name] = {"edges": list(edges), "n_reconstructable": particles["n"],
-                         "efficiency": particles["efficiency"], "n_tracks": tracks["n"],
-                         "fake_rate": tracks["fake_rate"], "duplicate_rate": tracks["duplicate_rate"]}
+            tracks = _binned(
+                self.sample(f"track_{name}"),
+                edges,
+                fake_rate=self.sample("track_fake"),
+                duplicate_rate=self.sample("track_duplicate"),
+            )
+            out[name] = {
+                "edges": list(edges),
+                "n_reconstructable": particles["n"],
+                "efficiency": particles["efficiency"],
+                "n_tracks": tracks["n"],
+                "fake_rate": tracks["fake_rate"],
+                "duplicate_rate": tracks["duplicate_rate"],
+            }
         return out
 
     def result(self) -> dict[str, Any]:
@@ -548,9 +567,11 @@ class TrackingMetrics(Accumulator):
             "duplicate_rate": _ratio(c["n_duplicate_tracks"], c["n_tracks"]),
             "trackml_score": float(np.mean(scores)) if len(scores) else math.nan,
             "trackml_sum": float(np.sum(scores)),
-            "per_event": {"run_number": self.sample("scored_runs").astype(np.int64).tolist(),
-                          "event_id": self.sample("scored_event_ids").astype(np.int64).tolist(),
-                          "trackml_score": scores.tolist()},
+            "per_event": {
+                "run_number": self.sample("scored_runs").astype(np.int64).tolist(),
+                "event_id": self.sample("scored_event_ids").astype(np.int64).tolist(),
+                "trackml_score": scores.tolist(),
+            },
             "binned": self.binned(),
             "ms_per_event": self._ms_per_event(),
             **{k: (int(v) if k != "time_s" else float(v)) for k, v in c.items()},

@@ -16,15 +16,26 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from ..edm import CrossingInfo, TriggerDecision
-from ..framework import Metric, Option
-from ..framework.files import write_json
+from recotrig.edm import CrossingInfo, TriggerDecision
+from recotrig.edm.trigger import CROSSING_RATE_KHZ, PROCESS_CODES, SIGNALS, fpr_of_rate, threshold_at_fpr
+from recotrig.framework import Metric, Option
+from recotrig.framework.files import write_json
+from recotrig.framework.result import RunResult
 
-__all__ = ["CROSSING_RATE_KHZ", "FPRS", "RATES_KHZ", "TriggerPerformance", "efficiency_at_fpr", "fpr_key", "fpr_of_rate",
-           "roc_auc", "trigger_figures"]
+__all__ = [
+    "CROSSING_RATE_KHZ",
+    "FPRS",
+    "RATES_KHZ",
+    "TriggerPerformance",
+    "efficiency_at_fpr",
+    "fpr_key",
+    "fpr_of_rate",
+    "roc_auc",
+    "roc_curve",
+    "score_histograms",
+    "trigger_figures",
+]
 
-#: the crossing rate the rates are quoted against (40 MHz)
-CROSSING_RATE_KHZ = 40_000.0
 #: the false-positive rates and the zero-bias rates every report quotes
 FPRS = (1e-5, 1e-4, 1e-3)
 RATES_KHZ = (1.0, 10.0)
@@ -37,7 +48,33 @@ def roc_auc(background: np.ndarray, signal: np.ndarray) -> float:
     if len(b) == 0 or len(s) == 0:
         raise ValueError("the AUC needs background and signal events")
     ranks = rankdata(np.concatenate([b, s]))
-    return float((ranks[len(b):].sum() - len(s) * (len(s) + 1) / 2) / (len(b) * len(s)))
+    return float((ranks[len(b) :].sum() - len(s) * (len(s) + 1) / 2) / (len(b) * len(s)))
+
+
+def roc_curve(background: np.ndarray, signal: np.ndarray) -> dict[str, list[float]]:
+    """The ROC curve's corners: for each threshold (descending) the fraction of background
+    (``fpr``) and of signal (``tpr``) events scoring strictly above it; points on a straight
+    stretch between two corners are left out, so the curve is exact and small."""
+    b, s = np.sort(np.asarray(background, np.float64)), np.sort(np.asarray(signal, np.float64))
+    cuts = np.r_[np.inf, np.unique(np.concatenate([b, s]))[::-1], -np.inf]  # from nothing passing to all
+    fpr = 1.0 - np.searchsorted(b, cuts, side="right") / max(len(b), 1)
+    tpr = 1.0 - np.searchsorted(s, cuts, side="right") / max(len(s), 1)
+    bend = np.r_[True, np.logical_or(np.diff(fpr, 2) != 0, np.diff(tpr, 2) != 0), True]
+    return {
+        "threshold": [float(c) if np.isfinite(c) else None for c in cuts[bend]],
+        "fpr": fpr[bend].tolist(),
+        "tpr": tpr[bend].tolist(),
+    }
+
+
+def score_histograms(score: np.ndarray, groups: dict[str, np.ndarray], bins: int = 50) -> dict[str, Any]:
+    """Histograms of ``score`` for each group (a boolean mask per name) on common edges."""
+    score = np.asarray(score, np.float64)
+    edges = np.histogram_bin_edges(score, bins=bins) if len(score) else np.linspace(0.0, 1.0, bins + 1)
+    return {
+        "edges": edges.tolist(),
+        "counts": {name: np.histogram(score[mask], edges)[0].tolist() for name, mask in groups.items()},
+    }
 
 
 def fpr_key(fpr: float) -> str:
@@ -46,29 +83,20 @@ def fpr_key(fpr: float) -> str:
     return f"at_fpr_{mantissa}e{int(exponent)}"
 
 
-def fpr_of_rate(rate_khz: float) -> float:
-    """The zero-bias false-positive rate that gives ``rate_khz`` out of the 40 MHz crossings."""
-    return rate_khz / CROSSING_RATE_KHZ
-
-
 def efficiency_at_fpr(background: np.ndarray, signal: np.ndarray, fpr: float) -> dict[str, float]:
     """Signal efficiency at a background false-positive rate ``fpr``: threshold, efficiency, the
     background events passing and the rate they represent (``measured`` false when no background
     event may pass at this sample size)."""
-    b = np.sort(np.asarray(background, np.float64))[::-1]
-    k = int(math.floor(fpr * len(b) + 1e-9))
-    if k >= len(b):
-        raise ValueError(f"fpr {fpr} is too large for {len(b)} background events")
-    threshold = float(b[k])
-    n_pass = int(np.count_nonzero(b > threshold))
+    n = len(background)
+    threshold, allowed, n_pass = threshold_at_fpr(background, fpr)
     return {
         "fpr_target": fpr,
         "threshold": threshold,
         "efficiency": float(np.mean(np.asarray(signal) > threshold)) if len(signal) else math.nan,
-        "n_background": len(b),
+        "n_background": n,
         "n_background_pass": n_pass,
-        "fpr": n_pass / len(b),
-        "measured": k > 0,
+        "fpr": n_pass / n,
+        "measured": allowed > 0,
     }
 
 
@@ -90,18 +118,23 @@ class ScoreAccumulator:
         self.score: list[float] = []
         self.hw_score: list[int] = []
         self.passed: list[bool] = []
+        self.threshold = math.nan  #: the decision's threshold on the float score scale
 
-    def add(self, process: int, score: float, hw_score: int, passed: bool) -> None:
+    def add(self, process: int, score: float, hw_score: int, passed: bool, threshold: float = math.nan) -> None:
+        if not math.isnan(threshold):
+            self.threshold = float(threshold)
         self.process.append(int(process))
         self.score.append(float(score))
         self.hw_score.append(int(hw_score))
         self.passed.append(bool(passed))
 
-    def merge(self, other: "ScoreAccumulator") -> "ScoreAccumulator":
+    def merge(self, other: ScoreAccumulator) -> ScoreAccumulator:
         self.process += other.process
         self.score += other.score
         self.hw_score += other.hw_score
         self.passed += other.passed
+        if not math.isnan(other.threshold):
+            self.threshold = other.threshold
         return self
 
 
@@ -121,7 +154,7 @@ class TriggerCounts:
         if "threshold" in decision:
             self.threshold = float(decision["threshold"][0])
 
-    def merge(self, other: "TriggerCounts") -> "TriggerCounts":
+    def merge(self, other: TriggerCounts) -> TriggerCounts:
         self.events += other.events
         self.passed += other.passed
         self.score_sum += other.score_sum
@@ -133,16 +166,23 @@ class TriggerCounts:
         """Accepted events, accept fraction, the rate it means at the 40 MHz crossing rate (the
         trigger rate when the events are zero-bias crossings), the mean score and the threshold."""
         fraction = self.passed / self.events if self.events else math.nan
-        return {"events": self.events, "accepted": self.passed, "accept_fraction": fraction,
-                "rate_khz": fraction * CROSSING_RATE_KHZ,
-                "mean_score": self.score_sum / self.events if self.events else math.nan, "threshold": self.threshold}
+        return {
+            "events": self.events,
+            "accepted": self.passed,
+            "accept_fraction": fraction,
+            "rate_khz": fraction * CROSSING_RATE_KHZ,
+            "mean_score": self.score_sum / self.events if self.events else math.nan,
+            "threshold": self.threshold,
+        }
 
 
 class TriggerPerformance(Metric):
     """ROC AUC and signal efficiencies of a trigger score per signal process against the
     background processes of the same run (crossings labelled by ``CrossingInfo``); writes
     ``trigger.json`` to ``output`` and prints a table. Efficiencies at FPR 1e-5, 1e-4, 1e-3 and,
-    against a zero-bias background, at 1 and 10 kHz; each with the background events behind it."""
+    against a zero-bias background, at 1 and 10 kHz; each with the background events behind it; the
+    ROC curve per signal (``roc_curve``) and the float score's histograms per process with the
+    decision's threshold (``scores``), so the report draws them from the file."""
 
     output = Option("recotrig-out", "directory for trigger.json", role="output")
 
@@ -151,11 +191,10 @@ class TriggerPerformance(Metric):
 
     def execute(self, decision: TriggerDecision, crossing: CrossingInfo) -> None:
         hw = int(decision["hw_score"][0]) if "hw_score" in decision else 0
-        self.acc.add(int(crossing.process[0]), float(decision.score[0]), hw, bool(decision.passed[0]))
+        threshold = float(decision["threshold"][0]) if "threshold" in decision else math.nan
+        self.acc.add(int(crossing.process[0]), float(decision.score[0]), hw, bool(decision.passed[0]), threshold)
 
-    def summarise(self, acc: ScoreAccumulator, result: Any, producers: dict[str, str]) -> None:
-        from ..sim.premix import PROCESS_CODES, SIGNALS
-
+    def summarise(self, acc: ScoreAccumulator, result: RunResult, producers: dict[str, str]) -> None:
         names = {code: name for name, code in PROCESS_CODES.items()}
         process = np.asarray(acc.process, np.int64)
         signal_codes = {PROCESS_CODES[s] for s in SIGNALS}
@@ -163,31 +202,49 @@ class TriggerPerformance(Metric):
         zero_bias = bool(background.any()) and set(process[background].tolist()) == {PROCESS_CODES["zerobias"]}
         if not background.any():
             raise ValueError(f"{self.name}: the run holds no background crossings to compare the signals with")
-        report: dict[str, Any] = {"n_background": int(background.sum()),
-                                  "background": sorted({names[c] for c in process[background].tolist()}),
-                                  "signals": {}}
+        report: dict[str, Any] = {
+            "n_background": int(background.sum()),
+            "background": sorted({names[c] for c in process[background].tolist()}),
+            "signals": {},
+        }
         lines = [f"{'signal':12s} {'events':>7s} {'AUC hw':>7s} {'AUC float':>9s}  efficiency at FPR 1e-3 (hw)"]
         for code in sorted(signal_codes & set(process.tolist())):
             sel = process == code
             row: dict[str, Any] = {"n_signal": int(sel.sum())}
             for label, values in (("hw", np.asarray(acc.hw_score, np.float64)), ("float", np.asarray(acc.score))):
                 row[label] = trigger_figures(values[background], values[sel], zero_bias=zero_bias)
+                row[label]["roc"] = roc_curve(values[background], values[sel])  # the report draws it
             report["signals"][names[code]] = row
             at = row["hw"][fpr_key(1e-3)]
-            lines.append(f"{names[code]:12s} {row['n_signal']:7d} {row['hw']['auc']:7.3f} {row['float']['auc']:9.3f}  "
-                         f"{at['efficiency']:.3f} ({at['n_background_pass']} of {at['n_background']} background)")
+            lines.append(
+                f"{names[code]:12s} {row['n_signal']:7d} {row['hw']['auc']:7.3f} {row['float']['auc']:9.3f}  "
+                f"{at['efficiency']:.3f} ({at['n_background_pass']} of {at['n_background']} background)"
+            )
+        present = sorted(signal_codes & set(process.tolist()))
+        groups = {"background": background, **{names[c]: process == c for c in present}}
+        report["scores"] = {"float": score_histograms(np.asarray(acc.score), groups), "threshold": acc.threshold}
         passed = np.asarray(acc.passed, bool)
         n_bg, k_bg = int(background.sum()), int(passed[background].sum())
-        report["decision"] = {"background_passed": k_bg, "background_accept": k_bg / n_bg,
-                              "rate_khz": k_bg / n_bg * CROSSING_RATE_KHZ if zero_bias else None,
-                              "signal_accept": {names[c]: float(passed[process == c].mean())
-                                                for c in sorted(signal_codes & set(process.tolist()))}}
-        rate = (f" = {k_bg / n_bg * CROSSING_RATE_KHZ:.3g} ± {math.sqrt(max(k_bg, 1)) / n_bg * CROSSING_RATE_KHZ:.2g} kHz"
-                if zero_bias else "")
-        lines.append(f"decisions: {k_bg} of {n_bg} background crossings pass{rate}; signal accepted: "
-                     + ", ".join(f"{k} {v:.3f}" for k, v in report["decision"]["signal_accept"].items()))
+        report["decision"] = {
+            "background_passed": k_bg,
+            "background_accept": k_bg / n_bg,
+            "rate_khz": k_bg / n_bg * CROSSING_RATE_KHZ if zero_bias else None,
+            "signal_accept": {
+                names[c]: float(passed[process == c].mean()) for c in sorted(signal_codes & set(process.tolist()))
+            },
+        }
+        rate = (
+            f" = {k_bg / n_bg * CROSSING_RATE_KHZ:.3g} ± {math.sqrt(max(k_bg, 1)) / n_bg * CROSSING_RATE_KHZ:.2g} kHz"
+            if zero_bias
+            else ""
+        )
+        lines.append(
+            f"decisions: {k_bg} of {n_bg} background crossings pass{rate}; signal accepted: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in report["decision"]["signal_accept"].items())
+        )
         self.report = report
-        result.extra.setdefault("reports", []).append("\n".join(lines))
+        result.add_report("\n".join(lines))
+        result.add_trigger(self.name, report)
 
     def finalize(self) -> None:
         report = getattr(self, "report", None)

@@ -1,66 +1,8 @@
-"""Truth-matched vertexing metrics: ACTS-style classification (clean / merged / split / fake),
-LHCb/PV-Finder-style z-window efficiency and false positives, z resolution and the
-vertex-vertex resolution, accumulated over events.
+"""Truth-matched vertexing metrics, accumulated over events: ACTS-style classification (clean /
+merged / split / fake) with a position fallback, LHCb/PV-Finder-style z-window efficiency and false
+positives, z resolution and the vertex-vertex resolution (``VertexMetrics``).
 
-Definitions
------------
-*ACTS-style matching* (``match_vertices``; ACTS Examples ``VertexTruthMatcher`` and
-``RootVertexNTupleWriter``). Each track is matched to a particle with ``match_tracks`` (fake
-tracks have none) and the particle to its truth vertex through ``Particles.vertex_id``. For a
-reconstructed vertex, the tracks with weight >= ``min_track_weight`` (ACTS ``minTrkWeight`` =
-0.1; ``Vertices.track_weight``, or 1 for every track when the column is absent) are summed per
-truth vertex; the truth vertex with the largest summed weight (lowest id on ties) is the
-vertex's *majority truth vertex*, and its share of the total weight of the used tracks (fake
-tracks included in the total) is the *match fraction*. The vertex is
-
-* ``fake`` when no used track leads to a truth vertex (ACTS leaves these unclassified);
-* ``clean`` when the match fraction is >= ``clean_fraction`` (ACTS ``vertexMatchThreshold`` =
-  0.7), ``merged`` otherwise;
-* ``split`` when another reconstructed vertex has the same majority truth vertex and ranks
-  higher: by sum of pT^2 of the used tracks when the tracks have ``qop`` and ``theta`` (as
-  ACTS), else by total used track weight; ties go to the lower index. The highest-ranked
-  vertex keeps its own clean/merged label (ACTS, when a later vertex outranks an earlier one,
-  hands the earlier one's label to the later one; that is not reproduced).
-
-A truth vertex is *reconstructable* when it has >= ``min_tracks`` (default 2, as ACTS)
-reconstructable tracks, and *found* when it is the majority truth vertex of a clean or merged
-(not split, not fake) reconstructed vertex; ``efficiency`` = found / reconstructable and
-``efficiency_clean`` counts only clean ones. The number of reconstructable tracks of a truth
-vertex comes from (``reconstructable="auto"`` takes the first available):
-``TruthVertices.n_reconstructable`` (``"column"``); the number of distinct particles of the
-vertex matched by a reconstructed track, as ACTS counts (``"matched"``); the number of charged
-particles of the vertex in ``Particles`` (``"charged"``); ``TruthVertices.n_charged``.
-
-*Position fallback.* When the reconstructed vertices carry no ``track_index`` (algorithms that
-give positions only), or no tracks/truth are given, matching is done in z:
-``window_match`` pairs reconstructed and truth vertices one-to-one, closest |dz| first, within
-``z_window``. A paired reconstructed vertex is clean, or merged when another reconstructable
-truth vertex left without a partner also lies within the window; an unpaired one is split when
-a truth vertex lies within the window (it is taken by a closer vertex), else fake. The result
-says which was used (``matching``: ``"tracks"``, ``"position"`` or ``"mixed"`` over events).
-
-*Window metric* (LHCb / PV-Finder style, Akar et al., "PV-Finder", e.g. arXiv:2007.01023).
-``window_match`` with ``z_window`` (default 0.5 mm) between all reconstructed and all truth
-vertices; a truth vertex with >= ``window_min_tracks`` (default 5) reconstructable tracks is
-*eligible*; ``window_efficiency`` = eligible truth vertices paired / eligible truth vertices;
-false positives = reconstructed vertices paired with no truth vertex, reported per event.
-Vertices paired with a non-eligible truth vertex are neither found nor false.
-
-*z resolution.* Residuals z_reco - z_truth of the ACTS-style clean, not split, matches
-(``z_*``) and of the window pairs with eligible truth vertices (``window_z_*``): ``sigma_core``
-is the robust width 1.4826 x median absolute deviation from the median (the standard deviation
-for a Gaussian core, insensitive to tails); ``rms`` is the root mean square (about zero).
-
-*Vertex-vertex resolution.* For every event the |dz| of all pairs of reconstructed vertices and
-of all pairs of reconstructable truth vertices are histogrammed (bin ``dz_bin`` up to
-``dz_max``). The ratio reco/truth per bin, divided by its level in the plateau
-``plateau`` = (lo, hi) mm (ratio of the summed counts there), is the pair-finding probability:
-1 far apart, depleted at small |dz| where two vertices merge into one. ``vv_resolution`` is the
-|dz| at which the normalised ratio first reaches 0.5 (linear interpolation between bin centres,
-bins with no truth pairs skipped): the separation at which half the pairs are resolved. Assuming
-a Gaussian-shaped full depletion 1 - exp(-dz^2 / 2 s^2), ``vv_sigma`` = vv_resolution /
-sqrt(2 ln 2) is its width s. Both are NaN when the ratio is already >= 0.5 in the first bin
-(resolved below the binning) or never reaches it; the histograms are additive over events.
+The definitions are in the documentation: docs/metrics.md ("Vertexing metrics").
 """
 
 from __future__ import annotations
@@ -71,6 +13,7 @@ from typing import Any, Literal
 
 import awkward as ak
 import numpy as np
+
 from recotrig.edm import HitTruth, Particles, Tracks, TruthVertices, Vertices
 from recotrig.framework.lookup import group_starts, index_of
 from recotrig.metrics.tracking import NO_PARTICLE, Accumulator, _ratio, match_tracks
@@ -497,10 +440,10 @@ class VertexMetrics(Accumulator):
 
     @property
     def edges(self) -> np.ndarray:
-        nbins = int(round(self.config["dz_max"] / self.config["dz_bin"]))
+        nbins = round(self.config["dz_max"] / self.config["dz_bin"])
         return np.linspace(0.0, nbins * self.config["dz_bin"], nbins + 1)
 
-    def merge(self, other: "Accumulator") -> "VertexMetrics":
+    def merge(self, other: Accumulator) -> VertexMetrics:
         super().merge(other)
         for key, n in other.sources.items():  # type: ignore[attr-defined]
             self.sources[key] = self.sources.get(key, 0) + n

@@ -24,8 +24,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SHIPPED", "Model", "ModelError", "available", "cache_dir", "card_markdown", "card_path", "load", "locate",
-           "sha256", "write_card"]
+from recotrig.models.cards import Card, CardFieldError, parse_card
+
+__all__ = [
+    "SHIPPED",
+    "Model",
+    "ModelError",
+    "available",
+    "cache_dir",
+    "card_markdown",
+    "card_path",
+    "load",
+    "locate",
+    "sha256",
+    "write_card",
+]
 
 SHIPPED = Path(__file__).resolve().parent / "shipped"
 _REQUIRED = ("name", "family", "inputs", "outputs", "features", "normalisation", "training", "onnx_sha256")
@@ -57,6 +70,8 @@ class Model:
     name: str
     onnx: Path
     card: dict[str, Any]
+    #: the card checked against its family's schema (``models.cards``): what the runtime reads
+    typed_card: Card
 
     @property
     def family(self) -> str:
@@ -65,8 +80,9 @@ class Model:
     def expect(self, key: str, value: Any) -> None:
         """The card's ``key`` must equal what the algorithm feeds (features, classes, ...)."""
         if self.card.get(key) != value:
-            raise ModelError(f"{self.onnx}: the card's {key!r} is {self.card.get(key)!r}, but the algorithm feeds "
-                             f"{value!r}")
+            raise ModelError(
+                f"{self.onnx}: the card's {key!r} is {self.card.get(key)!r}, but the algorithm feeds {value!r}"
+            )
 
 
 def available() -> list[str]:
@@ -88,8 +104,10 @@ def locate(spec: str) -> Path:
     else:
         onnx = SHIPPED / f"{spec}.onnx"
         if not onnx.exists():
-            raise ModelError(f"no shipped model {spec!r}; shipped: {', '.join(available()) or 'none'} "
-                             "(or give a path to an .onnx file)")
+            raise ModelError(
+                f"no shipped model {spec!r}; shipped: {', '.join(available()) or 'none'} "
+                "(or give a path to an .onnx file)"
+            )
     if not onnx.is_file():
         raise ModelError(f"{onnx}: no such model file")
     return onnx
@@ -108,13 +126,19 @@ def load(spec: str, *, family: str | None = None) -> Model:
     missing = [k for k in _REQUIRED if k not in card]
     if missing:
         raise ModelError(f"{card_file}: the card lacks {missing}")
+    try:
+        typed = parse_card(card)
+    except CardFieldError as err:
+        raise ModelError(f"{card_file}: {err}") from None
     if family is not None and card["family"] != family:
         raise ModelError(f"{onnx}: a {card['family']} model, not a {family} model")
     actual = sha256(onnx)
     if actual != card["onnx_sha256"]:
-        raise ModelError(f"{onnx}: the file's sha256 {actual[:12]}… differs from its card's "
-                         f"{str(card['onnx_sha256'])[:12]}… (corrupted or replaced)")
-    return Model(name=str(card["name"]), onnx=onnx, card=card)
+        raise ModelError(
+            f"{onnx}: the file's sha256 {actual[:12]}… differs from its card's "
+            f"{str(card['onnx_sha256'])[:12]}… (corrupted or replaced)"
+        )
+    return Model(name=typed.name, onnx=onnx, card=card, typed_card=typed)
 
 
 def card_markdown(card: dict[str, Any]) -> str:

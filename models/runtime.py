@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from recotrig.models.registry import ModelError
 
 __all__ = ["Session"]

@@ -4,6 +4,7 @@
                  [--dot FILE] [--error-policy abort|skip] [--ALG.OPTION VALUE ...] [--set ALG.OPTION=VALUE ...]
     recotrig run --config recotrig-out/vertexing/run.json      (re-run a recorded run)
     recotrig info STORE
+    recotrig report DIR [DIR ...] [--labels a,b] [-o OUT]   (plots and report.html of finished output directories)
     recotrig simulate ...   (see ``recotrig simulate --help``)
     recotrig simulate-l1 ...   (L1 objects only, premixed pile-up; ``recotrig simulate-l1 --help``)
     recotrig train trackformer [--model encreg --dataset 10-50 ...]
@@ -34,18 +35,18 @@ import sys
 import threading
 from typing import Any
 
-from ..framework import Algorithm, ConfigError, EventError, Sequencer
-from ..framework.arguments import ArgumentParser, one_line
-from ..framework.executors import DaskExecutor, kill_workers
-from ..framework.files import commits, committed_since, root_file, transaction, write_json
-from ..framework.flags import add_flags, apply_flags, set_from_text
-from ..framework.record import file_entry
-from ..framework.sequencer import MAX_JOBS
-from ..io.errors import StoreError
-from ..io.fileset import SPEC_HELP
-from ..io.store import open_store
-from ..models.registry import ModelError
-from . import loader
+from recotrig.framework import Algorithm, ConfigError, EventError, Sequencer
+from recotrig.framework.arguments import ArgumentParser, one_line
+from recotrig.framework.executors import DaskExecutor, Executor, kill_workers
+from recotrig.framework.files import commits, committed_since, root_file, transaction, write_json
+from recotrig.framework.flags import add_flags, apply_flags, set_from_text
+from recotrig.framework.limits import check_run_options
+from recotrig.framework.record import file_entry
+from recotrig.io.errors import StoreError
+from recotrig.io.fileset import SPEC_HELP
+from recotrig.io.store import open_store
+from recotrig.models.registry import ModelError
+from recotrig.sequences import loader
 
 DEFAULT_SEQUENCE = "vertexing"
 
@@ -57,33 +58,62 @@ def _run_parser(add_help: bool) -> argparse.ArgumentParser:
         description="Run a sequence of algorithms over the events of a store.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("sequence", nargs="?", default=None,
-                   help=f"a shipped sequence ({', '.join(loader.available())}) or a .py file "
-                        f"(default: {DEFAULT_SEQUENCE}); {loader.PRECEDENCE}")
-    p.add_argument("--input", "-i", action="append", metavar="STORE",
-                   help="event store: TrackML CSV directory or ROOT file (default: the sequence's own default). "
-                        + SPEC_HELP)
+    p.add_argument(
+        "sequence",
+        nargs="?",
+        default=None,
+        help=f"a shipped sequence ({', '.join(loader.available())}) or a .py file "
+        f"(default: {DEFAULT_SEQUENCE}); {loader.PRECEDENCE}",
+    )
+    p.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        metavar="STORE",
+        help="event store: TrackML CSV directory or ROOT file (default: the sequence's own default). " + SPEC_HELP,
+    )
     p.add_argument("--output", "-o", help="output directory (default: recotrig-out/<sequence>)")
     p.add_argument("-n", "--events", type=int, default=None, help="number of events (default: all)")
     p.add_argument("--skip", type=int, default=0, help="entries to skip at the start")
     p.add_argument("-j", "--jobs", type=int, default=1, help="worker processes for events (process executor)")
-    p.add_argument("--executor", choices=("process", "dask"), default="process",
-                   help="where chunks run: this machine's processes (-j), or Dask distributed")
+    p.add_argument(
+        "--executor",
+        choices=("process", "dask"),
+        default="process",
+        help="where chunks run: this machine's processes (-j), or Dask distributed",
+    )
     p.add_argument("--workers", type=int, default=2, help="with --executor dask: workers of the local cluster")
     p.add_argument("--scheduler", metavar="ADDRESS", help="with --executor dask: an existing cluster (tcp://host:8786)")
     p.add_argument("--retries", type=int, default=0, help="re-run a failing chunk up to this many times")
-    p.add_argument("--skip-bad-files", action="store_true",
-                   help="leave out (and record) input files that cannot be read; the rest of the fileset completes")
+    p.add_argument(
+        "--skip-bad-files",
+        action="store_true",
+        help="leave out (and record) input files that cannot be read; the rest of the fileset completes",
+    )
     p.add_argument("--chunk-size", type=int, default=None, help="entries per chunk (default: sized to the workers)")
     p.add_argument("--dry-run", action="store_true", help="print the data-flow graph and exit")
     p.add_argument("--dot", metavar="FILE", help="with --dry-run: also write the graph as Graphviz dot")
-    p.add_argument("--config", metavar="RUN_JSON", help="re-run the run recorded in a run.json (its sequence, input, "
-                                                        "entries and every option; flags still override)")
-    p.add_argument("--error-policy", choices=("abort", "skip"), default=None,
-                   help="on a failing event: stop (abort) or record it and go on (skip)")
-    p.add_argument("--set", action="append", default=[], metavar="ALG.OPTION=VALUE",
-                   help="set an algorithm option (repeatable)")
+    p.add_argument(
+        "--config",
+        metavar="RUN_JSON",
+        help="re-run the run recorded in a run.json (its sequence, input, "
+        "entries and every option; flags still override)",
+    )
+    p.add_argument(
+        "--error-policy",
+        choices=("abort", "skip"),
+        default=None,
+        help="on a failing event: stop (abort) or record it and go on (skip)",
+    )
+    p.add_argument(
+        "--set", action="append", default=[], metavar="ALG.OPTION=VALUE", help="set an algorithm option (repeatable)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="after the run, write report.html (and figures/) into the output directory (recotrig report)",
+    )
     return p
 
 
@@ -92,14 +122,18 @@ def _apply_record(algorithms: list[Algorithm], record: dict[str, Any], source: s
     recorded = {a.get("name"): a for a in record.get("algorithms", [])}
     built = {a.name: a for a in algorithms}
     if set(recorded) != set(built):
-        raise ConfigError(f"{source}: the record's algorithms {sorted(recorded)} are not the sequence's "
-                          f"{sorted(built)} (the sequence changed since?)")
+        raise ConfigError(
+            f"{source}: the record's algorithms {sorted(recorded)} are not the sequence's "
+            f"{sorted(built)} (the sequence changed since?)"
+        )
     for name, entry in recorded.items():
         alg = built[name]
         cls = type(alg)
         if entry.get("class") != f"{cls.__module__}.{cls.__qualname__}":
-            raise ConfigError(f"{source}: algorithm {name!r} was a {entry.get('class')}, the sequence makes a "
-                              f"{cls.__module__}.{cls.__qualname__}")
+            raise ConfigError(
+                f"{source}: algorithm {name!r} was a {entry.get('class')}, the sequence makes a "
+                f"{cls.__module__}.{cls.__qualname__}"
+            )
         alg.configure(**entry.get("options", {}), **entry.get("keys", {}))
 
 
@@ -109,8 +143,10 @@ def _check_files(record: dict[str, Any], source: str) -> None:
         for entry in entries:
             now = file_entry(entry["path"])
             if now.get("sha256") != entry.get("sha256"):
-                raise ConfigError(f"{source}: {role} file {entry['path']} differs from the recorded one "
-                                  f"(sha256 {entry.get('sha256')} recorded, {now.get('sha256', 'missing')} now)")
+                raise ConfigError(
+                    f"{source}: {role} file {entry['path']} differs from the recorded one "
+                    f"(sha256 {entry.get('sha256')} recorded, {now.get('sha256', 'missing')} now)"
+                )
 
 
 def _load_record(path: str) -> dict[str, Any]:
@@ -140,8 +176,9 @@ def _check_record(record: dict[str, Any], path: str) -> None:
     need(isinstance(record["sequence"], str) and record["sequence"] != "", "sequence", "a sequence name or .py file")
     need(record.get("input") is None or isinstance(record["input"], str), "input", "a string or null")
     algorithms = record["algorithms"]
-    need(isinstance(algorithms, list) and all(isinstance(a, dict) for a in algorithms), "algorithms",
-         "a list of objects")
+    need(
+        isinstance(algorithms, list) and all(isinstance(a, dict) for a in algorithms), "algorithms", "a list of objects"
+    )
     for i, entry in enumerate(algorithms):
         need(isinstance(entry.get("name"), str), f"algorithms[{i}].name", "a string")
         for key in ("options", "keys"):
@@ -151,13 +188,20 @@ def _check_record(record: dict[str, Any], path: str) -> None:
     names = [entry["name"] for entry in algorithms]
     need(len(set(names)) == len(names), "algorithms", "algorithms of distinct names")
     entries = record.get("entries")
-    need(entries is None or isinstance(entries, list) and len(entries) == 2 and all(map(whole, entries))
-         and entries[0] <= entries[1], "entries", "[start, stop] with 0 <= start <= stop")
+    need(
+        entries is None
+        or (isinstance(entries, list) and len(entries) == 2 and all(map(whole, entries)) and entries[0] <= entries[1]),
+        "entries",
+        "[start, stop] with 0 <= start <= stop",
+    )
     need(record.get("error_policy") in (None, "abort", "skip"), "error_policy", "'abort' or 'skip'")
     files = record.get("files", {})
     listed = isinstance(files, dict) and all(isinstance(v, list) for v in files.values())
-    need(listed and all(isinstance(e, dict) and isinstance(e.get("path"), str) for v in files.values() for e in v),
-         "files", "an object of lists of {path, sha256} objects")
+    need(
+        listed and all(isinstance(e, dict) and isinstance(e.get("path"), str) for v in files.values() for e in v),
+        "files",
+        "an object of lists of {path, sha256} objects",
+    )
 
 
 def _input_spec(values: list[str] | None) -> str | None:
@@ -212,14 +256,7 @@ def configure_run(argv: list[str]) -> tuple[argparse.Namespace, Sequencer, str]:
             raise ConfigError(f"--set expects ALG.OPTION=VALUE, got {item!r}")
         set_from_text(algorithms, name, key, value)
     apply_flags(args, algorithms)
-    if isinstance(args.jobs, int) and not 1 <= args.jobs <= MAX_JOBS:
-        raise ConfigError(f"-j must be from 1 to {MAX_JOBS}, got {args.jobs}")
-    if not 1 <= args.workers <= MAX_JOBS:
-        raise ConfigError(f"--workers must be from 1 to {MAX_JOBS}, got {args.workers}")
-    if not 0 <= args.retries <= 100:
-        raise ConfigError(f"--retries must be from 0 to 100, got {args.retries}")
-    if args.chunk_size is not None and args.chunk_size < 1:
-        raise ConfigError(f"--chunk-size must be at least 1, got {args.chunk_size}")
+    check_run_options(jobs=args.jobs, workers=args.workers, retries=args.retries, chunk_size=args.chunk_size, cli=True)
     if args.skip_bad_files:
         for alg in algorithms:
             if "skip_bad_files" in alg.option_specs():
@@ -236,48 +273,66 @@ def cmd_run(argv: list[str]) -> int:
                 f.write(sequencer.dot() + "\n")
         return 0
     context = {"sequence": args.sequence, "input": args.input}
-    executor = None
+    executor: Executor | None = None
     if args.executor == "dask":
         executor = DaskExecutor(args.workers, scheduler=args.scheduler, retries=args.retries)
     with transaction(output):  # the output directory is built beside it and swapped in whole, or not at all
         failed = _run_and_write(args, sequencer, output, executor, context)
+    if args.report and not failed:  # from the committed files, as `recotrig report OUTPUT` would
+        cmd_report([output])
     if failed:
-        print(f"recotrig run: error: no event was processed: all events failed (see {output}/run.json)",
-              file=sys.stderr)
+        print(
+            f"recotrig run: error: no event was processed: all events failed (see {output}/run.json)", file=sys.stderr
+        )
         return 1
     return 0
 
 
-def _run_and_write(args: argparse.Namespace, sequencer: Sequencer, output: str, executor: Any,
-                   context: dict[str, Any]) -> bool:
-    result = sequencer.run(n_events=args.events, skip=args.skip, jobs=args.jobs, executor=executor,
-                           chunk_size=args.chunk_size, retries=args.retries, skip_bad_files=args.skip_bad_files,
-                           progress=False if args.no_progress else None, record=context)
+def _run_and_write(
+    args: argparse.Namespace, sequencer: Sequencer, output: str, executor: Executor | None, context: dict[str, Any]
+) -> bool:
+    result = sequencer.run(
+        n_events=args.events,
+        skip=args.skip,
+        jobs=args.jobs,
+        executor=executor,
+        chunk_size=args.chunk_size,
+        retries=args.retries,
+        skip_bad_files=args.skip_bad_files,
+        progress=False if args.no_progress else None,
+        record=context,
+    )
     print(result.timing_table())
-    for report in result.extra.get("reports", []):
+    for report in result.reports:
         print()
         print(report)
     for failure in result.failures:
         print(f"skipped: {failure}")
     failed = result.processed == 0
     # run.json: the record and what the run found, identical for equal runs; timing.*: how long it took
-    write_json(os.path.join(output, "run.json"), {
-        "record": result.record,
-        "processed": result.processed,
-        "failures": [vars(f) for f in result.failures],
-        "filters": result.filters,
-        "bad_files": result.bad_files,
-        **{k: v for k, v in result.extra.items() if k not in ("reports", "comparison_ms_per_event")},
-    })
-    write_json(os.path.join(output, "timing.json"), {
-        "executor": args.executor,
-        "jobs": result.jobs,
-        "wall_s": result.wall_s,
-        "events_per_s": result.events_per_s,
-        "main_process_cpu_ms_per_event": 1e3 * result.main_cpu_s / max(1, result.processed),
-        "timing": result.timing,
-        "ms_per_event": result.extra.get("comparison_ms_per_event", {}),
-    })
+    write_json(
+        os.path.join(output, "run.json"),
+        {
+            "record": result.record,
+            "processed": result.processed,
+            "failures": [vars(f) for f in result.failures],
+            "filters": result.filters,
+            "bad_files": result.bad_files,
+            **({"comparison": result.comparison} if result.comparison is not None else {}),
+        },
+    )
+    write_json(
+        os.path.join(output, "timing.json"),
+        {
+            "executor": args.executor,
+            "jobs": result.jobs,
+            "wall_s": result.wall_s,
+            "events_per_s": result.events_per_s,
+            "main_process_cpu_ms_per_event": 1e3 * result.main_cpu_s / max(1, result.processed),
+            "timing": result.timing,
+            "ms_per_event": result.comparison_ms_per_event,
+        },
+    )
     _write_timing(os.path.join(output, "timing.root"), result.per_event)
     print(f"output in {output}/")
     return failed
@@ -302,16 +357,20 @@ def cmd_info(argv: list[str]) -> int:
         return 0
     runs = info.get("runs", [])
     shown = ", ".join(map(str, runs)) if len(runs) <= 10 else f"{len(runs)} runs, {runs[0]}..{runs[-1]}"
-    print(f"{args.store}: {info.get('format')} store, {info.get('events')} events "
-          f"(event ids {info.get('first_event_id')}..{info.get('last_event_id')}; run {shown or '-'})")
+    print(
+        f"{args.store}: {info.get('format')} store, {info.get('events')} events "
+        f"(event ids {info.get('first_event_id')}..{info.get('last_event_id')}; run {shown or '-'})"
+    )
     print(f"  {'collection':<14}{'type':<15}{'rows/event':>12}{'MB':>9}  columns")
     for name, col in info.get("collections", {}).items():
         rows = col.get("rows_per_event")
         size = col.get("bytes")
-        print(f"  {name:<14}{str(col.get('type', '')):<15}"
-              f"{(f'{rows:.1f}' if isinstance(rows, (int, float)) else '-'):>12}"
-              f"{(f'{size / 1e6:.2f}' if isinstance(size, (int, float)) else '-'):>9}  "
-              + ", ".join(col.get("columns", [])))
+        print(
+            f"  {name:<14}{col.get('type', '')!s:<15}"
+            f"{(f'{rows:.1f}' if isinstance(rows, (int, float)) else '-'):>12}"
+            f"{(f'{size / 1e6:.2f}' if isinstance(size, (int, float)) else '-'):>9}  "
+            + ", ".join(col.get("columns", []))
+        )
     meta = info.get("metadata") or {}
     if meta:
         text = json.dumps(meta, default=str)
@@ -320,22 +379,25 @@ def cmd_info(argv: list[str]) -> int:
 
 
 def cmd_simulate(argv: list[str]) -> int:
-    from .simulate_cmd import (
-        main as simulate_main,  # imports Pythia and ACTS: only when asked for
-    )
+    from recotrig.sequences.simulate_cmd import main as simulate_main
 
     return simulate_main(argv)
 
 
 def cmd_simulate_l1(argv: list[str]) -> int:
-    from .simulate_l1_cmd import main as simulate_l1_main  # imports Pythia and fastjet: only when asked for
+    from recotrig.sequences.simulate_l1_cmd import (
+        main as simulate_l1_main,  # imports Pythia and fastjet: only when asked for
+    )
 
     return simulate_l1_main(argv)
 
 
 def cmd_train(argv: list[str]) -> int:
-    families = {"trackformer": "recotrig.models.trackformer.train", "pvfinder": "recotrig.models.pvfinder.train",
-                "anomaly": "recotrig.models.anomaly.train"}
+    families = {
+        "trackformer": "recotrig.training.trackformer.train",
+        "pvfinder": "recotrig.training.pvfinder.train",
+        "anomaly": "recotrig.training.anomaly.train",
+    }
     if not argv or argv[0] not in families:
         print(f"usage: recotrig train {{{','.join(families)}}} [options] (--help after the family)", file=sys.stderr)
         return 2
@@ -345,7 +407,9 @@ def cmd_train(argv: list[str]) -> int:
 
 
 def cmd_firmware(argv: list[str]) -> int:
-    from .firmware_cmd import main as firmware_main  # imports hls4ml, da4ml and torch: only when asked for
+    from recotrig.sequences.firmware_cmd import (
+        main as firmware_main,  # imports hls4ml, da4ml and torch: only when asked for
+    )
 
     return firmware_main(argv)
 
@@ -354,22 +418,53 @@ def cmd_models(argv: list[str]) -> int:
     parser = ArgumentParser(prog="recotrig models", description="List the shipped models and their cards.")
     parser.add_argument("name", nargs="?", help="show this model's card")
     args = parser.parse_args(argv)
-    from ..models import registry
+    from recotrig.models import registry
 
     if args.name:
         print(registry.card_markdown(registry.load(args.name).card))
         return 0
     for name in registry.available():
-        card = registry.load(name).card
-        held = card.get("held_out", {})
-        headline = card.get("headline") or f"held-out TrackML score {held.get('trackml_score', float('nan')):.3f}"
-        print(f"{name:<34}{card.get('family', ''):<14}{card.get('kind', ''):<9}{headline}  "
-              f"({card.get('parameters', '?')} parameters)")
+        card = registry.load(name).typed_card
+        score = card.held_out.get("trackml_score", float("nan"))
+        headline = card.headline or f"held-out TrackML score {score:.3f}"
+        print(
+            f"{name:<34}{card.family:<14}{card.kind:<9}{headline}  "
+            f"({card.parameters if card.parameters is not None else '?'} parameters)"
+        )
     return 0
 
 
-COMMANDS = {"run": cmd_run, "info": cmd_info, "simulate": cmd_simulate, "simulate-l1": cmd_simulate_l1,
-            "train": cmd_train, "models": cmd_models, "firmware": cmd_firmware}
+def cmd_report(argv: list[str]) -> int:
+    parser = ArgumentParser(
+        prog="recotrig report",
+        description="Plots and one self-contained report.html of "
+        "finished output directories, from their files alone (several: overlaid).",
+    )
+    parser.add_argument("dirs", nargs="+", metavar="DIR", help="output directory of a recotrig run")
+    parser.add_argument("--labels", help="comma-separated names of the runs in the figures (one per DIR)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        help="directory for report.html and figures/ (default: DIR for one run, recotrig-report for several)",
+    )
+    args = parser.parse_args(argv)
+    from recotrig.report import build  # imports matplotlib: only when asked for
+
+    labels = args.labels.split(",") if args.labels else None
+    print(f"report in {build(args.dirs, labels=labels, output=args.output)}")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "report": cmd_report,
+    "info": cmd_info,
+    "simulate": cmd_simulate,
+    "simulate-l1": cmd_simulate_l1,
+    "train": cmd_train,
+    "models": cmd_models,
+    "firmware": cmd_firmware,
+}
 
 
 class Terminated(BaseException):
@@ -459,14 +554,20 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         text = str(err).split("\n", 1)[0] if isinstance(err, EventError) else one_line(str(err))
-        print(f"recotrig {command}: error: {text}" + ("" if debug else " (--debug shows the traceback)"
-                                                      if isinstance(err, EventError) else ""), file=sys.stderr)
+        print(
+            f"recotrig {command}: error: {text}"
+            + ("" if debug else " (--debug shows the traceback)" if isinstance(err, EventError) else ""),
+            file=sys.stderr,
+        )
         return 1
     except Exception as err:  # a safety net: each cause found is fixed where it arises
         if debug:
             raise
-        print(f"recotrig {command}: internal error: {type(err).__name__}: {one_line(str(err))} (--debug shows the "
-              "traceback)", file=sys.stderr)
+        print(
+            f"recotrig {command}: internal error: {type(err).__name__}: {one_line(str(err))} (--debug shows the "
+            "traceback)",
+            file=sys.stderr,
+        )
         return 1
     finally:
         if stop.timer is not None and not program:

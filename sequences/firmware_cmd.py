@@ -26,15 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..algorithms.ml.anomaly_trigger import DEFAULT_MODEL
-from ..edm.trigger import l1_features
-from ..firmware import project
-from ..firmware.emulator import FirmwareError
-from ..framework.arguments import ArgumentParser
-from ..framework.files import OutputError, write_json
-from ..io.l1_reader import L1Reader
-from ..sim.premix import PROCESS_CODES
-from .samples import L1_SAMPLE
+from recotrig.algorithms.ml.anomaly_trigger import DEFAULT_MODEL
+from recotrig.edm.trigger import PROCESS_CODES, l1_features
+from recotrig.firmware import project
+from recotrig.firmware.emulator import FirmwareError
+from recotrig.framework.arguments import ArgumentParser
+from recotrig.framework.files import OutputError, write_json
+from recotrig.io.l1_reader import L1Reader
+from recotrig.sequences.samples import L1_SAMPLE
 
 EDGE_EVENTS = 1000
 
@@ -66,7 +65,7 @@ def store_features(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 def _events(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, str]:
     if args.dataset:
-        from ..models.anomaly import dataset
+        from recotrig.training.anomaly import dataset
 
         x, _ = dataset.background(args.dataset, "test")
         limit = getattr(args, "events", None)
@@ -98,8 +97,9 @@ def cmd_build(argv: list[str]) -> int:
 
 
 def cmd_verify(argv: list[str]) -> int:
-    p = ArgumentParser(prog="recotrig firmware verify", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(
+        prog="recotrig firmware verify", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("directory")
     p.add_argument("--events", type=int, default=100_000, help="events for the C simulation (real + edge inputs)")
     p.add_argument("--rtl-events", type=int, default=None, help="events for the RTL simulation (default: all)")
@@ -113,25 +113,31 @@ def cmd_verify(argv: list[str]) -> int:
     edges = project.edge_words(spec, real, max(args.events - len(real), EDGE_EVENTS), seed=args.seed)
     words = np.concatenate([real, edges])
     rtl_events = len(words) if args.rtl_events is None else args.rtl_events
-    result = project.verify(fw.path, words, rtl_events=rtl_events,
-                            labels={f"crossings of {source}": len(real), "edge inputs": len(edges)})
+    result = project.verify(
+        fw.path, words, rtl_events=rtl_events, labels={f"crossings of {source}": len(real), "edge inputs": len(edges)}
+    )
     write_json(fw.path / "verify.json", result)
     for tool in ("csim", "rtl"):
         r = result[tool]
         name = {"csim": "hls4ml C simulation", "rtl": "RTL simulation (Verilator)"}[tool]
         print(f"emulator vs {name}: {r['mismatches']} mismatches in {r['events']} events ({r['seconds']:.1f} s)")
         for m in r["first"][:20]:
-            print(f"  event {m['event']}: emulator score {m['emulator'][0]} pass {m['emulator'][1]}, "
-                  f"firmware score {m['firmware'][0]} pass {m['firmware'][1]}")
-    print(f"events: {json.dumps(result['event_sources'])}; saturating at least once: "
-          f"{json.dumps({k: round(v, 4) for k, v in result['saturation_coverage'].items()})}")
+            print(
+                f"  event {m['event']}: emulator score {m['emulator'][0]} pass {m['emulator'][1]}, "
+                f"firmware score {m['firmware'][0]} pass {m['firmware'][1]}"
+            )
+    print(
+        f"events: {json.dumps(result['event_sources'])}; saturating at least once: "
+        f"{json.dumps({k: round(v, 4) for k, v in result['saturation_coverage'].items()})}"
+    )
     print(f"written {fw.path / 'verify.json'}")
     return 0 if result["bit_exact"] else 1
 
 
 def cmd_calibrate(argv: list[str]) -> int:
-    p = ArgumentParser(prog="recotrig firmware calibrate", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(
+        prog="recotrig firmware calibrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("directory")
     p.add_argument("--rate", type=parse_rate, required=True, help="zero-bias rate, e.g. 1kHz")
     _add_events(p)
@@ -141,11 +147,14 @@ def cmd_calibrate(argv: list[str]) -> int:
     zero_bias = x[processes == PROCESS_CODES["zerobias"]]
     if not len(zero_bias):
         raise FirmwareError(f"{source}: no zero-bias crossings to calibrate on")
-    result = project.calibrate(fw.path, fw.emulator.spec.hw_words(zero_bias), args.rate,
-                               f"{len(zero_bias)} zero-bias crossings of {source}")
-    print(f"threshold {result['threshold']} (score word) for {args.rate:g} kHz: {result['n_pass']} of "
-          f"{result['n_zero_bias']} zero-bias crossings pass = {result['rate_khz']:.3g} ± "
-          f"{result['rate_khz_error']:.2g} kHz; written into {fw.path}")
+    result = project.calibrate(
+        fw.path, fw.emulator.spec.hw_words(zero_bias), args.rate, f"{len(zero_bias)} zero-bias crossings of {source}"
+    )
+    print(
+        f"threshold {result['threshold']} (score word) for {args.rate:g} kHz: {result['n_pass']} of "
+        f"{result['n_zero_bias']} zero-bias crossings pass = {result['rate_khz']:.3g} ± "
+        f"{result['rate_khz_error']:.2g} kHz; written into {fw.path}"
+    )
     return 0
 
 

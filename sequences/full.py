@@ -21,9 +21,9 @@ from recotrig.io.l1_reader import L1Reader
 from recotrig.io.writers import StoreWriter
 from recotrig.metrics.performance import Performance
 from recotrig.models import registry
-from recotrig.sequences._acts import acts_options
 from recotrig.sequences.pvfinder import MODEL as PVFINDER_MODEL
 from recotrig.sequences.samples import SAMPLE_MU60
+from recotrig.sim.store import acts_options
 
 DEFAULT_INPUT = str(SAMPLE_MU60)
 
@@ -40,8 +40,15 @@ def build(*, input: str | None, output: str) -> list:
         PVFinder(tracks="tracks_ckf", vertices="vertices_pvfinder", model=PVFINDER_MODEL),
         ActsAMVF(tracks="tracks_ckf", vertices="vertices_amvf", **acts),
         AnomalyTrigger(decision="decision"),
-        Performance(tracks=["tracks_ckf"], vertices=["vertices_pvfinder:tracks_ckf", "vertices_amvf:tracks_ckf"],
-                    triggers=["decision"], output=output),
-        StoreWriter(path=os.path.join(output, "reco.root"),
-                    collections=["tracks_ckf", "vertices_pvfinder", "vertices_amvf", "decision"]),
+        Performance(
+            tracks=["tracks_ckf"],
+            vertices=["vertices_pvfinder", "vertices_amvf"],
+            tracks_of={"vertices_pvfinder": "tracks_ckf", "vertices_amvf": "tracks_ckf"},
+            triggers=["decision"],
+            output=output,
+        ),
+        StoreWriter(
+            path=os.path.join(output, "reco.root"),
+            collections=["tracks_ckf", "vertices_pvfinder", "vertices_amvf", "decision"],
+        ),
     ]

@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-from ..framework import Algorithm, ConfigError
+from recotrig.framework import Algorithm, ConfigError
 
 HERE = Path(__file__).parent
 _NOT_SEQUENCES = {"__init__", "cli", "loader", "samples", "simulate_cmd", "simulate_l1_cmd", "firmware_cmd"}
@@ -32,8 +32,10 @@ def available() -> list[str]:
     return sorted(p.stem for p in HERE.glob("*.py") if p.stem not in _NOT_SEQUENCES and not p.stem.startswith("_"))
 
 
-PRECEDENCE = ("a shipped name means the shipped sequence, even where a file of that name is in the current "
-              "directory; any other sequence is a path to a Python file ending in .py (./NAME.py)")
+PRECEDENCE = (
+    "a shipped name means the shipped sequence, even where a file of that name is in the current "
+    "directory; any other sequence is a path to a Python file ending in .py (./NAME.py)"
+)
 
 
 def load(spec: str) -> ModuleType:
@@ -43,13 +45,16 @@ def load(spec: str) -> ModuleType:
         module = importlib.import_module(f"recotrig.sequences.{spec}")
     elif not spec.endswith(".py"):
         if path.is_file():
-            raise ConfigError(f"sequence file {spec}: a steering file is Python and its name ends in .py "
-                              f"(rename it {path.with_suffix('.py').name})")
+            raise ConfigError(
+                f"sequence file {spec}: a steering file is Python and its name ends in .py "
+                f"(rename it {path.with_suffix('.py').name})"
+            )
         raise ConfigError(f"unknown sequence {spec!r}; shipped sequences: {', '.join(available())}, or a .py file")
     elif not path.is_file():
         shipped = f" (the shipped sequence is '{path.stem}')" if path.stem in available() else ""
-        raise ConfigError(f"sequence file {spec!r} " + ("is not a file" if path.exists() else "does not exist")
-                          + shipped)
+        raise ConfigError(
+            f"sequence file {spec!r} " + ("is not a file" if path.exists() else "does not exist") + shipped
+        )
     else:
         name = "recotrig_user_sequence_" + re.sub(r"\W", "_", path.stem)
         module_spec = importlib.util.spec_from_file_location(name, path)
@@ -74,8 +79,9 @@ class SteeringError(ConfigError):
         if isinstance(err, SyntaxError) and err.filename and Path(err.filename).resolve() == Path(path).resolve():
             where = f"{path}:{err.lineno}"
         else:
-            frames = [f for f in traceback.extract_tb(err.__traceback__)
-                      if Path(f.filename).resolve() == Path(path).resolve()]
+            frames = [
+                f for f in traceback.extract_tb(err.__traceback__) if Path(f.filename).resolve() == Path(path).resolve()
+            ]
             if frames:
                 where = f"{path}:{frames[-1].lineno}"
         super().__init__(f"sequence {where}: {what}: {type(err).__name__}: {err}")
@@ -84,8 +90,9 @@ class SteeringError(ConfigError):
 def build(module: ModuleType, *, input: str | None, output: str) -> list[Algorithm]:
     source = getattr(module, "__file__", None) or module.__name__
     try:
-        built = module.build(input=input if input is not None else getattr(module, "DEFAULT_INPUT", None),
-                             output=output)
+        built = module.build(
+            input=input if input is not None else getattr(module, "DEFAULT_INPUT", None), output=output
+        )
     except ConfigError:
         raise
     except Exception as err:
@@ -100,8 +107,10 @@ def build(module: ModuleType, *, input: str | None, output: str) -> list[Algorit
             raise ConfigError(f"sequence {source}: build() returned {alg!r}, which is not an Algorithm")
         if alg.name in named:
             first = built[named[alg.name]]
-            raise ConfigError(f"sequence {source}: two algorithms are named {alg.name!r} (number "
-                              f"{named[alg.name] + 1}, a {type(first).__name__}, and number {i + 1}, a "
-                              f"{type(alg).__name__}); give each its own name=")
+            raise ConfigError(
+                f"sequence {source}: two algorithms are named {alg.name!r} (number "
+                f"{named[alg.name] + 1}, a {type(first).__name__}, and number {i + 1}, a "
+                f"{type(alg).__name__}); give each its own name="
+            )
         named[alg.name] = i
     return list(built)

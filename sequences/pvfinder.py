@@ -14,8 +14,8 @@ from recotrig.io.hit_reader import HitReader
 from recotrig.io.writers import StoreWriter
 from recotrig.metrics.performance import Performance
 from recotrig.models import registry
-from recotrig.sequences._acts import acts_options
 from recotrig.sequences.samples import SAMPLE_MU60
+from recotrig.sim.store import acts_options
 
 DEFAULT_INPUT = str(SAMPLE_MU60)
 MODEL = "pvfinder-unet-mu60"
@@ -31,12 +31,21 @@ def build(*, input: str | None, output: str) -> list:
         KDEBuilder(tracks="tracks_ckf", **binning),
         PVFinder(tracks="tracks_ckf", vertices="vertices_pvfinder", model=MODEL),
         ActsAMVF(tracks="tracks_ckf", vertices="vertices_amvf", **acts),
-        ActsAMVF(name="ActsAMVFGrid", tracks="tracks_ckf", vertices="vertices_amvf_grid", seeder="adaptive_grid",
-                 **acts),
-        Performance(tracks=["tracks_ckf"], output=output,
-                    vertices=["vertices_pvfinder:tracks_ckf", "vertices_amvf:tracks_ckf",
-                              "vertices_amvf_grid:tracks_ckf"]),
-        StoreWriter(path=os.path.join(output, "reco.root"),
-                    collections=["tracks_ckf", "kde", "kde_tracks", "vertices_pvfinder", "vertices_amvf",
-                                 "vertices_amvf_grid"]),
+        ActsAMVF(
+            name="ActsAMVFGrid", tracks="tracks_ckf", vertices="vertices_amvf_grid", seeder="adaptive_grid", **acts
+        ),
+        Performance(
+            tracks=["tracks_ckf"],
+            output=output,
+            vertices=["vertices_pvfinder", "vertices_amvf", "vertices_amvf_grid"],
+            tracks_of={
+                "vertices_pvfinder": "tracks_ckf",
+                "vertices_amvf": "tracks_ckf",
+                "vertices_amvf_grid": "tracks_ckf",
+            },
+        ),
+        StoreWriter(
+            path=os.path.join(output, "reco.root"),
+            collections=["tracks_ckf", "kde", "kde_tracks", "vertices_pvfinder", "vertices_amvf", "vertices_amvf_grid"],
+        ),
     ]

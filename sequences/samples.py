@@ -9,46 +9,47 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+from recotrig.io.samples import DATA, L1_FILES, L1_SAMPLE, SAMPLE_MU20, SAMPLE_MU60
 
-#: mu = 60 pile-up with a ttbar hard scatter: the main job's default input
-SAMPLE_MU60 = DATA / "sample_mu60_ttbar.root"
-#: mu = 20 pile-up with a ttbar hard scatter
-SAMPLE_MU20 = DATA / "sample_mu20_ttbar.root"
+__all__ = ["COMMANDS", "DATA", "L1_COMMANDS", "L1_SAMPLE", "SAMPLE_MU20", "SAMPLE_MU60", "regenerate"]
 
-#: file name -> `recotrig simulate` arguments that make it
-COMMANDS: dict[str, list[str]] = {
-    SAMPLE_MU60.name: ["-n", "4", "--mu", "60", "--hard-scatter", "ttbar", "--seed", "60", "--compression", "zstd:19"],
-    SAMPLE_MU20.name: ["-n", "3", "--mu", "20", "--hard-scatter", "ttbar", "--seed", "20", "--compression", "zstd:19"],
+#: file name -> the ``sim.store.simulate`` keywords that make it (``recotrig simulate`` flags alike)
+COMMANDS: dict[str, dict[str, Any]] = {
+    SAMPLE_MU60.name: {"events": 4, "mu": 60.0, "hard_scatter": "ttbar", "seed": 60, "compression": "zstd:19"},
+    SAMPLE_MU20.name: {"events": 3, "mu": 20.0, "hard_scatter": "ttbar", "seed": 20, "compression": "zstd:19"},
 }
 
-
-#: the bundled L1 sample (the anomaly sequence's default input): zero-bias crossings and the four
-#: signals at mu = 60, from a small pile-up pool of its own; file name -> `recotrig simulate-l1` arguments
-_L1_COMMON = ["--mu", "60", "--pool-size", "20000", "--pool-seed", "3000", "--seed"]
-L1_COMMANDS: dict[str, list[str]] = {
-    "l1_zerobias_mu60.root": ["--process", "zerobias", "-n", "10000", *_L1_COMMON, "7"],
-    **{f"l1_{signal}_mu60.root": ["--process", signal, "-n", "500", *_L1_COMMON, "101"]
-       for signal in ("ato4l", "lq_btau", "h0_tautau", "hpm_taunu")},
+#: L1 file name -> the ``simulate_l1`` keywords that make it (``recotrig simulate-l1`` flags alike):
+#: zero-bias crossings and the four signals at mu = 60, from a small pile-up pool of its own
+_L1_COMMON: dict[str, Any] = {"mu": 60.0, "pool_size": 20000, "pool_seed": 3000}
+L1_COMMANDS: dict[str, dict[str, Any]] = {
+    name: {
+        "process": process,
+        "events": 10000 if process == "zerobias" else 500,
+        **_L1_COMMON,
+        "seed": 7 if process == "zerobias" else 101,
+    }
+    for process, name in L1_FILES.items()
 }
-L1_SAMPLE = ",".join(str(DATA / name) for name in L1_COMMANDS)
 
 
 def regenerate(folder: Path, *, jobs: int = 1) -> list[Path]:
-    from .simulate_cmd import main as simulate
-    from .simulate_l1_cmd import main as simulate_l1
+    """Remake every bundled store into ``folder`` (replacing the files of the same names there)."""
+    from recotrig.sequences.simulate_l1_cmd import simulate_l1
+    from recotrig.sim.store import simulate
 
     made = []
-    for name, args in COMMANDS.items():
+    for name, options in COMMANDS.items():
         target = folder / name
         target.unlink(missing_ok=True)
-        simulate(["-o", str(target), "-j", str(jobs), "--no-progress", *args])
+        simulate(target, jobs=jobs, progress=False, **options)
         made.append(target)
-    for name, args in L1_COMMANDS.items():
+    for name, options in L1_COMMANDS.items():
         target = folder / name
         target.unlink(missing_ok=True)
-        simulate_l1(["-o", str(target), "-j", str(jobs), "--no-progress", *args])
+        simulate_l1(str(target), jobs=jobs, progress=False, **options)
         made.append(target)
     return made
 

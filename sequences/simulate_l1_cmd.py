@@ -24,19 +24,32 @@ from typing import Any
 
 import numpy as np
 
-from ..edm import CrossingInfo
-from ..framework.arguments import ArgumentParser
-from ..framework.sequencer import MAX_JOBS
-from ..io.store import open_writer
-from ..sim.premix import PROCESS_CODES, PROCESSES, L1Dataset
+from recotrig.edm import CrossingInfo
+from recotrig.edm.trigger import PROCESS_CODES
+from recotrig.framework.arguments import ArgumentParser
+from recotrig.framework.limits import check_run_options
+from recotrig.io.store import open_writer
+from recotrig.sim.premix import PROCESSES, L1Dataset
 
 #: event id = process code x EVENT_ID_STRIDE + crossing number
 EVENT_ID_STRIDE = 1_000_000_000
 
 
-def simulate_l1(output: str, *, process: str, mu: float, events: int, seed: int = 1, pool_size: int = 200_000,
-                pool_seed: int = 1000, lepton_filter: bool = False, jobs: int = 1, progress: bool = True,
-                compression: str = "zstd", run: int | None = None) -> dict[str, Any]:
+def simulate_l1(
+    output: str,
+    *,
+    process: str,
+    mu: float,
+    events: int,
+    seed: int = 1,
+    pool_size: int = 200_000,
+    pool_seed: int = 1000,
+    lepton_filter: bool = False,
+    jobs: int = 1,
+    progress: bool = True,
+    compression: str = "zstd",
+    run: int | None = None,
+) -> dict[str, Any]:
     """Generate and write; returns the summary the command prints. ``run``: the run number of
     every crossing (default: ``seed``)."""
     run = seed if run is None else run
@@ -76,33 +89,56 @@ def simulate_l1(output: str, *, process: str, mu: float, events: int, seed: int 
         if bar is not None:
             bar.close()
     wall = time.perf_counter() - t0
-    return {"output": str(path), "process": process, "mu": mu, "run": run, "crossings": events, "written": written,
-            "wall_s": round(wall, 2), "crossings_per_s": round(events / wall, 1), "jobs": jobs}
+    return {
+        "output": str(path),
+        "process": process,
+        "mu": mu,
+        "run": run,
+        "crossings": events,
+        "written": written,
+        "wall_s": round(wall, 2),
+        "crossings_per_s": round(events / wall, 1),
+        "jobs": jobs,
+    }
 
 
 def main(argv: list[str]) -> int:
-    parser = ArgumentParser(prog="recotrig simulate-l1", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(
+        prog="recotrig simulate-l1", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-o", "--output", required=True, help="output ROOT file")
-    parser.add_argument("--process", default="zerobias", choices=("zerobias", *sorted(p for p in PROCESSES
-                                                                                    if p != "minbias")))
+    parser.add_argument(
+        "--process", default="zerobias", choices=("zerobias", *sorted(p for p in PROCESSES if p != "minbias"))
+    )
     parser.add_argument("--mu", type=float, default=60.0)
     parser.add_argument("-n", "--events", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--run", type=int, default=None, help="run number of every crossing (default: --seed)")
     parser.add_argument("--pool-size", type=int, default=200_000, help="minimum-bias interactions in the pool")
     parser.add_argument("--pool-seed", type=int, default=1000)
-    parser.add_argument("--lepton-filter", action="store_true",
-                        help="keep crossings with an L1 e/gamma or isolated muon above 23 GeV (ADC2021)")
+    parser.add_argument(
+        "--lepton-filter",
+        action="store_true",
+        help="keep crossings with an L1 e/gamma or isolated muon above 23 GeV (ADC2021)",
+    )
     parser.add_argument("-j", "--jobs", type=int, default=1)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if not 1 <= args.events < EVENT_ID_STRIDE:
         raise ValueError(f"-n must be from 1 to {EVENT_ID_STRIDE - 1}, got {args.events}")
-    if not 1 <= args.jobs <= MAX_JOBS:
-        raise ValueError(f"-j must be from 1 to {MAX_JOBS}, got {args.jobs}")
-    summary = simulate_l1(args.output, process=args.process, mu=args.mu, events=args.events, seed=args.seed,
-                          pool_size=args.pool_size, pool_seed=args.pool_seed, lepton_filter=args.lepton_filter,
-                          jobs=args.jobs, progress=not args.no_progress, run=args.run)
+    check_run_options(jobs=args.jobs, cli=True)
+    summary = simulate_l1(
+        args.output,
+        process=args.process,
+        mu=args.mu,
+        events=args.events,
+        seed=args.seed,
+        pool_size=args.pool_size,
+        pool_seed=args.pool_seed,
+        lepton_filter=args.lepton_filter,
+        jobs=args.jobs,
+        progress=not args.no_progress,
+        run=args.run,
+    )
     print(json.dumps(summary, indent=1))
     return 0

@@ -16,8 +16,8 @@ from recotrig.algorithms.ml.trackformer import TrackFormerFinder
 from recotrig.io.hit_reader import HitReader
 from recotrig.io.writers import StoreWriter
 from recotrig.metrics.performance import Performance
-from recotrig.sequences._acts import acts_options
 from recotrig.sequences.samples import SAMPLE_MU20
+from recotrig.sim.store import acts_options
 
 DEFAULT_INPUT = str(SAMPLE_MU20)
 PIXELS = [7, 8, 9]
@@ -32,12 +32,18 @@ def finders(*, input: str, output: str, tracks_per_event: int, models: dict[str,
     collections = ["tracks_ckf", *(f"tracks_{k}" for k in ml), *(f"tracks_{k}_fitted" for k in ml)]
     return [
         HitReader(input=input, volumes=PIXELS, tracks_per_event=tracks_per_event),
-        *(TrackFormerFinder(name=f"TrackFormer{kind}", model=model, tracks=f"tracks_{kind.lower()}")
-          for kind, model in models.items()),
+        *(
+            TrackFormerFinder(name=f"TrackFormer{kind}", model=model, tracks=f"tracks_{kind.lower()}")
+            for kind, model in models.items()
+        ),
         # pixel-only tracks have 4-8 measurements: CKF asks for 4 (default 7), all else as in `tracking`
         ActsCKF(tracks="tracks_ckf", min_measurements=4, **acts),
-        *(ActsTrackFit(name=f"Fit{kind}", tracks=f"tracks_{kind.lower()}", fitted=f"tracks_{kind.lower()}_fitted",
-                       **acts) for kind in models),
+        *(
+            ActsTrackFit(
+                name=f"Fit{kind}", tracks=f"tracks_{kind.lower()}", fitted=f"tracks_{kind.lower()}_fitted", **acts
+            )
+            for kind in models
+        ),
         Performance(tracks=collections, output=output, min_hits=4),
         StoreWriter(path=os.path.join(output, "tracks.root"), collections=collections),
     ]

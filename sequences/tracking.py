@@ -9,8 +9,8 @@ from recotrig.algorithms.acts.ckf import ActsCKF
 from recotrig.io.hit_reader import HitReader
 from recotrig.io.writers import StoreWriter
 from recotrig.metrics.performance import Performance
-from recotrig.sequences._acts import acts_options
 from recotrig.sequences.samples import SAMPLE_MU60
+from recotrig.sim.store import acts_options
 
 DEFAULT_INPUT = str(SAMPLE_MU60)
 

@@ -10,8 +10,8 @@ from recotrig.algorithms.acts.ckf import ActsCKF
 from recotrig.io.hit_reader import HitReader
 from recotrig.io.writers import StoreWriter
 from recotrig.metrics.performance import Performance
-from recotrig.sequences._acts import acts_options
 from recotrig.sequences.samples import SAMPLE_MU60
+from recotrig.sim.store import acts_options
 
 DEFAULT_INPUT = str(SAMPLE_MU60)
 
@@ -23,6 +23,8 @@ def build(*, input: str | None, output: str) -> list:
         HitReader(input=input),
         ActsCKF(tracks="tracks_ckf", **acts),
         ActsAMVF(tracks="tracks_ckf", vertices="vertices_amvf", **acts),
-        Performance(tracks=["tracks_ckf"], vertices=["vertices_amvf:tracks_ckf"], output=output),
+        Performance(
+            tracks=["tracks_ckf"], vertices=["vertices_amvf"], tracks_of={"vertices_amvf": "tracks_ckf"}, output=output
+        ),
         StoreWriter(path=os.path.join(output, "reco.root"), collections=["tracks_ckf", "vertices_amvf"]),
     ]

@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from ..detector import DetectorSpec, detector_context
-from .pileup import Crossing
+from recotrig.detector import DetectorSpec, detector_context
+from recotrig.sim.pileup import Crossing
 
 __all__ = ["DigiResolution", "DetectorResponse", "GENERIC_VOLUMES", "encode_particle_id", "decode_particle_id"]
 

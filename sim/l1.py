@@ -16,7 +16,8 @@ The detector model (CMS-like numbers, order of magnitude of the Phase-1 L1 trigg
 * Towers of 0.0870 x 0.0873 (115 eta rings over |eta| < 5, 72 in phi); a tower's ET counts only
   above ``tower_threshold`` = 1 GeV after the overlay.
 * Electrons and photons deposit with sigma/E = 10 %/sqrt(E) + 1 % (in quadrature), every other
-  visible particle with 100 %/sqrt(E) + 5 % (Gamma-distributed, so the mean is the true energy); muons and neutrinos deposit nothing. Charged
+  visible particle with 100 %/sqrt(E) + 5 % (Gamma-distributed, so the mean is the true energy);
+  muons and neutrinos deposit nothing. Charged
   particles are bent in a 3.8 T field up to the calorimeter face (r = 1.29 m, |z| = 3.2 m); those
   whose helix diameter is below the face radius (pT < 0.74 GeV in the barrel) never reach it.
 * e/gamma: true electrons and photons with pT > 3 GeV, |eta| < 3, 95 % efficient, ET as deposited;
@@ -35,11 +36,12 @@ pT > 3 GeV; jets pT > 15 GeV, |eta| < 4).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..edm.trigger import L1_SLOTS, L1Objects
+from recotrig.edm.trigger import L1_SLOTS, L1Objects
 
 __all__ = ["Deposits", "L1Batch", "L1Response"]
 
@@ -77,7 +79,7 @@ class Deposits:
         return dict(self.__dict__)
 
     @classmethod
-    def concat(cls, parts: list["Deposits"]) -> "Deposits":
+    def concat(cls, parts: list[Deposits]) -> Deposits:
         out = {}
         for table, columns in cls.TABLES.items():
             offsets = [np.zeros(1, np.int64)]
@@ -124,7 +126,7 @@ class L1Batch:
         bounds = self._bounds()
         return [
             L1Objects(kind=self.kind[a:b], pt=self.pt[a:b], eta=self.eta[a:b], phi=self.phi[a:b], iso=self.iso[a:b])
-            for a, b in zip(bounds[:-1], bounds[1:])
+            for a, b in itertools.pairwise(bounds)
         ]
 
     def features(self) -> np.ndarray:
@@ -305,8 +307,14 @@ class L1Response:
         eta_c, phi_c = self.tower_centres()
         counts = np.bincount(ev, minlength=n_events)
         towers = ak.unflatten(
-            ak.zip({"px": et * np.cos(phi_c[it]), "py": et * np.sin(phi_c[it]), "pz": et * np.sinh(eta_c[it]),
-                    "E": et * np.cosh(eta_c[it])}),
+            ak.zip(
+                {
+                    "px": et * np.cos(phi_c[it]),
+                    "py": et * np.sin(phi_c[it]),
+                    "pz": et * np.sinh(eta_c[it]),
+                    "E": et * np.cosh(eta_c[it]),
+                }
+            ),
             counts,
         )
         rows = {k: [] for k in ("event", "kind", "pt", "eta", "phi", "iso")}
@@ -320,8 +328,15 @@ class L1Response:
             area = np.pi * self.jet_r**2 / (self.d_eta * self.d_phi)
             jpt_sub = jpt - rho[jet_event] * area
             keep = (jpt_sub > self.jet_pt_min) & (np.abs(jeta) < self.jet_eta_max)
-            self._add(rows, L1Objects.KINDS["jet"], jet_event[keep], jpt_sub[keep], jeta[keep],
-                      np.arctan2(jpy, jpx)[keep], np.zeros(int(keep.sum())))
+            self._add(
+                rows,
+                L1Objects.KINDS["jet"],
+                jet_event[keep],
+                jpt_sub[keep],
+                jeta[keep],
+                np.arctan2(jpy, jpx)[keep],
+                np.zeros(int(keep.sum())),
+            )
 
         # e/gamma and muons with their isolation
         flat = grid.reshape(n_events, nt)
@@ -333,18 +348,34 @@ class L1Response:
             iso = self._isolation(flat, rho, owner, cols["tower"]) - own_et
             rel = np.maximum(iso, 0.0) / np.maximum(cols["pt"], 1e-9)
             keep = rel < self.eg_iso_max if kind == "electron" else np.ones(len(rel), bool)
-            self._add(rows, L1Objects.KINDS[kind], owner[keep], cols["pt"][keep], cols["eta"][keep],
-                      cols["phi"][keep], rel[keep])
+            self._add(
+                rows,
+                L1Objects.KINDS[kind],
+                owner[keep],
+                cols["pt"][keep],
+                cols["eta"][keep],
+                cols["phi"][keep],
+                rel[keep],
+            )
             candidates[kind] = (cols, owner)
 
         # missing ET: the towers and the L1 muons
         mu, mu_owner = candidates["muon"]
         mex = -np.bincount(ev, weights=et * np.cos(phi_c[it]), minlength=n_events) - np.bincount(
-            mu_owner, weights=mu["pt"] * np.cos(mu["phi"]), minlength=n_events)
+            mu_owner, weights=mu["pt"] * np.cos(mu["phi"]), minlength=n_events
+        )
         mey = -np.bincount(ev, weights=et * np.sin(phi_c[it]), minlength=n_events) - np.bincount(
-            mu_owner, weights=mu["pt"] * np.sin(mu["phi"]), minlength=n_events)
-        self._add(rows, L1Objects.KINDS["met"], np.arange(n_events), np.hypot(mex, mey), np.zeros(n_events),
-                  np.arctan2(mey, mex), np.zeros(n_events))
+            mu_owner, weights=mu["pt"] * np.sin(mu["phi"]), minlength=n_events
+        )
+        self._add(
+            rows,
+            L1Objects.KINDS["met"],
+            np.arange(n_events),
+            np.hypot(mex, mey),
+            np.zeros(n_events),
+            np.arctan2(mey, mex),
+            np.zeros(n_events),
+        )
 
         out = {k: np.concatenate(v) for k, v in rows.items()}
         order = np.lexsort((-out["pt"], out["kind"], out["event"]))

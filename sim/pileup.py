@@ -31,10 +31,18 @@ from typing import Any
 
 import numpy as np
 
-from ..framework.files import atomic_path
+from recotrig.framework.files import atomic_path
 
-__all__ = ["BeamSpot", "Crossing", "PileupGenerator", "HARD_SCATTERS", "event_seed", "cache_dir", "final_state",
-           "cross_section_mb"]
+__all__ = [
+    "BeamSpot",
+    "Crossing",
+    "PileupGenerator",
+    "HARD_SCATTERS",
+    "event_seed",
+    "cache_dir",
+    "final_state",
+    "cross_section_mb",
+]
 
 #: speed of light in mm/ns: Pythia's times are in mm/c
 C_MM_PER_NS = 299.792458
@@ -132,7 +140,7 @@ class Crossing:
     def n_vertices(self) -> int:
         return len(self.vertex_position)
 
-    def select(self, mask: np.ndarray) -> "Crossing":
+    def select(self, mask: np.ndarray) -> Crossing:
         """The crossing with only the particles in ``mask`` (vertices unchanged)."""
         fixed = {k: v for k, v in self.__dict__.items() if k.startswith("vertex_") or k == "final_state"}
         kept = {k: v[mask] for k, v in self.__dict__.items() if k not in fixed}
@@ -199,7 +207,7 @@ def _charge(pythia: Any, pdg: np.ndarray) -> np.ndarray:
     ids, inverse = np.unique(pdg, return_inverse=True)
     for pid in ids.tolist():
         if pid not in _CHARGES:
-            _CHARGES[pid] = int(round(pythia.particleData.charge(pid)))
+            _CHARGES[pid] = round(pythia.particleData.charge(pid))
     return np.array([_CHARGES[p] for p in ids.tolist()], np.int32)[inverse]
 
 
@@ -365,6 +373,8 @@ class PileupGenerator:
             vertex_position=positions,
             vertex_n_charged=n_charged,
             vertex_is_hard=is_hard,
-            final_state={k: np.concatenate(v) if v else np.zeros(0, np.int64 if k in ("pdg", "q", "vertex") else float)
-                         for k, v in final.items()},
+            final_state={
+                k: np.concatenate(v) if v else np.zeros(0, np.int64 if k in ("pdg", "q", "vertex") else float)
+                for k, v in final.items()
+            },
         )

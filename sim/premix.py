@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from .l1 import Deposits, L1Batch, L1Response
-from .pileup import (
+from recotrig.edm.trigger import PROCESS_CODES, SIGNALS, SM_COCKTAIL  # the fixed codes: stored files keep their meaning
+from recotrig.sim.l1 import Deposits, L1Batch, L1Response
+from recotrig.sim.pileup import (
     HARD_SCATTERS,
     MINIMUM_BIAS,
     STREAM_CROSSING,
@@ -47,21 +48,33 @@ _LEPTONS = "11 13 15"
 PROCESSES: dict[str, tuple[str, ...]] = {
     "minbias": MINIMUM_BIAS,
     "wlnu": ("WeakSingleBoson:ffbar2W = on", "24:onMode = off", f"24:onIfAny = {_LEPTONS}"),
-    "zll": ("WeakSingleBoson:ffbar2gmZ = on", "PhaseSpace:mHatMin = 40", "23:onMode = off",
-            f"23:onIfAny = {_LEPTONS}"),
+    "zll": ("WeakSingleBoson:ffbar2gmZ = on", "PhaseSpace:mHatMin = 40", "23:onMode = off", f"23:onIfAny = {_LEPTONS}"),
     "ttbar": HARD_SCATTERS["ttbar"],
-    "ato4l": ("Higgs:useBSM = on", "HiggsBSM:gg2H2 = on", "35:m0 = 50", "35:onMode = off", "35:onIfMatch = 23 23",
-              "23:mMin = 1", "23:onMode = off", "23:onIfAny = 11 13"),
-    "lq_btau": ("LeptoQuark:gg2LQLQbar = on", "LeptoQuark:qqbar2LQLQbar = on", "42:m0 = 80",
-                "42:oneChannel = 1 1.0 0 5 -15"),
+    "ato4l": (
+        "Higgs:useBSM = on",
+        "HiggsBSM:gg2H2 = on",
+        "35:m0 = 50",
+        "35:onMode = off",
+        "35:onIfMatch = 23 23",
+        "23:mMin = 1",
+        "23:onMode = off",
+        "23:onIfAny = 11 13",
+    ),
+    "lq_btau": (
+        "LeptoQuark:gg2LQLQbar = on",
+        "LeptoQuark:qqbar2LQLQbar = on",
+        "42:m0 = 80",
+        "42:oneChannel = 1 1.0 0 5 -15",
+    ),
     "h0_tautau": ("HiggsSM:gg2H = on", "25:m0 = 60", "25:onMode = off", "25:onIfMatch = 15 -15"),
-    "hpm_taunu": ("Higgs:useBSM = on", "HiggsBSM:ffbar2H+- = on", "37:m0 = 60", "37:onMode = off", "37:onIfMatch = 15 16"),
+    "hpm_taunu": (
+        "Higgs:useBSM = on",
+        "HiggsBSM:ffbar2H+- = on",
+        "37:m0 = 60",
+        "37:onMode = off",
+        "37:onIfMatch = 15 16",
+    ),
 }
-#: process -> the integer code stored per crossing (``CrossingInfo.process``)
-PROCESS_CODES = {"zerobias": 0, **{name: i + 1 for i, name in enumerate(PROCESSES)}}
-SIGNALS = ("ato4l", "lq_btau", "h0_tautau", "hpm_taunu")
-#: the lepton-filtered SM cocktail (ADC2021 style; QCD left out, see the README)
-SM_COCKTAIL = ("wlnu", "zll", "ttbar")
 
 
 def _settings(process: str) -> tuple[str, ...]:
@@ -105,8 +118,10 @@ class EventPool:
             raise ValueError(f"a pool needs at least one event, got {self.n_events}")
 
     def key(self) -> str:
-        text = json.dumps({"settings": _settings(self.process), "response": self.response.to_dict(),
-                           "chunk": CHUNK, "version": 1}, sort_keys=True)
+        text = json.dumps(
+            {"settings": _settings(self.process), "response": self.response.to_dict(), "chunk": CHUNK, "version": 1},
+            sort_keys=True,
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property
@@ -139,15 +154,20 @@ class EventPool:
             if progress is not None:
                 progress(n)
         deposits = Deposits.concat(parts)
-        meta = {"process": self.process, "n_events": self.n_events, "seed": self.seed,
-                "settings": list(_settings(self.process)), "cross_section_mb": sigma / max(weight, 1),
-                "response": self.response.to_dict()}
+        meta = {
+            "process": self.process,
+            "n_events": self.n_events,
+            "seed": self.seed,
+            "settings": list(_settings(self.process)),
+            "cross_section_mb": sigma / max(weight, 1),
+            "response": self.response.to_dict(),
+        }
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp.npz")
         np.savez(tmp, meta=json.dumps(meta), **deposits.to_dict())
         os.replace(tmp, self.path)
 
 
-def _dataset_chunk(args: tuple["L1Dataset", int, int]) -> L1Batch:
+def _dataset_chunk(args: tuple[L1Dataset, int, int]) -> L1Batch:
     dataset, chunk, n = args
     return dataset.chunk(chunk, n)
 
@@ -207,8 +227,9 @@ class L1Dataset:
         batch.n_pileup = n_pu.astype(np.int32)
         return batch
 
-    def _pileup(self, chunk: int, rng: np.random.Generator, n_pu: np.ndarray,
-                crossing: np.ndarray) -> tuple[Deposits, np.ndarray, np.ndarray]:
+    def _pileup(
+        self, chunk: int, rng: np.random.Generator, n_pu: np.ndarray, crossing: np.ndarray
+    ) -> tuple[Deposits, np.ndarray, np.ndarray]:
         pool, _ = self.pool.load()
         if self.fresh_pileup:
             first = sum(self._n_pileup(c, CHUNK)[1].sum() for c in range(chunk))
@@ -232,10 +253,14 @@ class L1Dataset:
 
     def metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {
-            "generator": "recotrig.sim.premix.L1Dataset", "process": self.process, "mu": self.mu,
-            "n_events": self.n_events, "seed": self.seed, "pool": {"size": self.pool_size, "seed": self.pool_seed,
-                                                                    "settings": list(_settings("minbias"))},
-            "fresh_pileup": self.fresh_pileup, "l1_response": self.response.to_dict(),
+            "generator": "recotrig.sim.premix.L1Dataset",
+            "process": self.process,
+            "mu": self.mu,
+            "n_events": self.n_events,
+            "seed": self.seed,
+            "pool": {"size": self.pool_size, "seed": self.pool_seed, "settings": list(_settings("minbias"))},
+            "fresh_pileup": self.fresh_pileup,
+            "l1_response": self.response.to_dict(),
         }
         if self.hard is not None:
             meta["hard_settings"] = list(_settings(self.process))

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..detector import DetectorSpec
-from ..edm import Hits, HitTruth, L1Objects, Particles, TruthVertices
-from ..framework import Option, Reader
-from ..framework.identity import EventKey
-from .simulate import Simulator
+from recotrig.detector import DetectorSpec
+from recotrig.edm import Hits, HitTruth, L1Objects, Particles, TruthVertices
+from recotrig.framework import Option, Reader
+from recotrig.framework.identity import EventKey
+from recotrig.sim.simulate import Simulator
 
 
 class SimulationReader(Reader):

@@ -30,12 +30,21 @@ from typing import Any
 
 import numpy as np
 
-from ..detector import DetectorSpec
-from ..edm import Hits, HitTruth, L1Objects, Particles, TruthVertices
-from ..framework.lookup import index_of
-from .fatras import DetectorResponse, DigiResolution, decode_particle_id, encode_particle_id
-from .l1 import L1Response
-from .pileup import STREAM_DIGI, STREAM_FATRAS, STREAM_L1, STREAM_NOISE, BeamSpot, Crossing, PileupGenerator, event_seed
+from recotrig.detector import DetectorSpec
+from recotrig.edm import Hits, HitTruth, L1Objects, Particles, TruthVertices
+from recotrig.framework.lookup import index_of
+from recotrig.sim.fatras import DetectorResponse, DigiResolution, decode_particle_id, encode_particle_id
+from recotrig.sim.l1 import L1Response
+from recotrig.sim.pileup import (
+    STREAM_DIGI,
+    STREAM_FATRAS,
+    STREAM_L1,
+    STREAM_NOISE,
+    BeamSpot,
+    Crossing,
+    PileupGenerator,
+    event_seed,
+)
 
 __all__ = ["Simulator"]
 

@@ -11,15 +11,13 @@ import awkward as ak
 import numpy as np
 import pytest
 
-pytest.importorskip("acts")
-pytest.importorskip("pythia8mc")
-
 from recotrig.algorithms.acts import (
     ActsAMVF,
     ActsCKF,
     ActsTrackFit,
     bridge,
 )
+from recotrig.detector import DetectorSpec
 from recotrig.edm import Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
 from recotrig.framework import Sequencer
 from recotrig.framework.algorithm import Algorithm, Option, Reader, Writer
@@ -282,13 +280,20 @@ def test_algorithms_travel_as_configuration_only():
     """What goes to a worker is the configuration: an initialised algorithm pickles without its
     ACTS state, and the copy builds its own in initialize (an ACTS sequence with -j 2 runs in
     tests/test_sequences.py)."""
-    for alg in (ActsCKF(min_measurements=8), ActsAMVF(seeder="adaptive_grid"), ActsTrackFit(drop_failed=True)):
+    for alg in (
+        ActsCKF(min_measurements=8, field_T=1.5),
+        ActsAMVF(seeder="adaptive_grid"),
+        ActsTrackFit(drop_failed=True, log_level="ERROR"),
+    ):
         alg.initialize()
         copy = pickle.loads(pickle.dumps(alg))
         assert copy.options() == alg.options() and copy.name == alg.name
         assert hasattr(alg, "setup") and not hasattr(copy, "setup")
         copy.initialize()
-        assert copy.setup is not None
+        # the copy's own set-up is built from the options it carried: same detector, field, log level
+        assert copy.setup.detector.spec == alg.setup.detector.spec == DetectorSpec(field_T=alg.field_T)
+        assert copy.setup.bfield_z == alg.setup.bfield_z and copy.setup.sensitive == alg.setup.sensitive
+        assert copy.level == alg.level == bridge.log_level(alg.log_level)
 
 
 def test_track_parameter_csv_layout(tmp_path):

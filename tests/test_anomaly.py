@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from recotrig.metrics.trigger import efficiency_at_fpr, roc_auc
 from recotrig.models import registry
-from recotrig.models.anomaly import train as training
 from recotrig.models.anomaly.fixedpoint import FixedType, Spec
-from recotrig.models.training import Checkpoint
-
-pytest.importorskip("torch")
+from recotrig.training.anomaly import train as training
+from recotrig.training.common import Checkpoint
 
 SHIPPED = "anomaly-ae-zerobias-mu60"
 
@@ -73,13 +72,33 @@ def test_tiny_qat_model_trains_end_to_end_and_its_spec_round_trips(bundled, tmp_
     torch.set_num_threads(1)
     x_train, x_test = small_data(bundled)
     net = training.make_net("ae", training.input_scaling(x_train, training.TYPES["input"]), (57, 32, 16, 4))
-    history = training.fit(net, x_train, x_test[:500], epochs=5, lr=3e-3, batch=256, seed=1, beta=1.0,
-                           checkpoint=Checkpoint(tmp_path / "float.pt"), progress=False)
+    history = training.fit(
+        net,
+        x_train,
+        x_test[:500],
+        epochs=5,
+        lr=3e-3,
+        batch=256,
+        seed=1,
+        beta=1.0,
+        checkpoint=Checkpoint(tmp_path / "float.pt"),
+        progress=False,
+    )
     assert history["history"][-1]["train"] < history["history"][0]["train"]
     qnet = copy.deepcopy(net)
     qnet.set_quantised(True)
-    training.fit(qnet, x_train, x_test[:500], epochs=1, lr=1e-3, batch=256, seed=2, beta=1.0,
-                 checkpoint=Checkpoint(tmp_path / "qat.pt"), progress=False)
+    training.fit(
+        qnet,
+        x_train,
+        x_test[:500],
+        epochs=1,
+        lr=1e-3,
+        batch=256,
+        seed=2,
+        beta=1.0,
+        checkpoint=Checkpoint(tmp_path / "qat.pt"),
+        progress=False,
+    )
     spec = qnet.to_spec()
     # the exact integer forward pass is the fake-quantised torch model up to float32 rounding
     np.testing.assert_allclose(spec.score(x_test), training.float_scores(qnet, x_test), rtol=1e-4, atol=1e-3)

@@ -7,23 +7,39 @@ import subprocess
 import sys
 
 import pytest
+
 from recotrig.framework import ConfigError
 from recotrig.sequences.cli import configure_run, main
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "recotrig.sequences.cli", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "recotrig.sequences.cli", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_overrides_flag_and_set_styles(tmp_path):
-    _, seq, _ = configure_run(["toy", "-o", str(tmp_path), "--ToyReader.vertices", "9",
-                               "--set", "ZHistogramVertexer.bin_width=2.5", "--set", "TruthTracker.tracks=trk",
-                               "--ZHistogramVertexer.tracks", "trk", "--Performance.tracks", "trk"])
+    _, seq, _ = configure_run(
+        [
+            "toy",
+            "-o",
+            str(tmp_path),
+            "--ToyReader.vertices",
+            "9",
+            "--set",
+            "ZHistogramVertexer.bin_width=2.5",
+            "--set",
+            "TruthTracker.tracks=trk",
+            "--ZHistogramVertexer.tracks",
+            "trk",
+            "--Performance.tracks",
+            "trk",
+        ]
+    )
     assert seq.algorithm("ToyReader").vertices == 9
     assert seq.algorithm("ZHistogramVertexer").bin_width == 2.5
     assert seq.algorithm("TruthTracker").options()["tracks"] == "trk"
-    assert seq.algorithm("Performance").tracks == ["trk"]
+    assert seq.algorithm("Performance").keys("tracks") == ["trk"]
     seq.plan()  # still consistent after renaming every end
     _, broken, _ = configure_run(["toy", "-o", str(tmp_path), "--set", "TruthTracker.tracks=trk"])
     with pytest.raises(ConfigError, match="reads key 'tracks', which no algorithm produces; similar keys: 'trk'"):
@@ -42,8 +58,13 @@ def test_override_errors_are_clear(capsys, tmp_path):
 def test_help_lists_every_algorithm_option():
     out = run_cli("run", "toy", "--help")
     assert out.returncode == 0
-    for flag in ("--ToyReader.vertices", "--TruthTracker.min_hits", "--ZHistogramVertexer.bin_width",
-                 "--SummaryWriter.path", "--TruthTracker.hits"):
+    for flag in (
+        "--ToyReader.vertices",
+        "--TruthTracker.min_hits",
+        "--ZHistogramVertexer.bin_width",
+        "--SummaryWriter.path",
+        "--TruthTracker.hits",
+    ):
         assert flag in out.stdout
 
 
@@ -104,11 +125,25 @@ def test_top_level_usage(args, code):
 
 
 def test_config_reruns_a_recorded_run_exactly(tmp_path):
-    first = run_cli("run", "toy", "-n", "4", "--skip", "1", "--ToyReader.vertices", "3", "--TruthTracker.min_hits",
-                    "4", "-o", str(tmp_path / "a"), "--no-progress")
+    first = run_cli(
+        "run",
+        "toy",
+        "-n",
+        "4",
+        "--skip",
+        "1",
+        "--ToyReader.vertices",
+        "3",
+        "--TruthTracker.min_hits",
+        "4",
+        "-o",
+        str(tmp_path / "a"),
+        "--no-progress",
+    )
     assert first.returncode == 0, first.stderr
-    again = run_cli("run", "--config", str(tmp_path / "a" / "run.json"), "-o", str(tmp_path / "b"), "-j", "2",
-                    "--no-progress")
+    again = run_cli(
+        "run", "--config", str(tmp_path / "a" / "run.json"), "-o", str(tmp_path / "b"), "-j", "2", "--no-progress"
+    )
     assert again.returncode == 0, again.stderr
     a = json.loads((tmp_path / "a" / "run.json").read_text())
     b = json.loads((tmp_path / "b" / "run.json").read_text())

@@ -24,12 +24,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from recotrig.algorithms.toy import ToyReader
 from recotrig.io.store import write_store
 from recotrig.models import registry
 from recotrig.sequences.cli import main
 
-SEQUENCE = '''
+SEQUENCE = """
 from recotrig.algorithms.toy import TruthTracker
 from recotrig.io.hit_reader import HitReader
 from recotrig.metrics.performance import Performance
@@ -37,7 +38,7 @@ from recotrig.metrics.performance import Performance
 def build(*, input, output):
     return [HitReader(input=input), TruthTracker(min_hits=3),
             Performance(tracks=["tracks"], output=output, min_hits=3)]
-'''
+"""
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -120,19 +121,74 @@ def flags_of(argv: list[str], master: Path) -> list[str]:
 
 
 def numbers() -> st.SearchStrategy[str]:
-    return st.sampled_from(["-1", "0", "1", "3", str(2**63), str(2**64), str(-2**63 - 1), "nan", "inf", "-inf",
-                            "1e309", "1.5", "0x10", "1_0", ""])
+    return st.sampled_from(
+        [
+            "-1",
+            "0",
+            "1",
+            "3",
+            str(2**63),
+            str(2**64),
+            str(-(2**63) - 1),
+            "nan",
+            "inf",
+            "-inf",
+            "1e309",
+            "1.5",
+            "0x10",
+            "1_0",
+            "",
+        ]
+    )
 
 
-PATHS = ["ok.root", "csv", "huge_csv", "garbage.root", "empty.root", "dir", "nonempty", "missing.root", "a,b.root",
-         "ev[1].root", "ev#2.root", "list.txt", "ev*.root", "seq.py", "bad.json", "rec/run.json", "fwbad", "."]
+PATHS = [
+    "ok.root",
+    "csv",
+    "huge_csv",
+    "garbage.root",
+    "empty.root",
+    "dir",
+    "nonempty",
+    "missing.root",
+    "a,b.root",
+    "ev[1].root",
+    "ev#2.root",
+    "list.txt",
+    "ev*.root",
+    "seq.py",
+    "bad.json",
+    "rec/run.json",
+    "fwbad",
+    ".",
+]
 
 
 def values() -> st.SearchStrategy[str]:
     text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0/"), max_size=8)
-    return (numbers() | st.sampled_from([*PATHS, "abc", "ü", "∞", "a,b", "1,2,3", "x=y", "A.b=1", "{}", "[]", "null",
-                                          "true", "10kHz", "-5Hz", "7,abc"])
-            | text.filter(lambda s: not s.startswith("--")))
+    return (
+        numbers()
+        | st.sampled_from(
+            [
+                *PATHS,
+                "abc",
+                "ü",
+                "∞",
+                "a,b",
+                "1,2,3",
+                "x=y",
+                "A.b=1",
+                "{}",
+                "[]",
+                "null",
+                "true",
+                "10kHz",
+                "-5Hz",
+                "7,abc",
+            ]
+        )
+        | text.filter(lambda s: not s.startswith("--"))
+    )
 
 
 def arguments(flags: list[str], value: st.SearchStrategy[str] | None = None) -> st.SearchStrategy[list[str]]:
@@ -140,7 +196,8 @@ def arguments(flags: list[str], value: st.SearchStrategy[str] | None = None) -> 
     value = values() if value is None else value
     one = st.tuples(st.sampled_from(flags), value, st.integers(0, 4)).map(lambda f: [f[0], f[1]][: 1 + bool(f[2])])
     return st.tuples(st.lists(one, max_size=5), st.lists(value, max_size=1)).map(
-        lambda g: [x for group in g[0] for x in group] + g[1])
+        lambda g: [x for group in g[0] for x in group] + g[1]
+    )
 
 
 def shipped_digests() -> dict[str, str]:
@@ -150,13 +207,21 @@ def shipped_digests() -> dict[str, str]:
 # -- the fuzz, per entry point --------------------------------------------------------------------------
 #: sequences that run for real (3-event stores); any other gets --dry-run
 CHEAP = ("seq.py", "toy.py")
-RUN_SAFE_VALUES = {"-j": ["0", "-1", "65", str(2**63), "x", "", "1"], "--jobs": ["0", "65", "1"],
-                   "--executor": ["process", "x", ""], "--workers": ["0", "-1", "65", "x"]}
+RUN_SAFE_VALUES = {
+    "-j": ["0", "-1", "65", str(2**63), "x", "", "1"],
+    "--jobs": ["0", "65", "1"],
+    "--executor": ["process", "x", ""],
+    "--workers": ["0", "-1", "65", "x"],
+}
 
 
 @FUZZ
-@given(data=st.data(), sequence=st.sampled_from([*CHEAP, "toy", "vertexing", "tracking", "nosuch", "seq.txt", "dir",
-                                                  "missing.py", "ok.root", "", None]))
+@given(
+    data=st.data(),
+    sequence=st.sampled_from(
+        [*CHEAP, "toy", "vertexing", "tracking", "nosuch", "seq.txt", "dir", "missing.py", "ok.root", "", None]
+    ),
+)
 def test_run(master, data, sequence):
     listed = sequence if sequence in ("toy", "vertexing", "tracking") else "seq.py"
     flags = [f for f in flags_of(["run", listed], master) if f not in RUN_SAFE_VALUES]
@@ -172,8 +237,10 @@ def test_run(master, data, sequence):
 
 
 @FUZZ
-@given(store=values(), args=arguments(["--format", "--json", "--bogus", "-h"],
-                                      st.sampled_from(["root", "trackml", "csv", ""]) | values()))
+@given(
+    store=values(),
+    args=arguments(["--format", "--json", "--bogus", "-h"], st.sampled_from(["root", "trackml", "csv", ""]) | values()),
+)
 def test_info(master, store, args):
     with inside(master):
         outcome(["info", store, *args])
@@ -199,8 +266,11 @@ def test_simulate_l1(master, data):
 @given(data=st.data(), family=st.sampled_from(["trackformer", "pvfinder", "anomaly"] * 3 + ["", "x", "--help"]))
 def test_train(master, data, family):
     before = shipped_digests()
-    flags = [f for f in flags_of(["train", "trackformer" if family not in ("pvfinder", "anomaly") else family], master)
-             if f not in ("--replace-shipped", "--output", "--out")]
+    flags = [
+        f
+        for f in flags_of(["train", "trackformer" if family not in ("pvfinder", "anomaly") else family], master)
+        if f not in ("--replace-shipped", "--output", "--out")
+    ]
     args = data.draw(arguments(flags))
     with inside(master) as work, pytest.MonkeyPatch.context() as mp:
         mp.setenv("RECOTRIG_CACHE_DIR", str(work / "cache"))
@@ -218,9 +288,12 @@ def test_models(master, args, name):
 
 
 @FUZZ
-@given(data=st.data(), command=st.sampled_from(["build", "verify", "calibrate"]),
-       directory=st.sampled_from(["nonempty", "dir", "missing", "ok.root", "fwbad", ""]),
-       model=st.sampled_from(["anomaly-vae-zerobias-mu60", "pvfinder-unet-mu60", "nosuch", "nonempty/x"]) | values())
+@given(
+    data=st.data(),
+    command=st.sampled_from(["build", "verify", "calibrate"]),
+    directory=st.sampled_from(["nonempty", "dir", "missing", "ok.root", "fwbad", ""]),
+    model=st.sampled_from(["anomaly-vae-zerobias-mu60", "pvfinder-unet-mu60", "nosuch", "nonempty/x"]) | values(),
+)
 def test_firmware(master, data, command, directory, model):
     if command == "build":
         argv = ["firmware", model, *data.draw(arguments(flags_of(["firmware"], master))), "-o", "nonempty"]
@@ -233,45 +306,92 @@ def test_firmware(master, data, command, directory, model):
 
 
 STATEMENTS = [
-    "", "import nonexistent_module_xyz", "raise RuntimeError('at import')", "__doc__ = 5", "DEFAULT_INPUT = 5",
-    "DEFAULT_INPUT = 'missing.root'", "build = 5", "x = (", "1 / 0",
+    "",
+    "import nonexistent_module_xyz",
+    "raise RuntimeError('at import')",
+    "__doc__ = 5",
+    "DEFAULT_INPUT = 5",
+    "DEFAULT_INPUT = 'missing.root'",
+    "build = 5",
+    "x = (",
+    "1 / 0",
 ]
 SIGNATURES = ["*, input, output", "", "x", "*, input", "input, output", "**kw", "*args"]
 RESULTS = [
-    "None", "5", "'text'", "[5]", "{}", "set()", "[HitReader(input=input)] * 2", "(ToyReader(), TruthTracker())",
-    "[ToyReader(), ToyReader()]", "[ToyReader(name='a'), TruthTracker(name='a')]", "(a for a in [ToyReader()])",
-    "[ToyReader(vertices='x')]", "[ToyReader(name=5)]", "[ToyReader(name='')]", "[ToyReader(nope=1)]",
-    "[HitReader(input=5)]", "[HitReader(input=input), TruthTracker(min_hits=3)]", "[TruthTracker()]",
-    "[ToyReader(), TruthTracker(min_hits=-1)]", "raise ValueError('bad')", "raise KeyError('k')",
-    "[ToyReader(events=2), TruthTracker()]", "[ToyReader(events=2)] + 5",
+    "None",
+    "5",
+    "'text'",
+    "[5]",
+    "{}",
+    "set()",
+    "[HitReader(input=input)] * 2",
+    "(ToyReader(), TruthTracker())",
+    "[ToyReader(), ToyReader()]",
+    "[ToyReader(name='a'), TruthTracker(name='a')]",
+    "(a for a in [ToyReader()])",
+    "[ToyReader(vertices='x')]",
+    "[ToyReader(name=5)]",
+    "[ToyReader(name='')]",
+    "[ToyReader(nope=1)]",
+    "[HitReader(input=5)]",
+    "[HitReader(input=input), TruthTracker(min_hits=3)]",
+    "[TruthTracker()]",
+    "[ToyReader(), TruthTracker(min_hits=-1)]",
+    "raise ValueError('bad')",
+    "raise KeyError('k')",
+    "[ToyReader(events=2), TruthTracker()]",
+    "[ToyReader(events=2)] + 5",
 ]
 
 
 @FUZZ
-@given(statement=st.sampled_from(STATEMENTS), signature=st.sampled_from(SIGNATURES),
-       result=st.sampled_from(RESULTS),
-       args=st.lists(st.sampled_from([["--dry-run"], ["--skip", "1"], ["--skip", "5"], ["--bogus"]]), max_size=2).map(
-           lambda groups: [x for g in groups for x in g]))
+@given(
+    statement=st.sampled_from(STATEMENTS),
+    signature=st.sampled_from(SIGNATURES),
+    result=st.sampled_from(RESULTS),
+    args=st.lists(st.sampled_from([["--dry-run"], ["--skip", "1"], ["--skip", "5"], ["--bogus"]]), max_size=2).map(
+        lambda groups: [x for g in groups for x in g]
+    ),
+)
 def test_run_steering_files(master, statement, signature, result, args):
     body = result if result.startswith("raise") else f"return {result}"
-    text = ("from recotrig.algorithms.toy import ToyReader, TruthTracker\n"
-            "from recotrig.io.hit_reader import HitReader\n"
-            f"{statement}\n\ndef build({signature}):\n    {body}\n")
+    text = (
+        "from recotrig.algorithms.toy import ToyReader, TruthTracker\n"
+        "from recotrig.io.hit_reader import HitReader\n"
+        f"{statement}\n\ndef build({signature}):\n    {body}\n"
+    )
     with inside(master) as work:
         (work / "steer.py").write_text(text)
         outcome(["run", "steer.py", "--input", "ok.root", *args, "-n", "2", "-o", "out", "--no-progress"])
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=6),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
-                                                                                 max_size=3), max_leaves=8)
-FIELDS = [(), ("record",), ("record", "sequence"), ("record", "input"), ("record", "algorithms"),
-          ("record", "algorithms", 0), ("record", "algorithms", 0, "name"), ("record", "algorithms", 0, "class"),
-          ("record", "algorithms", 1, "options"), ("record", "algorithms", 1, "options", "min_hits"),
-          ("record", "algorithms", 1, "keys"), ("record", "algorithms", 1, "keys", "hits"), ("record", "entries"),
-          ("record", "entries", 1), ("record", "error_policy"), ("record", "files"), ("record", "files", "input"),
-          ("record", "files", "input", 0), ("record", "files", "input", 0, "path"),
-          ("record", "files", "input", 0, "sha256")]
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+FIELDS = [
+    (),
+    ("record",),
+    ("record", "sequence"),
+    ("record", "input"),
+    ("record", "algorithms"),
+    ("record", "algorithms", 0),
+    ("record", "algorithms", 0, "name"),
+    ("record", "algorithms", 0, "class"),
+    ("record", "algorithms", 1, "options"),
+    ("record", "algorithms", 1, "options", "min_hits"),
+    ("record", "algorithms", 1, "keys"),
+    ("record", "algorithms", 1, "keys", "hits"),
+    ("record", "entries"),
+    ("record", "entries", 1),
+    ("record", "error_policy"),
+    ("record", "files"),
+    ("record", "files", "input"),
+    ("record", "files", "input", 0),
+    ("record", "files", "input", 0, "path"),
+    ("record", "files", "input", 0, "sha256"),
+]
 
 
 @FUZZ
@@ -295,44 +415,80 @@ def test_run_config_records(master, field, value, drop):
 
 
 # -- the crashes once seen ------------------------------------------------------------------------------
-DUPLICATES = '''
+DUPLICATES = """
 from recotrig.algorithms.toy import TruthTracker
 from recotrig.io.hit_reader import HitReader
 
 def build(*, input, output):
     return [HitReader(input=input), TruthTracker(min_hits=3), TruthTracker(min_hits=4)]
-'''
+"""
 
 CRASHES = [
-    ("info-event-number-beyond-int64", ["info", "huge_csv"],
-     r"^recotrig info: error: file huge_csv/event99999999999999999999999-hits\.csv: the event number "
-     r"99999999999999999999999 in the file name does not fit a 64-bit event id$"),
-    ("run-event-number-beyond-int64", ["run", "seq.py", "--input", "huge_csv", "-o", "out"],
-     r"^recotrig run: error: file huge_csv/event99999999999999999999999-hits\.csv: the event number"),
-    ("duplicate-algorithm-names", ["run", "dup.py", "--input", "ok.root"],
-     r"^recotrig run: error: sequence .*dup\.py: two algorithms are named 'TruthTracker' \(number 2, a TruthTracker, "
-     r"and number 3, a TruthTracker\); give each its own name=$"),
-    ("steering-not-py", ["run", "seq.txt", "--input", "ok.root"],
-     r"^recotrig run: error: sequence file seq\.txt: a steering file is Python and its name ends in \.py "
-     r"\(rename it seq\.py\)$"),
-    ("steering-py-missing-names-the-shipped-one", ["run", "tracking.py"],
-     r"^recotrig run: error: sequence file 'tracking\.py' does not exist \(the shipped sequence is 'tracking'\)$"),
+    (
+        "info-event-number-beyond-int64",
+        ["info", "huge_csv"],
+        r"^recotrig info: error: file huge_csv/event99999999999999999999999-hits\.csv: the event number "
+        r"99999999999999999999999 in the file name does not fit a 64-bit event id$",
+    ),
+    (
+        "run-event-number-beyond-int64",
+        ["run", "seq.py", "--input", "huge_csv", "-o", "out"],
+        r"^recotrig run: error: file huge_csv/event99999999999999999999999-hits\.csv: the event number",
+    ),
+    (
+        "duplicate-algorithm-names",
+        ["run", "dup.py", "--input", "ok.root"],
+        r"^recotrig run: error: sequence .*dup\.py: two algorithms are named 'TruthTracker' \(number 2, a TruthTracker, "
+        r"and number 3, a TruthTracker\); give each its own name=$",
+    ),
+    (
+        "steering-not-py",
+        ["run", "seq.txt", "--input", "ok.root"],
+        r"^recotrig run: error: sequence file seq\.txt: a steering file is Python and its name ends in \.py "
+        r"\(rename it seq\.py\)$",
+    ),
+    (
+        "steering-py-missing-names-the-shipped-one",
+        ["run", "tracking.py"],
+        r"^recotrig run: error: sequence file 'tracking\.py' does not exist \(the shipped sequence is 'tracking'\)$",
+    ),
     ("steering-directory", ["run", "pkg.py"], r"^recotrig run: error: sequence file 'pkg\.py' is not a file$"),
-    ("config-algorithms-not-objects", ["run", "--config", "algs.json"],
-     r"^recotrig run: error: --config algs\.json: the record's 'algorithms' must be a list of objects$"),
-    ("config-algorithms-not-list", ["run", "--config", "algs2.json"],
-     r"^recotrig run: error: --config algs2\.json: the record's 'algorithms' must be a list of objects$"),
-    ("config-options-and-keys-overlap", ["run", "--config", "overlap.json", "-o", "out"],
-     r"^recotrig run: error: --config overlap\.json: the record's 'algorithms\[1\]\.keys' must be store keys, not "
-     r"options \(min_hits is both\)$"),
-    ("config-names-twice", ["run", "--config", "twice.json"],
-     r"^recotrig run: error: --config twice\.json: the record's 'algorithms' must be algorithms of distinct names$"),
-    ("usage-error-one-line", ["run", "seq.py", "--bogus"],
-     r"^recotrig run: error: unrecognized arguments: --bogus \(recotrig run --help for usage\)$"),
-    ("usage-error-newline-in-value", ["info", "ok.root", "--format", "a\nb"],
-     r"^recotrig info: error: argument --format: invalid choice: 'a\\nb'"),
-    ("train-usage-error", ["train", "pvfinder", "--seed", "-1"],
-     r"^recotrig train pvfinder: error: argument --seed: must be from 0 to 4294967295, got -1 "),
+    (
+        "config-algorithms-not-objects",
+        ["run", "--config", "algs.json"],
+        r"^recotrig run: error: --config algs\.json: the record's 'algorithms' must be a list of objects$",
+    ),
+    (
+        "config-algorithms-not-list",
+        ["run", "--config", "algs2.json"],
+        r"^recotrig run: error: --config algs2\.json: the record's 'algorithms' must be a list of objects$",
+    ),
+    (
+        "config-options-and-keys-overlap",
+        ["run", "--config", "overlap.json", "-o", "out"],
+        r"^recotrig run: error: --config overlap\.json: the record's 'algorithms\[1\]\.keys' must be store keys, not "
+        r"options \(min_hits is both\)$",
+    ),
+    (
+        "config-names-twice",
+        ["run", "--config", "twice.json"],
+        r"^recotrig run: error: --config twice\.json: the record's 'algorithms' must be algorithms of distinct names$",
+    ),
+    (
+        "usage-error-one-line",
+        ["run", "seq.py", "--bogus"],
+        r"^recotrig run: error: unrecognized arguments: --bogus \(recotrig run --help for usage\)$",
+    ),
+    (
+        "usage-error-newline-in-value",
+        ["info", "ok.root", "--format", "a\nb"],
+        r"^recotrig info: error: argument --format: invalid choice: 'a\\nb'",
+    ),
+    (
+        "train-usage-error",
+        ["train", "pvfinder", "--seed", "-1"],
+        r"^recotrig train pvfinder: error: argument --seed: must be from 0 to 4294967295, got -1 ",
+    ),
 ]
 
 
@@ -364,8 +520,9 @@ def test_a_file_named_like_a_shipped_sequence_does_not_shadow_it(master):
         code, out, _ = outcome(["run", "toy.py", "--input", "ok.root", "--dry-run"])
         assert code == 0 and "HitReader" in out and "ToyReader" not in out
         code, out, _ = outcome(["run", "toy", "--help"])
-        assert code == 0 and "a shipped name means the shipped sequence, even where a file of that name is" in \
-            " ".join(out.split())
+        assert code == 0 and "a shipped name means the shipped sequence, even where a file of that name is" in " ".join(
+            out.split()
+        )
 
 
 def test_an_unexpected_error_is_one_line_and_debug_shows_it(monkeypatch, capsys):
@@ -376,8 +533,9 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_it(monkeypatch, capsys)
 
     monkeypatch.setitem(cli.COMMANDS, "models", broken)
     assert main(["models"]) == 1
-    assert capsys.readouterr().err == ("recotrig models: internal error: RuntimeError: something\\nunforeseen "
-                                       "(--debug shows the traceback)\n")
+    assert capsys.readouterr().err == (
+        "recotrig models: internal error: RuntimeError: something\\nunforeseen (--debug shows the traceback)\n"
+    )
     with pytest.raises(RuntimeError, match="unforeseen"):
         main(["models", "--debug"])
 
@@ -388,8 +546,11 @@ def ran(argv: list[str], out: str = "out") -> dict:
     code, _, err = outcome([*argv, "-o", out, "--no-progress"])
     assert code == 0, err
     result = json.loads((Path(out) / "run.json").read_text())
-    return {"files": [(s["file"], s["entries"]) for s in result["record"]["fileset"]],
-            "input": result["record"]["input"], "processed": result["processed"]}
+    return {
+        "files": [(s["file"], s["entries"]) for s in result["record"]["fileset"]],
+        "input": result["record"]["input"],
+        "processed": result["processed"],
+    }
 
 
 @pytest.mark.parametrize("name", ["a,b.root", "ev[1].root", "ev#2.root"])
@@ -419,8 +580,10 @@ def test_a_repeated_input_takes_each_path_literally(master):
         assert not Path("out2").exists()
         # a single --input keeps the glob and the comma list
         assert ran(["run", "seq.py", "--input", "ev*.root"])["files"] == [("ev#2.root", [0, 3]), ("ev[1].root", [0, 3])]
-        assert [f for f, _ in ran(["run", "seq.py", "--input", "ok.root,ev#2.root"])["files"]] == ["ok.root",
-                                                                                                   "ev#2.root"]
+        assert [f for f, _ in ran(["run", "seq.py", "--input", "ok.root,ev#2.root"])["files"]] == [
+            "ok.root",
+            "ev#2.root",
+        ]
 
 
 def test_firmware_inputs_are_each_one_path(tmp_path):
@@ -442,9 +605,11 @@ def test_help_says_how_a_list_is_split(master):
         code, out, _ = outcome(["run", "seq.py", "--help"])
     text = " ".join(out.split())
     assert code == 0
-    assert "Given once: a .txt file lists one path per line (relative to its folder; '#' at the start of a line " \
-           "or after a blank starts a comment); any other path that exists is taken as it is (a,b.root and " \
-           "ev[1].root are names); else a glob ('ev/*.root', sorted) or a comma-separated list." in text
+    assert (
+        "Given once: a .txt file lists one path per line (relative to its folder; '#' at the start of a line "
+        "or after a blank starts a comment); any other path that exists is taken as it is (a,b.root and "
+        "ev[1].root are names); else a glob ('ev/*.root', sorted) or a comma-separated list." in text
+    )
     assert "Given several times, each value is one path, taken literally: no glob, no comma split" in text
 
 

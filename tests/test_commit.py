@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
+
 import recotrig.framework.files as files
 from recotrig.sequences.cli import main
 
-SLOW = '''
+SLOW = """
 from recotrig.algorithms.toy import Burn, SummaryWriter, ToyReader, TruthTracker
 from recotrig.io.writers import StoreWriter
 
@@ -26,7 +27,7 @@ def build(*, input, output):
     return [ToyReader(events=400), Burn(work=300), TruthTracker(),
             StoreWriter(path=output + "/reco.root", collections=["tracks"]),
             SummaryWriter(path=output + "/summary.json", collections=["tracks"])]
-'''
+"""
 
 
 def children(pid: int) -> list[int]:
@@ -56,17 +57,32 @@ def leftovers(root: Path) -> list[Path]:
 
 
 def snapshot(directory: Path) -> dict[str, bytes | None]:
-    return {str(p.relative_to(directory)): (p.read_bytes() if p.is_file() else None)
-            for p in sorted(directory.rglob("*"))}
+    return {
+        str(p.relative_to(directory)): (p.read_bytes() if p.is_file() else None) for p in sorted(directory.rglob("*"))
+    }
 
 
 def start_slow_run(tmp_path: Path, out: Path) -> tuple[subprocess.Popen, list[int]]:
     (tmp_path / "slow.py").write_text(SLOW)
     # SIGINT as a terminal sends it (a background test run inherits it ignored)
-    proc = subprocess.Popen([sys.executable, "-m", "recotrig.sequences.cli", "run", str(tmp_path / "slow.py"), "-o",
-                             str(out), "-j", "2", "--no-progress"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "recotrig.sequences.cli",
+            "run",
+            str(tmp_path / "slow.py"),
+            "-o",
+            str(out),
+            "-j",
+            "2",
+            "--no-progress",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 60
     workers: list[int] = []
     while time.time() < deadline and len(workers) < 2:
@@ -82,11 +98,14 @@ def toy_run(out: Path, events: int) -> int:
 
 
 # -- signals -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("signals, gap", [
-    ((signal.SIGINT, signal.SIGINT), 0.05),
-    ((signal.SIGTERM, signal.SIGTERM), 0.3),
-    ((signal.SIGHUP, signal.SIGINT, signal.SIGTERM), 0.15),
-])
+@pytest.mark.parametrize(
+    "signals, gap",
+    [
+        ((signal.SIGINT, signal.SIGINT), 0.05),
+        ((signal.SIGTERM, signal.SIGTERM), 0.3),
+        ((signal.SIGHUP, signal.SIGINT, signal.SIGTERM), 0.15),
+    ],
+)
 def test_repeated_signals_end_the_run_within_5_s_and_leave_nothing(tmp_path, signals, gap):
     out = tmp_path / "out"
     proc, workers = start_slow_run(tmp_path, out)
@@ -211,7 +230,7 @@ def test_a_place_that_is_not_a_run_output_is_refused_and_untouched(tmp_path, mon
 
 def test_a_second_run_into_the_same_output_is_refused_naming_the_first(tmp_path, capsys):
     out = tmp_path / "out"
-    proc, workers = start_slow_run(tmp_path, out)
+    proc, _workers = start_slow_run(tmp_path, out)
     try:
         lock = tmp_path / ".out.lock"
         assert lock.read_text().startswith(f"{proc.pid} ")

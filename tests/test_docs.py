@@ -56,8 +56,7 @@ def workdir(tmp_path_factory) -> Path:
 def test_readme_command_works_as_written(line, workdir):
     argv = line.split()
     env = dict(os.environ, PATH=f"{RECOTRIG.parent}{os.pathsep}{os.environ['PATH']}")
-    out = subprocess.run([str(RECOTRIG), *argv[1:]], cwd=workdir, env=env, capture_output=True, text=True,
-                         timeout=600)
+    out = subprocess.run([str(RECOTRIG), *argv[1:]], cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, f"{line}\n{out.stderr[-2000:]}"
     assert "Traceback" not in out.stderr
     if argv[1] == "run" and "--help" not in argv and "--dry-run" not in argv:
@@ -65,17 +64,39 @@ def test_readme_command_works_as_written(line, workdir):
 
 
 def test_the_first_sequence_compares_ckf_and_amvf(workdir):
-    out = subprocess.run([str(RECOTRIG), "run", "my_sequence.py", "--input", "data/sample_mu20_ttbar.root", "-n", "1",
-                          "-o", "first", "--no-progress"], cwd=workdir, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [
+            str(RECOTRIG),
+            "run",
+            "my_sequence.py",
+            "--input",
+            "data/sample_mu20_ttbar.root",
+            "-n",
+            "1",
+            "-o",
+            "first",
+            "--no-progress",
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr
-    assert "ActsCKF [tracks_ckf]" in out.stdout and "amvf_grid [vtx_grid]" in out.stdout
+    assert "ActsCKF [tracks_ckf]" in out.stdout and "amvf_grid(seeder=adaptive_grid) [vtx_grid]" in out.stdout
     assert (workdir / "first" / "comparison.json").is_file()
 
 
 def test_documentation_site_builds_strictly(tmp_path):
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
-    out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     api = (tmp_path / "site" / "api" / "index.html").read_text()
     assert "Sequencer" in api and "HitReader" in api  # the API pages come from the docstrings

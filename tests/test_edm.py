@@ -8,6 +8,7 @@ import sys
 import awkward as ak
 import numpy as np
 import pytest
+
 from recotrig.edm import KDE, L1Objects, Tracks, Vertices
 from recotrig.framework import Collection, ColumnError, TypeRegistryError, registered_type
 from recotrig.io.store import open_store, write_store
@@ -22,8 +23,10 @@ def test_types_are_registered_by_stable_name():
 
 def test_a_duplicate_type_name_fails_at_registration():
     with pytest.raises(TypeRegistryError, match=r"'Tracks' is taken by recotrig.edm.tracker.Tracks"):
-        class Tracks(Collection):  # noqa: F811 - the point of the test
+
+        class Tracks(Collection):
             columns = {"x": "f8"}
+
     # a name of its own is fine
     class OtherTracks(Collection, type_name="test_edm.OtherTracks"):
         columns = {"x": "f8"}
@@ -60,8 +63,14 @@ def test_columns_are_read_only_and_not_aliases_of_the_callers_arrays():
 
 
 def test_relation_names_its_target_and_survives_select_and_with_columns():
-    vertices = Vertices(x=[0.0, 0.0], y=[0.0, 0.0], z=[1.0, 2.0], track_index=[[0], [1, 2]],
-                        track_weight=[[1.0], [0.5, 0.5]], targets={"track_index": "tracks_ckf"})
+    vertices = Vertices(
+        x=[0.0, 0.0],
+        y=[0.0, 0.0],
+        z=[1.0, 2.0],
+        track_index=[[0], [1, 2]],
+        track_weight=[[1.0], [0.5, 0.5]],
+        targets={"track_index": "tracks_ckf"},
+    )
     assert vertices.target("track_index") == "tracks_ckf"
     assert vertices.select([1]).target("track_index") == "tracks_ckf"
     assert vertices.with_columns(sigma_z=[0.1, 0.2]).targets == {"track_index": "tracks_ckf"}
@@ -90,16 +99,18 @@ def test_concat_accepts_the_same_columns_in_another_order():
 def test_kde_and_hardware_l1_words_fit():
     kde = KDE(z=np.linspace(-100, 100, 5), kde_a=np.ones(5), kde_b=np.ones(5), xmax=np.zeros(5), ymax=np.zeros(5))
     assert kde.z.dtype == np.float32 and len(kde) == 5
-    l1 = L1Objects(kind=[0, 3], pt=[25.0, 40.5], eta=[0.0, 1.2], phi=[0.1, -2.0], hw_pt=[50, 81], hw_eta=[0, 28],
-                   hw_phi=[2, -46])
+    l1 = L1Objects(
+        kind=[0, 3], pt=[25.0, 40.5], eta=[0.0, 1.2], phi=[0.1, -2.0], hw_pt=[50, 81], hw_eta=[0, 28], hw_phi=[2, -46]
+    )
     assert l1.hw_pt.dtype == np.int32
 
 
 # -- stores record schemas ---------------------------------------------------------------------------
 def test_store_keeps_extras_targets_and_new_types(tmp_path):
     tracks = Tracks(hit_ids=[[1, 2], [3]], extra={"hit_prob": [[0.5, 0.25], [1.0]]})
-    vertices = Vertices(x=[0.0], y=[0.0], z=[1.0], track_index=[[0, 1]], track_weight=[[1.0, 0.5]],
-                        targets={"track_index": "tracks_ml"})
+    vertices = Vertices(
+        x=[0.0], y=[0.0], z=[1.0], track_index=[[0, 1]], track_weight=[[1.0, 0.5]], targets={"track_index": "tracks_ml"}
+    )
     kde = KDE(z=[0.0, 0.1], kde_a=[1.0, 2.0], kde_b=[1.0, 4.0])
     path = write_store(tmp_path / "s.root", [{"tracks_ml": tracks, "vertices_ml": vertices, "kde": kde}])
     event = open_store(path).read()[0]
@@ -126,7 +137,8 @@ def test_a_store_of_an_unimported_type_is_readable_everywhere(tmp_path):
     post = open_store(path).read()[0]["post"]
     assert type(post).type_name == "myexp.Posterior" and post.p.tolist() == [0.5, 0.25]
     assert post.bins.shape == (2, 3)
-    info = subprocess.run([sys.executable, "-m", "recotrig.sequences.cli", "info", str(path)],
-                          capture_output=True, text=True, timeout=120)
+    info = subprocess.run(
+        [sys.executable, "-m", "recotrig.sequences.cli", "info", str(path)], capture_output=True, text=True, timeout=120
+    )
     assert info.returncode == 0, info.stderr
     assert "myexp.Posterior" in info.stdout and "bins" in info.stdout

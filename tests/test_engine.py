@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from recotrig.algorithms.toy import SummaryWriter, ToyReader, TruthTracker, ZHistogramVertexer
 from recotrig.edm import EventInfo, Hits, Tracks, Vertices
 from recotrig.framework import (
@@ -47,8 +48,14 @@ def test_toy_sequence_end_to_end(tmp_path):
 
 def test_toy_vertexing_is_physically_sensible(tmp_path):
     """Truth tracks with 0.05 mm hits: vertices found at the generated z within 1 mm."""
-    seq = Sequencer([ToyReader(events=5, vertices=3), TruthTracker(), ZHistogramVertexer(),
-                     Collect(keys=["truth_vertices", "vertices"])])
+    seq = Sequencer(
+        [
+            ToyReader(events=5, vertices=3),
+            TruthTracker(),
+            ZHistogramVertexer(),
+            Collect(keys=["truth_vertices", "vertices"]),
+        ]
+    )
     seq.run(progress=False)
     collected = seq.algorithm("Collect").seen
     matched = total = 0
@@ -93,13 +100,15 @@ def test_two_producers_of_one_key():
 
 
 def test_same_algorithm_twice_under_other_keys():
-    seq = Sequencer([
-        ToyReader(events=3),
-        TruthTracker(name="tight", tracks="tracks_tight", min_hits=8),
-        TruthTracker(name="loose", tracks="tracks_loose", min_hits=3),
-        ZHistogramVertexer(name="vtx_tight", tracks="tracks_tight", vertices="vertices_tight"),
-        Collect(keys=["tracks_tight", "tracks_loose", "vertices_tight"]),
-    ])
+    seq = Sequencer(
+        [
+            ToyReader(events=3),
+            TruthTracker(name="tight", tracks="tracks_tight", min_hits=8),
+            TruthTracker(name="loose", tracks="tracks_loose", min_hits=3),
+            ZHistogramVertexer(name="vtx_tight", tracks="tracks_tight", vertices="vertices_tight"),
+            Collect(keys=["tracks_tight", "tracks_loose", "vertices_tight"]),
+        ]
+    )
     seq.run(progress=False)
     for event in seq.algorithm("Collect").seen:
         assert len(event["tracks_tight"]) < len(event["tracks_loose"])
@@ -107,14 +116,20 @@ def test_same_algorithm_twice_under_other_keys():
 
 
 def test_type_mismatch():
-    with pytest.raises(ConfigError, match=r"type mismatch on key 'hits': ToyReader produces Hits, "
-                                          r"but ZHistogramVertexer input 'tracks' expects Tracks"):
+    with pytest.raises(
+        ConfigError,
+        match=r"type mismatch on key 'hits': ToyReader produces Hits, "
+        r"but ZHistogramVertexer input 'tracks' expects Tracks",
+    ):
         Sequencer([ToyReader(events=1), ZHistogramVertexer(tracks="hits")]).plan()
 
 
 def test_cycle_is_reported_with_the_algorithms():
-    algs = [ToyReader(events=1), Relabel(source="combined", relabelled="tracks"),
-            Combine(name="counter", first="hits", second="tracks")]
+    algs = [
+        ToyReader(events=1),
+        Relabel(source="combined", relabelled="tracks"),
+        Combine(name="counter", first="hits", second="tracks"),
+    ]
     with pytest.raises(ConfigError, match=r"cycle: .*counter.*Relabel|cycle: .*Relabel.*counter"):
         Sequencer(algs).plan()
 
@@ -159,8 +174,11 @@ def test_abort_policy_names_event_and_algorithm():
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_skip_policy_records_and_continues(tmp_path, jobs):
-    algs = [ToyReader(events=8), FailOn(entries=[2, 5]), SummaryWriter(path=str(tmp_path / "s.json"),
-                                                                         collections=["hits", "checked"])]
+    algs = [
+        ToyReader(events=8),
+        FailOn(entries=[2, 5]),
+        SummaryWriter(path=str(tmp_path / "s.json"), collections=["hits", "checked"]),
+    ]
     result = Sequencer(algs, error_policy="skip").run(jobs=jobs, progress=False)
     assert result.processed == 6
     assert [(f.entry, f.algorithm) for f in result.failures] == [(2, "FailOn"), (5, "FailOn")]
@@ -170,8 +188,11 @@ def test_skip_policy_records_and_continues(tmp_path, jobs):
 
 
 def test_failed_run_leaves_no_output(tmp_path):
-    algs = [ToyReader(events=4), FailOn(entries=[3]), SummaryWriter(path=str(tmp_path / "s.json"),
-                                                                      collections=["checked"])]
+    algs = [
+        ToyReader(events=4),
+        FailOn(entries=[3]),
+        SummaryWriter(path=str(tmp_path / "s.json"), collections=["checked"]),
+    ]
     with pytest.raises(EventError):
         Sequencer(algs).run(progress=False)
     assert list(tmp_path.iterdir()) == []
@@ -188,8 +209,9 @@ def test_n_and_skip_select_entries(tmp_path):
 def test_parallel_output_identical_to_serial(tmp_path):
     outputs = {}
     for jobs in (1, 2):
-        seq = Sequencer([ToyReader(events=23), TruthTracker(), ZHistogramVertexer(),
-                         Collect(keys=["tracks", "vertices"])])
+        seq = Sequencer(
+            [ToyReader(events=23), TruthTracker(), ZHistogramVertexer(), Collect(keys=["tracks", "vertices"])]
+        )
         result = seq.run(jobs=jobs, chunk_size=3, progress=False)
         assert result.jobs == jobs and result.processed == 23
         outputs[jobs] = seq.algorithm("Collect").seen

@@ -15,6 +15,7 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
+
 from recotrig.algorithms.toy import ToyReader
 from recotrig.framework.identity import EventKey
 from recotrig.io.errors import StoreError
@@ -23,7 +24,7 @@ from recotrig.io.store import open_store, open_writer, write_store
 from recotrig.sequences.cli import main
 
 KEYS = ("hits", "particles", "truth", "vertices")
-SEQUENCE = '''
+SEQUENCE = """
 from recotrig.algorithms.toy import TruthTracker
 from recotrig.io.hit_reader import HitReader
 from recotrig.io.writers import StoreWriter
@@ -33,7 +34,7 @@ def build(*, input, output):
     return [HitReader(input=input), TruthTracker(min_hits=3),
             Performance(tracks=["tracks"], output=output, min_hits=3),
             StoreWriter(path=output + "/reco.root", collections=["tracks"])]
-'''
+"""
 
 
 def toy_events(n: int = 3) -> list[dict]:
@@ -58,11 +59,14 @@ def old_store(path: Path, event_ids: list[int]) -> Path:
         for name in KEYS:
             parts = [e[name] for e in events]
             counts = [len(p) for p in parts]
-            records = ak.zip({c: ak.unflatten(np.concatenate([p[c] for p in parts]), counts)
-                              for c in parts[0].names})
-            tree = file.mktree(name, {"event_id": np.int64, name: records.type.content},
-                               title=f"recotrig:{type(parts[0]).type_name}",
-                               counter_name=lambda branch: f"n_{branch}", field_name=lambda outer, inner: inner)
+            records = ak.zip({c: ak.unflatten(np.concatenate([p[c] for p in parts]), counts) for c in parts[0].names})
+            tree = file.mktree(
+                name,
+                {"event_id": np.int64, name: records.type.content},
+                title=f"recotrig:{type(parts[0]).type_name}",
+                counter_name=lambda branch: f"n_{branch}",
+                field_name=lambda outer, inner: inner,
+            )
             tree.extend({"event_id": np.asarray(event_ids, np.int64), name: records})
     return path
 
@@ -80,8 +84,7 @@ def assert_nothing_written(tmp: Path) -> None:
 # -- item 3: a repeated event inside one file ------------------------------------------------------
 @pytest.mark.parametrize("run_number,label", [(0, "event id 1"), (4, "run 4 event id 1")])
 def test_a_repeated_event_inside_one_file_is_refused(tmp_path, capsys, run_number, label):
-    store = store_with_keys(tmp_path / "dup.root", [(run_number, 0), (run_number, 1), (run_number, 2),
-                                                    (run_number, 1)])
+    store = store_with_keys(tmp_path / "dup.root", [(run_number, 0), (run_number, 1), (run_number, 2), (run_number, 1)])
     assert open_store(store).event_ids.tolist() == [0, 1, 2, 1]  # the file holds the repeat
     assert run(tmp_path, str(store)) == 1
     err = capsys.readouterr().err
@@ -148,7 +151,7 @@ def test_trackml_stores_carry_one_run_each(tmp_path):
     assert not (tmp_path / "d").exists()
     (tmp_path / "b" / "metadata.json").write_text('{"run_number": -2}')
     with pytest.raises(StoreError, match=r"metadata\.json: 'run_number' must be a non-negative integer, got -2"):
-        open_store(tmp_path / "b").runs
+        _ = open_store(tmp_path / "b").runs
 
 
 def test_a_root_store_may_hold_several_runs_each_event_once(tmp_path):
@@ -187,15 +190,30 @@ def test_an_old_store_without_run_numbers_reads_as_run_0(tmp_path, capsys):
 # -- recotrig simulate records the run -------------------------------------------------------------
 @pytest.mark.slow
 def test_simulate_records_its_run_default_the_seed(tmp_path):
-    pytest.importorskip("acts")
-    pytest.importorskip("pythia8mc")
-
     def simulate(out: Path, *flags: str) -> dict:
-        done = subprocess.run([sys.executable, "-m", "recotrig.sequences.cli", "simulate", "-o", str(out), "-n", "2",
-                               "--mu", "1", "--seed", "5", "--no-progress", *flags],
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "recotrig.sequences.cli",
+                "simulate",
+                "-o",
+                str(out),
+                "-n",
+                "2",
+                "--mu",
+                "1",
+                "--seed",
+                "5",
+                "--no-progress",
+                *flags,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout[done.stdout.index("{"):])
+        return json.loads(done.stdout[done.stdout.index("{") :])
 
     assert simulate(tmp_path / "r7.root", "--run", "7", "--format", "both")["run"] == 7
     assert open_store(tmp_path / "r7.root").runs.tolist() == [7, 7]

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from recotrig.algorithms.toy import ToyReader, TruthTracker
 from recotrig.framework import EventError, Sequencer
 from recotrig.framework.executors import DaskExecutor
@@ -34,9 +35,12 @@ def make_files(folder, n_files=4, per_file=5):
 
 
 def sequence(inp, out, **reader):
-    return [HitReader(input=str(inp), **reader), TruthTracker(min_hits=3),
-            Performance(tracks=["tracks"], output=str(out), min_hits=3),
-            StoreWriter(path=str(out / "reco.root"), collections=["tracks"])]
+    return [
+        HitReader(input=str(inp), **reader),
+        TruthTracker(min_hits=3),
+        Performance(tracks=["tracks"], output=str(out), min_hits=3),
+        StoreWriter(path=str(out / "reco.root"), collections=["tracks"]),
+    ]
 
 
 # -- filesets -----------------------------------------------------------------------------------
@@ -72,7 +76,10 @@ def test_n_and_skip_count_across_the_fileset_and_chunks_stay_in_one_file(tmp_pat
     result = seq.run(n_events=6, skip=3, chunk_size=3, progress=False)
     assert open_store(tmp_path / "o" / "reco.root").event_ids.tolist() == [3, 100, 101, 102, 103, 200]
     assert [(f["file"][-8:], f["entries"]) for f in result.record["fileset"]] == [
-        ("ev0.root", [3, 4]), ("ev1.root", [0, 4]), ("ev2.root", [0, 1])]
+        ("ev0.root", [3, 4]),
+        ("ev1.root", [0, 4]),
+        ("ev2.root", [0, 1]),
+    ]
     assert len(result.record["files"]["input"]) == 3
 
 
@@ -81,7 +88,8 @@ def test_dask_output_equals_one_process(tmp_path):
     make_files(tmp_path / "d")
     serial = Sequencer(sequence(tmp_path / "d" / "*.root", tmp_path / "j1")).run(chunk_size=2, progress=False)
     dask = Sequencer(sequence(tmp_path / "d" / "*.root", tmp_path / "dask")).run(
-        executor=DaskExecutor(2), chunk_size=2, progress=False)
+        executor=DaskExecutor(2), chunk_size=2, progress=False
+    )
     assert serial.processed == dask.processed == 20 and dask.jobs == 2
     for name in ("reco.root", "comparison.json", "comparison.root", "performance.json"):
         assert (tmp_path / "j1" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes(), name
@@ -95,13 +103,18 @@ def test_dask_retries_a_failing_task(tmp_path):
     (tmp_path / "n").mkdir()
     with pytest.raises(EventError, match="transient failure at entry 0"):
         Sequencer([ToyReader(events=3), FlakyOnce(folder=str(tmp_path / "n"))]).run(
-            executor=DaskExecutor(2, retries=0), chunk_size=1, progress=False)
+            executor=DaskExecutor(2, retries=0), chunk_size=1, progress=False
+        )
 
 
 def test_dask_survives_a_killed_worker_with_every_event_once(tmp_path):
     (tmp_path / "m").mkdir()
-    algs = [ToyReader(events=12), KillOnce(folder=str(tmp_path / "m"), entry=5), TruthTracker(),
-            StoreWriter(path=str(tmp_path / "out.root"), collections=["tracks"])]
+    algs = [
+        ToyReader(events=12),
+        KillOnce(folder=str(tmp_path / "m"), entry=5),
+        TruthTracker(),
+        StoreWriter(path=str(tmp_path / "out.root"), collections=["tracks"]),
+    ]
     result = Sequencer(algs).run(executor=DaskExecutor(2), chunk_size=1, progress=False)
     assert (tmp_path / "m" / "killed").exists()  # a worker really died
     assert result.processed == 12
@@ -110,8 +123,12 @@ def test_dask_survives_a_killed_worker_with_every_event_once(tmp_path):
 
 def test_process_executor_names_the_chunk_of_a_dead_worker(tmp_path):
     (tmp_path / "m").mkdir()
-    algs = [ToyReader(events=8), KillOnce(folder=str(tmp_path / "m"), entry=5), TruthTracker(),
-            StoreWriter(path=str(tmp_path / "out.root"), collections=["tracks"])]
+    algs = [
+        ToyReader(events=8),
+        KillOnce(folder=str(tmp_path / "m"), entry=5),
+        TruthTracker(),
+        StoreWriter(path=str(tmp_path / "out.root"), collections=["tracks"]),
+    ]
     with pytest.raises(EventError, match=r"worker process died .* while entries (\d+\.\.\d+, )*5\.\.5"):
         Sequencer(algs).run(jobs=2, chunk_size=1, progress=False)
     assert not (tmp_path / "out.root").exists()
@@ -125,7 +142,7 @@ def corrupt_basket(path):
     with uproot.open(path) as f:
         seek = int(f["hits"]["x"].member("fBasketSeek")[0])
     data = bytearray(path.read_bytes())
-    data[seek: seek + 64] = bytes(64)
+    data[seek : seek + 64] = bytes(64)
     path.write_bytes(bytes(data))
 
 
@@ -140,7 +157,8 @@ def test_bad_files_stop_the_run_or_are_skipped_and_recorded(tmp_path, damage):
         Sequencer(sequence(tmp_path / "d" / "*.root", tmp_path / "o")).run(progress=False)
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
     result = Sequencer(sequence(tmp_path / "d" / "*.root", tmp_path / "o", skip_bad_files=True)).run(
-        skip_bad_files=True, chunk_size=2, progress=False)
+        skip_bad_files=True, chunk_size=2, progress=False
+    )
     (bad,) = {b["file"] for b in result.bad_files}
     assert bad.endswith("ev1.root") and all(b["reason"] for b in result.bad_files)
     ids = open_store(tmp_path / "o" / "reco.root").event_ids.tolist()
@@ -152,8 +170,12 @@ def test_cli_dask_fileset_with_skip_bad_files(tmp_path):
     paths[2].write_bytes(b"broken")
     listing = tmp_path / "files.txt"
     listing.write_text("\n".join(str(p) for p in paths) + "\n")
-    out = subprocess.run([sys.executable, "-m", "recotrig.sequences.cli", "run", "toy_fileset_check.py"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "recotrig.sequences.cli", "run", "toy_fileset_check.py"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 1  # no such sequence file: a clear error, no traceback
     steering = tmp_path / "seq.py"
     steering.write_text(
@@ -162,11 +184,32 @@ def test_cli_dask_fileset_with_skip_bad_files(tmp_path):
         "from recotrig.io.writers import StoreWriter\n"
         "def build(*, input, output):\n"
         "    return [HitReader(input=input), TruthTracker(min_hits=3),\n"
-        "            StoreWriter(path=output + '/reco.root', collections=['tracks'])]\n")
-    run = subprocess.run([sys.executable, "-m", "recotrig.sequences.cli", "run", str(steering), "--input",
-                          str(listing), "-o", str(tmp_path / "o"), "--executor", "dask", "--workers", "2",
-                          "--skip-bad-files", "--retries", "1", "--no-progress"],
-                         capture_output=True, text=True, timeout=300)
+        "            StoreWriter(path=output + '/reco.root', collections=['tracks'])]\n"
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recotrig.sequences.cli",
+            "run",
+            str(steering),
+            "--input",
+            str(listing),
+            "-o",
+            str(tmp_path / "o"),
+            "--executor",
+            "dask",
+            "--workers",
+            "2",
+            "--skip-bad-files",
+            "--retries",
+            "1",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     assert "bad file skipped" in run.stdout and "ev2.root" in run.stdout
     report = json.loads((tmp_path / "o" / "run.json").read_text())

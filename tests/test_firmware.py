@@ -4,6 +4,7 @@ da4ml and Verilator), rate calibration, the trigger in sequences, and bad input.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from recotrig.edm import L1Objects
 from recotrig.firmware import hls, project, rtl
 from recotrig.firmware.emulator import Emulator, FirmwareError, calibrate
@@ -21,15 +23,13 @@ from recotrig.sequences.cli import main
 from recotrig.sequences.firmware_cmd import main as firmware_main
 from recotrig.sequences.firmware_cmd import parse_rate
 
-pytest.importorskip("hls4ml")
-pytest.importorskip("da4ml")
-
 MODEL = "anomaly-vae-zerobias-mu60"  # the default trigger model
 
 
 # -- the integer arithmetic against a plain Python reference ------------------------------------------------
 def _reference_score(spec: Spec, words: list[int]) -> int:
     """The spec's arithmetic on Python integers, one event, written out step by step."""
+
     def cast(value: int, fraction: int, t: FixedType) -> int:
         shift = fraction - t.fraction
         if shift > 0:
@@ -45,8 +45,10 @@ def _reference_score(spec: Spec, words: list[int]) -> int:
     inputs, fraction = list(x), spec.input.fraction
     for layer, w, b in zip(spec.layers, spec.weights, spec.biases):
         acc_fraction = fraction + layer.weight.fraction
-        acc = [sum(int(w[i, j]) * x[j] for j in range(layer.n_in)) + (int(b[i]) << (acc_fraction - layer.bias.fraction))
-               for i in range(layer.n_out)]
+        acc = [
+            sum(int(w[i, j]) * x[j] for j in range(layer.n_in)) + (int(b[i]) << (acc_fraction - layer.bias.fraction))
+            for i in range(layer.n_out)
+        ]
         x = [cast(a, acc_fraction, layer.result) for a in acc]
         if layer.relu:
             x = [max(v, 0) for v in x]
@@ -63,24 +65,40 @@ def _random_spec(rng: np.random.Generator, kind: str, rounding: str, overflow: s
     sizes = [n, hidden, latent] + ([hidden, n] if kind == "mse" else [])
     w_t, b_t = FixedType(6, 2, "RND", "SAT"), FixedType(8, 3, "RND", "SAT")
     r_t = FixedType(9, 4, rounding, overflow)
-    layers = [Layer(n_in=a, n_out=b, weight=w_t, bias=b_t, result=r_t, relu=i not in (1, len(sizes) - 2))
-              for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
-    return Spec(shifts=list(rng.integers(-2, 4, size=n)), offsets=list(rng.integers(-40, 40, size=n)),
-                input=FixedType(10, 4, "TRN", "SAT"), layers=layers,
-                weights=[rng.integers(w_t.lo, w_t.hi + 1, size=(layer.n_out, layer.n_in)) for layer in layers],
-                biases=[rng.integers(b_t.lo, b_t.hi + 1, size=layer.n_out) for layer in layers],
-                score_kind=kind, score_features=[0, 2, 3] if kind == "mse" else [])
+    layers = [
+        Layer(n_in=a, n_out=b, weight=w_t, bias=b_t, result=r_t, relu=i not in (1, len(sizes) - 2))
+        for i, (a, b) in enumerate(itertools.pairwise(sizes))
+    ]
+    return Spec(
+        shifts=list(rng.integers(-2, 4, size=n)),
+        offsets=list(rng.integers(-40, 40, size=n)),
+        input=FixedType(10, 4, "TRN", "SAT"),
+        layers=layers,
+        weights=[rng.integers(w_t.lo, w_t.hi + 1, size=(layer.n_out, layer.n_in)) for layer in layers],
+        biases=[rng.integers(b_t.lo, b_t.hi + 1, size=layer.n_out) for layer in layers],
+        score_kind=kind,
+        score_features=[0, 2, 3] if kind == "mse" else [],
+    )
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.sampled_from(["latent", "mse"]), st.sampled_from(["TRN", "RND"]),
-       st.sampled_from(["SAT", "WRAP"]))
+@given(
+    st.integers(0, 2**32 - 1),
+    st.sampled_from(["latent", "mse"]),
+    st.sampled_from(["TRN", "RND"]),
+    st.sampled_from(["SAT", "WRAP"]),
+)
 def test_emulator_equals_an_integer_reference(seed, kind, rounding, overflow):
     rng = np.random.default_rng(seed)
     spec = _random_spec(rng, kind, rounding, overflow)
     raw = spec.raw
-    words = np.concatenate([rng.integers(-600, 600, size=(30, 6)), rng.integers(raw.lo, raw.hi + 1, size=(10, 6)),
-                            np.zeros((1, 6), np.int64)])
+    words = np.concatenate(
+        [
+            rng.integers(-600, 600, size=(30, 6)),
+            rng.integers(raw.lo, raw.hi + 1, size=(10, 6)),
+            np.zeros((1, 6), np.int64),
+        ]
+    )
     got = Emulator(spec, 0).run(words)[0]
     assert got.tolist() == [_reference_score(spec, row.tolist()) for row in words]
 
@@ -122,7 +140,7 @@ def test_firmware_directory_holds_both_forms_and_the_threshold(firmware):
     card = registry.load(MODEL, family="anomaly").card
     assert manifest["model"] == MODEL and manifest["spec_sha256"] == card["fixed_point"]["spec_sha256"]
     threshold = json.loads((firmware / "calibration.json").read_text())["threshold"]
-    assert threshold == int(np.floor(card["thresholds_khz"]["10"] * 2**manifest["score_fraction_bits"]))
+    assert threshold == int(np.floor(card["thresholds_khz"]["10"] * 2 ** manifest["score_fraction_bits"]))
     assert f"ANOMALY_THRESHOLD_WORD = {threshold}LL" in (firmware / "hls4ml/firmware/anomaly_trigger.h").read_text()
     assert (firmware / "hls4ml/firmware/anomaly.cpp").is_file() and (firmware / "hls4ml/csim/anomaly_csim").is_file()
     assert list((firmware / "hls4ml/firmware").glob("anomaly-*.so"))  # hls4ml's own compile
@@ -193,8 +211,24 @@ def test_trigger_sequence_with_firmware_is_the_same_with_two_workers(firmware, t
     outs = []
     for jobs in (1, 2):
         out = tmp_path / f"j{jobs}"
-        assert main(["run", "trigger", "-n", "3000", "-j", str(jobs), "--output", str(out),
-                     "--AnomalyTrigger.firmware", str(firmware), "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "trigger",
+                    "-n",
+                    "3000",
+                    "-j",
+                    str(jobs),
+                    "--output",
+                    str(out),
+                    "--AnomalyTrigger.firmware",
+                    str(firmware),
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         outs.append(_decisions(out / "trigger.root"))
         assert len(outs[-1]["passed"]) == 3000
     for key in outs[0]:
@@ -230,8 +264,12 @@ def test_full_sequence_has_tracks_vertices_and_the_trigger_row(tmp_path):
     assert main(["run", "full", "-n", "2", "--output", str(out), "--no-progress"]) == 0
     table = json.loads((out / "comparison.json").read_text())
     rows = {row["algorithm"]: row for row in table["rows"]}
-    assert {"ActsCKF [tracks_ckf]", "PVFinder [vertices_pvfinder]", "ActsAMVF [vertices_amvf]",
-            "AnomalyTrigger [decision]"} <= set(rows)
+    assert {
+        "ActsCKF [tracks_ckf]",
+        "PVFinder [vertices_pvfinder]",
+        "ActsAMVF(seeder=gaussian) [vertices_amvf]",
+        "AnomalyTrigger [decision]",
+    } <= set(rows)
     trigger = rows["AnomalyTrigger [decision]"]
     assert trigger["efficiency"] in (0.0, 0.5, 1.0) and trigger["rate_khz"] == trigger["efficiency"] * 40_000
     assert trigger["threshold"] > 0 and trigger["mean_score"] > 0
@@ -264,7 +302,7 @@ def test_missing_compiler_and_simulator_are_errors_not_success(firmware, tmp_pat
     assert firmware_main(["verify", str(target), "--events", "1000"]) == 1  # an error, never a success
     monkeypatch.delenv("CXX")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    monkeypatch.setattr(rtl, "_verilator_dirs", lambda: [])
+    monkeypatch.setattr(rtl, "_verilator_dirs", list)
     with pytest.raises(FirmwareError, match="no Verilator"):
         rtl._verilator_env()
 

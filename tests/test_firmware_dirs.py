@@ -12,19 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from recotrig.firmware import hls, project, rtl
 from recotrig.firmware.emulator import FORMAT, FirmwareError
 from recotrig.sequences.cli import main
-
-pytest.importorskip("hls4ml")
-pytest.importorskip("da4ml")
 
 MODEL = "anomaly-vae-zerobias-mu60"
 
 
 def snapshot(directory: Path) -> dict[str, bytes | None]:
-    return {str(p.relative_to(directory)): (p.read_bytes() if p.is_file() else None)
-            for p in sorted(directory.rglob("*"))}
+    return {
+        str(p.relative_to(directory)): (p.read_bytes() if p.is_file() else None) for p in sorted(directory.rglob("*"))
+    }
 
 
 def leftovers(root: Path) -> list[Path]:

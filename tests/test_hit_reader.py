@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from recotrig.algorithms.toy import ToyReader
 from recotrig.framework import Algorithm, EventError, Option, Port, Sequencer
 from recotrig.framework.testing import FailOn
@@ -12,7 +13,7 @@ from recotrig.io.store import open_store
 from recotrig.io.writers import StoreWriter
 from recotrig.sequences.cli import main
 
-STORE_COLLECTIONS = ["hits", "particles", "truth", "truth_vertices:vertices"]
+STORE_COLLECTIONS = ["hits", "particles", "truth", "truth_vertices"]
 
 
 class Collect(Algorithm):
@@ -30,8 +31,17 @@ class Collect(Algorithm):
 
 
 def make_store(path, events=6, **toy):
-    seq = Sequencer([ToyReader(events=events, **toy),
-                     StoreWriter(path=str(path), collections=STORE_COLLECTIONS, metadata={"made_by": "toy"})])
+    seq = Sequencer(
+        [
+            ToyReader(events=events, **toy),
+            StoreWriter(
+                path=str(path),
+                collections=STORE_COLLECTIONS,
+                names={"truth_vertices": "vertices"},
+                metadata={"made_by": "toy"},
+            ),
+        ]
+    )
     seq.run(progress=False)
     return path
 
@@ -44,8 +54,9 @@ def store(request, tmp_path):
 
 def read_all(path, **options):
     n_events = options.pop("_n", None)
-    seq = Sequencer([HitReader(input=str(path), **options),
-                     Collect(keys=["event", "hits", "particles", "truth", "truth_vertices"])])
+    seq = Sequencer(
+        [HitReader(input=str(path), **options), Collect(keys=["event", "hits", "particles", "truth", "truth_vertices"])]
+    )
     seq.run(progress=False, n_events=n_events)
     return seq.algorithm("Collect").seen
 
@@ -89,7 +100,7 @@ def test_subsampling_is_seeded_and_consistent(store):
     first = read_all(store, tracks_per_event=10, seed=3)
     second = read_all(store, tracks_per_event=10, seed=3)
     other = read_all(store, tracks_per_event=10, seed=4)
-    for a, b, c in zip(first, second, other):
+    for a, b, _c in zip(first, second, other):
         assert len(np.unique(a["truth"].particle_id)) == 10
         assert a["hits"].equals(b["hits"])
         assert set(a["particles"].particle_id) == set(np.unique(a["truth"].particle_id))
@@ -129,8 +140,13 @@ def test_selection_needing_truth_on_hits_only_store(tmp_path):
 def test_writer_leaves_nothing_when_run_fails(tmp_path):
     for name in ("out.root", "out_csv"):
         target = tmp_path / name
-        seq = Sequencer([ToyReader(events=5), FailOn(entries=[3]),
-                         StoreWriter(path=str(target), collections=["hits", "checked:event"])])
+        seq = Sequencer(
+            [
+                ToyReader(events=5),
+                FailOn(entries=[3]),
+                StoreWriter(path=str(target), collections=["hits", "checked"], names={"checked": "event"}),
+            ]
+        )
         with pytest.raises(EventError):
             seq.run(progress=False)
         assert not target.exists()

@@ -11,6 +11,7 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
+
 from recotrig.edm import Hits, HitTruth, Particles, Tracks, TruthVertices, Vertices
 from recotrig.io.actsroot import SPEED_OF_LIGHT, decode_barcode, encode_barcode
 from recotrig.io.store import Cells, StoreError, detect_format, open_store, open_writer, write_store
@@ -473,7 +474,7 @@ def test_missing_column(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("old", "new", "column", "what"),
+    "old, new, column, what",
     [
         ("-55.3361", "abc", "x", "not a number"),
         ("2,-55.3361,0.635342,-1502.5,7", "2,-55.3361,0.635342,-1502.5,7.5", "volume_id", "not an integer"),

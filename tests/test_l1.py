@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from recotrig.edm import L1Objects
 from recotrig.edm.trigger import L1_N_FEATURES, l1_feature_names, l1_features
 from recotrig.io.errors import StoreError
@@ -20,8 +21,14 @@ def single(pdg: int, e: float, n: int, eta: float = 0.5, q: int = 0):
     """``n`` interactions of one particle each, of energy ``e`` at ``eta``, phi spread."""
     phi = np.linspace(-3, 3, n)
     pt = e / np.cosh(eta)
-    particles = {"pdg": np.full(n, pdg), "q": np.full(n, q), "px": pt * np.cos(phi), "py": pt * np.sin(phi),
-                 "pz": np.full(n, pt * np.sinh(eta)), "e": np.full(n, e)}
+    particles = {
+        "pdg": np.full(n, pdg),
+        "q": np.full(n, q),
+        "px": pt * np.cos(phi),
+        "py": pt * np.sin(phi),
+        "pz": np.full(n, pt * np.sinh(eta)),
+        "e": np.full(n, e),
+    }
     deposits = RESPONSE.deposit(particles, np.ones(n, np.int64), np.random.default_rng(4))
     return RESPONSE.build(n, [(deposits, np.arange(n), np.arange(n))])
 
@@ -74,8 +81,9 @@ def test_soft_charged_particles_curl_before_the_calorimeter():
 def test_features_layout():
     names = l1_feature_names()
     assert len(names) == L1_N_FEATURES == 57 and names[:4] == ["met_pt", "met_eta", "met_phi", "electron0_pt"]
-    objects = L1Objects(kind=[3, 0, 3, 1], pt=[20.0, 31.0, 50.0, 9.0], eta=[1.0, 0.0, -1.0, 0.2],
-                        phi=[0.1, 0.2, 0.3, 0.4])
+    objects = L1Objects(
+        kind=[3, 0, 3, 1], pt=[20.0, 31.0, 50.0, 9.0], eta=[1.0, 0.0, -1.0, 0.2], phi=[0.1, 0.2, 0.3, 0.4]
+    )
     f = l1_features(objects)
     assert f[0] == 31.0 and f[3] == 9.0 and f[27] == 50.0 and f[30] == 20.0 and f[15] == 0.0
 

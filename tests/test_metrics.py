@@ -8,6 +8,7 @@ import pickle
 
 import numpy as np
 import pytest
+
 from recotrig.edm import HitTruth, Particles, Tracks, TruthVertices, Vertices
 from recotrig.metrics import (
     CLEAN,
@@ -486,14 +487,14 @@ def test_row_from_result_and_format_table():
     rows = comparison_rows()
     assert rows[0]["duplicate"] == 1 / 7 and math.isnan(rows[0]["merge"])
     assert rows[1]["merge"] == 1 / 6 and rows[1]["resolution_mm"] == pytest.approx(0.14826)
-    assert rows[2]["fake"] == 2.0 and math.isnan(rows[2]["ms_per_event"])
+    assert rows[2]["fp_per_event"] == 2.0 and math.isnan(rows[2]["fake"]) and math.isnan(rows[2]["ms_per_event"])
     text = format_table(rows)
     assert text == (
-        "algorithm     eff    fake     dup   merge   split  res [mm]  ms/event\n"
-        "---------  ------  ------  ------  ------  ------  --------  --------\n"
-        "ckf        1.0000  0.4286  0.1429       -       -         -   12.5000\n"
-        "amvf       1.0000  0.1667       -  0.1667  0.1667    0.1483    3.2500\n"
-        "pvfinder   1.0000  2.0000       -       -       -    0.1483         -\n"
+        "algorithm     eff    fake  FP/event     dup   merge   split  res [mm]  ms/event\n"
+        "---------  ------  ------  --------  ------  ------  ------  --------  --------\n"
+        "ckf        1.0000  0.4286         -  0.1429       -       -         -   12.5000\n"
+        "amvf       1.0000  0.1667         -       -  0.1667  0.1667    0.1483    3.2500\n"
+        "pvfinder   1.0000       -    2.0000       -       -       -    0.1483         -\n"
     )
     with pytest.raises(ValueError, match="algorithm"):
         format_table([{"efficiency": 1.0}])
@@ -516,7 +517,7 @@ def test_write_table_json_and_root(tmp_path):
         arrays = f["comparison"].arrays(library="np")
     assert arrays["algorithm"].tolist() == ["ckf", "amvf", "pvfinder"]
     np.testing.assert_allclose(arrays["efficiency"], [1.0, 1.0, 1.0])
-    assert np.isnan(arrays["merge"][0]) and arrays["fake"][2] == 2.0
+    assert np.isnan(arrays["merge"][0]) and arrays["fp_per_event"][2] == 2.0 and np.isnan(arrays["fake"][2])
     # rewriting replaces the files and leaves no temporary files behind
     write_table(rows[:1], tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["comparison.json", "comparison.root"]
@@ -541,8 +542,16 @@ def test_binned_rates_in_pt_and_eta():
 
     # particle 1: pT 0.7 (below min_pt: in the pT bins only), found; 2: pT 3, eta 1.2, found twice
     # (one duplicate); 3: pT 3, eta 0, lost: its only track holds 1 of its hits and 2 noise hits (fake)
-    particles = Particles(particle_id=[1, 2, 3], vx=[0.0] * 3, vy=[0.0] * 3, vz=[0.0] * 3, px=[0.7, 3.0, 3.0],
-                          py=[0.0] * 3, pz=[0.0, 3.0 * np.sinh(1.2), 0.0], q=[1, -1, 1])
+    particles = Particles(
+        particle_id=[1, 2, 3],
+        vx=[0.0] * 3,
+        vy=[0.0] * 3,
+        vz=[0.0] * 3,
+        px=[0.7, 3.0, 3.0],
+        py=[0.0] * 3,
+        pz=[0.0, 3.0 * np.sinh(1.2), 0.0],
+        q=[1, -1, 1],
+    )
     truth = HitTruth(hit_id=np.arange(1, 13), particle_id=[1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 0, 0], weight=[1.0] * 12)
     tracks = Tracks(hit_ids=[[1, 2, 3], [4, 5, 6], [6, 7], [8, 11, 12]])
     metrics = TrackingMetrics(min_hits=3)

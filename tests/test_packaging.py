@@ -23,8 +23,9 @@ PROBE = (
 
 
 def probe(cwd: Path, env: dict | None = None, args: tuple[str, ...] = ()) -> list[str]:
-    out = subprocess.run([sys.executable, *args, "-c", PROBE], cwd=cwd, capture_output=True, text=True,
-                         env=env, timeout=60)
+    out = subprocess.run(
+        [sys.executable, *args, "-c", PROBE], cwd=cwd, capture_output=True, text=True, env=env, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout.splitlines()
 
@@ -47,8 +48,23 @@ def test_stdlib_io_when_python_runs_from_the_repository_root():
 
 def test_installed_wheel_layout_and_stdlib_io(tmp_path):
     """Build the wheel, install it into a target folder, import from there (pip install .)."""
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(tmp_path / "dist"), str(ROOT)], capture_output=True, text=True, timeout=300)
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert build.returncode == 0, build.stderr
     wheel = next((tmp_path / "dist").glob("recotrig-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from recotrig.algorithms.ml.pvfinder import PVFinder
 from recotrig.algorithms.vertexing.kde_builder import KDEBuilder
 from recotrig.algorithms.vertexing.peaks import find_peaks
@@ -29,8 +30,14 @@ def vertex_tracks(n: int, vertex: tuple[float, float, float], rng, *, sd0=0.03, 
     cov[:, 0, 0], cov[:, 1, 1] = sd0**2, sz0**2
     for i in range(2, 6):
         cov[:, i, i] = 1e-4
-    return {"d0": vy * np.cos(phi) - vx * np.sin(phi), "z0": vz - (vx * np.cos(phi) + vy * np.sin(phi)) / np.tan(theta),
-            "phi": phi, "theta": theta, "qop": np.full(n, 0.5), "cov": cov}
+    return {
+        "d0": vy * np.cos(phi) - vx * np.sin(phi),
+        "z0": vz - (vx * np.cos(phi) + vy * np.sin(phi)) / np.tan(theta),
+        "phi": phi,
+        "theta": theta,
+        "qop": np.full(n, 0.5),
+        "cov": cov,
+    }
 
 
 def fitted(*groups: dict[str, np.ndarray]) -> FittedTracks:
@@ -89,7 +96,10 @@ def test_kde_counts_bad_and_out_of_range_tracks_and_handles_empty_events():
 
 def test_peak_finder_separates_two_vertices_and_applies_its_limits():
     z = -10 + (np.arange(200) + 0.5) * 0.1
-    gauss = lambda mu, s, area: area * 0.1 / (s * np.sqrt(2 * np.pi)) * np.exp(-0.5 * ((z - mu) / s) ** 2)
+
+    def gauss(mu, s, area):
+        return area * 0.1 / (s * np.sqrt(2 * np.pi)) * np.exp(-0.5 * ((z - mu) / s) ** 2)
+
     hist = gauss(-2.0, 0.15, 1.0) + gauss(-1.2, 0.15, 1.0) + gauss(4.0, 0.2, 0.15)
     peaks = find_peaks(hist, z, threshold=0.05, min_integral=0.3)
     np.testing.assert_allclose(peaks.z, [-2.0, -1.2], atol=0.02)
@@ -125,8 +135,14 @@ def test_tracks_without_parameters_fail_before_any_event():
 
 
 def test_a_model_of_another_binning_fails_the_check_naming_the_file():
-    seq = Sequencer([HitReader(input=str(SAMPLE_MU20)), NoTracks(name="T", tracks="t"),
-                     KDEBuilder(tracks="t", bins=2000), PVFinder(tracks="t")])
+    seq = Sequencer(
+        [
+            HitReader(input=str(SAMPLE_MU20)),
+            NoTracks(name="T", tracks="t"),
+            KDEBuilder(tracks="t", bins=2000),
+            PVFinder(tracks="t"),
+        ]
+    )
     with pytest.raises(ConfigError, match=r"pvfinder-unet-mu60\.onnx was trained on KDE binning"):
         seq.plan()
     pvf = PVFinder()
@@ -152,15 +168,28 @@ def test_an_event_without_tracks_gives_no_vertices():
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A tiny UNet trained in seconds on the bundled samples: data -> training -> ONNX -> card."""
-    from recotrig.models.pvfinder.train import train
+    from recotrig.training.pvfinder.train import train
 
     folder = tmp_path_factory.mktemp("tiny")
     mp = pytest.MonkeyPatch()
     mp.setenv("RECOTRIG_CACHE_DIR", str(folder / "cache"))
     try:
-        card = train(name="tiny", out=folder, epochs=3, seed=2, channels=(4, 8), kernels=(5, 5), asymmetry=2.5,
-                     crop=512, batch=2, lr=3e-3, threads=1, jobs=1, progress=False,
-                     stores={"train": SAMPLE_MU60, "val": SAMPLE_MU20, "test_mu60": SAMPLE_MU20})
+        card = train(
+            name="tiny",
+            out=folder,
+            epochs=3,
+            seed=2,
+            channels=(4, 8),
+            kernels=(5, 5),
+            asymmetry=2.5,
+            crop=512,
+            batch=2,
+            lr=3e-3,
+            threads=1,
+            jobs=1,
+            progress=False,
+            stores={"train": SAMPLE_MU60, "val": SAMPLE_MU20, "test_mu60": SAMPLE_MU20},
+        )
     finally:
         mp.undo()
     return folder, card
@@ -168,8 +197,9 @@ def tiny(tmp_path_factory):
 
 def test_tiny_unet_trains_exports_and_ort_equals_torch(tiny):
     import torch
-    from recotrig.models.pvfinder.model import UNet
+
     from recotrig.models.runtime import Session
+    from recotrig.training.pvfinder.model import UNet
 
     folder, card = tiny
     model = registry.load(str(folder / "tiny.onnx"), family="pvfinder")
@@ -190,13 +220,24 @@ def test_tiny_unet_trains_exports_and_ort_equals_torch(tiny):
 
 
 def test_training_resumes_its_checkpoint_and_refuses_another_trainings(tiny, monkeypatch):
-    from recotrig.models.pvfinder.train import train
+    from recotrig.training.pvfinder.train import train
 
     folder, card = tiny
     monkeypatch.setenv("RECOTRIG_CACHE_DIR", str(folder / "cache"))
-    options = {"name": "tiny", "epochs": 3, "seed": 2, "channels": (4, 8), "kernels": (5, 5), "asymmetry": 2.5,
-               "crop": 512, "batch": 2, "threads": 1, "jobs": 1, "progress": False,
-               "stores": {"train": SAMPLE_MU60, "val": SAMPLE_MU20, "test_mu60": SAMPLE_MU20}}
+    options = {
+        "name": "tiny",
+        "epochs": 3,
+        "seed": 2,
+        "channels": (4, 8),
+        "kernels": (5, 5),
+        "asymmetry": 2.5,
+        "crop": 512,
+        "batch": 2,
+        "threads": 1,
+        "jobs": 1,
+        "progress": False,
+        "stores": {"train": SAMPLE_MU60, "val": SAMPLE_MU20, "test_mu60": SAMPLE_MU20},
+    }
     again = train(out=folder / "again", lr=3e-3, **options)
     assert again["training"] == card["training"]  # nothing trained again, the same loss reported
     assert again["onnx_sha256"] == card["onnx_sha256"]

@@ -7,14 +7,19 @@ import subprocess
 import sys
 
 import uproot
+
 from recotrig.io.store import open_store
 from recotrig.sequences import loader
 from recotrig.sequences.samples import SAMPLE_MU20
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "recotrig.sequences.cli", "run", *args, "--no-progress"],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "recotrig.sequences.cli", "run", *args, "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_shipped_sequences_are_listed():
@@ -24,9 +29,9 @@ def test_shipped_sequences_are_listed():
 def test_vertexing_on_the_mu20_sample(tmp_path):
     out = run("vertexing", "--input", str(SAMPLE_MU20), "-o", str(tmp_path), "-n", "2")
     assert out.returncode == 0, out.stderr
-    assert "ActsCKF [tracks_ckf]" in out.stdout and "ActsAMVF [vertices_amvf]" in out.stdout
+    assert "ActsCKF [tracks_ckf]" in out.stdout and "ActsAMVF(seeder=gaussian) [vertices_amvf]" in out.stdout
     rows = {r["algorithm"]: r for r in json.loads((tmp_path / "comparison.json").read_text())["rows"]}
-    ckf, amvf = rows["ActsCKF [tracks_ckf]"], rows["ActsAMVF [vertices_amvf]"]
+    ckf, amvf = rows["ActsCKF [tracks_ckf]"], rows["ActsAMVF(seeder=gaussian) [vertices_amvf]"]
     # the README's figures on these two events: CKF efficiency 0.978, fake 0, TrackML score 0.434;
     # AMVF efficiency 0.917 (of 24 reconstructable vertices: one vertex is 0.04), z resolution 34 um
     assert ckf["efficiency"] > 0.96 and ckf["fake"] < 0.01

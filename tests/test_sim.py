@@ -14,13 +14,10 @@ import textwrap
 import numpy as np
 import pytest
 
-pytest.importorskip("acts")
-pytest.importorskip("pythia8mc")
-
-from recotrig.edm import Hits, HitTruth, Particles, TruthVertices  # noqa: E402
-from recotrig.sim.fatras import DigiResolution, decode_particle_id, encode_particle_id  # noqa: E402
-from recotrig.sim.pileup import BeamSpot, PileupGenerator  # noqa: E402
-from recotrig.sim.simulate import Simulator  # noqa: E402
+from recotrig.edm import Hits, HitTruth, Particles, TruthVertices
+from recotrig.sim.fatras import DigiResolution, decode_particle_id, encode_particle_id
+from recotrig.sim.pileup import BeamSpot, PileupGenerator
+from recotrig.sim.simulate import Simulator
 
 pytestmark = pytest.mark.slow
 

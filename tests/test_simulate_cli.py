@@ -8,15 +8,36 @@ import subprocess
 import sys
 
 import numpy as np
+
 from recotrig.io.store import open_store
 
 
 def simulate(out, *args):
-    done = subprocess.run([sys.executable, "-m", "recotrig.sequences.cli", "simulate", "-o", str(out), "-n", "3",
-                           "--mu", "4", "--seed", "5", "--format", "both", "--no-progress", *args],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recotrig.sequences.cli",
+            "simulate",
+            "-o",
+            str(out),
+            "-n",
+            "3",
+            "--mu",
+            "4",
+            "--seed",
+            "5",
+            "--format",
+            "both",
+            "--no-progress",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout[done.stdout.index("{"):])
+    return json.loads(done.stdout[done.stdout.index("{") :])
 
 
 def test_simulate_is_byte_identical_serial_and_parallel(tmp_path):
@@ -50,7 +71,23 @@ def test_simulate_is_byte_identical_serial_and_parallel(tmp_path):
 
 def test_simulate_refuses_to_overwrite(tmp_path):
     (tmp_path / "ev.root").write_bytes(b"keep me")
-    done = subprocess.run([sys.executable, "-m", "recotrig.sequences.cli", "simulate", "-o", str(tmp_path / "ev.root"),
-                           "-n", "1", "--mu", "1", "--no-progress"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recotrig.sequences.cli",
+            "simulate",
+            "-o",
+            str(tmp_path / "ev.root"),
+            "-n",
+            "1",
+            "--mu",
+            "1",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1 and "exists" in done.stderr and "Traceback" not in done.stderr
     assert (tmp_path / "ev.root").read_bytes() == b"keep me"

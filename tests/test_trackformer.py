@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+
 from recotrig.algorithms.ml.trackformer import TrackFormerFinder
 from recotrig.edm import Hits
 from recotrig.framework import ConfigError, EventError, Sequencer
@@ -17,23 +18,39 @@ from recotrig.io.hit_reader import HitReader
 from recotrig.io.writers import StoreWriter
 from recotrig.metrics.performance import Performance
 from recotrig.models import registry
-from recotrig.models.trackformer import dataset
 from recotrig.sequences.samples import SAMPLE_MU20, SAMPLE_MU60
+from recotrig.training.trackformer import dataset
 
 #: shipped models and the least held-out TrackML score each must keep (the docs quote 0.878,
 #: 0.802, 0.555 and 0.519 on 400, 400, 80 and 80 events of seed 303; EncCla's 0.795 / 0.500 on
 #: seed 404)
-SHIPPED = {"trackformer-encreg-10-50": 0.85, "trackformer-enccla-10-50": 0.77, "trackformer-encreg-200-500": 0.5,
-           "trackformer-enccla-200-500": 0.47}
+SHIPPED = {
+    "trackformer-encreg-10-50": 0.85,
+    "trackformer-enccla-10-50": 0.77,
+    "trackformer-encreg-200-500": 0.5,
+    "trackformer-enccla-200-500": 0.47,
+}
 STORES = {"train": str(SAMPLE_MU60), "val": str(SAMPLE_MU20), "test": str(SAMPLE_MU20)}
-TINY = dict(stores=STORES, epochs=2, seed=3, draws=2, d=16, layers=1, heads=2, batch=4, lr=3e-3, threads=1,
-            max_events=2, progress=False)
+TINY = dict(
+    stores=STORES,
+    epochs=2,
+    seed=3,
+    draws=2,
+    d=16,
+    layers=1,
+    heads=2,
+    batch=4,
+    lr=3e-3,
+    threads=1,
+    max_events=2,
+    progress=False,
+)
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A tiny EncReg trained in seconds: data set -> training -> ONNX -> card."""
-    from recotrig.models.trackformer.train import train
+    from recotrig.training.trackformer.train import train
 
     folder = tmp_path_factory.mktemp("tiny")
     return folder, train(name="tiny", out=folder, work=folder / "work", **TINY)
@@ -42,11 +59,18 @@ def tiny(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_cla(tmp_path_factory):
     """A tiny EncCla (4 x 4 x 2 x 2 classes) on 200-500-track events cut into 12 phi sectors."""
-    from recotrig.models.trackformer.train import train
+    from recotrig.training.trackformer.train import train
 
     folder = tmp_path_factory.mktemp("tiny_cla")
-    card = train(name="tiny_cla", kind="enccla", data="200-500", out=folder, work=folder / "work",
-                 bins={"phi": 4, "theta": 4, "p": 2}, **TINY)
+    card = train(
+        name="tiny_cla",
+        kind="enccla",
+        data="200-500",
+        out=folder,
+        work=folder / "work",
+        bins={"phi": 4, "theta": 4, "p": 2},
+        **TINY,
+    )
     return folder, card
 
 
@@ -57,9 +81,13 @@ def test_tiny_model_trains_exports_and_runs_in_a_sequence(tiny, tmp_path):
     assert card["onnx_vs_torch_max_abs_diff"] < 1e-5  # ONNX Runtime gives torch's output
     assert card["data"]["events"] == {"train": 4, "val": 4, "test": 4} and (folder / "tiny.card.md").exists()
     assert card["sectors"] == {"n": 1, "overlap": 0.0} and card["data"]["windows"] == {"train": 4}
-    seq = Sequencer([HitReader(input=str(SAMPLE_MU20), volumes=[7, 8, 9], tracks_per_event=15),
-                     TrackFormerFinder(model=str(folder / "tiny.onnx")),
-                     Performance(tracks=["tracks"], output=str(tmp_path), min_hits=4)])
+    seq = Sequencer(
+        [
+            HitReader(input=str(SAMPLE_MU20), volumes=[7, 8, 9], tracks_per_event=15),
+            TrackFormerFinder(model=str(folder / "tiny.onnx")),
+            Performance(tracks=["tracks"], output=str(tmp_path), min_hits=4),
+        ]
+    )
     result = seq.run(progress=False)
     assert result.processed == 3
     record = result.record["files"]["model"][0]
@@ -67,7 +95,7 @@ def test_tiny_model_trains_exports_and_runs_in_a_sequence(tiny, tmp_path):
 
 
 def test_training_resumes_from_its_checkpoint(tiny):
-    from recotrig.models.trackformer.train import train
+    from recotrig.training.trackformer.train import train
 
     folder, card = tiny
     again = train(name="tiny", out=folder / "again", work=folder / "work", **TINY)
@@ -77,8 +105,8 @@ def test_training_resumes_from_its_checkpoint(tiny):
 
 def test_onnx_runtime_equals_torch_on_dynamic_hit_counts(tiny):
     from recotrig.models.runtime import Session
-    from recotrig.models.trackformer.model import Encoder
-    from recotrig.models.trackformer.train import export
+    from recotrig.training.trackformer.model import Encoder
+    from recotrig.training.trackformer.train import export
 
     model = Encoder(d=16, layers=1, heads=2, ff=32).eval()
     path = tiny[0] / "dynamic.onnx"
@@ -98,9 +126,13 @@ def test_tiny_enccla_gives_tracks_with_their_top_k_posteriors(tiny_cla, tmp_path
     assert card["onnx_vs_torch_max_abs_diff"] < 1e-5
     assert card["classes"]["count"] == 4 * 4 * 2 * 2 and card["sectors"] == {"n": 12, "overlap": 0.1}
     assert card["data"]["windows"]["train"] > 12 * 3  # every event gives its windows
-    seq = Sequencer([HitReader(input=str(SAMPLE_MU20), volumes=[7, 8, 9], tracks_per_event=300),
-                     TrackFormerFinder(model=str(folder / "tiny_cla.onnx")),
-                     StoreWriter(path=str(tmp_path / "tracks.root"), collections=["tracks"])])
+    seq = Sequencer(
+        [
+            HitReader(input=str(SAMPLE_MU20), volumes=[7, 8, 9], tracks_per_event=300),
+            TrackFormerFinder(model=str(folder / "tiny_cla.onnx")),
+            StoreWriter(path=str(tmp_path / "tracks.root"), collections=["tracks"]),
+        ]
+    )
     assert seq.run(progress=False, n_events=2).processed == 2
     finder = finder_on(folder / "tiny_cla.onnx")
     empty = finder.execute(hits=Hits(hit_id=np.zeros(0, np.int64), x=np.zeros(0), y=np.zeros(0), z=np.zeros(0)))
@@ -137,16 +169,17 @@ def test_sectors_cover_every_hit_and_merge_each_track_once():
     assert np.allclose(np.hypot(turned[:, 0], turned[:, 1]), r[windows[3]], rtol=1e-5)
     assert (np.abs(np.arctan2(turned[:, 1], turned[:, 0])) <= np.pi / 12 + 0.1 + 1e-5).all()
     targets = np.stack([np.ones(2000), np.sin(phi), np.cos(phi), np.ones(2000)], 1)[windows[3]]
-    assert np.allclose(sectors.rotate_targets(targets, 3)[:, 1], np.sin(np.arctan2(turned[:, 1], turned[:, 0])),
-                       atol=1e-5)
+    assert np.allclose(
+        sectors.rotate_targets(targets, 3)[:, 1], np.sin(np.arctan2(turned[:, 1], turned[:, 0])), atol=1e-5
+    )
     # a track in the overlap of sectors 3 and 4, seen by both windows: kept once, by its owner
     border = -np.pi + 4 * 2 * np.pi / 12
     track = np.flatnonzero(np.abs(phi - (border + 0.03)) < 0.02)
     shorter = track[:-2]  # the neighbour saw it partly, and a stray hit in sector 3 only
-    merged = sectors.merge([(3, shorter), (4, track), (3, np.flatnonzero(np.abs(phi - (border - 0.3)) < 0.01))],
-                           x, y, min_hits=2)
-    assert [k for k, _ in merged].count(4) == 1 and all(len(np.intersect1d(t, track)) == 0 or k == 4
-                                                       for k, t in merged)
+    merged = sectors.merge(
+        [(3, shorter), (4, track), (3, np.flatnonzero(np.abs(phi - (border - 0.3)) < 0.01))], x, y, min_hits=2
+    )
+    assert [k for k, _ in merged].count(4) == 1 and all(len(np.intersect1d(t, track)) == 0 or k == 4 for k, t in merged)
     assert Sectors(1).windows(x, y)[0].tolist() == list(range(2000))
     with pytest.raises(ValueError, match="overlap"):
         Sectors(4, 4.0)
@@ -154,7 +187,7 @@ def test_sectors_cover_every_hit_and_merge_each_track_once():
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_the_shipped_models_reach_their_cards(name):
-    from recotrig.models.trackformer.train import SAMPLE_CHECK, evaluate
+    from recotrig.training.trackformer.train import SAMPLE_CHECK, evaluate
 
     model = registry.load(name, family="trackformer")
     card = model.card
@@ -179,8 +212,13 @@ def test_trackformer_sequence_is_identical_with_two_workers(tmp_path):
     for name in ("tracks.root", "comparison.json", "performance.json"):
         assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name
     rows = {r["algorithm"]: r for r in json.loads((tmp_path / "1" / "comparison.json").read_text())["rows"]}
-    assert set(rows) == {"ActsCKF [tracks_ckf]", "TrackFormerEncReg [tracks_encreg]", "TrackFormerEncCla [tracks_enccla]",
-                         "FitEncReg [tracks_encreg_fitted]", "FitEncCla [tracks_enccla_fitted]"}
+    assert set(rows) == {
+        "ActsCKF [tracks_ckf]",
+        "TrackFormerEncReg [tracks_encreg]",
+        "TrackFormerEncCla [tracks_enccla]",
+        "FitEncReg [tracks_encreg_fitted]",
+        "FitEncCla [tracks_enccla_fitted]",
+    }
 
 
 def test_dense_sequence_runs_the_sectored_model_beside_ckf(tmp_path):
@@ -189,8 +227,13 @@ def test_dense_sequence_runs_the_sectored_model_beside_ckf(tmp_path):
     assert main(["run", "trackformer_dense", "-o", str(tmp_path), "--no-progress"]) == 0
     performance = json.loads((tmp_path / "performance.json").read_text())
     rows = {r["algorithm"]: r for r in json.loads((tmp_path / "comparison.json").read_text())["rows"]}
-    assert set(rows) == {"ActsCKF [tracks_ckf]", "TrackFormerEncReg [tracks_encreg]", "FitEncReg [tracks_encreg_fitted]",
-                         "TrackFormerEncCla [tracks_enccla]", "FitEncCla [tracks_enccla_fitted]"}
+    assert set(rows) == {
+        "ActsCKF [tracks_ckf]",
+        "TrackFormerEncReg [tracks_encreg]",
+        "FitEncReg [tracks_encreg_fitted]",
+        "TrackFormerEncCla [tracks_enccla]",
+        "FitEncCla [tracks_enccla_fitted]",
+    }
     for kind in ("EncReg", "EncCla"):
         card = registry.load(f"trackformer-{kind.lower()}-200-500", family="trackformer").card
         # 3 crossings of 300 tracks: the held-out score of 80 events of 200-500 within a statistical margin
@@ -238,8 +281,12 @@ def test_empty_and_oversized_events(tiny):
 
 
 def test_an_oversized_event_in_a_run_names_the_event(tiny):
-    seq = Sequencer([HitReader(input=str(SAMPLE_MU60), volumes=[7, 8, 9]),
-                     TrackFormerFinder(model=str(tiny[0] / "tiny.onnx"), name="tf")])
+    seq = Sequencer(
+        [
+            HitReader(input=str(SAMPLE_MU60), volumes=[7, 8, 9]),
+            TrackFormerFinder(model=str(tiny[0] / "tiny.onnx"), name="tf"),
+        ]
+    )
     card = json.loads((tiny[0] / "tiny.card.json").read_text())
     if card["max_hits"] > 20000:
         pytest.fail("the card's capacity is larger than a full mu = 60 pixel event; the test needs a smaller one")

@@ -10,6 +10,7 @@ import shutil
 
 import numpy as np
 import pytest
+
 from recotrig.algorithms.ml.trackformer import TrackFormerFinder
 from recotrig.framework import ConfigError
 from recotrig.io.hit_reader import HitReader
@@ -23,8 +24,10 @@ STORES = {"train": str(SAMPLE_MU60), "val": str(SAMPLE_MU20), "test": str(SAMPLE
 
 def posterior(rows: list[list[tuple[int, float]]]) -> tuple[np.ndarray, np.ndarray]:
     """Per hit its top-k (class, probability) pairs, in decreasing probability."""
-    return (np.array([[c for c, _ in row] for row in rows], np.int64),
-            np.array([[p for _, p in row] for row in rows], np.float32))
+    return (
+        np.array([[c for c, _ in row] for row in rows], np.int64),
+        np.array([[p for _, p in row] for row in rows], np.float32),
+    )
 
 
 def listed(tracks: list[np.ndarray]) -> list[list[int]]:
@@ -34,9 +37,15 @@ def listed(tracks: list[np.ndarray]) -> list[list[int]]:
 def test_two_classes_link_when_their_overlap_exceeds_the_threshold():
     # hits 0, 1 (class 7) give class 9 0.6 of their top-1 probability, hits 2, 3 (class 9) give 7
     # nothing: overlap (0.6 + 0.6) / 4 hits = 0.3; hit 4's class 10 shares nothing
-    classes, probs = posterior([[(7, .5), (9, .3), (50, .01)], [(7, .5), (9, .3), (51, .01)],
-                                [(9, .6), (52, .01), (53, .01)], [(9, .6), (54, .01), (55, .01)],
-                                [(10, .9), (56, .01), (57, .01)]])
+    classes, probs = posterior(
+        [
+            [(7, 0.5), (9, 0.3), (50, 0.01)],
+            [(7, 0.5), (9, 0.3), (51, 0.01)],
+            [(9, 0.6), (52, 0.01), (53, 0.01)],
+            [(9, 0.6), (54, 0.01), (55, 0.01)],
+            [(10, 0.9), (56, 0.01), (57, 0.01)],
+        ]
+    )
     assert listed(linked(classes, probs, overlap=0.29)) == [[0, 1, 2, 3], [4]]
     assert listed(linked(classes, probs, overlap=0.31)) == [[0, 1], [2, 3], [4]]
     assert listed(linked(classes, probs, overlap=0.31)) == listed(by_class(classes[:, 0]))
@@ -44,9 +53,16 @@ def test_two_classes_link_when_their_overlap_exceeds_the_threshold():
 
 def test_links_chain_and_pass_through_a_class_no_hit_has_first():
     # 1 -> 2 -> 3 in a chain (1 and 3 share nothing); 4 and 6 both lean on 5, which no hit has first
-    classes, probs = posterior([[(1, .5), (2, .4), (90, .01)], [(2, .5), (3, .4), (91, .01)],
-                                [(3, .5), (92, .01), (93, .01)], [(4, .5), (5, .4), (94, .01)],
-                                [(6, .5), (5, .4), (95, .01)], [(8, .5), (96, .01), (97, .01)]])
+    classes, probs = posterior(
+        [
+            [(1, 0.5), (2, 0.4), (90, 0.01)],
+            [(2, 0.5), (3, 0.4), (91, 0.01)],
+            [(3, 0.5), (92, 0.01), (93, 0.01)],
+            [(4, 0.5), (5, 0.4), (94, 0.01)],
+            [(6, 0.5), (5, 0.4), (95, 0.01)],
+            [(8, 0.5), (96, 0.01), (97, 0.01)],
+        ]
+    )
     # overlaps: (1, 2) = 0.8 / 2, (2, 3) = 0.8 / 2, (4, 5) = (6, 5) = 0.8 / 1
     assert listed(linked(classes, probs, overlap=0.3)) == [[0, 1, 2], [3, 4], [5]]
     assert listed(linked(classes, probs, overlap=0.5)) == [[0], [1], [2], [3, 4], [5]]
@@ -87,12 +103,29 @@ def test_the_card_gives_the_threshold_and_an_old_card_means_no_links():
 @pytest.fixture(scope="module")
 def tiny_cla(tmp_path_factory):
     """A tiny EncCla (4 x 4 x 2 x 2 classes) on 10-50-track events, trained in seconds."""
-    from recotrig.models.trackformer.train import train
+    from recotrig.training.trackformer.train import train
 
     folder = tmp_path_factory.mktemp("tiny_links")
-    card = train(name="tiny_links", kind="enccla", data="10-50", stores=STORES, out=folder, work=folder / "work",
-                 epochs=2, seed=3, draws=2, d=16, layers=1, heads=2, batch=4, lr=3e-3, threads=1, max_events=2,
-                 bins={"phi": 4, "theta": 4, "p": 2}, progress=False)
+    card = train(
+        name="tiny_links",
+        kind="enccla",
+        data="10-50",
+        stores=STORES,
+        out=folder,
+        work=folder / "work",
+        epochs=2,
+        seed=3,
+        draws=2,
+        d=16,
+        layers=1,
+        heads=2,
+        batch=4,
+        lr=3e-3,
+        threads=1,
+        max_events=2,
+        bins={"phi": 4, "theta": 4, "p": 2},
+        progress=False,
+    )
     return folder, card
 
 
@@ -103,7 +136,7 @@ def finder_on(path, **options) -> TrackFormerFinder:
 
 
 def test_training_tunes_the_linking_and_the_finder_applies_it(tiny_cla):
-    from recotrig.models.trackformer.train import LINK_OVERLAPS
+    from recotrig.training.trackformer.train import LINK_OVERLAPS
 
     folder, card = tiny_cla
     clustering = card["clustering"]
@@ -125,7 +158,7 @@ def test_training_tunes_the_linking_and_the_finder_applies_it(tiny_cla):
 
 
 def test_retune_updates_an_old_card_without_retraining(tiny_cla, tmp_path, monkeypatch):
-    from recotrig.models.trackformer.train import retune
+    from recotrig.training.trackformer.train import retune
 
     monkeypatch.setenv("RECOTRIG_CACHE_DIR", str(tmp_path / "cache"))
     folder, card = tiny_cla
@@ -144,8 +177,16 @@ def test_retune_updates_an_old_card_without_retraining(tiny_cla, tmp_path, monke
     from recotrig.sequences.cli import main
 
     monkeypatch.chdir(tmp_path)
-    argv = ["train", "trackformer", "--retune", str(tmp_path / "old.onnx"), "--max-events", "2",
-            "--stores", ",".join(STORES.values())]
+    argv = [
+        "train",
+        "trackformer",
+        "--retune",
+        str(tmp_path / "old.onnx"),
+        "--max-events",
+        "2",
+        "--stores",
+        ",".join(STORES.values()),
+    ]
     assert main(argv) == 0
     assert {p.name: p.read_bytes() for p in tmp_path.glob("old.*")} == before  # the model retuned is unchanged
     new = json.loads((tmp_path / "recotrig-models" / "old.card.json").read_text())
@@ -153,8 +194,10 @@ def test_retune_updates_an_old_card_without_retraining(tiny_cla, tmp_path, monke
         card["held_out"].pop("ms_per_event")  # a timing
     assert new == {**old, **entries, "name": "old", "retune_command": "recotrig " + " ".join(argv)}
     assert (tmp_path / "recotrig-models" / "old.onnx").read_bytes() == before["old.onnx"]
-    assert registry.load(str(tmp_path / "recotrig-models" / "old.onnx")).card["clustering"]["link_overlap"] == \
-        entries["clustering"]["link_overlap"]
+    assert (
+        registry.load(str(tmp_path / "recotrig-models" / "old.onnx")).card["clustering"]["link_overlap"]
+        == entries["clustering"]["link_overlap"]
+    )
     assert main(argv) == 1  # a second time: the model exists there, and --force is not given
 
 
@@ -164,6 +207,9 @@ def test_a_card_with_an_unusable_threshold_fails_at_initialize(tiny_cla, tmp_pat
     shutil.copy(folder / "tiny_links.onnx", tmp_path / "bad.onnx")
     card["clustering"]["link_overlap"] = -0.5
     registry.write_card(tmp_path / "bad.onnx", card)
-    with pytest.raises(ConfigError, match=r"TrackFormerFinder: .*bad\.onnx: the card's clustering link_overlap -0\.5 "
-                                          r"is not in \[0, 1\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"TrackFormerFinder: .*bad\.onnx: the card's clustering link_overlap -0\.5 "
+        r"is not in \[0, 1\]",
+    ):
         finder_on(tmp_path / "bad.onnx")

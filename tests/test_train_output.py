@@ -11,29 +11,51 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from recotrig.models import registry
 from recotrig.models.registry import ModelError
 from recotrig.sequences.cli import main
 from recotrig.sequences.samples import SAMPLE_MU20, SAMPLE_MU60
 
-pytest.importorskip("torch")
-
 FAMILIES = ("trackformer", "pvfinder", "anomaly")
-TINY_TRACKFORMER = ["--stores", f"{SAMPLE_MU60},{SAMPLE_MU20},{SAMPLE_MU20}", "--epochs", "2", "--seed", "3",
-                    "--draws", "2", "--d", "16", "--layers", "1", "--heads", "2", "--batch", "4", "--lr", "3e-3",
-                    "--threads", "1", "--max-events", "2", "--no-progress"]
-FINDER = '''
+TINY_TRACKFORMER = [
+    "--stores",
+    f"{SAMPLE_MU60},{SAMPLE_MU20},{SAMPLE_MU20}",
+    "--epochs",
+    "2",
+    "--seed",
+    "3",
+    "--draws",
+    "2",
+    "--d",
+    "16",
+    "--layers",
+    "1",
+    "--heads",
+    "2",
+    "--batch",
+    "4",
+    "--lr",
+    "3e-3",
+    "--threads",
+    "1",
+    "--max-events",
+    "2",
+    "--no-progress",
+]
+FINDER = """
 from recotrig.algorithms.ml.trackformer import TrackFormerFinder
 from recotrig.io.hit_reader import HitReader
 
 def build(*, input, output):
     return [HitReader(input=input, volumes=[7, 8, 9], tracks_per_event=15), TrackFormerFinder()]
-'''
+"""
 
 
 def shipped_digests() -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(registry.SHIPPED.iterdir())
-            if p.is_file()}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(registry.SHIPPED.iterdir()) if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -68,8 +90,24 @@ def test_default_training_writes_the_user_folder_and_the_model_runs_by_path(work
     assert {p.name: p.read_bytes() for p in (workdir / "recotrig-models").iterdir()} == written
 
     (workdir / "finder.py").write_text(FINDER)
-    assert main(["run", "finder.py", "--input", str(SAMPLE_MU20), "-n", "1", "--TrackFormerFinder.model",
-                 f"recotrig-models/{name}.onnx", "-o", "out", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "finder.py",
+                "--input",
+                str(SAMPLE_MU20),
+                "-n",
+                "1",
+                "--TrackFormerFinder.model",
+                f"recotrig-models/{name}.onnx",
+                "-o",
+                "out",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     record = json.loads((workdir / "out" / "run.json").read_text())["record"]
     assert [f["path"] for f in record["files"]["model"]] == [f"recotrig-models/{name}.onnx"]
 
@@ -81,8 +119,10 @@ def test_shipped_folder_is_refused_without_replace_shipped(workdir, capsys, fami
     assert main(["train", family, "--output", str(target)]) == 1
     err = capsys.readouterr().err.strip()
     where = "is" if where == "shipped" else "is inside"
-    assert err == (f"recotrig train: error: {target} {where} the shipped models' folder; a training writes there "
-                   "only with --replace-shipped (default: recotrig-models/ in the current directory)")
+    assert err == (
+        f"recotrig train: error: {target} {where} the shipped models' folder; a training writes there "
+        "only with --replace-shipped (default: recotrig-models/ in the current directory)"
+    )
     assert not (registry.SHIPPED / "sub").exists()
 
 
@@ -105,7 +145,7 @@ def write_model(folder: Path, name: str, text: str) -> None:
 
 
 def test_the_shared_mechanism_replaces_only_when_asked(tmp_path, monkeypatch, capsys):
-    from recotrig.models import training
+    from recotrig.training import common as training
 
     monkeypatch.chdir(tmp_path)
     shipped = tmp_path / "shipped"
@@ -132,7 +172,7 @@ def test_the_shared_mechanism_replaces_only_when_asked(tmp_path, monkeypatch, ca
 
 
 def test_a_failed_training_changes_nothing_and_leaves_no_temporary(tmp_path, monkeypatch):
-    from recotrig.models import training
+    from recotrig.training import common as training
 
     monkeypatch.chdir(tmp_path)
     folder = tmp_path / "recotrig-models"
@@ -155,12 +195,13 @@ def test_a_failed_training_changes_nothing_and_leaves_no_temporary(tmp_path, mon
 
 
 def test_pvfinder_main_writes_through_the_same_mechanism(workdir, monkeypatch, capsys):
-    from recotrig.models.pvfinder import train as pvfinder
+    from recotrig.training.pvfinder import train as pvfinder
 
     def fake_train(*, name: str, out: Path, **options) -> dict:
         write_model(out, name, "unet")
-        return {k: k for k in ("name", "held_out", "validation", "peak_finder", "onnx_vs_torch_max_abs_diff",
-                               "training")}
+        return {
+            k: k for k in ("name", "held_out", "validation", "peak_finder", "onnx_vs_torch_max_abs_diff", "training")
+        }
 
     monkeypatch.setattr(pvfinder, "train", fake_train)
     assert main(["train", "pvfinder", "--output", "mine"]) == 0
@@ -175,9 +216,9 @@ def test_tiny_anomaly_training_writes_its_four_files_to_the_user_folder(workdir,
     generated ones): the ONNX file, the card and the fixed-point spec go to recotrig-models/."""
     from recotrig.edm.trigger import l1_features
     from recotrig.io.l1_reader import L1Reader
-    from recotrig.models.anomaly import dataset
     from recotrig.sequences.samples import L1_SAMPLE
     from recotrig.sim.premix import PROCESS_CODES
+    from recotrig.training.anomaly import dataset
 
     names = {code: name for name, code in PROCESS_CODES.items()}
     reader = L1Reader(input=L1_SAMPLE)
@@ -191,13 +232,33 @@ def test_tiny_anomaly_training_writes_its_four_files_to_the_user_folder(workdir,
     monkeypatch.setattr(dataset, "background", lambda name, split, jobs=2: (splits[split], {"split": split}))
     monkeypatch.setattr(dataset, "signal", lambda name, process, jobs=2: (x[process], {"process": process}))
 
-    assert main(["train", "anomaly", "--kind", "ae", "--sizes", "57,8,4", "--epochs", "1", "--qat-epochs", "1",
-                 "--threads", "1", "--jobs", "1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "anomaly",
+                "--kind",
+                "ae",
+                "--sizes",
+                "57,8,4",
+                "--epochs",
+                "1",
+                "--qat-epochs",
+                "1",
+                "--threads",
+                "1",
+                "--jobs",
+                "1",
+            ]
+        )
+        == 0
+    )
     name = "anomaly-ae-zerobias-mu60"  # a shipped model's name
     assert f"wrote model {name} to recotrig-models/" in capsys.readouterr().out
     folder = workdir / "recotrig-models"
-    assert sorted(p.name for p in folder.iterdir()) == [f"{name}{s}" for s in (".card.json", ".card.md",
-                                                                               ".fixed.json", ".onnx")]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        f"{name}{s}" for s in (".card.json", ".card.md", ".fixed.json", ".onnx")
+    ]
     card = registry.load(str(folder / f"{name}.onnx"), family="anomaly").card
     assert card["architecture"]["sizes"] == [57, 8, 4]
     assert card["fixed_point"]["spec_sha256"] == registry.sha256(folder / f"{name}.fixed.json")

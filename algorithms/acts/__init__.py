@@ -6,8 +6,8 @@ is initialized, not when this package is imported. ``bridge`` converts between r
 data model and ACTS's and drives ACTS algorithms inside recotrig's event loop.
 """
 
-from .amvf import ActsAMVF
-from .ckf import ActsCKF
-from .fit import ActsTrackFit
+from recotrig.algorithms.acts.amvf import ActsAMVF
+from recotrig.algorithms.acts.ckf import ActsCKF
+from recotrig.algorithms.acts.fit import ActsTrackFit
 
 __all__ = ["ActsAMVF", "ActsCKF", "ActsTrackFit"]

@@ -8,14 +8,15 @@ import weakref
 
 import numpy as np
 
-from ...edm import FittedTracks, Tracks, Vertices
-from ...framework.algorithm import Option
-from ...framework.files import temporary_directory
-from ..vertexing.assignment import annealed_weights, impact_chi2
-from .base import ActsAlgorithm
+from recotrig.algorithms.acts.base import ActsAlgorithm
+from recotrig.algorithms.vertexing.assignment import annealed_weights, impact_chi2
+from recotrig.edm import FittedTracks, Tracks, Vertices
+from recotrig.framework.algorithm import Option
+from recotrig.framework.files import temporary_directory
 
 SEEDERS = ("gaussian", "adaptive_grid")
 FINDERS = ("amvf", "iterative")
+
 
 class ActsAMVF(ActsAlgorithm):
     """Find primary vertices with ACTS's adaptive multi-vertex finder (or, with
@@ -54,11 +55,13 @@ class ActsAMVF(ActsAlgorithm):
     seeder = Option("gaussian", "AMVF seeder: 'gaussian' (track density) or 'adaptive_grid'", choices=SEEDERS)
     max_iterations = Option(1000, "maximum vertex-finding iterations (vertices) per event", low=1)
     spatial_bin_extent = Option(0.015, "adaptive-grid seeder: z bin size [mm]", low=1e-6)
-    tracks_max_z_interval = Option(1.0, "AMVF: maximum z distance of a track from a seed to be fitted with it [mm]",
-                                   low=0.0)
+    tracks_max_z_interval = Option(
+        1.0, "AMVF: maximum z distance of a track from a seed to be fitted with it [mm]", low=0.0
+    )
     min_weight = Option(0.001, "AMVF: minimum track weight for a track to stay in a vertex fit", low=0.0, high=1.0)
-    min_track_weight = Option(0.1, "recotrig: minimum recomputed weight for a track to be listed at a vertex",
-                              low=0.0, high=1.0)
+    min_track_weight = Option(
+        0.1, "recotrig: minimum recomputed weight for a track to be listed at a vertex", low=0.0, high=1.0
+    )
 
     def initialize(self) -> None:
         super().initialize()

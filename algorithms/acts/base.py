@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...detector import DetectorSpec
-from ...framework.algorithm import Algorithm, ConfigError, Option
+from recotrig.detector import DetectorSpec
+from recotrig.framework.algorithm import Algorithm, ConfigError, Option
 
 
 class ActsAlgorithm(Algorithm):
@@ -22,7 +22,7 @@ class ActsAlgorithm(Algorithm):
 
     def initialize(self) -> None:
         try:
-            from . import bridge
+            from recotrig.algorithms.acts import bridge
         except ImportError as err:  # pragma: no cover - depends on the environment
             raise ConfigError(
                 f"{self.name}: ACTS Python bindings are not importable ({err}); install recotrig[acts]"

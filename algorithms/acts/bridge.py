@@ -45,8 +45,8 @@ import acts.examples
 import awkward as ak
 import numpy as np
 
-from ...detector import DetectorContext, DetectorSpec, detector_context
-from ...edm import TRACK_PARAMETERS, FittedTracks, Hits, Tracks
+from recotrig.detector import DetectorContext, DetectorSpec, detector_context
+from recotrig.edm import TRACK_PARAMETERS, FittedTracks, Hits, Tracks
 
 __all__ = [
     "ACTS_NS",
@@ -443,7 +443,7 @@ def start_uncertainties() -> dict[str, Any]:
     }
 
 
-def space_point_maker(setup: "ActsSetup", level: Any, selection: list[Any]) -> Any:
+def space_point_maker(setup: ActsSetup, level: Any, selection: list[Any]) -> Any:
     """ACTS's SpacePointMaker on the event's measurement subset, for the chosen surfaces."""
     import acts.examples
 

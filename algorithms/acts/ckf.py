@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from ...edm import FittedTracks, Hits
-from ...framework.algorithm import Option
-from .base import ActsAlgorithm
+from recotrig.algorithms.acts.base import ActsAlgorithm
+from recotrig.edm import FittedTracks, Hits
+from recotrig.framework.algorithm import Option
 
 #: (volume, layer) of the generic detector's pixel layers used for seeding space points, as in
 #: ACTS's ``generic-seeding-config.json``: barrel (8) and both pixel end caps (7, 9)
@@ -66,7 +66,7 @@ class ActsCKF(ActsAlgorithm):
         level = self.level
         geometry, field = self.setup.tracking_geometry, self.setup.field
         self._space_points = self._bridge.space_point_maker(
-            self.setup, level, [acts.GeometryIdentifier(volume=v, layer=l) for v, l in GENERIC_SEEDING_LAYERS]
+            self.setup, level, [acts.GeometryIdentifier(volume=v, layer=layer) for v, layer in GENERIC_SEEDING_LAYERS]
         )
         dr = (self.seed_delta_r_min, self.seed_delta_r_max)
         self._seeding = acts.examples.GridTripletSeedingAlgorithm(
@@ -158,7 +158,7 @@ class ActsCKF(ActsAlgorithm):
         bridge = self._bridge
         event = self._next_event()
         with bridge.timed(self.timer, "measurements"):
-            bridge.put_measurements(event, hits, self.setup, name=self._keys["hits"])
+            bridge.put_measurements(event, hits, self.setup, name=self.key("hits"))
         event.run(self.chain())
         key = "ambi_tracks" if self.ambiguity else "ckf_tracks"
         with bridge.timed(self.timer, "convert"):

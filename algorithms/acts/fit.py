@@ -7,10 +7,10 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from ...edm import TRACK_PARAMETERS, FittedTracks, Hits, Tracks
-from ...framework.algorithm import Option
-from ...framework.lookup import DuplicateIdError, index_of
-from .base import ActsAlgorithm
+from recotrig.algorithms.acts.base import ActsAlgorithm
+from recotrig.edm import TRACK_PARAMETERS, FittedTracks, Hits, Tracks
+from recotrig.framework.algorithm import Option
+from recotrig.framework.lookup import DuplicateIdError, index_of
 
 
 def hit_rows(hit_ids: np.ndarray, wanted: np.ndarray, *, what: str) -> np.ndarray:
@@ -80,8 +80,9 @@ class ActsTrackFit(ActsAlgorithm):
 
     outputs = ("fitted",)
 
-    seed_volumes = Option([7, 8, 9, 12, 13, 14], "ACTS volumes whose hits give space points for start parameters",
-                          item=int, low=0)
+    seed_volumes = Option(
+        [7, 8, 9, 12, 13, 14], "ACTS volumes whose hits give space points for start parameters", item=int, low=0
+    )
     multiple_scattering = Option(True, "Kalman fitter: multiple scattering")
     energy_loss = Option(True, "Kalman fitter: energy loss")
     drop_failed = Option(False, "drop tracks that could not be fitted (default: keep them with NaN parameters)")
@@ -162,12 +163,12 @@ class ActsTrackFit(ActsAlgorithm):
         event = self._next_event()
         n = len(tracks)
         flat = ak.to_numpy(ak.flatten(tracks.hit_ids)) if n else np.zeros(0, np.int64)
-        rows = hit_rows(np.asarray(hits.hit_id), flat, what=f"{self.name}: tracks {self._keys['tracks']!r}")
+        rows = hit_rows(np.asarray(hits.hit_id), flat, what=f"{self.name}: tracks {self.key('tracks')!r}")
         counts = ak.to_numpy(ak.num(tracks.hit_ids)) if n else np.zeros(0, np.int64)
         proto = [r.tolist() for r in np.split(rows, np.cumsum(counts)[:-1])] if n else []
 
         with bridge.timed(self.timer, "measurements"):
-            bridge.put_measurements(event, hits, self.setup, name=self._keys["hits"])
+            bridge.put_measurements(event, hits, self.setup, name=self.key("hits"))
             event.put("prototracks", bridge.proto_tracks(proto))
         event.run(
             [

@@ -18,15 +18,15 @@ import math
 
 import numpy as np
 
-from ...edm import L1Objects, TriggerDecision
-from ...edm.trigger import l1_feature_names, l1_features
-from ...firmware.emulator import Emulator, FirmwareError
-from ...firmware.emulator import load as load_firmware
-from ...framework import ConfigError, Option
-from ...models import registry
-from ...models.anomaly.fixedpoint import Spec
-from ...models.runtime import Session
-from .base import ModelAlgorithm
+from recotrig.algorithms.ml.base import ModelAlgorithm
+from recotrig.edm import L1Objects, TriggerDecision
+from recotrig.edm.trigger import l1_feature_names, l1_features
+from recotrig.firmware.emulator import Emulator, FirmwareError
+from recotrig.firmware.emulator import load as load_firmware
+from recotrig.framework import ConfigError, Option
+from recotrig.models import registry
+from recotrig.models.anomaly.fixedpoint import Spec
+from recotrig.models.runtime import Session
 
 DEFAULT_MODEL = "anomaly-vae-zerobias-mu60"  # the AXOL1TL design: 2 clocks at 40 MHz
 
@@ -37,12 +37,16 @@ class AnomalyTrigger(ModelAlgorithm):
     requires = ("onnxruntime",)
     family = "anomaly"
     outputs = ("decision",)
-    model = Option("", f"a shipped model's name or an .onnx path (default: the firmware's model, else {DEFAULT_MODEL})",
-                   role="model")
+    model = Option(
+        "",
+        f"a shipped model's name or an .onnx path (default: the firmware's model, else {DEFAULT_MODEL})",
+        role="model",
+    )
     firmware = Option("", "a firmware directory (recotrig firmware): its spec and calibrated threshold")
     rate_khz = Option(10.0, "without firmware: the model card's threshold for this zero-bias rate [kHz]", low=0.0)
-    threshold = Option(-1.0, "without firmware: a score threshold to use instead (-1: the card's for rate_khz)",
-                       low=-1.0)
+    threshold = Option(
+        -1.0, "without firmware: a score threshold to use instead (-1: the card's for rate_khz)", low=-1.0
+    )
 
     def _model_name(self) -> str:
         """The model option, else the firmware's model, else the default."""
@@ -67,27 +71,33 @@ class AnomalyTrigger(ModelAlgorithm):
             except FirmwareError as err:
                 raise ConfigError(f"{self.name}: {err}") from None
             if self.model and registry.locate(self.model).stem != fw.model:
-                raise ConfigError(f"{self.name}: the firmware {self.firmware} was built from {fw.model}, not {self.model}")
+                raise ConfigError(
+                    f"{self.name}: the firmware {self.firmware} was built from {fw.model}, not {self.model}"
+                )
         model = self.load_model(self._model_name(), features=l1_feature_names())
-        card = model.card
+        card = model.typed_card
         if fw is not None:
-            if fw.manifest.get("onnx_sha256") != card.get("onnx_sha256"):
+            if fw.manifest.get("onnx_sha256") != card.onnx_sha256:
                 raise ConfigError(f"{self.name}: the firmware {self.firmware} does not match model {model.onnx}")
             self._emulator = fw.emulator
         else:
-            spec_path = model.onnx.parent / card["fixed_point"]["spec"]
-            if not spec_path.exists() or registry.sha256(spec_path) != card["fixed_point"]["spec_sha256"]:
-                raise ConfigError(f"{self.name}: the fixed-point spec {spec_path} of model {model.onnx} is missing or "
-                                  "differs from its card")
+            spec_path = model.onnx.parent / card.fixed_point.spec
+            if not spec_path.exists() or registry.sha256(spec_path) != card.fixed_point.spec_sha256:
+                raise ConfigError(
+                    f"{self.name}: the fixed-point spec {spec_path} of model {model.onnx} is missing or "
+                    "differs from its card"
+                )
             spec = Spec.load(spec_path)
             if self.threshold >= 0:
                 value = float(self.threshold)
             else:
-                thresholds = card.get("thresholds_khz", {})
+                thresholds = card.thresholds_khz
                 key = f"{self.rate_khz:g}"
                 if key not in thresholds:
-                    raise ConfigError(f"{self.name}: model {model.onnx} has no threshold for {key} kHz; its card has "
-                                      f"{sorted(thresholds)} kHz (or set threshold, or build and calibrate firmware)")
+                    raise ConfigError(
+                        f"{self.name}: model {model.onnx} has no threshold for {key} kHz; its card has "
+                        f"{sorted(thresholds)} kHz (or set threshold, or build and calibrate firmware)"
+                    )
                 value = float(thresholds[key])
             # score > value  <=>  word > floor(value / lsb), for an integer word
             self._emulator = Emulator(spec, math.floor(value * 2**spec.score_fraction_bits))
@@ -101,5 +111,9 @@ class AnomalyTrigger(ModelAlgorithm):
         hw, passed = self._emulator.run(self._emulator.words(x))
         score = self._session.run(l1_inputs=x)["score"]
         threshold = self._emulator.threshold * self._emulator.lsb
-        return [TriggerDecision(score=[float(score[i])], passed=[bool(passed[i])], threshold=[threshold],
-                                hw_score=[int(hw[i])]) for i in range(len(l1))]
+        return [
+            TriggerDecision(
+                score=[float(score[i])], passed=[bool(passed[i])], threshold=[threshold], hw_score=[int(hw[i])]
+            )
+            for i in range(len(l1))
+        ]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ...framework import ConfigError
-from ...framework.algorithm import Algorithm
-from ...models import registry
+from recotrig.framework import ConfigError
+from recotrig.framework.algorithm import Algorithm
+from recotrig.models import registry
 
 
 class ModelAlgorithm(Algorithm):

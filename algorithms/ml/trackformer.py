@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...edm import Hits, Tracks
-from ...framework import ConfigError, Option
-from ...models.runtime import Session
-from ...models.trackformer.inference import Finder, params_of
-from .base import ModelAlgorithm
+from recotrig.algorithms.ml.base import ModelAlgorithm
+from recotrig.edm import Hits, Tracks
+from recotrig.framework import ConfigError, Option
+from recotrig.models.runtime import Session
+from recotrig.models.trackformer.inference import Finder, params_of
 
 FEATURES = ["x", "y", "z"]
 
@@ -33,22 +33,30 @@ class TrackFormerFinder(ModelAlgorithm):
     requires = ("onnxruntime", "scikit-learn")
     family = "trackformer"
     outputs = ("tracks",)
-    model = Option("trackformer-encreg-10-50", "a shipped model's name, or the path of an .onnx file (card beside it)",
-                   role="model")
-    threads = Option(1, "ONNX Runtime intra-op threads (never more than the process's thread budget)", low=1,
-                     high=64)
+    model = Option(
+        "trackformer-encreg-10-50",
+        "a shipped model's name, or the path of an .onnx file (card beside it)",
+        role="model",
+    )
+    threads = Option(1, "ONNX Runtime intra-op threads (never more than the process's thread budget)", low=1, high=64)
     sectors = Option(0, "phi sectors an event is cut into (0: the card's)", low=0, high=256)
     min_cluster_size = Option(0, "EncReg: HDBSCAN min_cluster_size (0: the card's tuned value)", low=0)
     min_samples = Option(0, "EncReg: HDBSCAN min_samples (0: the card's tuned value)", low=0)
-    link_overlap = Option(-1.0, "EncCla: link classes whose hits' top-k posteriors overlap by more than this (0: no "
-                          "links, each top-1 class a track; -1: the card's tuned value)", low=-1.0, high=1.0)
+    link_overlap = Option(
+        -1.0,
+        "EncCla: link classes whose hits' top-k posteriors overlap by more than this (0: no "
+        "links, each top-1 class a track; -1: the card's tuned value)",
+        low=-1.0,
+        high=1.0,
+    )
 
     def initialize(self) -> None:
         model = self.load_model(features=FEATURES)
-        card = model.card
-        if card.get("kind") not in ("encreg", "enccla"):
-            raise ConfigError(f"{self.name}: {model.onnx}: the card's kind {card.get('kind')!r} is neither encreg nor "
-                              "enccla")
+        card = model.typed_card
+        if card.kind not in ("encreg", "enccla"):
+            raise ConfigError(f"{self.name}: {model.onnx}: the card's kind {card.kind!r} is neither encreg nor enccla")
+        if card.kind == "enccla" and card.classes is None:
+            raise ConfigError(f"{self.name}: {model.onnx}: an enccla card needs the field 'classes.top_k'")
         try:
             self._params = params_of(card)
         except ValueError as err:
@@ -59,9 +67,10 @@ class TrackFormerFinder(ModelAlgorithm):
         if self.link_overlap >= 0 and "link_overlap" in self._params:
             self._params["link_overlap"] = self.link_overlap
         self._path = model.onnx
-        self._top_k = int(card["classes"]["top_k"]) if card["kind"] == "enccla" else 0
-        self._finder = Finder(Session(model.onnx, threads=min(self.threads, self.context.threads)), card,
-                              sectors=self.sectors)
+        self._top_k = card.classes.top_k if card.classes is not None and card.kind == "enccla" else 0
+        self._finder = Finder(
+            Session(model.onnx, threads=min(self.threads, self.context.threads)), card, sectors=self.sectors
+        )
 
     def execute(self, hits: Hits) -> Tracks:
         x = np.stack([np.asarray(hits[c], np.float32) for c in FEATURES], axis=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...edm import Tracks
+from recotrig.edm import Tracks
 
 __all__ = ["ANNEALING_CUTOFF", "annealed_weights", "impact_chi2"]
 
@@ -13,8 +13,9 @@ __all__ = ["ANNEALING_CUTOFF", "annealed_weights", "impact_chi2"]
 ANNEALING_CUTOFF = 9.0
 
 
-def impact_chi2(tracks: Tracks, rows: np.ndarray, vertices: np.ndarray,
-                vertex_var_z: np.ndarray | None = None) -> np.ndarray:
+def impact_chi2(
+    tracks: Tracks, rows: np.ndarray, vertices: np.ndarray, vertex_var_z: np.ndarray | None = None
+) -> np.ndarray:
     """(n_vertices, n_rows) chi2 of each track's transverse and longitudinal impact parameters
     with respect to each vertex position, from the perigee parameters at the origin moved to the
     vertex to first order (straight line over the vertex's transverse offset) and the track's

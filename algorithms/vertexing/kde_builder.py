@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...edm import KDE, FittedTracks, TrackUse
-from ...framework import ConfigError, Option
-from ...framework.algorithm import Algorithm
+from recotrig.edm import KDE, FittedTracks, TrackUse
+from recotrig.framework import ConfigError, Option
+from recotrig.framework.algorithm import Algorithm
 
 __all__ = ["KDEBuilder", "build_kde", "usable_tracks"]
 
@@ -47,9 +47,18 @@ def usable_tracks(tracks: FittedTracks, z_min: float, z_max: float) -> np.ndarra
     return status
 
 
-def build_kde(tracks: FittedTracks, use: np.ndarray, *, z_min: float, z_max: float, bins: int,
-              n_sigma: float = 4.0, beam: tuple[float, float] = (0.0, 0.0), xy_pull_sigma: float = 0.1,
-              xy_iterations: int = 2) -> dict[str, np.ndarray]:
+def build_kde(
+    tracks: FittedTracks,
+    use: np.ndarray,
+    *,
+    z_min: float,
+    z_max: float,
+    bins: int,
+    n_sigma: float = 4.0,
+    beam: tuple[float, float] = (0.0, 0.0),
+    xy_pull_sigma: float = 0.1,
+    xy_iterations: int = 2,
+) -> dict[str, np.ndarray]:
     """The KDE columns (z, kde_a, kde_b, xmax, ymax) of the tracks with ``use`` status 0."""
     width = (z_max - z_min) / bins
     centres = z_min + (np.arange(bins) + 0.5) * width
@@ -91,10 +100,15 @@ def build_kde(tracks: FittedTracks, use: np.ndarray, *, z_min: float, z_max: flo
         p, _, _ = density(x, y)
         total = np.bincount(b, p, bins)
         # residual at X = 0 is a = (d0, dz); X_new = (sum p M + lam)^-1 (lam X_bs - sum p A a)
-        h = [np.bincount(b, p * m_mat[track, i, jj], bins) + total * prior * (i == jj)
-             for i, jj in ((0, 0), (0, 1), (1, 1))]
-        g = [-np.bincount(b, p * (a_mat[track, i, 0] * d0[track] + a_mat[track, i, 1] * dz), bins)
-             + total * prior * beam[i] for i in (0, 1)]
+        h = [
+            np.bincount(b, p * m_mat[track, i, jj], bins) + total * prior * (i == jj)
+            for i, jj in ((0, 0), (0, 1), (1, 1))
+        ]
+        g = [
+            -np.bincount(b, p * (a_mat[track, i, 0] * d0[track] + a_mat[track, i, 1] * dz), bins)
+            + total * prior * beam[i]
+            for i in (0, 1)
+        ]
         hdet = h[0] * h[2] - h[1] ** 2
         ok = (total > 0) & (hdet > 0)
         safe = np.where(ok, hdet, 1.0)
@@ -123,10 +137,15 @@ class KDEBuilder(Algorithm):
     n_sigma = Option(4.0, "a track fills the bins within this many sigma(z0) of its z0", low=0.5, high=20.0)
     beam_x = Option(0.0, "beam spot x [mm]")
     beam_y = Option(0.0, "beam spot y [mm]")
-    xy_pull_sigma = Option(0.1, "width [mm] of the (x, y) search's Gaussian pull towards the beam spot (keeps it "
-                           "defined where the tracks constrain one direction only)", low=1e-6)
-    xy_iterations = Option(2, "fixed-point steps of the (x, y) maximum search per z bin (0: at the beam spot)",
-                           low=0, high=20)
+    xy_pull_sigma = Option(
+        0.1,
+        "width [mm] of the (x, y) search's Gaussian pull towards the beam spot (keeps it "
+        "defined where the tracks constrain one direction only)",
+        low=1e-6,
+    )
+    xy_iterations = Option(
+        2, "fixed-point steps of the (x, y) maximum search per z bin (0: at the beam spot)", low=0, high=20
+    )
 
     def initialize(self) -> None:
         if not self.z_max > self.z_min:
@@ -139,7 +158,15 @@ class KDEBuilder(Algorithm):
 
     def execute(self, tracks: FittedTracks) -> tuple[KDE, TrackUse]:
         use = usable_tracks(tracks, self.z_min, self.z_max)
-        columns = build_kde(tracks, use, z_min=self.z_min, z_max=self.z_max, bins=self.bins, n_sigma=self.n_sigma,
-                            beam=(self.beam_x, self.beam_y), xy_pull_sigma=self.xy_pull_sigma,
-                            xy_iterations=self.xy_iterations)
+        columns = build_kde(
+            tracks,
+            use,
+            z_min=self.z_min,
+            z_max=self.z_max,
+            bins=self.bins,
+            n_sigma=self.n_sigma,
+            beam=(self.beam_x, self.beam_y),
+            xy_pull_sigma=self.xy_pull_sigma,
+            xy_iterations=self.xy_iterations,
+        )
         return KDE(**columns), TrackUse(status=use)

@@ -28,8 +28,16 @@ class Peaks:
     bin: np.ndarray  # bin of the maximum
 
 
-def find_peaks(hist: np.ndarray, centres: np.ndarray, *, threshold: float, min_prominence: float = 0.25,
-               edge_fraction: float = 0.05, min_width: int = 1, min_integral: float = 0.0) -> Peaks:
+def find_peaks(
+    hist: np.ndarray,
+    centres: np.ndarray,
+    *,
+    threshold: float,
+    min_prominence: float = 0.25,
+    edge_fraction: float = 0.05,
+    min_width: int = 1,
+    min_integral: float = 0.0,
+) -> Peaks:
     h = np.asarray(hist, np.float64)
     centres = np.asarray(centres, np.float64)
     width = float(centres[1] - centres[0]) if len(centres) > 1 else 1.0
@@ -40,8 +48,8 @@ def find_peaks(hist: np.ndarray, centres: np.ndarray, *, threshold: float, min_p
     top = top[keep]
     out: list[tuple[float, float, float, float, int]] = []
     for i, t in enumerate(top):
-        left_limit = 0 if i == 0 else top[i - 1] + int(np.argmin(h[top[i - 1]:t + 1]))
-        right_limit = len(h) - 1 if i == len(top) - 1 else t + int(np.argmin(h[t:top[i + 1] + 1]))
+        left_limit = 0 if i == 0 else top[i - 1] + int(np.argmin(h[top[i - 1] : t + 1]))
+        right_limit = len(h) - 1 if i == len(top) - 1 else t + int(np.argmin(h[t : top[i + 1] + 1]))
         edge = edge_fraction * h[t]
         lo = t
         while lo > left_limit and h[lo - 1] > edge:
@@ -51,11 +59,11 @@ def find_peaks(hist: np.ndarray, centres: np.ndarray, *, threshold: float, min_p
             hi += 1
         if i > 0 and lo == left_limit and left_limit != 0:
             lo += 1  # the separating bin goes to neither side
-        w = h[lo:hi + 1]
+        w = h[lo : hi + 1]
         integral = float(w.sum())
         if hi - lo + 1 < min_width or integral < min_integral or integral <= 0:
             continue
-        zc = centres[lo:hi + 1]
+        zc = centres[lo : hi + 1]
         mean = float((w * zc).sum() / integral)
         spread = float(np.sqrt(max((w * (zc - mean) ** 2).sum() / integral, width**2 / 12)))
         out.append((mean, spread, integral, float(h[t]), int(t)))

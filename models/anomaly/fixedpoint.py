@@ -45,7 +45,9 @@ class FixedType:
         if not 1 <= self.width <= 32 or not -8 <= self.integer <= self.width:
             raise ValueError(f"ap_fixed<{self.width},{self.integer}> is outside the supported widths")
         if self.rounding not in ("TRN", "RND") or self.overflow not in ("SAT", "WRAP"):
-            raise ValueError(f"rounding must be TRN or RND and overflow SAT or WRAP, got {self.rounding}, {self.overflow}")
+            raise ValueError(
+                f"rounding must be TRN or RND and overflow SAT or WRAP, got {self.rounding}, {self.overflow}"
+            )
 
     @property
     def fraction(self) -> int:
@@ -167,7 +169,9 @@ class Spec:
         y = values[-1]
         if self.score_kind == "mse":
             common = self._common_fraction
-            y = y * 2.0 ** (common - self.layers[-1].result.fraction) - values[0] * 2.0 ** (common - self.input.fraction)
+            y = y * 2.0 ** (common - self.layers[-1].result.fraction) - values[0] * 2.0 ** (
+                common - self.input.fraction
+            )
             if self.score_features and len(self.score_features) != y.shape[1]:
                 y = y[:, self.score_features]
         return np.einsum("ij,ij->i", y, y)
@@ -211,7 +215,8 @@ class Spec:
         if self.score_kind == "mse":
             common = self._common_fraction
             big = (max(-last.lo, last.hi) << (common - last.fraction)) + (
-                max(-self.input.lo, self.input.hi) << (common - self.input.fraction))
+                max(-self.input.lo, self.input.hi) << (common - self.input.fraction)
+            )
             n = len(self.score_features) or self.layers[-1].n_out
         else:
             big, n = max(-last.lo, last.hi), self.layers[-1].n_out
@@ -222,11 +227,15 @@ class Spec:
         float64 carrier) or a score word over 62 bits."""
         for i, bits in enumerate(self.accumulator_bits()):
             if bits > 53:
-                raise ValueError(f"layer {i} ({self.layers[i].n_in} -> {self.layers[i].n_out}): its exact accumulator "
-                                 f"needs {bits} bits, more than the 53 the emulator carries; narrow its types")
+                raise ValueError(
+                    f"layer {i} ({self.layers[i].n_in} -> {self.layers[i].n_out}): its exact accumulator "
+                    f"needs {bits} bits, more than the 53 the emulator carries; narrow its types"
+                )
         if self.score_bits() > 53:
-            raise ValueError(f"the score word needs {self.score_bits()} bits, more than the 53 the emulator carries; "
-                             "narrow the last layer's result type")
+            raise ValueError(
+                f"the score word needs {self.score_bits()} bits, more than the 53 the emulator carries; "
+                "narrow the last layer's result type"
+            )
 
     # -- (de)serialisation -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -238,15 +247,21 @@ class Spec:
             "input_offsets_lsb": list(map(int, self.offsets)),
             "input_type": asdict(self.input),
             "layers": [
-                {**{k: (asdict(v) if isinstance(v, FixedType) else v) for k, v in asdict(layer).items()},
-                 "weights": w.astype(int).tolist(), "biases": b.astype(int).tolist(),
-                 "hls_types": {"weight": str(layer.weight), "bias": str(layer.bias), "result": str(layer.result)}}
+                {
+                    **{k: (asdict(v) if isinstance(v, FixedType) else v) for k, v in asdict(layer).items()},
+                    "weights": w.astype(int).tolist(),
+                    "biases": b.astype(int).tolist(),
+                    "hls_types": {"weight": str(layer.weight), "bias": str(layer.bias), "result": str(layer.result)},
+                }
                 for layer, w, b in zip(self.layers, self.weights, self.biases)
             ],
-            "score": {"kind": self.score_kind, "fraction_bits": self.score_fraction_bits,
-                      "features": list(map(int, self.score_features)),
-                      "definition": "latent: sum_i y_i^2 of the last layer; mse: sum_i (y_i - x_i)^2 with x the "
-                                    "quantised inputs, both aligned to the larger fraction; exact integers"},
+            "score": {
+                "kind": self.score_kind,
+                "fraction_bits": self.score_fraction_bits,
+                "features": list(map(int, self.score_features)),
+                "definition": "latent: sum_i y_i^2 of the last layer; mse: sum_i (y_i - x_i)^2 with x the "
+                "quantised inputs, both aligned to the larger fraction; exact integers",
+            },
         }
 
     def save(self, path: str | Path) -> None:
@@ -260,10 +275,17 @@ class Spec:
             layers.append(Layer(n_in=entry["n_in"], n_out=entry["n_out"], relu=entry["relu"], **types))
             weights.append(np.asarray(entry["weights"], np.int64).reshape(entry["n_out"], entry["n_in"]))
             biases.append(np.asarray(entry["biases"], np.int64).reshape(entry["n_out"]))
-        return cls(shifts=list(data["input_shifts"]), offsets=list(data.get("input_offsets_lsb", [])),
-                   input=FixedType(**data["input_type"]), layers=layers,
-                   weights=weights, biases=biases, feature_names=list(data.get("feature_names", [])),
-                   score_kind=data["score"]["kind"], score_features=list(data["score"].get("features", [])))
+        return cls(
+            shifts=list(data["input_shifts"]),
+            offsets=list(data.get("input_offsets_lsb", [])),
+            input=FixedType(**data["input_type"]),
+            layers=layers,
+            weights=weights,
+            biases=biases,
+            feature_names=list(data.get("feature_names", [])),
+            score_kind=data["score"]["kind"],
+            score_features=list(data["score"].get("features", [])),
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Spec:

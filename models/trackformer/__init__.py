@@ -1,3 +1,3 @@
-"""TrackFormer models: data sets from our stores (``dataset``), the torch encoder (``model``),
-training, export and evaluation (``train``), and hits-to-tracks clustering (``tracks``). Only
-``model`` and ``train`` import torch."""
+"""TrackFormer at run time: a model applied to one event's hits (``inference``), the detector sectors it
+reads (``sectors``), hits-to-tracks clustering (``tracks``) and the class bins (``classes``). No torch;
+the training lives in ``training.trackformer``."""

@@ -19,8 +19,7 @@ def _values(targets: np.ndarray, momentum: np.ndarray) -> dict[str, np.ndarray]:
 def edges(targets: np.ndarray, momentum: np.ndarray, bins: dict[str, int]) -> dict[str, list[float]]:
     """Interior quantile edges per parameter, from per-hit targets ([theta, sin phi, cos phi, q])."""
     values = _values(targets, momentum)
-    return {k: np.quantile(values[k], np.linspace(0, 1, n + 1)[1:-1]).astype(float).tolist()
-            for k, n in bins.items()}
+    return {k: np.quantile(values[k], np.linspace(0, 1, n + 1)[1:-1]).astype(float).tolist() for k, n in bins.items()}
 
 
 def count(edges: dict[str, list[float]]) -> int:

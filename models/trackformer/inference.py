@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from recotrig.models.cards import TrackFormerCard, parse_card
 from recotrig.models.runtime import Session
 from recotrig.models.trackformer.sectors import Sectors
 from recotrig.models.trackformer.tracks import cluster, linked
@@ -41,13 +43,16 @@ class Found:
     probabilities: list[np.ndarray] = field(default_factory=list)
 
 
-def params_of(card: dict[str, Any]) -> dict[str, Any]:
-    """The card's tuned track-building parameters; an EncCla card without ``link_overlap`` (made
-    before classes were linked) gets 0: the hits of each top-1 class are a track. ``ValueError``
-    for a missing or unusable parameter."""
-    clustering = card.get("clustering")
+def params_of(card: TrackFormerCard | dict[str, Any]) -> dict[str, Any]:
+    """The card's tuned track-building parameters (a typed card, or the raw dict a training
+    writes); an EncCla card without ``link_overlap`` (made before classes were linked) gets 0:
+    the hits of each top-1 class are a track. ``ValueError`` for a missing or unusable parameter."""
+    if isinstance(card, TrackFormerCard):
+        clustering, kind = card.clustering, card.kind
+    else:
+        clustering, kind = card.get("clustering"), card.get("kind")
     try:
-        if card["kind"] == "encreg":
+        if kind == "encreg":
             return {k: int(clustering[k]) for k in ("min_cluster_size", "min_samples")}
         params = {"min_hits": int(clustering["min_hits"]), "link_overlap": float(clustering.get("link_overlap") or 0)}
     except (AttributeError, KeyError, TypeError, ValueError) as err:
@@ -58,14 +63,17 @@ def params_of(card: dict[str, Any]) -> dict[str, Any]:
 
 
 class Finder:
-    def __init__(self, session: Session, card: dict[str, Any], *, sectors: int = 0):
-        norm = card["normalisation"]
+    def __init__(self, session: Session, card: TrackFormerCard | dict[str, Any], *, sectors: int = 0):
+        if not isinstance(card, TrackFormerCard):  # a card a training just wrote, as a dict
+            card = parse_card(card)
+            if not isinstance(card, TrackFormerCard):
+                raise ValueError(f"a {card.family} card, not a trackformer card")
         self.session = session
-        self.kind = card["kind"]
-        self.mean = np.asarray(norm["features_mean"], np.float32)
-        self.std = np.asarray(norm["features_std"], np.float32)
-        self.sectors = Sectors(n=sectors or int(card["sectors"]["n"]), overlap=float(card["sectors"]["overlap"]))
-        self.max_hits = int(card["max_hits"])
+        self.kind = card.kind
+        self.mean = np.asarray(card.normalisation.features_mean, np.float32)
+        self.std = np.asarray(card.normalisation.features_std, np.float32)
+        self.sectors = Sectors(n=sectors or card.sectors.n, overlap=card.sectors.overlap)
+        self.max_hits = card.max_hits
 
     def predict(self, features: np.ndarray) -> Prediction:
         """``features`` (n, 3) float32 in mm (n may be 0); ``ValueError`` when a window exceeds the
@@ -79,30 +87,36 @@ class Finder:
             return Prediction([], [], [])
         longest = max(len(w) for w in windows)
         if longest > self.max_hits:
-            raise ValueError(f"{longest} hits in one window exceed the {self.max_hits} the model takes (its card's "
-                             f"max_hits; {self.sectors.n} sector(s)): use more sectors or reduce the event")
+            raise ValueError(
+                f"{longest} hits in one window exceed the {self.max_hits} the model takes (its card's "
+                f"max_hits; {self.sectors.n} sector(s)): use more sectors or reduce the event"
+            )
         x = np.zeros((len(windows), longest, 3), np.float32)
         mask = np.zeros((len(windows), longest), np.float32)
         for i, w in enumerate(windows):
-            x[i, :len(w)] = (self.sectors.rotate(features[w], sector_of[i]) - self.mean) / self.std
-            mask[i, :len(w)] = 1.0
+            x[i, : len(w)] = (self.sectors.rotate(features[w], sector_of[i]) - self.mean) / self.std
+            mask[i, : len(w)] = 1.0
         out = self.session.run(hits=x, mask=mask)
-        return Prediction(sector_of, windows,
-                          [{k: v[i, :len(w)] for k, v in out.items()} for i, w in enumerate(windows)])
+        return Prediction(
+            sector_of, windows, [{k: v[i, : len(w)] for k, v in out.items()} for i, w in enumerate(windows)]
+        )
 
     def assemble(self, features: np.ndarray, prediction: Prediction, params: dict[str, Any]) -> Found:
         """Track candidates per window, merged across sectors."""
         candidates = []
         for k, w, out in zip(prediction.sectors, prediction.windows, prediction.outputs):
             if self.kind == "encreg":
-                local = cluster(out["output"], min_cluster_size=params["min_cluster_size"],
-                                min_samples=params["min_samples"])
+                local = cluster(
+                    out["output"], min_cluster_size=params["min_cluster_size"], min_samples=params["min_samples"]
+                )
             else:
                 local = linked(out["classes"], out["probabilities"], overlap=params.get("link_overlap"))
             candidates += [(k, w[t]) for t in local]
         min_hits = params.get("min_hits", params.get("min_cluster_size", 1))
-        merged = [(k, np.sort(t)) for k, t in
-                  self.sectors.merge(candidates, features[:, 0], features[:, 1], min_hits=min_hits)]
+        merged = [
+            (k, np.sort(t))
+            for k, t in self.sectors.merge(candidates, features[:, 0], features[:, 1], min_hits=min_hits)
+        ]
         merged.sort(key=lambda kt: int(kt[1][0]))
         found = Found([t for _, t in merged])
         if self.kind == "enccla":

@@ -28,8 +28,7 @@ class Sectors:
 
     def __post_init__(self) -> None:
         if self.n < 1 or not 0.0 <= self.overlap < math.pi:
-            raise ValueError(f"sectors: n must be >= 1 and overlap in [0, pi), got n={self.n}, "
-                             f"overlap={self.overlap}")
+            raise ValueError(f"sectors: n must be >= 1 and overlap in [0, pi), got n={self.n}, overlap={self.overlap}")
 
     @property
     def centres(self) -> np.ndarray:
@@ -65,8 +64,9 @@ class Sectors:
         out[:, j] = -s * rows[:, i] + c * rows[:, j]
         return out
 
-    def merge(self, candidates: list[tuple[int, np.ndarray]], x: np.ndarray, y: np.ndarray,
-              min_hits: int) -> list[tuple[int, np.ndarray]]:
+    def merge(
+        self, candidates: list[tuple[int, np.ndarray]], x: np.ndarray, y: np.ndarray, min_hits: int
+    ) -> list[tuple[int, np.ndarray]]:
         """The tracks of all windows made one set: ``candidates`` are (sector, event hit indices);
         those whose mean phi lies in their own sector's core are kept, longest first, each losing
         the hits a longer one took; what keeps ``min_hits`` is returned as (sector, indices)."""

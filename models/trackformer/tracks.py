@@ -27,8 +27,9 @@ def cluster(prediction: np.ndarray, *, min_cluster_size: int, min_samples: int) 
         return []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        labels = HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples,
-                         copy=True).fit_predict(np.asarray(prediction, np.float64))
+        labels = HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, copy=True).fit_predict(
+            np.asarray(prediction, np.float64)
+        )
     return _groups(labels)
 
 

@@ -25,15 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from ...sim.premix import SIGNALS, SM_COCKTAIL, L1Dataset
-from ..registry import cache_dir
+from recotrig.edm.trigger import SIGNALS, SM_COCKTAIL
+from recotrig.models.registry import cache_dir
+from recotrig.sim.premix import L1Dataset
 
 __all__ = ["COCKTAIL_NOTE", "DATASETS", "AnomalyData", "background", "signal"]
 
 COCKTAIL_NOTE = (
     "QCD multijets (34 % of the ADC2021 cocktail) are left out: with a 23 GeV lepton requirement "
     "they pass at ~1e-4 (ADC2021 Table 1: 0.08 % x 9.6 %), which would need ~1e8 generated events "
-    "for 10,000 selected ones here. The cocktail is W, Z, tt-bar only, so its background is more lepton-like and less jetty "
+    "for 10,000 selected ones here. The cocktail is W, Z, tt-bar only, so its background is more "
+    "lepton-like and less jetty "
     "than ADC2021's; AUCs are not strictly comparable (ours are for an easier background mix in "
     "jet activity, a harder one in lepton content)."
 )
@@ -60,8 +62,16 @@ class AnomalyData:
 
 DATASETS = {
     "zerobias-mu60": AnomalyData("zerobias-mu60", 60.0, ("zerobias",), (1_120_000,), (1_000_000,), (1,), (3,), False),
-    "adc2021-mu20": AnomalyData("adc2021-mu20", 20.0, SM_COCKTAIL, (80_000, 27_000, 3_000), (40_000, 13_000, 1_500),
-                                (201, 202, 203), (301, 302, 303), True),
+    "adc2021-mu20": AnomalyData(
+        "adc2021-mu20",
+        20.0,
+        SM_COCKTAIL,
+        (80_000, 27_000, 3_000),
+        (40_000, 13_000, 1_500),
+        (201, 202, 203),
+        (301, 302, 303),
+        True,
+    ),
 }
 
 
@@ -101,8 +111,13 @@ def _mix(name: str, split: str, jobs: int) -> tuple[np.ndarray, dict[str, Any]]:
         ds = L1Dataset(process, data.mu, n, seed=seed, pool_seed=pool)
         parts[process] = _features(ds, data.lepton_filter, jobs)
         xs = ds.metadata().get("cross_section_mb", 0.0)
-        info[process] = {"generated": n, "selected": len(parts[process]), "efficiency": len(parts[process]) / n,
-                         "cross_section_mb": xs, "seed": seed}
+        info[process] = {
+            "generated": n,
+            "selected": len(parts[process]),
+            "efficiency": len(parts[process]) / n,
+            "cross_section_mb": xs,
+            "seed": seed,
+        }
     if len(parts) == 1:
         (x,) = parts.values()
         return x, {"processes": info, "pool_seed": pool, "mu": data.mu}
@@ -113,7 +128,7 @@ def _mix(name: str, split: str, jobs: int) -> tuple[np.ndarray, dict[str, Any]]:
     rng = np.random.default_rng(sum(seeds))
     chosen = []
     for p, x in parts.items():
-        k = int(round(n_total * fraction[p]))
+        k = round(n_total * fraction[p])
         chosen.append(x[np.sort(rng.choice(len(x), size=min(k, len(x)), replace=False))])
         info[p]["in_cocktail"] = len(chosen[-1])
         info[p]["fraction"] = fraction[p]
@@ -144,8 +159,14 @@ def signal(name: str, process: str, *, jobs: int = 2) -> tuple[np.ndarray, dict[
     def make():
         ds = L1Dataset(process, data.mu, data.n_signal, seed=data.signal_seed, pool_seed=POOL_TEST)
         x = _features(ds, data.lepton_filter, jobs)
-        return x, {"process": process, "generated": data.n_signal, "selected": len(x), "mu": data.mu,
-                   "seed": data.signal_seed, "pool_seed": POOL_TEST}
+        return x, {
+            "process": process,
+            "generated": data.n_signal,
+            "selected": len(x),
+            "mu": data.mu,
+            "seed": data.signal_seed,
+            "pool_seed": POOL_TEST,
+        }
 
     x, meta = _cached(cache_dir("anomaly") / f"{name}-{process}.npy", make)
     return np.asarray(x), meta

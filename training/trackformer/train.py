@@ -3,7 +3,7 @@
     recotrig train trackformer --model encreg|enccla --dataset 10-50|200-500 [--epochs 60] [--output DIR]
 
 The model goes to ``recotrig-models/`` (or ``--output DIR``), never over a model there without
-``--force``, and into the shipped models only with ``--replace-shipped`` (``models.training``).
+``--force``, and into the shipped models only with ``--replace-shipped`` (``training.common``).
 
 1. Stores: three simulated stores at mu = 20 with different seeds (training, validation, held-out
    test), made with ``recotrig simulate`` into the cache folder unless given (``--stores``).
@@ -32,18 +32,23 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from recotrig.edm import HitTruth, Tracks
 from recotrig.framework.arguments import ArgumentParser, integer
 from recotrig.framework.sequencer import MAX_JOBS
 from recotrig.io.fileset import expand
+from recotrig.io.samples import SAMPLE_MU20
 from recotrig.metrics.tracking import match_tracks, trackml_score
-from recotrig.models.registry import cache_dir, load as load_model, sha256, write_card
+from recotrig.models.registry import cache_dir, sha256, write_card
+from recotrig.models.registry import load as load_model
 from recotrig.models.runtime import Session
-from recotrig.models.trackformer import classes, dataset
+from recotrig.models.trackformer import classes
 from recotrig.models.trackformer.inference import Finder, Prediction, params_of
-from recotrig.models.trackformer.model import Encoder, TopK
 from recotrig.models.trackformer.sectors import Sectors
-from recotrig.models.training import Checkpoint, add_output_options, export_onnx, machine, model_output, run_epochs
+from recotrig.sim.store import simulate
+from recotrig.training.common import Checkpoint, add_output_options, export_onnx, machine, model_output, run_epochs
+from recotrig.training.trackformer import dataset
+from recotrig.training.trackformer.model import Encoder, TopK
 
 __all__ = ["main", "retune", "train", "tune", "tuning_grid"]
 
@@ -58,9 +63,11 @@ SPLIT_SEEDS = {"train": 0, "val": 1000, "test": 2000}  # reduction seeds per spl
 LINK_OVERLAPS = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 #: validation scores this close to the best count as equal in tuning (see ``tune``)
 TIE = 1e-3
-ALGORITHM = {"encreg": "sklearn.cluster.HDBSCAN",
-             "enccla": "top-1 classes, linked where their hits' top-k posteriors overlap by more than link_overlap "
-                       "(tracks.linked)"}
+ALGORITHM = {
+    "encreg": "sklearn.cluster.HDBSCAN",
+    "enccla": "top-1 classes, linked where their hits' top-k posteriors overlap by more than link_overlap "
+    "(tracks.linked)",
+}
 
 
 def _cache() -> Path:
@@ -86,14 +93,13 @@ def _simulation(split: str, events: int) -> dict[str, Any]:
     return {"events": events, "seed": seeds[0] if len(seeds) == 1 else seeds, "mu": 20}
 
 
-def simulated_stores(folder: Path, jobs: int = 2, train_events: int | None = None,
-                     splits: tuple[str, ...] = tuple(SIMULATION)) -> dict[str, str]:
+def simulated_stores(
+    folder: Path, jobs: int = 2, train_events: int | None = None, splits: tuple[str, ...] = tuple(SIMULATION)
+) -> dict[str, str]:
     """The simulated stores of each split, made into ``folder`` when missing. Up to ``PIECE``
     training crossings are one store of seed 101 (its first crossings are the same for any number);
     more are stores of ``PIECE`` crossings each, seeds 1101, 1102, ... (made one by one, so a long
     simulation resumes where it stopped); the train entry then names them one per line."""
-    from recotrig.sequences.simulate_cmd import main as simulate
-
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for split in splits:
@@ -105,8 +111,7 @@ def simulated_stores(folder: Path, jobs: int = 2, train_events: int | None = Non
             suffix = "" if (n, s) == SIMULATION[split] else f"_n{n}"
             path = folder / f"{split}_mu20_seed{s}{suffix}.root"
             if not path.exists():
-                simulate(["-o", str(path), "-n", str(n), "--mu", "20", "--seed", str(s), "-j", str(jobs),
-                          "--no-progress"])
+                simulate(path, events=n, mu=20.0, seed=s, jobs=jobs, progress=False)
             paths.append(str(path))
         out[split] = "\n".join(paths)
     return out
@@ -118,17 +123,30 @@ def _windows(samples: list[dataset.Sample], sectors: Sectors) -> list[dataset.Sa
     for s in samples:
         for k, w in enumerate(sectors.windows(s.features[:, 0], s.features[:, 1])):
             if len(w):
-                out.append(dataset.Sample(sectors.rotate(s.features[w], k), sectors.rotate_targets(s.targets[w], k),
-                                          s.momentum[w], s.hit_ids[w], s.particle_ids[w], s.weights[w]))
+                out.append(
+                    dataset.Sample(
+                        sectors.rotate(s.features[w], k),
+                        sectors.rotate_targets(s.targets[w], k),
+                        s.momentum[w],
+                        s.hit_ids[w],
+                        s.particle_ids[w],
+                        s.weights[w],
+                    )
+                )
     return out
 
 
-def _batches(windows: list[dataset.Sample], labels: list[np.ndarray], size: int, rng: np.random.Generator,
-             norm: dict[str, np.ndarray]):
+def _batches(
+    windows: list[dataset.Sample],
+    labels: list[np.ndarray],
+    size: int,
+    rng: np.random.Generator,
+    norm: dict[str, np.ndarray],
+):
     """Padded batches: hits, mask and the targets (EncReg: z-scored; EncCla: class ids, -1 on padding)."""
     order = rng.permutation(len(windows))
     for start in range(0, len(order), size):
-        chosen = order[start:start + size]
+        chosen = order[start : start + size]
         n = max(len(windows[i].hit_ids) for i in chosen)
         x = np.zeros((len(chosen), n, 3), np.float32)
         m = np.zeros((len(chosen), n), np.float32)
@@ -142,8 +160,9 @@ def _batches(windows: list[dataset.Sample], labels: list[np.ndarray], size: int,
         yield torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(m)
 
 
-def _datasets(stores: dict[str, str], *, data: str, draws: int, seed: int, max_events: int | None,
-              cache: Path) -> dict[str, list[dataset.Sample]]:
+def _datasets(
+    stores: dict[str, str], *, data: str, draws: int, seed: int, max_events: int | None, cache: Path
+) -> dict[str, list[dataset.Sample]]:
     """The reduced events of each split's stores (a fileset spec: several stores are reduced and
     cached one by one), built once into ``cache`` and read from there."""
     low, high = DATASETS[data]
@@ -154,14 +173,19 @@ def _datasets(stores: dict[str, str], *, data: str, draws: int, seed: int, max_e
         for store in expand(spec):
             cached = cache / f"{Path(store).stem}-{split}-{low}-{high}-d{draws}-s{seed}-n{max_events}.npz"
             if not cached.exists():
-                dataset.save(dataset.build(store, low=low, high=high, draws=draws, seed=seed + SPLIT_SEEDS[split],
-                                           max_events=max_events), cached)
+                dataset.save(
+                    dataset.build(
+                        store, low=low, high=high, draws=draws, seed=seed + SPLIT_SEEDS[split], max_events=max_events
+                    ),
+                    cached,
+                )
             samples[split] += dataset.load(cached)
     return samples
 
 
-def _runs(finder: Finder, samples: list[dataset.Sample], params: dict[str, Any],
-          predictions: list[Prediction] | None = None):
+def _runs(
+    finder: Finder, samples: list[dataset.Sample], params: dict[str, Any], predictions: list[Prediction] | None = None
+):
     """Per reduced event with weight: the finder's tracks, the truth, and the finder's seconds
     (predictions reused when given)."""
     for i, sample in enumerate(samples):
@@ -181,8 +205,9 @@ def _score(finder: Finder, samples: list[dataset.Sample], params: dict[str, Any]
     return float(np.mean(scores)) if scores else math.nan
 
 
-def _metrics(finder: Finder, samples: list[dataset.Sample], params: dict[str, Any],
-             predictions: list[Prediction] | None = None) -> dict[str, Any]:
+def _metrics(
+    finder: Finder, samples: list[dataset.Sample], params: dict[str, Any], predictions: list[Prediction] | None = None
+) -> dict[str, Any]:
     """The mean TrackML score, the duplicate rate (duplicate tracks / tracks over all events, ACTS's
     ``duplicateratio_tracks``), the events and the finder's milliseconds per event."""
     scores, duplicates, found, seconds = [], 0, 0, 0.0
@@ -191,9 +216,12 @@ def _metrics(finder: Finder, samples: list[dataset.Sample], params: dict[str, An
         duplicates += int(match_tracks(tracks, truth).duplicate.sum())
         found += len(tracks)
         seconds += t
-    return {"trackml_score": float(np.mean(scores)) if scores else math.nan,
-            "duplicate_rate": duplicates / found if found else math.nan,
-            "events": len(samples), "ms_per_event": 1e3 * seconds / max(1, len(samples))}
+    return {
+        "trackml_score": float(np.mean(scores)) if scores else math.nan,
+        "duplicate_rate": duplicates / found if found else math.nan,
+        "events": len(samples),
+        "ms_per_event": 1e3 * seconds / max(1, len(samples)),
+    }
 
 
 def tuning_grid(kind: str) -> list[dict[str, Any]]:
@@ -205,8 +233,13 @@ def tuning_grid(kind: str) -> list[dict[str, Any]]:
     return [{"min_hits": h, "link_overlap": o} for h in (1, 2, 3, 4) for o in LINK_OVERLAPS]
 
 
-def tune(finder: Finder, samples: dict[str, list[dataset.Sample]], *, stores: dict[str, str],
-         predictions: list[Prediction] | None = None) -> dict[str, Any]:
+def tune(
+    finder: Finder,
+    samples: dict[str, list[dataset.Sample]],
+    *,
+    stores: dict[str, str],
+    predictions: list[Prediction] | None = None,
+) -> dict[str, Any]:
     """The track building tuned on ``samples["val"]`` through ``finder`` (its ``predictions`` on
     them reused when given) and scored on ``samples["test"]``: a card's ``clustering``,
     ``validation`` and ``held_out`` entries (``stores``: the stores they come from).
@@ -222,14 +255,18 @@ def tune(finder: Finder, samples: dict[str, list[dataset.Sample]], *, stores: di
     near = [(p, s) for p, s in zip(grid, scores) if s >= scores.max() - TIE]
     tuned = max(near, key=lambda ps: (ps[0].get("min_hits", 0), ps[1]))[0]
     validation = _metrics(finder, val, tuned, predictions)
-    return {"clustering": {"algorithm": ALGORITHM[finder.kind], **tuned},
-            "validation": {"store": Path(stores["val"]).name, "trackml_score": validation["trackml_score"],
-                           "duplicate_rate": validation["duplicate_rate"]},
-            "held_out": {"store": Path(stores["test"]).name, **_metrics(finder, samples["test"], tuned)}}
+    return {
+        "clustering": {"algorithm": ALGORITHM[finder.kind], **tuned},
+        "validation": {
+            "store": Path(stores["val"]).name,
+            "trackml_score": validation["trackml_score"],
+            "duplicate_rate": validation["duplicate_rate"],
+        },
+        "held_out": {"store": Path(stores["test"]).name, **_metrics(finder, samples["test"], tuned)},
+    }
 
 
-def retune(model: str | Path, *, stores: dict[str, str] | None = None,
-           max_events: int | None = None) -> dict[str, Any]:
+def retune(model: str | Path, *, stores: dict[str, str] | None = None, max_events: int | None = None) -> dict[str, Any]:
     """``tune`` again for an existing TrackFormer model (ONNX + card: a shipped model's name or a
     path), with no training: the reductions of its card's data set, seeds and draws, and ONNX
     Runtime on 1 thread. ``stores``: {"val": ..., "test": ...} (default: the training's simulated
@@ -243,18 +280,27 @@ def retune(model: str | Path, *, stores: dict[str, str] | None = None,
     if stores is None:
         made = {split: card["data"]["simulation"][split]["seed"] for split in ("val", "test")}
         if made != {split: SIMULATION[split][1] for split in made}:
-            raise ValueError(f"{loaded.onnx}: its validation and test stores have seeds {made}, not the training's "
-                             "defaults: give the stores")
+            raise ValueError(
+                f"{loaded.onnx}: its validation and test stores have seeds {made}, not the training's "
+                "defaults: give the stores"
+            )
         stores = simulated_stores(_cache() / "stores", jobs=1, splits=("val", "test"))
     data = card["data"]["dataset"]
-    samples = _datasets(stores, data=data, draws=int(card["data"]["draws_per_crossing"]), seed=int(card["seed"]),
-                        max_events=max_events, cache=_cache() / "work" / "datasets")
+    samples = _datasets(
+        stores,
+        data=data,
+        draws=int(card["data"]["draws_per_crossing"]),
+        seed=int(card["seed"]),
+        max_events=max_events,
+        cache=_cache() / "work" / "datasets",
+    )
     finder = Finder(Session(loaded.onnx, threads=1), card)
     entries = tune(finder, samples, stores=stores)
     tuned = params_of({**card, "clustering": entries["clustering"]})
     entries["sample_check"] = _sample_check(finder, tuned, data)
-    entries["summary"] = _summary(card["kind"], data, int(card["sectors"]["n"]), card.get("classes", {}).get("count"),
-                                  entries["clustering"])
+    entries["summary"] = _summary(
+        card["kind"], data, int(card["sectors"]["n"]), card.get("classes", {}).get("count"), entries["clustering"]
+    )
     return entries
 
 
@@ -262,29 +308,42 @@ def _summary(kind: str, data: str, sectors: int, count: int | None, clustering: 
     """The card's one-paragraph description."""
     low, high = DATASETS[data]
     if kind == "encreg":
-        method = ("a transformer encoder regresses [theta, sin phi, cos phi, q] per pixel hit, HDBSCAN groups hits "
-                  "into tracks")
+        method = (
+            "a transformer encoder regresses [theta, sin phi, cos phi, q] per pixel hit, HDBSCAN groups hits "
+            "into tracks"
+        )
     else:
-        method = (f"a transformer encoder classifies each pixel hit into {count} track classes (quantile bins of phi, "
-                  "theta, p and the charge); " +
-                  ("the hits of classes whose hits' top-k posteriors overlap are a track"
-                   if clustering.get("link_overlap") else "the hits of a class are a track"))
-    return (f"TrackFormer {kind}: {method}. Trained on {low}-{high}-track reductions of simulated mu = 20 crossings "
-            f"(generic detector, pixel volumes 7, 8, 9), cut into {sectors} phi sector(s).")
+        method = (
+            f"a transformer encoder classifies each pixel hit into {count} track classes (quantile bins of phi, "
+            "theta, p and the charge); "
+            + (
+                "the hits of classes whose hits' top-k posteriors overlap are a track"
+                if clustering.get("link_overlap")
+                else "the hits of a class are a track"
+            )
+        )
+    return (
+        f"TrackFormer {kind}: {method}. Trained on {low}-{high}-track reductions of simulated mu = 20 crossings "
+        f"(generic detector, pixel volumes 7, 8, 9), cut into {sectors} phi sector(s)."
+    )
 
 
 #: the quick check of a shipped model (tests/test_trackformer.py): the bundled mu = 20 sample (never
 #: used in training or tuning), reduced with these settings per data set
-SAMPLE_CHECK = {"10-50": {"low": 10, "high": 50, "draws": 5, "seed": 7},
-                "200-500": {"low": 200, "high": 500, "draws": 1, "seed": 7}}
+SAMPLE_CHECK = {
+    "10-50": {"low": 10, "high": 50, "draws": 5, "seed": 7},
+    "200-500": {"low": 200, "high": 500, "draws": 1, "seed": 7},
+}
 
 
 def _sample_check(finder: Finder, params: dict[str, int], data: str) -> dict[str, Any]:
-    from recotrig.sequences.samples import SAMPLE_MU20
-
     samples = dataset.build(str(SAMPLE_MU20), **SAMPLE_CHECK[data])
-    return {"store": SAMPLE_MU20.name, **SAMPLE_CHECK[data], "events": len(samples),
-            "trackml_score": _score(finder, samples, params)}
+    return {
+        "store": SAMPLE_MU20.name,
+        **SAMPLE_CHECK[data],
+        "events": len(samples),
+        "trackml_score": _score(finder, samples, params),
+    }
 
 
 def evaluate(model_path: str | Path, samples: list[dataset.Sample], card: dict[str, Any]) -> float:
@@ -296,33 +355,66 @@ def export(model: torch.nn.Module, path: str | Path, *, top_k: int = 0) -> None:
     """ONNX with dynamic event and hit axes; EncCla (``top_k`` > 0) ends in softmax and top-k."""
     axes = {"events": 0, "hits": 1}
     names = ["output"] if not top_k else ["classes", "probabilities"]
-    export_onnx(model if not top_k else TopK(model, top_k), (torch.zeros(1, 7, 3), torch.ones(1, 7)), path,
-                inputs=["hits", "mask"], outputs=names,
-                dynamic_axes={n: {i: a for a, i in axes.items()} for n in ["hits", "mask", *names]})
+    export_onnx(
+        model if not top_k else TopK(model, top_k),
+        (torch.zeros(1, 7, 3), torch.ones(1, 7)),
+        path,
+        inputs=["hits", "mask"],
+        outputs=names,
+        dynamic_axes={n: {i: a for a, i in axes.items()} for n in ["hits", "mask", *names]},
+    )
 
 
-def train(*, name: str, kind: str = "encreg", data: str = "10-50", stores: dict[str, str], out: Path, work: Path,
-          epochs: int, seed: int, draws: int, d: int, layers: int, heads: int, batch: int, lr: float, threads: int,
-          sectors: tuple[int, float] | None = None, max_events: int | None = None, bins: dict[str, int] | None = None,
-          progress: bool = True) -> dict[str, Any]:
+def train(
+    *,
+    name: str,
+    kind: str = "encreg",
+    data: str = "10-50",
+    stores: dict[str, str],
+    out: Path,
+    work: Path,
+    epochs: int,
+    seed: int,
+    draws: int,
+    d: int,
+    layers: int,
+    heads: int,
+    batch: int,
+    lr: float,
+    threads: int,
+    sectors: tuple[int, float] | None = None,
+    max_events: int | None = None,
+    bins: dict[str, int] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     sectors = Sectors(*(sectors or SECTORS[data]))
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     work.mkdir(parents=True, exist_ok=True)
-    samples = _datasets(stores, data=data, draws=draws, seed=seed, max_events=max_events,
-                        cache=work.parent / "datasets")  # shared by the models trained on the same reductions
+    samples = _datasets(
+        stores, data=data, draws=draws, seed=seed, max_events=max_events, cache=work.parent / "datasets"
+    )  # shared by the models trained on the same reductions
     windows = _windows(samples["train"], sectors)
     features = np.concatenate([s.features for s in windows])
     targets = np.concatenate([s.targets for s in windows])
-    norm = {"features_mean": features.mean(0), "features_std": features.std(0) + 1e-6,
-            "targets_mean": targets.mean(0), "targets_std": targets.std(0) + 1e-6}
+    norm = {
+        "features_mean": features.mean(0),
+        "features_std": features.std(0) + 1e-6,
+        "targets_mean": targets.mean(0),
+        "targets_std": targets.std(0) + 1e-6,
+    }
     labels, class_card = [], None
     if kind == "enccla":
         edges = classes.edges(targets, np.concatenate([s.momentum for s in windows]), bins or classes.BINS)
         labels = [classes.labels(s.targets, s.momentum, edges) for s in windows]
-        class_card = {"parameters": ["phi", "theta", "p", "q"], "bins": {k: len(e) + 1 for k, e in edges.items()},
-                      "edges": edges, "count": classes.count(edges), "top_k": TOP_K,
-                      "phi": "relative to the sector centre" if sectors.n > 1 else "absolute"}
+        class_card = {
+            "parameters": ["phi", "theta", "p", "q"],
+            "bins": {k: len(e) + 1 for k, e in edges.items()},
+            "edges": edges,
+            "count": classes.count(edges),
+            "top_k": TOP_K,
+            "phi": "relative to the sector centre" if sectors.n > 1 else "absolute",
+        }
     outputs = 4 if kind == "encreg" else class_card["count"]
     model = Encoder(outputs=outputs, d=d, layers=layers, heads=heads, ff=2 * d)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
@@ -341,8 +433,9 @@ def train(*, name: str, kind: str = "encreg", data: str = "10-50", stores: dict[
                 loss = torch.nn.functional.cross_entropy(model(x, m).flatten(0, 1), y.flatten(), ignore_index=-1)
             yield loss, len(x)
 
-    seconds, loss_value = run_epochs(model, optimiser, schedule, checkpoint, start=start, epochs=epochs,
-                                     batches=batches, progress=progress)
+    seconds, loss_value = run_epochs(
+        model, optimiser, schedule, checkpoint, start=start, epochs=epochs, batches=batches, progress=progress
+    )
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / f"{name}.onnx"
@@ -352,8 +445,11 @@ def train(*, name: str, kind: str = "encreg", data: str = "10-50", stores: dict[
         "family": "trackformer",
         "kind": kind,
         "inputs": {"hits": ["events", "hits", 3], "mask": ["events", "hits"]},
-        "outputs": ({"output": ["events", "hits", 4]} if kind == "encreg" else
-                    {"classes": ["events", "hits", TOP_K], "probabilities": ["events", "hits", TOP_K]}),
+        "outputs": (
+            {"output": ["events", "hits", 4]}
+            if kind == "encreg"
+            else {"classes": ["events", "hits", TOP_K], "probabilities": ["events", "hits", TOP_K]}
+        ),
         "features": dataset.FEATURES,
         "units": {"x": "mm", "y": "mm", "z": "mm"},
         "targets": dataset.TARGETS if kind == "encreg" else "classes",
@@ -374,20 +470,33 @@ def train(*, name: str, kind: str = "encreg", data: str = "10-50", stores: dict[
         **card,
         "summary": _summary(kind, data, sectors.n, class_card and class_card["count"], tuning["clustering"]),
         "clustering": tuning["clustering"],
-        "hyper_parameters": {"d": d, "layers": layers, "heads": heads, "ff": 2 * d, "batch": batch, "lr": lr,
-                             "epochs": epochs, "optimiser": "Adam + cosine schedule",
-                             "loss": "MSE" if kind == "encreg" else "cross-entropy"},
+        "hyper_parameters": {
+            "d": d,
+            "layers": layers,
+            "heads": heads,
+            "ff": 2 * d,
+            "batch": batch,
+            "lr": lr,
+            "epochs": epochs,
+            "optimiser": "Adam + cosine schedule",
+            "loss": "MSE" if kind == "encreg" else "cross-entropy",
+        },
         "parameters": int(sum(p.numel() for p in model.parameters())),
-        "data": {"dataset": data, "draws_per_crossing": draws, "windows": {"train": len(windows)},
-                 "stores": {split: [Path(path).name for path in expand(spec)] for split, spec in stores.items()},
-                 "simulation": {split: _simulation(split, len(samples[split]) // max(1, draws))
-                                for split in SIMULATION},
-                 "events": {split: len(v) for split, v in samples.items()}},
+        "data": {
+            "dataset": data,
+            "draws_per_crossing": draws,
+            "windows": {"train": len(windows)},
+            "stores": {split: [Path(path).name for path in expand(spec)] for split, spec in stores.items()},
+            "simulation": {split: _simulation(split, len(samples[split]) // max(1, draws)) for split in SIMULATION},
+            "events": {split: len(v) for split, v in samples.items()},
+        },
         "seed": seed,
-        "command": (f"recotrig train trackformer --model {kind} --dataset {data} --epochs {epochs} --seed {seed} "
-                    f"--draws {draws} --train-events {len(samples['train']) // max(1, draws)} --d {d} "
-                    f"--layers {layers} --heads {heads} --batch {batch} --lr {lr} --sectors {sectors.n} "
-                    f"--overlap {sectors.overlap}" + (f" --name {name}" if name != f"trackformer-{kind}-{data}" else "")),
+        "command": (
+            f"recotrig train trackformer --model {kind} --dataset {data} --epochs {epochs} --seed {seed} "
+            f"--draws {draws} --train-events {len(samples['train']) // max(1, draws)} --d {d} "
+            f"--layers {layers} --heads {heads} --batch {batch} --lr {lr} --sectors {sectors.n} "
+            f"--overlap {sectors.overlap}" + (f" --name {name}" if name != f"trackformer-{kind}-{data}" else "")
+        ),
         "training": {"seconds": round(seconds, 1), "final_loss": loss_value, "machine": machine(threads)},
         "held_out": tuning["held_out"],
         "validation": tuning["validation"],
@@ -400,8 +509,9 @@ def train(*, name: str, kind: str = "encreg", data: str = "10-50", stores: dict[
     return card
 
 
-def _onnx_vs_torch(model: torch.nn.Module, finder: Finder, samples: list[dataset.Sample],
-                   predictions: list[Any], kind: str) -> tuple[float, float]:
+def _onnx_vs_torch(
+    model: torch.nn.Module, finder: Finder, samples: list[dataset.Sample], predictions: list[Any], kind: str
+) -> tuple[float, float]:
     """The largest differences, on the windows of ``samples`` (their ONNX ``predictions`` given),
     between ONNX Runtime's and torch's outputs (EncReg: the z-scored regression; EncCla: the top-k
     probabilities), and between torch in
@@ -427,21 +537,31 @@ def _onnx_vs_torch(model: torch.nn.Module, finder: Finder, samples: list[dataset
 
 
 def main(argv: list[str]) -> int:
-    parser = ArgumentParser(prog="recotrig train trackformer", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(
+        prog="recotrig train trackformer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", choices=("encreg", "enccla"), default="encreg")
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="10-50")
     parser.add_argument("--name", default=None, help="model name (default trackformer-<model>-<dataset>)")
     add_output_options(parser)
     parser.add_argument("--stores", default=None, help="train,val,test stores (default: simulated into the cache)")
     parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--draws", type=int, default=None, help="reductions per crossing (default: 20 at 10-50, "
-                        "4 at 200-500)")
+    parser.add_argument(
+        "--draws", type=int, default=None, help="reductions per crossing (default: 20 at 10-50, 4 at 200-500)"
+    )
     parser.add_argument("--sectors", type=int, default=None, help="phi sectors (default: 1 at 10-50, 12 at 200-500)")
-    parser.add_argument("--overlap", type=float, default=None, help="rad added on each side of a sector (default: "
-                        "0 at 10-50, 0.1 at 200-500)")
-    parser.add_argument("--train-events", type=int, default=SIMULATION["train"][0],
-                        help="simulated training crossings (seed 101; the first ones are the same for any number)")
+    parser.add_argument(
+        "--overlap",
+        type=float,
+        default=None,
+        help="rad added on each side of a sector (default: 0 at 10-50, 0.1 at 200-500)",
+    )
+    parser.add_argument(
+        "--train-events",
+        type=int,
+        default=SIMULATION["train"][0],
+        help="simulated training crossings (seed 101; the first ones are the same for any number)",
+    )
     parser.add_argument("--seed", type=integer(0, 2**32 - 1), default=1)
     parser.add_argument("--d", type=int, default=64)
     parser.add_argument("--layers", type=int, default=4)
@@ -451,10 +571,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=integer(1, MAX_JOBS), default=2)
     parser.add_argument("--max-events", type=int, default=None, help="crossings per store (default: all)")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--retune", metavar="MODEL", default=None,
-                        help="no training: tune the track building of an existing model (a shipped name or an .onnx "
-                             "path) again on the validation store, score it on the held-out one, and write the model "
-                             "with its new card (the ONNX file unchanged)")
+    parser.add_argument(
+        "--retune",
+        metavar="MODEL",
+        default=None,
+        help="no training: tune the track building of an existing model (a shipped name or an .onnx "
+        "path) again on the validation store, score it on the held-out one, and write the model "
+        "with its new card (the ONNX file unchanged)",
+    )
     a = parser.parse_args(argv)
     if a.stores and len(a.stores.split(",")) != 3:
         raise ValueError("--stores takes three stores: train,val,test")
@@ -469,12 +593,31 @@ def main(argv: list[str]) -> int:
     n, overlap = SECTORS[a.dataset]
     sectors = (a.sectors or n, overlap if a.overlap is None else a.overlap)
     with target.staged() as out:
-        card = train(name=name, kind=a.model, data=a.dataset, stores=stores, out=out, work=_cache() / "work" / name,
-                     epochs=a.epochs, seed=a.seed, draws=a.draws or DRAWS[a.dataset], sectors=sectors, d=a.d,
-                     layers=a.layers, heads=a.heads, batch=a.batch, lr=a.lr, threads=a.threads,
-                     max_events=a.max_events, progress=not a.no_progress)
-    print(json.dumps({k: card[k] for k in ("name", "held_out", "validation", "onnx_vs_torch_max_abs_diff",
-                                           "training")}, indent=1))
+        card = train(
+            name=name,
+            kind=a.model,
+            data=a.dataset,
+            stores=stores,
+            out=out,
+            work=_cache() / "work" / name,
+            epochs=a.epochs,
+            seed=a.seed,
+            draws=a.draws or DRAWS[a.dataset],
+            sectors=sectors,
+            d=a.d,
+            layers=a.layers,
+            heads=a.heads,
+            batch=a.batch,
+            lr=a.lr,
+            threads=a.threads,
+            max_events=a.max_events,
+            progress=not a.no_progress,
+        )
+    print(
+        json.dumps(
+            {k: card[k] for k in ("name", "held_out", "validation", "onnx_vs_torch_max_abs_diff", "training")}, indent=1
+        )
+    )
     return 0
 
 
@@ -491,7 +634,9 @@ def _retune_command(a: argparse.Namespace, argv: list[str]) -> int:
     with target.staged() as out:
         onnx = out / f"{name}.onnx"
         shutil.copyfile(loaded.onnx, onnx)
-        write_card(onnx, {**loaded.card, **entries, "name": name,
-                          "retune_command": " ".join(["recotrig train trackformer", *argv])})
+        write_card(
+            onnx,
+            {**loaded.card, **entries, "name": name, "retune_command": " ".join(["recotrig train trackformer", *argv])},
+        )
     print(json.dumps({k: entries[k] for k in ("clustering", "validation", "held_out")}, indent=1))
     return 0

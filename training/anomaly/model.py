@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .fixedpoint import FixedType, Layer, Spec
+from recotrig.models.anomaly.fixedpoint import FixedType, Layer, Spec
 
 __all__ = ["AnomalyNet", "QDense", "fake_quant"]
 
@@ -57,10 +57,20 @@ class AnomalyNet(nn.Module):
     """See the module docstring. ``shifts``: per-feature input shifts (inputs times 2**-shift);
     ``offsets``: per feature, subtracted after the shift, in input LSBs."""
 
-    def __init__(self, *, kind: str, shifts: np.ndarray, offsets: np.ndarray | None = None,
-                 sizes: tuple[int, ...] = (57, 32, 16, 8),
-                 input_type: FixedType, weight: FixedType, bias: FixedType, result: FixedType,
-                 feature_names: list[str] | None = None, score_features: list[int] | None = None):
+    def __init__(
+        self,
+        *,
+        kind: str,
+        shifts: np.ndarray,
+        offsets: np.ndarray | None = None,
+        sizes: tuple[int, ...] = (57, 32, 16, 8),
+        input_type: FixedType,
+        weight: FixedType,
+        bias: FixedType,
+        result: FixedType,
+        feature_names: list[str] | None = None,
+        score_features: list[int] | None = None,
+    ):
         super().__init__()
         if kind not in ("ae", "vae"):
             raise ValueError(f"kind must be 'ae' or 'vae', got {kind!r}")
@@ -70,8 +80,10 @@ class AnomalyNet(nn.Module):
         self.register_buffer("scale", torch.tensor(2.0 ** -np.asarray(shifts, np.float64), dtype=torch.float32))
         self.shifts = [int(s) for s in shifts]
         self.offsets = [int(o) for o in (offsets if offsets is not None else np.zeros(len(shifts), int))]
-        self.register_buffer("offset", torch.tensor(np.asarray(self.offsets, np.float64) * 2.0**-input_type.fraction,
-                                                    dtype=torch.float32))
+        self.register_buffer(
+            "offset",
+            torch.tensor(np.asarray(self.offsets, np.float64) * 2.0**-input_type.fraction, dtype=torch.float32),
+        )
         types = {"weight": weight, "bias": bias, "result": result}
         dims = list(sizes)
         n = len(dims) - 1
@@ -79,7 +91,8 @@ class AnomalyNet(nn.Module):
         back = dims[::-1]
         quantise_decoder = kind == "ae"
         self.decoder = nn.ModuleList(
-            QDense(back[i], back[i + 1], relu=i < n - 1, **types) if quantise_decoder
+            QDense(back[i], back[i + 1], relu=i < n - 1, **types)
+            if quantise_decoder
             else _Dense(back[i], back[i + 1], relu=i < n - 1)
             for i in range(n)
         )
@@ -133,9 +146,17 @@ class AnomalyNet(nn.Module):
         for m in layers:
             weights.append(m.types["weight"].from_float(m.weight.detach().double().numpy()))
             biases.append(m.types["bias"].from_float(m.bias.detach().double().numpy()))
-        return Spec(shifts=self.shifts, offsets=self.offsets, input=self.input_type, layers=[m.layer() for m in layers], weights=weights,
-                    biases=biases, feature_names=self.feature_names,
-                    score_kind="latent" if self.kind == "vae" else "mse", score_features=self.score_features)
+        return Spec(
+            shifts=self.shifts,
+            offsets=self.offsets,
+            input=self.input_type,
+            layers=[m.layer() for m in layers],
+            weights=weights,
+            biases=biases,
+            feature_names=self.feature_names,
+            score_kind="latent" if self.kind == "vae" else "mse",
+            score_features=self.score_features,
+        )
 
 
 class _Dense(nn.Linear):

@@ -5,7 +5,8 @@
     HitReader -> ActsCKF -> KDEBuilder -> TruthVertexTracks, ActsAMVF (Gaussian seeder)
 
 — and writes the KDE, the truth vertices with their matched-track counts and promised z
-resolution, and AMVF's vertices into ``<store>.pvdata.<binning>.root`` in the cache folder (``-j`` processes, output identical
+resolution, and AMVF's vertices into ``<store>.pvdata.<binning>.root`` in the cache folder (``-j``
+processes, output identical
 for any number). ``load`` reads it back as arrays: the KDE features (events, 4, bins) and, per
 event, the truth vertices (z, n_reconstructable, sigma_z_tracks) and AMVF's z positions.
 Training, validation and evaluation therefore see full-chain CKF tracks only.
@@ -47,10 +48,10 @@ def sequence(store: str, output: str, binning: dict[str, float | int]) -> list:
     from recotrig.algorithms.acts.amvf import ActsAMVF
     from recotrig.algorithms.acts.ckf import ActsCKF
     from recotrig.algorithms.vertexing.kde_builder import KDEBuilder
-    from recotrig.algorithms.vertexing.truth_tracks import TruthVertexTracks
     from recotrig.io.hit_reader import HitReader
     from recotrig.io.writers import StoreWriter
-    from recotrig.sequences._acts import acts_options
+    from recotrig.sim.store import acts_options
+    from recotrig.training.pvfinder.truth_tracks import TruthVertexTracks
 
     acts = acts_options(store)
     return [
@@ -102,9 +103,15 @@ def concat(parts: list[Data]) -> Data:
     """One data set of several (the same binning)."""
     if len(parts) == 1:
         return parts[0]
-    return Data(np.concatenate([p.features for p in parts]), [z for p in parts for z in p.truth_z],
-                [n for p in parts for n in p.truth_n], [s for p in parts for s in p.truth_sigma],
-                [z for p in parts for z in p.amvf_z], parts[0].z, np.concatenate([p.event_ids for p in parts]))
+    return Data(
+        np.concatenate([p.features for p in parts]),
+        [z for p in parts for z in p.truth_z],
+        [n for p in parts for n in p.truth_n],
+        [s for p in parts for s in p.truth_sigma],
+        [z for p in parts for z in p.amvf_z],
+        parts[0].z,
+        np.concatenate([p.event_ids for p in parts]),
+    )
 
 
 def resolution_curve(data: Data, *, min_tracks: int = 2, max_tracks: int = 60) -> dict[str, float]:
@@ -129,8 +136,9 @@ def resolution(curve: dict[str, float], n: np.ndarray, floor: float) -> np.ndarr
     return np.maximum(curve["a_mm"] * np.maximum(np.asarray(n, np.float64), 1.0) ** -curve["b"], floor)
 
 
-def targets(data: Data, curve: dict[str, float], *, min_tracks: int = 2, floor: float = 0.01,
-            scale: float = 1.0) -> np.ndarray:
+def targets(
+    data: Data, curve: dict[str, float], *, min_tracks: int = 2, floor: float = 0.01, scale: float = 1.0
+) -> np.ndarray:
     """Target histograms (n, bins) float32 (see the module docstring); ``scale`` multiplies the
     widths."""
     from scipy.special import erf
@@ -147,6 +155,6 @@ def targets(data: Data, curve: dict[str, float], *, min_tracks: int = 2, floor: 
             lo, hi = max(lo, 0), min(hi, len(edges) - 1)
             if hi <= lo:
                 continue
-            cdf = 0.5 * (1 + erf((edges[lo:hi + 1] - zv) / (sv * math.sqrt(2))))
+            cdf = 0.5 * (1 + erf((edges[lo : hi + 1] - zv) / (sv * math.sqrt(2))))
             out[i, lo:hi] += np.diff(cdf).astype(np.float32)
     return out

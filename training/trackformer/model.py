@@ -39,8 +39,9 @@ class Block(nn.Module):
 class Encoder(nn.Module):
     """hits (batch, n, features) and mask (batch, n; 1 = hit, 0 = padding) -> (batch, n, outputs)."""
 
-    def __init__(self, *, features: int = 3, outputs: int = 4, d: int = 64, layers: int = 4, heads: int = 4,
-                 ff: int = 128):
+    def __init__(
+        self, *, features: int = 3, outputs: int = 4, d: int = 64, layers: int = 4, heads: int = 4, ff: int = 128
+    ):
         super().__init__()
         self.embed = nn.Linear(features, d)
         self.blocks = nn.ModuleList(Block(d, heads, ff) for _ in range(layers))

@@ -11,10 +11,12 @@ random number comes from (seed, event id, draw), so a data set is remade exactly
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from recotrig.edm import Hits, HitTruth, Particles
 from recotrig.edm.truth import hit_particles, trackml_weights
 from recotrig.framework.lookup import index_of
@@ -72,17 +74,16 @@ def build(store: str, *, low: int, high: int, draws: int, seed: int, max_events:
             sub_particles = particles.select(np.isin(particles.particle_id, chosen))
             weights = trackml_weights(sub_particles, sub_truth, sub_hits)
             features = np.stack([np.asarray(sub_hits[c], np.float32) for c in FEATURES], axis=1)
-            out.append(Sample(features, targets[keep], momentum[keep], np.asarray(sub_hits.hit_id), pid[keep],
-                              weights))
+            out.append(Sample(features, targets[keep], momentum[keep], np.asarray(sub_hits.hit_id), pid[keep], weights))
     return out
 
 
 def save(samples: list[Sample], path: str | Path) -> None:
     counts = np.asarray([len(s.hit_ids) for s in samples], np.int64)
     np.savez_compressed(
-        path, counts=counts,
-        **{f: np.concatenate([getattr(s, f) for s in samples]) if samples else np.zeros(0)
-           for f in FIELDS},
+        path,
+        counts=counts,
+        **{f: np.concatenate([getattr(s, f) for s in samples]) if samples else np.zeros(0) for f in FIELDS},
     )
 
 
@@ -93,5 +94,4 @@ def load(path: str | Path) -> list[Sample]:
             raise ValueError(f"{path}: a data set of an older format (no {missing}); remove it to rebuild it")
         arrays = {f: data[f] for f in ("counts", *FIELDS)}
     bounds = np.concatenate([[0], np.cumsum(arrays["counts"])])
-    return [Sample(*(arrays[f][a:b] for f in FIELDS))
-            for a, b in zip(bounds[:-1], bounds[1:])]
+    return [Sample(*(arrays[f][a:b] for f in FIELDS)) for a, b in itertools.pairwise(bounds)]

@@ -3,7 +3,7 @@
     recotrig train pvfinder [--epochs 40] [--output DIR]
 
 The model goes to ``recotrig-models/`` (or ``--output DIR``), never over a model there without
-``--force``, and into the shipped models only with ``--replace-shipped`` (``models.training``).
+``--force``, and into the shipped models only with ``--replace-shipped`` (``training.common``).
 
 1. Stores: simulated tt-bar + Poisson(mu) pile-up crossings (``STORES``: training, validation and
    held-out stores, each its own seed), made with ``recotrig simulate`` into the cache folder.
@@ -38,16 +38,19 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from recotrig.algorithms.vertexing.peaks import find_peaks
 from recotrig.edm import TruthVertices, Vertices
 from recotrig.framework.arguments import ArgumentParser, integer
 from recotrig.framework.sequencer import MAX_JOBS
+from recotrig.io.samples import SAMPLE_MU60
 from recotrig.metrics.vertexing import VertexMetrics
-from recotrig.models.pvfinder import dataset
-from recotrig.models.pvfinder.model import UNet, asymmetric_loss
 from recotrig.models.registry import cache_dir, sha256, write_card
 from recotrig.models.runtime import Session
-from recotrig.models.training import Checkpoint, add_output_options, export_onnx, machine, model_output, run_epochs
+from recotrig.sim.store import simulate
+from recotrig.training.common import Checkpoint, add_output_options, export_onnx, machine, model_output, run_epochs
+from recotrig.training.pvfinder import dataset
+from recotrig.training.pvfinder.model import UNet, asymmetric_loss
 
 __all__ = ["BINNING", "STORES", "main", "store", "train"]
 
@@ -79,22 +82,24 @@ WARMUP_SCALE = 100.0
 
 def store(split: str, *, jobs: int = 2, events: int | None = None) -> Path:
     """The simulated store of a split (made unless it exists in the cache)."""
-    from recotrig.sequences.simulate_cmd import main as simulate
-
     n, mu, seed = STORES[split]
     n = events or n
     path = cache_dir("pvfinder") / f"{split.split('_')[0]}_mu{mu}_ttbar_seed{seed}_n{n}.root"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        simulate(["-o", str(path), "-n", str(n), "--mu", str(mu), "--hard-scatter", "ttbar", "--seed", str(seed),
-                  "-j", str(jobs), "--no-progress"])
+        simulate(path, events=n, mu=float(mu), hard_scatter="ttbar", seed=seed, jobs=jobs, progress=False)
     return path
 
 
 def _truth(data: dataset.Data, i: int) -> TruthVertices:
     z = data.truth_z[i]
-    return TruthVertices(vertex_id=np.arange(len(z)), x=np.zeros(len(z)), y=np.zeros(len(z)), z=z,
-                         n_reconstructable=data.truth_n[i].astype(np.int32))
+    return TruthVertices(
+        vertex_id=np.arange(len(z)),
+        x=np.zeros(len(z)),
+        y=np.zeros(len(z)),
+        z=z,
+        n_reconstructable=data.truth_n[i].astype(np.int32),
+    )
 
 
 def window_figures(data: dataset.Data, reco_z: list[np.ndarray]) -> dict[str, float]:
@@ -106,13 +111,18 @@ def window_figures(data: dataset.Data, reco_z: list[np.ndarray]) -> dict[str, fl
         zero = np.zeros(len(z))
         acc.add_event(Vertices(x=zero, y=zero, z=z), _truth(data, i))
     r = acc.result()
-    return {"window_efficiency": r["window_efficiency"], "window_fp_per_event": r["window_fp_per_event"],
-            "efficiency_position": r["efficiency"], "vv_resolution_mm": r["vv_resolution"],
-            "window_z_sigma_core_mm": r["window_z_sigma_core"], "events": len(reco_z)}
+    return {
+        "window_efficiency": r["window_efficiency"],
+        "window_fp_per_event": r["window_fp_per_event"],
+        "efficiency_position": r["efficiency"],
+        "vv_resolution_mm": r["vv_resolution"],
+        "window_z_sigma_core_mm": r["window_z_sigma_core"],
+        "events": len(reco_z),
+    }
 
 
 def predict(session: Session, features: np.ndarray) -> np.ndarray:
-    return np.concatenate([session.run(kde=features[i:i + 1])["hist"] for i in range(len(features))])
+    return np.concatenate([session.run(kde=features[i : i + 1])["hist"] for i in range(len(features))])
 
 
 def _peaks_z(hists: np.ndarray, z: np.ndarray, params: dict[str, float]) -> list[np.ndarray]:
@@ -124,8 +134,12 @@ def tune(hists: np.ndarray, data: dataset.Data, fp_budget: float) -> tuple[dict[
     positives per event, the fewest false positives among equals (if none is within the budget:
     the fewest false positives)."""
     best, best_key = None, None
-    grid = [(t, i, p) for t in np.geomspace(1e-4, 1.0, 33) for i in (0.0, 0.03, 0.1, 0.2, 0.35, 0.5, 0.7)
-            for p in (0.02, 0.05, 0.1, 0.25)]
+    grid = [
+        (t, i, p)
+        for t in np.geomspace(1e-4, 1.0, 33)
+        for i in (0.0, 0.03, 0.1, 0.2, 0.35, 0.5, 0.7)
+        for p in (0.02, 0.05, 0.1, 0.25)
+    ]
     for threshold, min_integral, prominence in grid:
         params = {"threshold": float(threshold), "min_integral": min_integral, "min_prominence": prominence}
         figures = window_figures(data, _peaks_z(hists, data.z, params))
@@ -140,38 +154,61 @@ def tune(hists: np.ndarray, data: dataset.Data, fp_budget: float) -> tuple[dict[
 def _sample_check(session: Session, params: dict[str, float], jobs: int) -> dict[str, Any]:
     """Window figures on the bundled mu = 60 sample (never used in training or tuning): what
     tests/test_pvfinder.py checks the shipped model against."""
-    from recotrig.sequences.samples import SAMPLE_MU60
-
     data = dataset.load(dataset.build(SAMPLE_MU60, BINNING, jobs=jobs))
-    return {"store": SAMPLE_MU60.name, **window_figures(data, _peaks_z(predict(session, data.features), data.z, params)),
-            "amvf_gaussian": window_figures(data, data.amvf_z)}
+    return {
+        "store": SAMPLE_MU60.name,
+        **window_figures(data, _peaks_z(predict(session, data.features), data.z, params)),
+        "amvf_gaussian": window_figures(data, data.amvf_z),
+    }
 
 
 def export(model: torch.nn.Module, path: Path) -> None:
     """ONNX with dynamic event and bin axes."""
-    export_onnx(model, (torch.zeros(1, 4, 4000),), path, inputs=["kde"], outputs=["hist"],
-                dynamic_axes={"kde": {0: "events", 2: "bins"}, "hist": {0: "events", 1: "bins"}})
+    export_onnx(
+        model,
+        (torch.zeros(1, 4, 4000),),
+        path,
+        inputs=["kde"],
+        outputs=["hist"],
+        dynamic_axes={"kde": {0: "events", 2: "bins"}, "hist": {0: "events", 1: "bins"}},
+    )
 
 
 def _crops(features: np.ndarray, targets: np.ndarray, crop: int, batch: int, rng: np.random.Generator):
     order = rng.permutation(len(features))
     bins = features.shape[2]
     for start in range(0, len(order), batch):
-        rows = order[start:start + batch]
+        rows = order[start : start + batch]
         offsets = rng.integers(0, bins - crop + 1, len(rows))
         flips = rng.random(len(rows)) < 0.5
-        x = np.stack([features[r, :, o:o + crop] for r, o in zip(rows, offsets)])
-        y = np.stack([targets[r, o:o + crop] for r, o in zip(rows, offsets)])
+        x = np.stack([features[r, :, o : o + crop] for r, o in zip(rows, offsets)])
+        y = np.stack([targets[r, o : o + crop] for r, o in zip(rows, offsets)])
         x[flips] = x[flips, :, ::-1]  # z -> -z: the detector and the beam spot are symmetric
         y[flips] = y[flips, ::-1]
         yield torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
 
 
-def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, ...], kernels: tuple[int, ...],
-          asymmetry: float, crop: int, batch: int, lr: float, threads: int, warmup: int = 10,
-          target_scale: float = 1.0, jobs: int = 2,
-          events: dict[str, int] | None = None, stores: dict[str, str | Path] | None = None,
-          train_splits: tuple[str, ...] | None = None, progress: bool = True) -> dict[str, Any]:
+def train(
+    *,
+    name: str,
+    out: Path,
+    epochs: int,
+    seed: int,
+    channels: tuple[int, ...],
+    kernels: tuple[int, ...],
+    asymmetry: float,
+    crop: int,
+    batch: int,
+    lr: float,
+    threads: int,
+    warmup: int = 10,
+    target_scale: float = 1.0,
+    jobs: int = 2,
+    events: dict[str, int] | None = None,
+    stores: dict[str, str | Path] | None = None,
+    train_splits: tuple[str, ...] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     events = events or {}
@@ -193,10 +230,21 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
     model = UNet(channels=channels, kernels=kernels)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs)
-    config = {"stores": sorted(paths[s].name for s in train_splits), "channels": list(channels),
-              "kernels": list(kernels), "asymmetry": asymmetry, "crop": crop, "batch": batch, "lr": lr,
-              "epochs": epochs, "warmup": warmup, "target_scale": target_scale, "seed": seed}
+    config = {
+        "stores": sorted(paths[s].name for s in train_splits),
+        "channels": list(channels),
+        "kernels": list(kernels),
+        "asymmetry": asymmetry,
+        "crop": crop,
+        "batch": batch,
+        "lr": lr,
+        "epochs": epochs,
+        "warmup": warmup,
+        "target_scale": target_scale,
+        "seed": seed,
+    }
     checkpoint = Checkpoint(work / "checkpoint.pt", config)
+
     def batches(epoch: int):
         rng = np.random.default_rng([seed, epoch])  # the same crops whether or not a run resumed
         for x, y in _crops(features, targets, crop, batch, rng):
@@ -206,8 +254,16 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
             else:
                 yield asymmetric_loss(prediction, y, asymmetry=asymmetry), len(x)
 
-    seconds, loss_value = run_epochs(model, optimiser, schedule, checkpoint, epochs=epochs, batches=batches,
-                                     start=checkpoint.resume(model, optimiser, schedule), progress=progress)
+    seconds, loss_value = run_epochs(
+        model,
+        optimiser,
+        schedule,
+        checkpoint,
+        epochs=epochs,
+        batches=batches,
+        start=checkpoint.resume(model, optimiser, schedule),
+        progress=progress,
+    )
 
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
@@ -221,9 +277,14 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
     worst = float(np.abs(reference - hists[:10]).max())
     amvf_val = window_figures(val, val.amvf_z)
     params, val_figures = tune(hists, val, amvf_val["window_fp_per_event"])
-    operating_points = {"mu60": {**params, "tuned_on": paths["val"].name,
-                                 "fp_budget": f"AMVF's window false positives per event there, "
-                                              f"{amvf_val['window_fp_per_event']:.3f}", "validation": val_figures}}
+    operating_points = {
+        "mu60": {
+            **params,
+            "tuned_on": paths["val"].name,
+            "fp_budget": f"AMVF's window false positives per event there, {amvf_val['window_fp_per_event']:.3f}",
+            "validation": val_figures,
+        }
+    }
     for point, (split, budget) in OPERATING_POINTS.items():
         if split not in data:
             continue
@@ -232,10 +293,15 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
         limit = amvf_fp if budget is None else budget
         point_params, point_figures = tune(predict(session, other.features), other, limit)
         operating_points[point] = {
-            **point_params, "tuned_on": paths[split].name,
-            "fp_budget": (f"AMVF's window false positives per event there, {amvf_fp:.3f}" if budget is None
-                          else f"{budget} window false positives per event"),
-            "validation": point_figures}
+            **point_params,
+            "tuned_on": paths[split].name,
+            "fp_budget": (
+                f"AMVF's window false positives per event there, {amvf_fp:.3f}"
+                if budget is None
+                else f"{budget} window false positives per event"
+            ),
+            "validation": point_figures,
+        }
     test = data["test_mu60"]
     t0 = time.perf_counter()
     test_hists = predict(session, test.features)
@@ -247,45 +313,72 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
     card = {
         "name": name,
         "family": "pvfinder",
-        "summary": ("PV-Finder KDE-to-hist UNet: the KDE of a crossing's CKF tracks along the beam line (kde_a, "
-                    "kde_b, xmax, ymax per 100 um z bin) -> a vertex-density histogram; the peak finder turns it "
-                    "into vertices. Trained on full-chain CKF tracks of simulated tt-bar + Poisson(60) pile-up "
-                    "crossings (generic detector, 2 T)."),
-        "headline": (f"held-out mu=60 window efficiency {held_out['window_efficiency']:.3f} at "
-                     f"{held_out['window_fp_per_event']:.2f} FP/event (AMVF {amvf_test['window_efficiency']:.3f} at "
-                     f"{amvf_test['window_fp_per_event']:.2f})"),
+        "summary": (
+            "PV-Finder KDE-to-hist UNet: the KDE of a crossing's CKF tracks along the beam line (kde_a, "
+            "kde_b, xmax, ymax per 100 um z bin) -> a vertex-density histogram; the peak finder turns it "
+            "into vertices. Trained on full-chain CKF tracks of simulated tt-bar + Poisson(60) pile-up "
+            "crossings (generic detector, 2 T)."
+        ),
+        "headline": (
+            f"held-out mu=60 window efficiency {held_out['window_efficiency']:.3f} at "
+            f"{held_out['window_fp_per_event']:.2f} FP/event (AMVF {amvf_test['window_efficiency']:.3f} at "
+            f"{amvf_test['window_fp_per_event']:.2f})"
+        ),
         "inputs": {"kde": ["events", 4, "bins"]},
         "outputs": {"hist": ["events", "bins"]},
         "features": list(dataset.CHANNELS),
         "binning": dict(BINNING),
         "units": {"kde_a": "mm^-2", "kde_b": "mm^-4", "xmax": "mm", "ymax": "mm", "hist": "vertices per bin"},
-        "normalisation": {"in_model": "log1p(kde_a), log1p(kde_b), xmax / xy_scale, ymax / xy_scale",
-                          "xy_scale_mm": model.xy_scale},
-        "targets": {"resolution_curve": curve, "min_tracks": 2, "floor_mm": 0.01, "width_scale": target_scale,
-                    "definition": "unit-area Gaussian per truth vertex with >= 2 matched CKF tracks, "
-                                  "sigma = width_scale * max(a_mm * n^-b, floor_mm)"},
+        "normalisation": {
+            "in_model": "log1p(kde_a), log1p(kde_b), xmax / xy_scale, ymax / xy_scale",
+            "xy_scale_mm": model.xy_scale,
+        },
+        "targets": {
+            "resolution_curve": curve,
+            "min_tracks": 2,
+            "floor_mm": 0.01,
+            "width_scale": target_scale,
+            "definition": "unit-area Gaussian per truth vertex with >= 2 matched CKF tracks, "
+            "sigma = width_scale * max(a_mm * n^-b, floor_mm)",
+        },
         "peak_finder": params,
         "operating_points": operating_points,
-        "hyper_parameters": {"channels": list(channels), "kernels": list(kernels), "asymmetry": asymmetry,
-                             "crop_bins": crop, "batch": batch, "lr": lr, "epochs": epochs,
-                             "warmup_epochs_mse": warmup,
-                             "optimiser": "Adam + cosine schedule",
-                             "loss": "PV-Finder asymmetric: -log(2r/(1+r^2)) (1 + asymmetry exp(-r)), "
-                                     "r = (x + 1e-3)/(y + 1e-3)"},
+        "hyper_parameters": {
+            "channels": list(channels),
+            "kernels": list(kernels),
+            "asymmetry": asymmetry,
+            "crop_bins": crop,
+            "batch": batch,
+            "lr": lr,
+            "epochs": epochs,
+            "warmup_epochs_mse": warmup,
+            "optimiser": "Adam + cosine schedule",
+            "loss": "PV-Finder asymmetric: -log(2r/(1+r^2)) (1 + asymmetry exp(-r)), r = (x + 1e-3)/(y + 1e-3)",
+        },
         "parameters": int(sum(p.numel() for p in model.parameters())),
-        "data": {"stores": {s: p.name for s, p in paths.items()}, "events": n_events,
-                 "simulation": {s: {"mu": STORES[s][1], "seed": STORES[s][2]} for s in paths} if stores is None
-                 else "given stores",
-                 "tracks": "ACTS CKF (recotrig ActsCKF defaults) on the full simulation; no fast generator"},
+        "data": {
+            "stores": {s: p.name for s, p in paths.items()},
+            "events": n_events,
+            "simulation": {s: {"mu": STORES[s][1], "seed": STORES[s][2]} for s in paths}
+            if stores is None
+            else "given stores",
+            "tracks": "ACTS CKF (recotrig ActsCKF defaults) on the full simulation; no fast generator",
+        },
         "seed": seed,
-        "command": (f"recotrig train pvfinder --epochs {epochs} --warmup {warmup} --lr {lr} --seed {seed} "
-                    f"--asymmetry {asymmetry} --target-scale {target_scale} --channels {','.join(map(str, channels))}"),
+        "command": (
+            f"recotrig train pvfinder --epochs {epochs} --warmup {warmup} --lr {lr} --seed {seed} "
+            f"--asymmetry {asymmetry} --target-scale {target_scale} --channels {','.join(map(str, channels))}"
+        ),
         "training": {"seconds": round(seconds, 1), "final_loss": loss_value, "machine": machine(threads)},
         "validation": {"pvfinder": val_figures, "amvf_gaussian": amvf_val},
-        "held_out": {"store": paths["test_mu60"].name, "pvfinder": held_out, "amvf_gaussian": amvf_test,
-                     "ms_per_event_onnx_one_thread": ms,
-                     "definitions": f"window match 0.5 mm, truth vertices with >= {WINDOW_MIN_TRACKS} matched "
-                                    "CKF tracks eligible; positions only (bench/bench_pvfinder.py: ACTS definitions)"},
+        "held_out": {
+            "store": paths["test_mu60"].name,
+            "pvfinder": held_out,
+            "amvf_gaussian": amvf_test,
+            "ms_per_event_onnx_one_thread": ms,
+            "definitions": f"window match 0.5 mm, truth vertices with >= {WINDOW_MIN_TRACKS} matched "
+            "CKF tracks eligible; positions only (bench/bench_pvfinder.py: ACTS definitions)",
+        },
         "sample_check": sample,
         "onnx_vs_torch_max_abs_diff": worst,
         "onnx_sha256": sha256(onnx_path),
@@ -295,8 +388,9 @@ def train(*, name: str, out: Path, epochs: int, seed: int, channels: tuple[int, 
 
 
 def main(argv: list[str]) -> int:
-    parser = ArgumentParser(prog="recotrig train pvfinder", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(
+        prog="recotrig train pvfinder", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--name", default="pvfinder-unet-mu60")
     add_output_options(parser)
     parser.add_argument("--epochs", type=int, default=40)
@@ -310,10 +404,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--warmup", type=int, default=10, help="epochs of MSE before the asymmetric cost")
     parser.add_argument("--target-scale", type=float, default=1.0, help="multiplies the target Gaussians' widths")
     parser.add_argument("--threads", type=integer(1, MAX_JOBS), default=2)
-    parser.add_argument("-j", "--jobs", type=integer(1, MAX_JOBS), default=2,
-                        help="processes for simulation and the data sets")
-    parser.add_argument("--events", default=None, help="events per split, e.g. train=50,val=10,test_mu60=5 "
-                                                       "(default: STORES)")
+    parser.add_argument(
+        "-j", "--jobs", type=integer(1, MAX_JOBS), default=2, help="processes for simulation and the data sets"
+    )
+    parser.add_argument(
+        "--events", default=None, help="events per split, e.g. train=50,val=10,test_mu60=5 (default: STORES)"
+    )
     parser.add_argument("--stores", default=None, help="train,val,test stores (default: simulated into the cache)")
     parser.add_argument("--no-progress", action="store_true")
     a = parser.parse_args(argv)
@@ -327,10 +423,32 @@ def main(argv: list[str]) -> int:
     channels = tuple(int(c) for c in a.channels.split(","))
     kernels = tuple(int(k) for k in a.kernels.split(","))
     with model_output(a, a.name).staged() as out:
-        card = train(name=a.name, out=out, epochs=a.epochs, seed=a.seed, channels=channels, kernels=kernels,
-                     asymmetry=a.asymmetry, crop=a.crop, batch=a.batch, lr=a.lr, threads=a.threads, warmup=a.warmup,
-                     target_scale=a.target_scale, jobs=a.jobs, events=events, stores=stores,
-                     progress=not a.no_progress)
-    print(json.dumps({k: card[k] for k in ("name", "held_out", "validation", "peak_finder",
-                                           "onnx_vs_torch_max_abs_diff", "training")}, indent=1))
+        card = train(
+            name=a.name,
+            out=out,
+            epochs=a.epochs,
+            seed=a.seed,
+            channels=channels,
+            kernels=kernels,
+            asymmetry=a.asymmetry,
+            crop=a.crop,
+            batch=a.batch,
+            lr=a.lr,
+            threads=a.threads,
+            warmup=a.warmup,
+            target_scale=a.target_scale,
+            jobs=a.jobs,
+            events=events,
+            stores=stores,
+            progress=not a.no_progress,
+        )
+    print(
+        json.dumps(
+            {
+                k: card[k]
+                for k in ("name", "held_out", "validation", "peak_finder", "onnx_vs_torch_max_abs_diff", "training")
+            },
+            indent=1,
+        )
+    )
     return 0

@@ -28,11 +28,20 @@ from typing import Any
 
 import torch
 
-from ..framework.files import commit, temporary_path, transaction
-from .registry import SHIPPED, ModelError
+from recotrig.framework.files import commit, temporary_path, transaction
+from recotrig.models.registry import SHIPPED, ModelError
 
-__all__ = ["MODEL_SUFFIXES", "USER_MODELS", "Checkpoint", "ModelOutput", "add_output_options", "export_onnx",
-           "machine", "model_output", "run_epochs"]
+__all__ = [
+    "MODEL_SUFFIXES",
+    "USER_MODELS",
+    "Checkpoint",
+    "ModelOutput",
+    "add_output_options",
+    "export_onnx",
+    "machine",
+    "model_output",
+    "run_epochs",
+]
 
 #: where ``recotrig train`` writes a model unless ``--output`` says otherwise (in the current directory)
 USER_MODELS = "recotrig-models"
@@ -43,12 +52,21 @@ MODEL_SUFFIXES = (".onnx", ".card.json", ".card.md")
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     """The flags saying where a trained model goes: ``--output``, ``--force``, ``--replace-shipped``."""
     group = parser.add_argument_group("where the model goes")
-    group.add_argument("--output", "--out", dest="output", metavar="DIR", default=None,
-                       help=f"folder for the model's ONNX file and card (default: {USER_MODELS}/ in the current "
-                            "directory); a sequence runs it with --ALG.model DIR/NAME.onnx")
+    group.add_argument(
+        "--output",
+        "--out",
+        dest="output",
+        metavar="DIR",
+        default=None,
+        help=f"folder for the model's ONNX file and card (default: {USER_MODELS}/ in the current "
+        "directory); a sequence runs it with --ALG.model DIR/NAME.onnx",
+    )
     group.add_argument("--force", action="store_true", help="replace a model of the same name in the folder")
-    group.add_argument("--replace-shipped", action="store_true",
-                       help="write into the shipped models' folder, replacing the shipped model of the same name")
+    group.add_argument(
+        "--replace-shipped",
+        action="store_true",
+        help="write into the shipped models' folder, replacing the shipped model of the same name",
+    )
 
 
 @dataclass(frozen=True)
@@ -70,8 +88,10 @@ class ModelOutput:
             raise ModelError(f"{self.directory}: not a folder (--output names the folder the model goes to)")
         existing = [path for path in self.files if path.exists()] if not self.replace else []
         if existing:
-            raise ModelError(f"{existing[0]} exists; choose another --name, or --force to replace the model "
-                             f"{self.name} in {self.directory}")
+            raise ModelError(
+                f"{existing[0]} exists; choose another --name, or --force to replace the model "
+                f"{self.name} in {self.directory}"
+            )
 
     @contextlib.contextmanager
     def staged(self) -> Iterator[Path]:
@@ -104,17 +124,17 @@ def model_output(args: argparse.Namespace, name: str, suffixes: tuple[str, ...] 
     ``--replace-shipped``, no existing model replaced without ``--force`` (``ModelError``)."""
     if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
         raise ModelError(f"--name {name!r}: a model name is a file name (no folder, no / or \\)")
-    if args.output is not None:
-        directory = Path(args.output)
-    else:
-        directory = SHIPPED if args.replace_shipped else Path(USER_MODELS)
+    directory = Path(args.output) if args.output is not None else SHIPPED if args.replace_shipped else Path(USER_MODELS)
     if args.replace_shipped and directory.resolve() != SHIPPED.resolve():
-        raise ModelError(f"--replace-shipped writes into the shipped models' folder {SHIPPED}; leave out "
-                         f"--output {args.output}")
+        raise ModelError(
+            f"--replace-shipped writes into the shipped models' folder {SHIPPED}; leave out --output {args.output}"
+        )
     if _inside(directory, SHIPPED) and not args.replace_shipped:
         where = "is" if directory.resolve() == SHIPPED.resolve() else "is inside"
-        raise ModelError(f"{directory} {where} the shipped models' folder; a training writes there only with "
-                         f"--replace-shipped (default: {USER_MODELS}/ in the current directory)")
+        raise ModelError(
+            f"{directory} {where} the shipped models' folder; a training writes there only with "
+            f"--replace-shipped (default: {USER_MODELS}/ in the current directory)"
+        )
     target = ModelOutput(name, directory, replace=args.force or args.replace_shipped, suffixes=suffixes)
     target.check()
     return target
@@ -135,23 +155,44 @@ class Checkpoint:
             return 0, 0.0, math.nan
         state = torch.load(self.path, weights_only=False)
         if state.get("config", self.config) != self.config:
-            raise ValueError(f"{self.path}: a checkpoint of another training ({state['config']}); remove its "
-                             f"folder or choose another --name to train {self.config}")
+            raise ValueError(
+                f"{self.path}: a checkpoint of another training ({state['config']}); remove its "
+                f"folder or choose another --name to train {self.config}"
+            )
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
         return state["epoch"], state["seconds"], state.get("loss", math.nan)
 
-    def save(self, model: torch.nn.Module, optimiser: Any, schedule: Any, *, epoch: int, seconds: float,
-             loss: float) -> None:
-        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                    "schedule": schedule.state_dict(), "epoch": epoch, "seconds": seconds, "loss": loss,
-                    "config": self.config}, self.path)
+    def save(
+        self, model: torch.nn.Module, optimiser: Any, schedule: Any, *, epoch: int, seconds: float, loss: float
+    ) -> None:
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "schedule": schedule.state_dict(),
+                "epoch": epoch,
+                "seconds": seconds,
+                "loss": loss,
+                "config": self.config,
+            },
+            self.path,
+        )
 
 
-def run_epochs(model: torch.nn.Module, optimiser: Any, schedule: Any, checkpoint: Checkpoint, *,
-               start: tuple[int, float, float], epochs: int, batches: Callable[[int], Iterable[tuple[Any, int]]],
-               progress: bool = True, after_epoch: Callable[[int, float], None] | None = None) -> tuple[float, float]:
+def run_epochs(
+    model: torch.nn.Module,
+    optimiser: Any,
+    schedule: Any,
+    checkpoint: Checkpoint,
+    *,
+    start: tuple[int, float, float],
+    epochs: int,
+    batches: Callable[[int], Iterable[tuple[Any, int]]],
+    progress: bool = True,
+    after_epoch: Callable[[int, float], None] | None = None,
+) -> tuple[float, float]:
     """The epoch loop every family shares: from ``start`` (``Checkpoint.resume``'s first epoch,
     seconds and loss) to ``epochs``. ``batches(epoch)`` yields each batch's loss tensor and its
     number of events; each is back-propagated and stepped. After an epoch the schedule steps, the
@@ -185,15 +226,30 @@ def run_epochs(model: torch.nn.Module, optimiser: Any, schedule: Any, checkpoint
     return seconds, loss_value
 
 
-def export_onnx(model: torch.nn.Module, example: tuple[torch.Tensor, ...], path: str | Path, *,
-                inputs: list[str], outputs: list[str], dynamic_axes: dict[str, dict[int, str]]) -> None:
+def export_onnx(
+    model: torch.nn.Module,
+    example: tuple[torch.Tensor, ...],
+    path: str | Path,
+    *,
+    inputs: list[str],
+    outputs: list[str],
+    dynamic_axes: dict[str, dict[int, str]],
+) -> None:
     """ONNX (opset 17) through the TorchScript exporter (``dynamo=False``, deprecated by torch,
     hence the silenced warning): the one that keeps the hit axis of the TrackFormer encoder
     dynamic (shared/FACTS.md)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, example, str(path), input_names=inputs, output_names=outputs, opset_version=17,
-                          dynamo=False, dynamic_axes=dynamic_axes)
+        torch.onnx.export(
+            model,
+            example,
+            str(path),
+            input_names=inputs,
+            output_names=outputs,
+            opset_version=17,
+            dynamo=False,
+            dynamic_axes=dynamic_axes,
+        )
 
 
 def machine(threads: int) -> str:

@@ -20,13 +20,18 @@ __all__ = ["UNet", "asymmetric_loss"]
 
 def _block(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
     pad = kernel // 2
-    return nn.Sequential(nn.Conv1d(c_in, c_out, kernel, padding=pad), nn.LeakyReLU(0.01),
-                         nn.Conv1d(c_out, c_out, kernel, padding=pad), nn.LeakyReLU(0.01))
+    return nn.Sequential(
+        nn.Conv1d(c_in, c_out, kernel, padding=pad),
+        nn.LeakyReLU(0.01),
+        nn.Conv1d(c_out, c_out, kernel, padding=pad),
+        nn.LeakyReLU(0.01),
+    )
 
 
 class UNet(nn.Module):
-    def __init__(self, channels: tuple[int, ...] = (16, 32, 64), kernels: tuple[int, ...] = (9, 7, 5),
-                 xy_scale: float = 0.05):
+    def __init__(
+        self, channels: tuple[int, ...] = (16, 32, 64), kernels: tuple[int, ...] = (9, 7, 5), xy_scale: float = 0.05
+    ):
         super().__init__()
         if len(channels) != len(kernels):
             raise ValueError("one kernel size per level")
@@ -64,8 +69,9 @@ class UNet(nn.Module):
         return nn.functional.softplus(self.head(x)[:, 0])
 
 
-def asymmetric_loss(prediction: torch.Tensor, target: torch.Tensor, *, asymmetry: float = 2.5,
-                    epsilon: float = 1e-3) -> torch.Tensor:
+def asymmetric_loss(
+    prediction: torch.Tensor, target: torch.Tensor, *, asymmetry: float = 2.5, epsilon: float = 1e-3
+) -> torch.Tensor:
     """PV-Finder's cost: with r = (x + eps) / (y + eps), the symmetric -log(2r / (1 + r^2)) (zero
     at r = 1, growing as |log r|), times (1 + asymmetry * exp(-r)), which weighs predicting too
     little (r < 1: a missed vertex) above predicting too much (a false positive): the knob between

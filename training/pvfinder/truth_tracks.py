@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...edm import FittedTracks, HitTruth, Particles, TruthVertices
-from ...framework.algorithm import Algorithm
-from ...framework.lookup import index_of
-from ...metrics.tracking import match_tracks
-from ...metrics.vertexing import particle_vertices, reconstructable_counts
+from recotrig.edm import FittedTracks, HitTruth, Particles, TruthVertices
+from recotrig.framework.algorithm import Algorithm
+from recotrig.framework.lookup import index_of
+from recotrig.metrics.tracking import match_tracks
+from recotrig.metrics.vertexing import particle_vertices, reconstructable_counts
 
 __all__ = ["TruthVertexTracks"]
 
@@ -25,11 +25,13 @@ class TruthVertexTracks(Algorithm):
 
     outputs = ("vertex_tracks",)
 
-    def execute(self, tracks: FittedTracks, truth: HitTruth, particles: Particles,
-                truth_vertices: TruthVertices) -> TruthVertices:
+    def execute(
+        self, tracks: FittedTracks, truth: HitTruth, particles: Particles, truth_vertices: TruthVertices
+    ) -> TruthVertices:
         match = match_tracks(tracks, truth)
-        counts, _ = reconstructable_counts(truth_vertices, source="matched", particles=particles,
-                                           track_particle=match.matched_particle)
+        counts, _ = reconstructable_counts(
+            truth_vertices, source="matched", particles=particles, track_particle=match.matched_particle
+        )
         vertex_of_track = particle_vertices(match.matched_particle, particles)
         var_z0 = np.asarray(tracks.cov, np.float64).reshape(len(tracks), 6, 6)[:, 1, 1]
         ok = np.isfinite(var_z0) & (var_z0 > 0)
@@ -37,5 +39,5 @@ class TruthVertexTracks(Algorithm):
         rows = index_of(ids, vertex_of_track[ok])  # -1: fake tracks (NO_VERTEX), unlisted vertices
         information = np.bincount(rows[rows >= 0], 1.0 / var_z0[ok][rows >= 0], minlength=len(ids))
         with np.errstate(divide="ignore"):
-            sigma = np.where(information > 0, information ** -0.5, np.nan)
+            sigma = np.where(information > 0, information**-0.5, np.nan)
         return truth_vertices.with_columns(n_reconstructable=counts.astype(np.int32), sigma_z_tracks=sigma)
