@@ -211,26 +211,14 @@ def train(
 ) -> dict[str, Any]:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    events = events or {}
     work = cache_dir("pvfinder") / "work" / name
     work.mkdir(parents=True, exist_ok=True)
     train_splits = train_splits or (("train",) if stores else TRAIN_SPLITS)
-    extra_val = tuple(split for split, _ in OPERATING_POINTS.values()) if stores is None else ()
-    splits = (*train_splits, "val", "test_mu60", *extra_val)
-    if stores is None:
-        paths = {s: store(s, jobs=jobs, events=events.get(s)) for s in splits}
-    else:
-        paths = {s: Path(stores[s]) for s in splits}
-    data = {s: dataset.load(dataset.build(p, BINNING, jobs=jobs)) for s, p in paths.items()}
-    data["train"] = dataset.concat([data.pop(s) for s in train_splits])
+    paths, data = _data_sets(stores, events or {}, train_splits, jobs)
     curve = dataset.resolution_curve(data["train"])
     targets = dataset.targets(data["train"], curve, scale=target_scale)
-    features = data["train"].features
-
     model = UNet(channels=channels, kernels=kernels)
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs)
-    config = {
+    config = {  # the training a checkpoint belongs to
         "stores": sorted(paths[s].name for s in train_splits),
         "channels": list(channels),
         "kernels": list(kernels),
@@ -243,33 +231,96 @@ def train(
         "target_scale": target_scale,
         "seed": seed,
     }
-    checkpoint = Checkpoint(work / "checkpoint.pt", config)
-
-    def batches(epoch: int):
-        rng = np.random.default_rng([seed, epoch])  # the same crops whether or not a run resumed
-        for x, y in _crops(features, targets, crop, batch, rng):
-            prediction = model(x)
-            if epoch < warmup:  # see the module docstring: MSE first, then PV-Finder's cost
-                yield WARMUP_SCALE * ((prediction - y) ** 2).mean(), len(x)
-            else:
-                yield asymmetric_loss(prediction, y, asymmetry=asymmetry), len(x)
-
-    seconds, loss_value = run_epochs(
-        model,
-        optimiser,
-        schedule,
-        checkpoint,
-        epochs=epochs,
-        batches=batches,
-        start=checkpoint.resume(model, optimiser, schedule),
-        progress=progress,
+    seconds, loss_value = _fit(
+        model, data["train"].features, targets, Checkpoint(work / "checkpoint.pt", config), config, progress
     )
-
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / f"{name}.onnx"
     export(model, onnx_path)
     session = Session(onnx_path, threads=1)
+    worst, params, validation, operating_points = _validation(model, session, data, paths)
+    held_out = _held_out(session, data["test_mu60"], params, paths["test_mu60"].name)
+    sample = _sample_check(session, params, jobs)
+    card = {
+        **_runtime_card(name, model, curve, target_scale, held_out),
+        "peak_finder": params,
+        "operating_points": operating_points,
+        "hyper_parameters": _hyper_parameters(config),
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "data": _data_entry(paths, data, stores),
+        "seed": seed,
+        "command": (
+            f"recotrig train pvfinder --epochs {epochs} --warmup {warmup} --lr {lr} --seed {seed} "
+            f"--asymmetry {asymmetry} --target-scale {target_scale} --channels {','.join(map(str, channels))}"
+        ),
+        "training": {"seconds": round(seconds, 1), "final_loss": loss_value, "machine": machine(threads)},
+        "validation": validation,
+        "held_out": held_out,
+        "sample_check": sample,
+        "onnx_vs_torch_max_abs_diff": worst,
+        "onnx_sha256": sha256(onnx_path),
+    }
+    write_card(onnx_path, card)
+    return card
+
+
+def _data_sets(
+    stores: dict[str, str | Path] | None, events: dict[str, int], train_splits: tuple[str, ...], jobs: int
+) -> tuple[dict[str, Path], dict[str, dataset.Data]]:
+    """The store and the data set of each split (the simulated stores unless ``stores`` are given),
+    the training splits' data sets joined into one, ``train``."""
+    extra_val = tuple(split for split, _ in OPERATING_POINTS.values()) if stores is None else ()
+    splits = (*train_splits, "val", "test_mu60", *extra_val)
+    if stores is None:
+        paths = {s: store(s, jobs=jobs, events=events.get(s)) for s in splits}
+    else:
+        paths = {s: Path(stores[s]) for s in splits}
+    data = {s: dataset.load(dataset.build(p, BINNING, jobs=jobs)) for s, p in paths.items()}
+    data["train"] = dataset.concat([data.pop(s) for s in train_splits])
+    return paths, data
+
+
+def _fit(
+    model: UNet,
+    features: np.ndarray,
+    targets: np.ndarray,
+    checkpoint: Checkpoint,
+    config: dict[str, Any],
+    progress: bool,
+) -> tuple[float, float]:
+    """The model trained with its optimiser and schedule (resumed from ``checkpoint`` when there is
+    one) for the epochs left, as ``config`` says: the training's seconds and its final loss."""
+    optimiser = torch.optim.Adam(model.parameters(), lr=config["lr"])
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config["epochs"])
+
+    def batches(epoch: int):
+        rng = np.random.default_rng([config["seed"], epoch])  # the same crops whether or not a run resumed
+        for x, y in _crops(features, targets, config["crop"], config["batch"], rng):
+            prediction = model(x)
+            if epoch < config["warmup"]:  # see the module docstring: MSE first, then PV-Finder's cost
+                yield WARMUP_SCALE * ((prediction - y) ** 2).mean(), len(x)
+            else:
+                yield asymmetric_loss(prediction, y, asymmetry=config["asymmetry"]), len(x)
+
+    return run_epochs(
+        model,
+        optimiser,
+        schedule,
+        checkpoint,
+        epochs=config["epochs"],
+        batches=batches,
+        start=checkpoint.resume(model, optimiser, schedule),
+        progress=progress,
+    )
+
+
+def _validation(
+    model: torch.nn.Module, session: Session, data: dict[str, dataset.Data], paths: dict[str, Path]
+) -> tuple[float, dict[str, float], dict[str, Any], dict[str, Any]]:
+    """ONNX Runtime against torch on the first validation events, and the peak finder tuned at each
+    operating point: the largest difference, the default point's settings, the card's
+    ``validation`` and its ``operating_points``."""
     val = data["val"]
     hists = predict(session, val.features)
     with torch.no_grad():
@@ -286,31 +337,50 @@ def train(
         }
     }
     for point, (split, budget) in OPERATING_POINTS.items():
-        if split not in data:
-            continue
-        other = data[split]
-        amvf_fp = window_figures(other, other.amvf_z)["window_fp_per_event"]
-        limit = amvf_fp if budget is None else budget
-        point_params, point_figures = tune(predict(session, other.features), other, limit)
-        operating_points[point] = {
-            **point_params,
-            "tuned_on": paths[split].name,
-            "fp_budget": (
-                f"AMVF's window false positives per event there, {amvf_fp:.3f}"
-                if budget is None
-                else f"{budget} window false positives per event"
-            ),
-            "validation": point_figures,
-        }
-    test = data["test_mu60"]
+        if split in data:
+            operating_points[point] = _operating_point(session, data[split], paths[split].name, budget)
+    return worst, params, {"pvfinder": val_figures, "amvf_gaussian": amvf_val}, operating_points
+
+
+def _operating_point(session: Session, other: dataset.Data, store_name: str, budget: float | None) -> dict[str, Any]:
+    """The peak finder tuned on another validation set at ``budget`` false positives per event
+    (None: AMVF's there): the card's entry of a named operating point."""
+    amvf_fp = window_figures(other, other.amvf_z)["window_fp_per_event"]
+    limit = amvf_fp if budget is None else budget
+    point_params, point_figures = tune(predict(session, other.features), other, limit)
+    return {
+        **point_params,
+        "tuned_on": store_name,
+        "fp_budget": (
+            f"AMVF's window false positives per event there, {amvf_fp:.3f}"
+            if budget is None
+            else f"{budget} window false positives per event"
+        ),
+        "validation": point_figures,
+    }
+
+
+def _held_out(session: Session, test: dataset.Data, params: dict[str, float], store_name: str) -> dict[str, Any]:
+    """The card's ``held_out``: the figures of the tuned model and of AMVF on the held-out set."""
     t0 = time.perf_counter()
     test_hists = predict(session, test.features)
     ms = 1e3 * (time.perf_counter() - t0) / len(test_hists)
-    held_out = window_figures(test, _peaks_z(test_hists, test.z, params))
-    amvf_test = window_figures(test, test.amvf_z)
-    sample = _sample_check(session, params, jobs)
-    n_events = {s: len(d.features) for s, d in data.items()}
-    card = {
+    return {
+        "store": store_name,
+        "pvfinder": window_figures(test, _peaks_z(test_hists, test.z, params)),
+        "amvf_gaussian": window_figures(test, test.amvf_z),
+        "ms_per_event_onnx_one_thread": ms,
+        "definitions": f"window match 0.5 mm, truth vertices with >= {WINDOW_MIN_TRACKS} matched "
+        "CKF tracks eligible; positions only (bench/bench_pvfinder.py: ACTS definitions)",
+    }
+
+
+def _runtime_card(
+    name: str, model: UNet, curve: dict[str, float], target_scale: float, held_out: dict[str, Any]
+) -> dict[str, Any]:
+    """The card's entries from ``name`` to ``targets``: what the model is and how to run it."""
+    ours, amvf = held_out["pvfinder"], held_out["amvf_gaussian"]
+    return {
         "name": name,
         "family": "pvfinder",
         "summary": (
@@ -320,9 +390,9 @@ def train(
             "crossings (generic detector, 2 T)."
         ),
         "headline": (
-            f"held-out mu=60 window efficiency {held_out['window_efficiency']:.3f} at "
-            f"{held_out['window_fp_per_event']:.2f} FP/event (AMVF {amvf_test['window_efficiency']:.3f} at "
-            f"{amvf_test['window_fp_per_event']:.2f})"
+            f"held-out mu=60 window efficiency {ours['window_efficiency']:.3f} at "
+            f"{ours['window_fp_per_event']:.2f} FP/event (AMVF {amvf['window_efficiency']:.3f} at "
+            f"{amvf['window_fp_per_event']:.2f})"
         ),
         "inputs": {"kde": ["events", 4, "bins"]},
         "outputs": {"hist": ["events", "bins"]},
@@ -341,50 +411,37 @@ def train(
             "definition": "unit-area Gaussian per truth vertex with >= 2 matched CKF tracks, "
             "sigma = width_scale * max(a_mm * n^-b, floor_mm)",
         },
-        "peak_finder": params,
-        "operating_points": operating_points,
-        "hyper_parameters": {
-            "channels": list(channels),
-            "kernels": list(kernels),
-            "asymmetry": asymmetry,
-            "crop_bins": crop,
-            "batch": batch,
-            "lr": lr,
-            "epochs": epochs,
-            "warmup_epochs_mse": warmup,
-            "optimiser": "Adam + cosine schedule",
-            "loss": "PV-Finder asymmetric: -log(2r/(1+r^2)) (1 + asymmetry exp(-r)), r = (x + 1e-3)/(y + 1e-3)",
-        },
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-        "data": {
-            "stores": {s: p.name for s, p in paths.items()},
-            "events": n_events,
-            "simulation": {s: {"mu": STORES[s][1], "seed": STORES[s][2]} for s in paths}
-            if stores is None
-            else "given stores",
-            "tracks": "ACTS CKF (recotrig ActsCKF defaults) on the full simulation; no fast generator",
-        },
-        "seed": seed,
-        "command": (
-            f"recotrig train pvfinder --epochs {epochs} --warmup {warmup} --lr {lr} --seed {seed} "
-            f"--asymmetry {asymmetry} --target-scale {target_scale} --channels {','.join(map(str, channels))}"
-        ),
-        "training": {"seconds": round(seconds, 1), "final_loss": loss_value, "machine": machine(threads)},
-        "validation": {"pvfinder": val_figures, "amvf_gaussian": amvf_val},
-        "held_out": {
-            "store": paths["test_mu60"].name,
-            "pvfinder": held_out,
-            "amvf_gaussian": amvf_test,
-            "ms_per_event_onnx_one_thread": ms,
-            "definitions": f"window match 0.5 mm, truth vertices with >= {WINDOW_MIN_TRACKS} matched "
-            "CKF tracks eligible; positions only (bench/bench_pvfinder.py: ACTS definitions)",
-        },
-        "sample_check": sample,
-        "onnx_vs_torch_max_abs_diff": worst,
-        "onnx_sha256": sha256(onnx_path),
     }
-    write_card(onnx_path, card)
-    return card
+
+
+def _hyper_parameters(hyper: dict[str, Any]) -> dict[str, Any]:
+    """The card's ``hyper_parameters`` (``hyper``: the training's checkpoint configuration)."""
+    return {
+        "channels": hyper["channels"],
+        "kernels": hyper["kernels"],
+        "asymmetry": hyper["asymmetry"],
+        "crop_bins": hyper["crop"],
+        "batch": hyper["batch"],
+        "lr": hyper["lr"],
+        "epochs": hyper["epochs"],
+        "warmup_epochs_mse": hyper["warmup"],
+        "optimiser": "Adam + cosine schedule",
+        "loss": "PV-Finder asymmetric: -log(2r/(1+r^2)) (1 + asymmetry exp(-r)), r = (x + 1e-3)/(y + 1e-3)",
+    }
+
+
+def _data_entry(
+    paths: dict[str, Path], data: dict[str, dataset.Data], stores: dict[str, str | Path] | None
+) -> dict[str, Any]:
+    """The card's ``data``: the stores, the events of each data set and how the stores were made."""
+    return {
+        "stores": {s: p.name for s, p in paths.items()},
+        "events": {s: len(d.features) for s, d in data.items()},
+        "simulation": {s: {"mu": STORES[s][1], "seed": STORES[s][2]} for s in paths}
+        if stores is None
+        else "given stores",
+        "tracks": "ACTS CKF (recotrig ActsCKF defaults) on the full simulation; no fast generator",
+    }
 
 
 def main(argv: list[str]) -> int:

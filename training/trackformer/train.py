@@ -395,38 +395,104 @@ def train(
         stores, data=data, draws=draws, seed=seed, max_events=max_events, cache=work.parent / "datasets"
     )  # shared by the models trained on the same reductions
     windows = _windows(samples["train"], sectors)
+    norm = _normalisation(windows)
+    labels, class_card = _classes(windows, bins or classes.BINS, sectors) if kind == "enccla" else ([], None)
+    hyper = {"d": d, "layers": layers, "heads": heads, "batch": batch, "lr": lr, "epochs": epochs}
+    model, seconds, loss_value = _fit(
+        kind,
+        windows,
+        labels,
+        norm,
+        outputs=4 if kind == "encreg" else class_card["count"],
+        checkpoint=Checkpoint(work / f"{name}.checkpoint.pt"),
+        hyper=hyper,
+        seed=seed,
+        progress=progress,
+    )
+    model.eval()
+    out.mkdir(parents=True, exist_ok=True)
+    onnx_path = out / f"{name}.onnx"
+    export(model, onnx_path, top_k=TOP_K if kind == "enccla" else 0)
+    card = _runtime_card(name, kind, norm, sectors, class_card)
+    clustering, evaluation = _evaluation(model, card, onnx_path, samples, stores, data)
+    card = {
+        **card,
+        "summary": _summary(kind, data, sectors.n, class_card and class_card["count"], clustering),
+        "clustering": clustering,
+        "hyper_parameters": _hyper_parameters(kind, hyper),
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "data": _data_entry(data, draws, windows, samples, stores),
+        "seed": seed,
+        "command": (
+            f"recotrig train trackformer --model {kind} --dataset {data} --epochs {epochs} --seed {seed} "
+            f"--draws {draws} --train-events {len(samples['train']) // max(1, draws)} --d {d} "
+            f"--layers {layers} --heads {heads} --batch {batch} --lr {lr} --sectors {sectors.n} "
+            f"--overlap {sectors.overlap}" + (f" --name {name}" if name != f"trackformer-{kind}-{data}" else "")
+        ),
+        "training": {"seconds": round(seconds, 1), "final_loss": loss_value, "machine": machine(threads)},
+        **evaluation,
+        "onnx_sha256": sha256(onnx_path),
+    }
+    write_card(onnx_path, card)
+    return card
+
+
+def _normalisation(windows: list[dataset.Sample]) -> dict[str, np.ndarray]:
+    """The means and standard deviations of the training windows' features and targets."""
     features = np.concatenate([s.features for s in windows])
     targets = np.concatenate([s.targets for s in windows])
-    norm = {
+    return {
         "features_mean": features.mean(0),
         "features_std": features.std(0) + 1e-6,
         "targets_mean": targets.mean(0),
         "targets_std": targets.std(0) + 1e-6,
     }
-    labels, class_card = [], None
-    if kind == "enccla":
-        edges = classes.edges(targets, np.concatenate([s.momentum for s in windows]), bins or classes.BINS)
-        labels = [classes.labels(s.targets, s.momentum, edges) for s in windows]
-        class_card = {
-            "parameters": ["phi", "theta", "p", "q"],
-            "bins": {k: len(e) + 1 for k, e in edges.items()},
-            "edges": edges,
-            "count": classes.count(edges),
-            "top_k": TOP_K,
-            "phi": "relative to the sector centre" if sectors.n > 1 else "absolute",
-        }
-    outputs = 4 if kind == "encreg" else class_card["count"]
-    model = Encoder(outputs=outputs, d=d, layers=layers, heads=heads, ff=2 * d)
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs)
-    checkpoint = Checkpoint(work / f"{name}.checkpoint.pt")
+
+
+def _classes(
+    windows: list[dataset.Sample], bins: dict[str, int], sectors: Sectors
+) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """EncCla: the class of each hit of the training windows (bin edges from the windows) and the
+    card's ``classes`` entry."""
+    targets = np.concatenate([s.targets for s in windows])
+    edges = classes.edges(targets, np.concatenate([s.momentum for s in windows]), bins)
+    labels = [classes.labels(s.targets, s.momentum, edges) for s in windows]
+    return labels, {
+        "parameters": ["phi", "theta", "p", "q"],
+        "bins": {k: len(e) + 1 for k, e in edges.items()},
+        "edges": edges,
+        "count": classes.count(edges),
+        "top_k": TOP_K,
+        "phi": "relative to the sector centre" if sectors.n > 1 else "absolute",
+    }
+
+
+def _fit(
+    kind: str,
+    windows: list[dataset.Sample],
+    labels: list[np.ndarray],
+    norm: dict[str, np.ndarray],
+    *,
+    outputs: int,
+    checkpoint: Checkpoint,
+    hyper: dict[str, Any],
+    seed: int,
+    progress: bool,
+) -> tuple[Encoder, float, float]:
+    """The model, its optimiser and schedule (resumed from ``checkpoint`` when there is one), trained
+    for the epochs left (``hyper``: d, layers, heads, batch, lr and epochs): the model, the
+    training's seconds and its final loss."""
+    d = hyper["d"]
+    model = Encoder(outputs=outputs, d=d, layers=hyper["layers"], heads=hyper["heads"], ff=2 * d)
+    optimiser = torch.optim.Adam(model.parameters(), lr=hyper["lr"])
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=hyper["epochs"])
     start = checkpoint.resume(model, optimiser, schedule)
     rng = np.random.default_rng(seed)
     for _ in range(start[0]):  # the same shuffles as an uninterrupted run
         rng.permutation(len(windows))
 
     def batches(epoch: int):
-        for x, y, m in _batches(windows, labels, batch, rng, norm):
+        for x, y, m in _batches(windows, labels, hyper["batch"], rng, norm):
             if kind == "encreg":
                 loss = (((model(x, m) - y) ** 2).sum(-1) * m).sum() / m.sum()
             else:
@@ -434,12 +500,15 @@ def train(
             yield loss, len(x)
 
     seconds, loss_value = run_epochs(
-        model, optimiser, schedule, checkpoint, start=start, epochs=epochs, batches=batches, progress=progress
+        model, optimiser, schedule, checkpoint, start=start, epochs=hyper["epochs"], batches=batches, progress=progress
     )
-    model.eval()
-    out.mkdir(parents=True, exist_ok=True)
-    onnx_path = out / f"{name}.onnx"
-    export(model, onnx_path, top_k=TOP_K if kind == "enccla" else 0)
+    return model, seconds, loss_value
+
+
+def _runtime_card(
+    name: str, kind: str, norm: dict[str, np.ndarray], sectors: Sectors, class_card: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The card's entries that the finder needs to run the model."""
     card = {
         "name": name,
         "family": "trackformer",
@@ -460,53 +529,65 @@ def train(
     }
     if class_card:
         card["classes"] = class_card
-    session = Session(onnx_path, threads=1)
-    finder = Finder(session, card)
+    return card
+
+
+def _evaluation(
+    model: torch.nn.Module,
+    card: dict[str, Any],
+    onnx_path: Path,
+    samples: dict[str, list[dataset.Sample]],
+    stores: dict[str, str],
+    data: str,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The exported model checked against torch, its track building tuned and scored (``tune``) and
+    checked on the bundled sample: the card's ``clustering``, and its entries from ``held_out`` to
+    ``torch_float32_vs_float64_max_abs_diff``."""
+    finder = Finder(Session(onnx_path, threads=1), card)
     val_pred = [finder.predict(s.features) for s in samples["val"]]
-    worst, rounding = _onnx_vs_torch(model, finder, samples["val"][:20], val_pred, kind)
+    worst, rounding = _onnx_vs_torch(model, finder, samples["val"][:20], val_pred, card["kind"])
     tuning = tune(finder, samples, stores=stores, predictions=val_pred)
     tuned = params_of({**card, "clustering": tuning["clustering"]})
-    card = {
-        **card,
-        "summary": _summary(kind, data, sectors.n, class_card and class_card["count"], tuning["clustering"]),
-        "clustering": tuning["clustering"],
-        "hyper_parameters": {
-            "d": d,
-            "layers": layers,
-            "heads": heads,
-            "ff": 2 * d,
-            "batch": batch,
-            "lr": lr,
-            "epochs": epochs,
-            "optimiser": "Adam + cosine schedule",
-            "loss": "MSE" if kind == "encreg" else "cross-entropy",
-        },
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-        "data": {
-            "dataset": data,
-            "draws_per_crossing": draws,
-            "windows": {"train": len(windows)},
-            "stores": {split: [Path(path).name for path in expand(spec)] for split, spec in stores.items()},
-            "simulation": {split: _simulation(split, len(samples[split]) // max(1, draws)) for split in SIMULATION},
-            "events": {split: len(v) for split, v in samples.items()},
-        },
-        "seed": seed,
-        "command": (
-            f"recotrig train trackformer --model {kind} --dataset {data} --epochs {epochs} --seed {seed} "
-            f"--draws {draws} --train-events {len(samples['train']) // max(1, draws)} --d {d} "
-            f"--layers {layers} --heads {heads} --batch {batch} --lr {lr} --sectors {sectors.n} "
-            f"--overlap {sectors.overlap}" + (f" --name {name}" if name != f"trackformer-{kind}-{data}" else "")
-        ),
-        "training": {"seconds": round(seconds, 1), "final_loss": loss_value, "machine": machine(threads)},
+    return tuning["clustering"], {
         "held_out": tuning["held_out"],
         "validation": tuning["validation"],
         "sample_check": _sample_check(finder, tuned, data),
         "onnx_vs_torch_max_abs_diff": worst,
         "torch_float32_vs_float64_max_abs_diff": rounding,
-        "onnx_sha256": sha256(onnx_path),
     }
-    write_card(onnx_path, card)
-    return card
+
+
+def _hyper_parameters(kind: str, hyper: dict[str, Any]) -> dict[str, Any]:
+    """The card's ``hyper_parameters`` (``hyper``: d, layers, heads, batch, lr and epochs)."""
+    return {
+        "d": hyper["d"],
+        "layers": hyper["layers"],
+        "heads": hyper["heads"],
+        "ff": 2 * hyper["d"],
+        "batch": hyper["batch"],
+        "lr": hyper["lr"],
+        "epochs": hyper["epochs"],
+        "optimiser": "Adam + cosine schedule",
+        "loss": "MSE" if kind == "encreg" else "cross-entropy",
+    }
+
+
+def _data_entry(
+    data: str,
+    draws: int,
+    windows: list[dataset.Sample],
+    samples: dict[str, list[dataset.Sample]],
+    stores: dict[str, str],
+) -> dict[str, Any]:
+    """The card's ``data``: the data set, its stores and simulation, and the events of each split."""
+    return {
+        "dataset": data,
+        "draws_per_crossing": draws,
+        "windows": {"train": len(windows)},
+        "stores": {split: [Path(path).name for path in expand(spec)] for split, spec in stores.items()},
+        "simulation": {split: _simulation(split, len(samples[split]) // max(1, draws)) for split in SIMULATION},
+        "events": {split: len(v) for split, v in samples.items()},
+    }
 
 
 def _onnx_vs_torch(
