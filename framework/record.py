@@ -78,7 +78,9 @@ def run_record(
     entries: tuple[int, int],
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    algorithms = list(algorithms)
+    # an algorithm that changes no output (``recorded = False``: what ``recotrig.run(keep=...)``
+    # adds to keep collections in memory) is no part of the run's configuration
+    algorithms = [a for a in algorithms if getattr(a, "recorded", True)]
     files: dict[str, list[dict[str, Any]]] = {}
     seen: set[tuple[str, str]] = set()
     for alg in algorithms:

@@ -2,6 +2,6 @@
 built from the files of a finished output directory alone (``build``)."""
 
 from recotrig.report.common import ReportError
-from recotrig.report.page import build
+from recotrig.report.page import build, figures
 
-__all__ = ["ReportError", "build"]
+__all__ = ["ReportError", "build", "figures"]

@@ -19,7 +19,7 @@ from recotrig.framework.files import atomic_path
 from recotrig.report import timing, tracking, trigger, vertexing
 from recotrig.report.common import STYLE, Figure, ReportError, Run, Skipped, load_run
 
-__all__ = ["FAMILIES", "build"]
+__all__ = ["FAMILIES", "build", "figures"]
 
 #: the figure families, in page order: (title, module with ``figures(runs)``)
 FAMILIES = (("Tracking", tracking), ("Vertexing", vertexing), ("Trigger", trigger), ("Timing", timing))
@@ -60,6 +60,21 @@ def build(
     with atomic_path(target / "report.html") as temp:
         temp.write_text(page)
     return target / "report.html"
+
+
+def figures(output_dir: str | os.PathLike[str], *, label: str = "run") -> dict[str, Any]:
+    """The figures of output directory ``output_dir`` as matplotlib Figures by name, drawn as
+    ``build`` draws them but written nowhere (``ReportError`` as for ``build``). They are closed in
+    pyplot (no figure window is left open), and still show and save."""
+    run = load_run(output_dir, label)
+    out = {}
+    with plt.style.context(STYLE):
+        for _, family in FAMILIES:
+            for item in family.figures([run]):
+                if isinstance(item, Figure):
+                    plt.close(item.figure)
+                    out[item.name] = item.figure
+    return out
 
 
 def _emit(item: Figure, target: Path) -> tuple[Figure, str]:

@@ -33,9 +33,10 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
-from recotrig.framework import Algorithm, ConfigError, EventError, Sequencer
+from recotrig.framework import Algorithm, ConfigError, EventError, RunResult, Sequencer
 from recotrig.framework.arguments import ArgumentParser, one_line
 from recotrig.framework.executors import DaskExecutor, Executor, kill_workers
 from recotrig.framework.files import commits, committed_since, root_file, transaction, write_json
@@ -272,12 +273,7 @@ def cmd_run(argv: list[str]) -> int:
             with open(args.dot, "w") as f:
                 f.write(sequencer.dot() + "\n")
         return 0
-    context = {"sequence": args.sequence, "input": args.input}
-    executor: Executor | None = None
-    if args.executor == "dask":
-        executor = DaskExecutor(args.workers, scheduler=args.scheduler, retries=args.retries)
-    with transaction(output):  # the output directory is built beside it and swapped in whole, or not at all
-        failed = _run_and_write(args, sequencer, output, executor, context)
+    failed = run_configured(args, sequencer, output).processed == 0
     if args.report and not failed:  # from the committed files, as `recotrig report OUTPUT` would
         cmd_report([output])
     if failed:
@@ -288,9 +284,28 @@ def cmd_run(argv: list[str]) -> int:
     return 0
 
 
+def run_configured(
+    args: argparse.Namespace, sequencer: Sequencer, output: str, *, echo: Callable[[str], None] = print
+) -> RunResult:
+    """Run a configured sequence (``configure_run``) and write run.json, timing.json and timing.root
+    with what its algorithms write, all committed together in ``output`` (``transaction``): the
+    one path of ``recotrig run`` and ``recotrig.run``. ``echo`` shows the tables and the summary."""
+    context = {"sequence": args.sequence, "input": args.input}
+    executor: Executor | None = None
+    if args.executor == "dask":
+        executor = DaskExecutor(args.workers, scheduler=args.scheduler, retries=args.retries)
+    with transaction(output):  # the output directory is built beside it and swapped in whole, or not at all
+        return _run_and_write(args, sequencer, output, executor, context, echo)
+
+
 def _run_and_write(
-    args: argparse.Namespace, sequencer: Sequencer, output: str, executor: Executor | None, context: dict[str, Any]
-) -> bool:
+    args: argparse.Namespace,
+    sequencer: Sequencer,
+    output: str,
+    executor: Executor | None,
+    context: dict[str, Any],
+    echo: Callable[[str], None],
+) -> RunResult:
     result = sequencer.run(
         n_events=args.events,
         skip=args.skip,
@@ -302,13 +317,12 @@ def _run_and_write(
         progress=False if args.no_progress else None,
         record=context,
     )
-    print(result.timing_table())
+    echo(result.timing_table())
     for report in result.reports:
-        print()
-        print(report)
+        echo("")
+        echo(report)
     for failure in result.failures:
-        print(f"skipped: {failure}")
-    failed = result.processed == 0
+        echo(f"skipped: {failure}")
     # run.json: the record and what the run found, identical for equal runs; timing.*: how long it took
     write_json(
         os.path.join(output, "run.json"),
@@ -334,8 +348,8 @@ def _run_and_write(
         },
     )
     _write_timing(os.path.join(output, "timing.root"), result.per_event)
-    print(f"output in {output}/")
-    return failed
+    echo(f"output in {output}/")
+    return result
 
 
 def _write_timing(path: str, per_event: dict[str, Any]) -> None:

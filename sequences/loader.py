@@ -24,7 +24,7 @@ from types import ModuleType
 from recotrig.framework import Algorithm, ConfigError
 
 HERE = Path(__file__).parent
-_NOT_SEQUENCES = {"__init__", "cli", "loader", "samples", "simulate_cmd", "simulate_l1_cmd", "firmware_cmd"}
+_NOT_SEQUENCES = {"__init__", "api", "cli", "loader", "samples", "simulate_cmd", "simulate_l1_cmd", "firmware_cmd"}
 
 
 def available() -> list[str]:
