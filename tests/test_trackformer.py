@@ -292,3 +292,23 @@ def test_an_oversized_event_in_a_run_names_the_event(tiny):
         pytest.fail("the card's capacity is larger than a full mu = 60 pixel event; the test needs a smaller one")
     with pytest.raises(EventError, match=r"event 0 \(entry 0\): tf failed: ValueError: tf: \d+ hits: .* exceed"):
         seq.run(n_events=1, progress=False)
+
+
+def test_large_events_run_their_windows_in_several_calls_with_the_same_result(monkeypatch):
+    """Full crossings hold windows too large to batch all at once: they go through ONNX Runtime a
+    few windows per call, with the outputs of one call (up to float rounding) and the same tracks."""
+    from recotrig.models.runtime import Session
+    from recotrig.models.trackformer import inference
+
+    model = registry.load("trackformer-encreg-200-500", family="trackformer")
+    finder = inference.Finder(Session(model.onnx, threads=1), model.card)
+    sample = dataset.build(str(SAMPLE_MU20), low=200, high=500, draws=1, seed=7, max_events=1)[0]
+    params = inference.params_of(model.card)
+    whole = finder.predict(sample.features)
+    monkeypatch.setattr(inference, "ATTENTION_FLOATS", 1)  # one window per call
+    split = finder.predict(sample.features)
+    assert len(whole.windows) == 12 and split.sectors == whole.sectors
+    for a, b in zip(whole.outputs, split.outputs):
+        np.testing.assert_allclose(a["output"], b["output"], atol=1e-4)
+    tracks = [finder.assemble(sample.features, p, params).tracks for p in (whole, split)]
+    assert [t.tolist() for t in tracks[0]] == [t.tolist() for t in tracks[1]]

@@ -22,6 +22,9 @@ from recotrig.models.trackformer.tracks import cluster, linked
 
 __all__ = ["Finder", "Found", "Prediction"]
 
+#: attention-matrix floats (per head) in one ONNX Runtime call: 16 M, 64 MB per head
+ATTENTION_FLOATS = 1 << 24
+
 
 @dataclass
 class Prediction:
@@ -91,15 +94,25 @@ class Finder:
                 f"{longest} hits in one window exceed the {self.max_hits} the model takes (its card's "
                 f"max_hits; {self.sectors.n} sector(s)): use more sectors or reduce the event"
             )
+        # as many windows per ONNX Runtime call as keep its attention matrices (windows x longest^2
+        # floats per head) within ATTENTION_FLOATS: one call for the 10-50 and 200-500 events, a few
+        # for full crossings, whose windows are large
+        per_call = max(1, ATTENTION_FLOATS // longest**2)
+        outputs = []
+        for lo in range(0, len(windows), per_call):
+            outputs += self._run(features, windows[lo : lo + per_call], sector_of[lo : lo + per_call])
+        return Prediction(sector_of, windows, outputs)
+
+    def _run(self, features: np.ndarray, windows: list[np.ndarray], sector_of: list[int]) -> list[dict]:
+        """The ONNX outputs of ``windows`` (rotated, normalised and padded into one batch)."""
+        longest = max(len(w) for w in windows)
         x = np.zeros((len(windows), longest, 3), np.float32)
         mask = np.zeros((len(windows), longest), np.float32)
         for i, w in enumerate(windows):
             x[i, : len(w)] = (self.sectors.rotate(features[w], sector_of[i]) - self.mean) / self.std
             mask[i, : len(w)] = 1.0
         out = self.session.run(hits=x, mask=mask)
-        return Prediction(
-            sector_of, windows, [{k: v[i, : len(w)] for k, v in out.items()} for i, w in enumerate(windows)]
-        )
+        return [{k: v[i, : len(w)] for k, v in out.items()} for i, w in enumerate(windows)]
 
     def assemble(self, features: np.ndarray, prediction: Prediction, params: dict[str, Any]) -> Found:
         """Track candidates per window, merged across sectors."""
