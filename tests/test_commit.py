@@ -15,40 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
+from slowrun import SLOW, alive, children
 
 import recotrig.framework.files as files
 from recotrig.sequences.cli import main
-
-SLOW = """
-from recotrig.algorithms.toy import Burn, SummaryWriter, ToyReader, TruthTracker
-from recotrig.io.writers import StoreWriter
-
-def build(*, input, output):
-    return [ToyReader(events=400), Burn(work=300), TruthTracker(),
-            StoreWriter(path=output + "/reco.root", collections=["tracks"]),
-            SummaryWriter(path=output + "/summary.json", collections=["tracks"])]
-"""
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def leftovers(root: Path) -> list[Path]:

@@ -17,43 +17,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from slowrun import SLOW, alive, children
 
 from recotrig.edm import Hits, HitTruth, Particles
 from recotrig.io.errors import StoreError
 from recotrig.io.store import open_store, write_store
 from recotrig.io.validate import validate_event
 from recotrig.sequences.cli import main
-
-SLOW = """
-from recotrig.algorithms.toy import Burn, SummaryWriter, ToyReader, TruthTracker
-from recotrig.io.writers import StoreWriter
-
-def build(*, input, output):
-    return [ToyReader(events=400), Burn(work=300), TruthTracker(),
-            StoreWriter(path=output + "/reco.root", collections=["tracks"]),
-            SummaryWriter(path=output + "/summary.json", collections=["tracks"])]
-"""
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def start_slow_run(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
