@@ -64,6 +64,11 @@ class TrackFormerFinder(ModelAlgorithm):
         for key in ("min_cluster_size", "min_samples"):
             if getattr(self, key) and key in self._params:
                 self._params[key] = getattr(self, key)
+        if self._params.get("min_cluster_size", 2) < 2 or self._params.get("min_samples", 1) < 1:
+            raise ConfigError(
+                f"{self.name}: HDBSCAN needs min_cluster_size >= 2 and min_samples >= 1, got "
+                f"{self._params['min_cluster_size']} and {self._params['min_samples']}"
+            )
         if self.link_overlap >= 0 and "link_overlap" in self._params:
             self._params["link_overlap"] = self.link_overlap
         self._path = model.onnx

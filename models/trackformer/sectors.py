@@ -72,7 +72,13 @@ class Sectors:
         the hits a longer one took; what keeps ``min_hits`` is returned as (sector, indices)."""
         if self.n == 1:
             return [(k, t) for k, t in candidates if len(t) >= min_hits]
-        kept = [(k, t) for k, t in candidates if self.owner(np.arctan2(y[t].mean(), x[t].mean())) == k]
+        if not candidates:
+            return []
+        hits = np.concatenate([t for _, t in candidates])
+        starts = np.cumsum([0] + [len(t) for _, t in candidates[:-1]])
+        phi = np.arctan2(np.add.reduceat(y[hits], starts), np.add.reduceat(x[hits], starts))  # of each mean
+        home = self.owner(phi) == np.asarray([k for k, _ in candidates])
+        kept = [kt for kt, keep in zip(candidates, home) if keep]
         kept.sort(key=lambda kt: (-len(kt[1]), kt[0]))
         used = np.zeros(len(x), bool)
         out = []
