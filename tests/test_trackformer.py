@@ -100,6 +100,7 @@ def test_training_resumes_from_its_checkpoint(tiny):
     folder, card = tiny
     again = train(name="tiny", out=folder / "again", work=folder / "work", **TINY)
     assert again["training"]["seconds"] == card["training"]["seconds"]  # nothing trained again
+    assert again["training"]["pieces"] == card["training"]["pieces"] == 1
     assert again["onnx_sha256"] == card["onnx_sha256"]
 
 

@@ -20,6 +20,7 @@ import os
 import platform
 import shutil
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -38,9 +39,9 @@ __all__ = [
     "ModelOutput",
     "add_output_options",
     "export_onnx",
-    "machine",
     "model_output",
     "run_epochs",
+    "training_entry",
 ]
 
 #: where ``recotrig train`` writes a model unless ``--output`` says otherwise (in the current directory)
@@ -140,14 +141,20 @@ def model_output(args: argparse.Namespace, name: str, suffixes: tuple[str, ...] 
     return target
 
 
+#: this process's mark in the checkpoints it writes: a training's pieces are the processes that
+#: trained at least one of its epochs
+PIECE = uuid.uuid4().hex
+
+
 class Checkpoint:
-    """Model, optimiser and schedule state after an epoch, with the training time and loss so far.
-    ``config`` (JSON-able) describes the training; a checkpoint of another configuration is
-    refused instead of resumed."""
+    """Model, optimiser and schedule state after an epoch, with the training time and loss so far
+    and the pieces (processes) that trained it. ``config`` (JSON-able) describes the training; a
+    checkpoint of another configuration is refused instead of resumed."""
 
     def __init__(self, path: Path, config: dict[str, Any] | None = None):
         self.path = path
         self.config = config
+        self.pieces: list[str] = []
 
     def resume(self, model: torch.nn.Module, optimiser: Any, schedule: Any) -> tuple[int, float, float]:
         """(first epoch to run, seconds trained, last epoch's loss); (0, 0, NaN) without a checkpoint."""
@@ -162,11 +169,14 @@ class Checkpoint:
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
+        self.pieces = list(state.get("pieces", ["before pieces were recorded"]))
         return state["epoch"], state["seconds"], state.get("loss", math.nan)
 
     def save(
         self, model: torch.nn.Module, optimiser: Any, schedule: Any, *, epoch: int, seconds: float, loss: float
     ) -> None:
+        if PIECE not in self.pieces:
+            self.pieces.append(PIECE)
         torch.save(
             {
                 "model": model.state_dict(),
@@ -176,6 +186,7 @@ class Checkpoint:
                 "seconds": seconds,
                 "loss": loss,
                 "config": self.config,
+                "pieces": self.pieces,
             },
             self.path,
         )
@@ -254,3 +265,10 @@ def export_onnx(
 
 def machine(threads: int) -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch threads, CPU"
+
+
+def training_entry(seconds: float, threads: int, pieces: Iterable[str], **more: Any) -> dict[str, Any]:
+    """A card's ``training``: its seconds (resumed epochs included), the machine, and in how many
+    pieces it was trained (``pieces``: the ``Checkpoint.pieces`` of its checkpoints; a piece is one
+    process, resuming the previous one's checkpoint)."""
+    return {"seconds": round(seconds, 1), **more, "machine": machine(threads), "pieces": len(set(pieces))}

@@ -45,9 +45,9 @@ from recotrig.training.common import (
     Checkpoint,
     add_output_options,
     export_onnx,
-    machine,
     model_output,
     run_epochs,
+    training_entry,
 )
 
 #: the fixed-point types: inputs ap_fixed<14,5> (|x| < 16 after the shift), weights <8,2>,
@@ -168,7 +168,7 @@ def fit(
         progress=progress,
         after_epoch=validate,
     )
-    return {"history": history, "seconds": seconds, "epochs": epochs}
+    return {"history": history, "seconds": seconds, "epochs": epochs, "pieces": checkpoint.pieces}
 
 
 def float_scores(net: AnomalyNet, x: np.ndarray) -> np.ndarray:
@@ -413,8 +413,9 @@ def _card(
             },
             "float_last_epochs": t.history["history"][-3:],
             "qat_last_epochs": t.history_q["history"][-3:],
-            "seconds": round(t.history["seconds"] + t.history_q["seconds"], 1),
-            "machine": machine(args.threads),
+            **training_entry(
+                t.history["seconds"] + t.history_q["seconds"], args.threads, t.history["pieces"] + t.history_q["pieces"]
+            ),
             "config": t.config,
         },
         "held_out": figures,

@@ -48,7 +48,14 @@ from recotrig.metrics.vertexing import VertexMetrics
 from recotrig.models.registry import cache_dir, sha256, write_card
 from recotrig.models.runtime import Session
 from recotrig.sim.store import simulate
-from recotrig.training.common import Checkpoint, add_output_options, export_onnx, machine, model_output, run_epochs
+from recotrig.training.common import (
+    Checkpoint,
+    add_output_options,
+    export_onnx,
+    model_output,
+    run_epochs,
+    training_entry,
+)
 from recotrig.training.pvfinder import dataset
 from recotrig.training.pvfinder.model import UNet, asymmetric_loss
 
@@ -231,9 +238,8 @@ def train(
         "target_scale": target_scale,
         "seed": seed,
     }
-    seconds, loss_value = _fit(
-        model, data["train"].features, targets, Checkpoint(work / "checkpoint.pt", config), config, progress
-    )
+    checkpoint = Checkpoint(work / "checkpoint.pt", config)
+    seconds, loss_value = _fit(model, data["train"].features, targets, checkpoint, config, progress)
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / f"{name}.onnx"
@@ -254,7 +260,7 @@ def train(
             f"recotrig train pvfinder --epochs {epochs} --warmup {warmup} --lr {lr} --seed {seed} "
             f"--asymmetry {asymmetry} --target-scale {target_scale} --channels {','.join(map(str, channels))}"
         ),
-        "training": {"seconds": round(seconds, 1), "final_loss": loss_value, "machine": machine(threads)},
+        "training": training_entry(seconds, threads, checkpoint.pieces, final_loss=loss_value),
         "validation": validation,
         "held_out": held_out,
         "sample_check": sample,

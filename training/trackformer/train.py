@@ -46,7 +46,14 @@ from recotrig.models.trackformer import classes
 from recotrig.models.trackformer.inference import Finder, Prediction, params_of
 from recotrig.models.trackformer.sectors import Sectors
 from recotrig.sim.store import simulate
-from recotrig.training.common import Checkpoint, add_output_options, export_onnx, machine, model_output, run_epochs
+from recotrig.training.common import (
+    Checkpoint,
+    add_output_options,
+    export_onnx,
+    model_output,
+    run_epochs,
+    training_entry,
+)
 from recotrig.training.trackformer import dataset
 from recotrig.training.trackformer.model import Encoder, TopK
 
@@ -398,13 +405,14 @@ def train(
     norm = _normalisation(windows)
     labels, class_card = _classes(windows, bins or classes.BINS, sectors) if kind == "enccla" else ([], None)
     hyper = {"d": d, "layers": layers, "heads": heads, "batch": batch, "lr": lr, "epochs": epochs}
+    checkpoint = Checkpoint(work / f"{name}.checkpoint.pt")
     model, seconds, loss_value = _fit(
         kind,
         windows,
         labels,
         norm,
         outputs=4 if kind == "encreg" else class_card["count"],
-        checkpoint=Checkpoint(work / f"{name}.checkpoint.pt"),
+        checkpoint=checkpoint,
         hyper=hyper,
         seed=seed,
         progress=progress,
@@ -429,7 +437,7 @@ def train(
             f"--layers {layers} --heads {heads} --batch {batch} --lr {lr} --sectors {sectors.n} "
             f"--overlap {sectors.overlap}" + (f" --name {name}" if name != f"trackformer-{kind}-{data}" else "")
         ),
-        "training": {"seconds": round(seconds, 1), "final_loss": loss_value, "machine": machine(threads)},
+        "training": training_entry(seconds, threads, checkpoint.pieces, final_loss=loss_value),
         **evaluation,
         "onnx_sha256": sha256(onnx_path),
     }
