@@ -44,3 +44,23 @@ def test_hdbscan_bounds() -> None:
     assert cluster(np.array([[0.0, 0, 0, 0], [1, 0, 0, 0]]), min_cluster_size=2, min_samples=1) == []  # no root
     two = np.array([[0.0, 0, 0, 0], [0.1, 0, 0, 0], [5, 0, 0, 0], [5.1, 0, 0, 0]])
     assert [g.tolist() for g in cluster(two, min_cluster_size=2, min_samples=1)] == [[0, 1], [2, 3]]
+
+
+def test_weights_scale_the_clustering_space() -> None:
+    from recotrig.models.trackformer.inference import params_of
+
+    rng = np.random.default_rng(3)
+    angles = np.repeat(rng.normal(0, 1, (1, 3)), 12, axis=0) + rng.normal(0, 0.01, (12, 3))
+    charge = np.where(np.arange(12) < 6, -0.4, 0.4)[:, None]  # one particle whose charge prediction wavers
+    other = np.concatenate([angles[:8] + 3.0, np.full((8, 1), 0.4)], axis=1)  # a second particle, far off
+    x = np.concatenate([np.concatenate([angles, charge], axis=1), other])
+    assert [len(g) for g in cluster(x, min_cluster_size=4, min_samples=1)] == [6, 6, 8]
+    assert [len(g) for g in cluster(x, min_cluster_size=4, min_samples=1, weights=[1, 1, 1, 0.01])] == [12, 8]
+    card = {"kind": "encreg", "clustering": {"min_cluster_size": 4, "min_samples": 1}}
+    assert params_of(card)["weights"] == [1.0] * 4  # a card tuned before the weights
+    card["clustering"]["weights"] = [1, 1, 1, 0.1]
+    assert params_of(card)["weights"] == [1.0, 1.0, 1.0, 0.1]
+    for bad in ([1, 1, 1], [1, 1, 1, -1], [1, 1, 1, float("nan")], "heavy"):
+        card["clustering"]["weights"] = bad
+        with pytest.raises(ValueError, match="weights"):
+            params_of(card)

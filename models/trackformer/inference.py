@@ -10,6 +10,7 @@ per hit of a track, the top-k classes and their probabilities.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,15 +49,22 @@ class Found:
 
 def params_of(card: TrackFormerCard | dict[str, Any]) -> dict[str, Any]:
     """The card's tuned track-building parameters (a typed card, or the raw dict a training
-    writes); an EncCla card without ``link_overlap`` (made before classes were linked) gets 0:
-    the hits of each top-1 class are a track. ``ValueError`` for a missing or unusable parameter."""
+    writes); an EncReg card without ``weights`` (the scales of the predicted [theta, sin phi, cos
+    phi, q] in the clustering) gets 1 for each; an EncCla card without ``link_overlap`` (made
+    before classes were linked) gets 0: the hits of each top-1 class are a track. ``ValueError``
+    for a missing or unusable parameter."""
     if isinstance(card, TrackFormerCard):
         clustering, kind = card.clustering, card.kind
     else:
         clustering, kind = card.get("clustering"), card.get("kind")
     try:
         if kind == "encreg":
-            return {k: int(clustering[k]) for k in ("min_cluster_size", "min_samples")}
+            params = {k: int(clustering[k]) for k in ("min_cluster_size", "min_samples")}
+            weights = clustering.get("weights")  # cards tuned before the weights had none: all 1
+            params["weights"] = [1.0] * 4 if weights is None else [float(w) for w in weights]
+            if len(params["weights"]) != 4 or not all(0.0 <= w < math.inf for w in params["weights"]):
+                raise ValueError(f"the card's clustering weights {weights!r} are not 4 finite numbers >= 0")
+            return params
         params = {"min_hits": int(clustering["min_hits"]), "link_overlap": float(clustering.get("link_overlap") or 0)}
     except (AttributeError, KeyError, TypeError, ValueError) as err:
         raise ValueError(f"the card's clustering {clustering!r} lacks or mistypes a parameter ({err})") from None
@@ -120,7 +128,10 @@ class Finder:
         for k, w, out in zip(prediction.sectors, prediction.windows, prediction.outputs):
             if self.kind == "encreg":
                 local = cluster(
-                    out["output"], min_cluster_size=params["min_cluster_size"], min_samples=params["min_samples"]
+                    out["output"],
+                    min_cluster_size=params["min_cluster_size"],
+                    min_samples=params["min_samples"],
+                    weights=params.get("weights"),
                 )
             else:
                 local = linked(out["classes"], out["probabilities"], overlap=params.get("link_overlap"))

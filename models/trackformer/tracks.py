@@ -17,6 +17,7 @@ posteriors share those classes.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.cluster.hierarchy import linkage
@@ -27,22 +28,27 @@ from sklearn.cluster import HDBSCAN  # imported with the module, not on the firs
 __all__ = ["by_class", "cluster", "linked"]
 
 
-def cluster(prediction: np.ndarray, *, min_cluster_size: int, min_samples: int) -> list[np.ndarray]:
-    """HDBSCAN clusters of ``prediction`` (n, k); ``ValueError`` for a min_cluster_size below 2 or a
-    min_samples below 1 (HDBSCAN's own bounds)."""
+def cluster(
+    prediction: np.ndarray, *, min_cluster_size: int, min_samples: int, weights: Sequence[float] | None = None
+) -> list[np.ndarray]:
+    """HDBSCAN clusters of ``prediction`` (n, k), its columns scaled by ``weights`` (k; default 1):
+    the z-scored charge, predicted less sharply than the angles, splits a particle's hits when it
+    counts fully; ``ValueError`` for a min_cluster_size below 2 or a min_samples below 1
+    (HDBSCAN's own bounds)."""
     if min_cluster_size < 2 or min_samples < 1:
         raise ValueError(
             f"HDBSCAN needs min_cluster_size >= 2 and min_samples >= 1, got {min_cluster_size}, {min_samples}"
         )
     if len(prediction) < min_cluster_size:
         return []
+    prediction = np.asarray(prediction, np.float64)
+    if weights is not None:
+        prediction = prediction * np.asarray(weights, np.float64)
     if min_samples == 1 and len(prediction) > 1:
-        return _groups(_eom_labels(linkage(np.asarray(prediction, np.float64), "single"), min_cluster_size))
+        return _groups(_eom_labels(linkage(prediction, "single"), min_cluster_size))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        labels = HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, copy=True).fit_predict(
-            np.asarray(prediction, np.float64)
-        )
+        labels = HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, copy=True).fit_predict(prediction)
     return _groups(labels)
 
 

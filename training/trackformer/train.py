@@ -70,8 +70,10 @@ SPLIT_SEEDS = {"train": 0, "val": 1000, "test": 2000}  # reduction seeds per spl
 LINK_OVERLAPS = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 #: validation scores this close to the best count as equal in tuning (see ``tune``)
 TIE = 1e-3
+#: EncReg: weights of the z-scored predicted charge in the clustering space tried in tuning (the angles weigh 1)
+CHARGE_WEIGHTS = (1.0, 0.5, 0.25, 0.1)
 ALGORITHM = {
-    "encreg": "sklearn.cluster.HDBSCAN",
+    "encreg": "HDBSCAN (scikit-learn's labels) on the predictions scaled by weights (tracks.cluster)",
     "enccla": "top-1 classes, linked where their hits' top-k posteriors overlap by more than link_overlap "
     "(tracks.linked)",
 }
@@ -233,10 +235,15 @@ def _metrics(
 
 def tuning_grid(kind: str) -> list[dict[str, Any]]:
     """The track-building parameters tried on the validation events: EncReg's HDBSCAN
-    (min_cluster_size, min_samples); EncCla's smallest track (min_hits) and class linking
-    (link_overlap, ``tracks.linked``)."""
+    (min_cluster_size, min_samples, and the weight of the predicted charge, ``CHARGE_WEIGHTS``);
+    EncCla's smallest track (min_hits) and class linking (link_overlap, ``tracks.linked``)."""
     if kind == "encreg":
-        return [{"min_cluster_size": c, "min_samples": s} for c in (2, 3, 4, 5) for s in (1, 2, 3)]
+        return [
+            {"min_cluster_size": c, "min_samples": s, "weights": [1.0, 1.0, 1.0, q]}
+            for c in (2, 3, 4, 5)
+            for s in (1, 2, 3)
+            for q in CHARGE_WEIGHTS
+        ]
     return [{"min_hits": h, "link_overlap": o} for h in (1, 2, 3, 4) for o in LINK_OVERLAPS]
 
 
