@@ -13,7 +13,10 @@ mu = 60); where the card has an operating point tuned for the store's pile-up (`
 ``mu200``, on their own validation stores) it is run on the same KDE too (``pvfinder_mu6``, ...).
 Vertexing figures: ``metrics.vertexing.VertexMetrics`` with the ACTS-style
 track-based matching (truth vertices with >= 2 matched CKF tracks) and the window definitions
-(0.5 mm, >= 5 matched tracks). Prints one JSON object.
+(0.5 mm, >= 5 matched tracks). Each PV-Finder entry also has its threshold-scan curve, and
+``at_amvf_fp`` gives its window efficiency read off that curve at each AMVF seeder's false
+positives per event (``metrics.vertexing.efficiency_at_fp``) beside AMVF's own efficiency.
+Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from recotrig.algorithms.acts import ActsAMVF, ActsCKF
 from recotrig.algorithms.ml.pvfinder import PVFinder
 from recotrig.algorithms.vertexing.kde_builder import KDEBuilder
 from recotrig.io.hit_reader import HitReader
-from recotrig.metrics.vertexing import VertexMetrics
+from recotrig.metrics.vertexing import VertexMetrics, efficiency_at_fp
 from recotrig.models import registry
 from recotrig.training.pvfinder.train import STORES, store
 
@@ -84,25 +87,40 @@ def bench_mu(mu: int, events: int | None, model: str) -> dict:
         t0 = time.process_time()
         histogram, use = kde.execute(tracks=tracks)
         t1 = time.process_time()
-        vertices = {"pvfinder": pvf.execute(kde=histogram, tracks=tracks, kde_tracks=use)}
+        vertices, candidates = {}, {}
+        vertices["pvfinder"], candidates["pvfinder"], _ = pvf.execute(kde=histogram, tracks=tracks, kde_tracks=use)
         t2 = time.process_time()
         cpu["kde_builder"] += t1 - t0
         cpu["pvfinder"] += t2 - t1
         for key, alg in tuned.items():  # the same KDE, the operating point tuned for this pile-up
-            vertices[key] = alg.execute(kde=histogram, tracks=tracks, kde_tracks=use)
+            vertices[key], candidates[key], _ = alg.execute(kde=histogram, tracks=tracks, kde_tracks=use)
         status_counts += np.bincount(np.asarray(use.status), minlength=3)
         for key, finder in finders.items():
             t0 = time.process_time()
             vertices[key] = finder.execute(tracks=tracks)
             cpu[key] += time.process_time() - t0
         for key, v in vertices.items():
-            metrics[key].add_event(v, truth_vertices, tracks=tracks, truth=truth, particles=particles)
+            metrics[key].add_event(
+                v, truth_vertices, tracks=tracks, truth=truth, particles=particles, candidates=candidates.get(key)
+            )
     acts_stage = {k: f.timer.per_event().get(k, float("nan")) for k, f in finders.items()}
     for alg in (ckf, kde, pvf, *tuned.values(), *finders.values()):
         alg.finalize()
     ms = {k: 1e3 * v / n for k, v in cpu.items()}
     ms["kde_builder_plus_pvfinder"] = ms["kde_builder"] + ms["pvfinder"]
-    results = {k: {f: m.result()[f] for f in FIGURES} for k, m in metrics.items()}
+    full = {k: m.result() for k, m in metrics.items()}
+    results = {k: {f: full[k][f] for f in FIGURES} for k in metrics}
+    for key in ("pvfinder", *tuned):
+        scan = full[key]["threshold_scan"]
+        results[key]["threshold_scan"] = scan
+        results[key]["at_amvf_fp"] = {
+            amvf: {
+                "fp_per_event": full[amvf]["window_fp_per_event"],
+                "amvf_efficiency": full[amvf]["window_efficiency"],
+                "pvfinder_efficiency": efficiency_at_fp(scan, full[amvf]["window_fp_per_event"]),
+            }
+            for amvf in finders
+        }
     return {
         "mu": mu,
         "store": path.name,

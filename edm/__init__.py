@@ -17,7 +17,7 @@ from recotrig.edm.tracker import (
     Vertices,
 )
 from recotrig.edm.trigger import CrossingInfo, L1Objects, TriggerDecision
-from recotrig.edm.vertexing import KDE, TrackUse
+from recotrig.edm.vertexing import KDE, TrackUse, VertexDensity
 from recotrig.framework.collection import Collection, ColumnError, EventInfo
 
 __all__ = [
@@ -37,5 +37,6 @@ __all__ = [
     "TrackUse",
     "TriggerDecision",
     "TruthVertices",
+    "VertexDensity",
     "Vertices",
 ]

@@ -8,7 +8,8 @@ The L1 input layout is AXOL1TL's (and the ADC2021 data set's): missing ET, 4 e/g
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -28,6 +29,7 @@ __all__ = [
     "fpr_of_rate",
     "l1_feature_names",
     "l1_features",
+    "pass_rate",
     "threshold_at_fpr",
 ]
 
@@ -77,6 +79,43 @@ def threshold_at_fpr(background: np.ndarray, fpr: float) -> OperatingPoint:
     return OperatingPoint(threshold, k, int(np.count_nonzero(b > threshold)))
 
 
+def pass_rate(passed: np.ndarray, replicas: Sequence[int] | None = None) -> dict[str, Any]:
+    """The trigger rate at 40 MHz that zero-bias crossings' decisions ``passed`` mean, with its
+    statistical error. Independent crossings: ``sqrt(k) / n`` for ``k`` of ``n`` passing (the
+    binomial error at the small fractions a trigger passes). ``replicas``: the sizes of the
+    consecutive blocks of ``passed`` that are independent of each other while the crossings within
+    one are not (premixed from one pile-up pool: they share its interactions); the error is then
+    the spread of the blocks' pass fractions (the ratio estimator's variance over clusters), never
+    below the independent one. ``n_effective``: the number of independent crossings that would
+    give that error. With no crossing passing, the error is that of one (an upper scale)."""
+    passed = np.asarray(passed, bool)
+    n = len(passed)
+    if not n:
+        raise ValueError("no crossings to measure a rate on")
+    k = int(np.count_nonzero(passed))
+    p = k / n
+    var = max(k, 1) / n**2
+    if replicas is not None:
+        sizes = np.asarray(replicas, np.int64)
+        if sizes.sum() != n or (sizes <= 0).any():
+            raise ValueError(f"replica sizes {sizes.tolist()} do not add up to the {n} crossings")
+        if len(sizes) > 1:
+            counts = np.add.reduceat(passed.astype(np.int64), np.r_[0, np.cumsum(sizes)[:-1]])
+            g = len(sizes)
+            var = max(var, float(g / (g - 1) * np.sum((counts - p * sizes) ** 2)) / n**2)
+    error = math.sqrt(var)
+    return {
+        "crossings": n,
+        "passed": k,
+        "fraction": p,
+        "fraction_error": error,
+        "rate_khz": p * CROSSING_RATE_KHZ,
+        "rate_khz_error": error * CROSSING_RATE_KHZ,
+        "n_effective": round(p / var) if k else None,
+        "replicas": None if replicas is None else len(replicas),
+    }
+
+
 class L1Objects(Collection, type_name="L1Objects"):
     """Level-1 trigger objects (missing ET, e/gamma, muons, jets): kind, pT (GeV), eta, phi, and
     where the producer has them the hardware integer words the firmware sees (``hw_pt``,
@@ -84,6 +123,7 @@ class L1Objects(Collection, type_name="L1Objects"):
     (met, electron, muon, jet) and by falling pT within a kind; only real objects are stored."""
 
     KINDS = {"met": 0, "electron": 1, "muon": 2, "jet": 3}
+    codes = {"kind": KINDS}
     columns = {"kind": "i4", "pt": "f8", "eta": "f8", "phi": "f8"}
     optional = {"hw_pt": "i4", "hw_eta": "i4", "hw_phi": "i4", "iso": "f8"}
 
@@ -92,6 +132,7 @@ class CrossingInfo(Collection, type_name="CrossingInfo"):
     """One row per crossing of an L1 data set: its process (``PROCESS_CODES``)
     and how many pile-up interactions it holds."""
 
+    codes = {"process": PROCESS_CODES}
     columns = {"process": "i4", "n_pileup": "i4"}
 
 
@@ -125,8 +166,10 @@ def l1_features(objects: L1Objects) -> np.ndarray:
 
 
 class TriggerDecision(Collection, type_name="TriggerDecision"):
-    """One row per trigger: its score and whether the event passed; the integer score word where
-    the decision comes from firmware (or its emulator)."""
+    """One row per trigger: the score the decision is made on and whether the event passed
+    (``passed`` is ``score > threshold``). Where the decision comes from firmware (or its
+    emulator), ``score`` is the integer score word ``hw_score`` times its LSB, and
+    ``float_score`` is the unquantised (float) model's score beside it, for comparison only."""
 
     columns = {"score": "f8", "passed": "bool"}
-    optional = {"threshold": "f8", "hw_score": "i8"}
+    optional = {"threshold": "f8", "hw_score": "i8", "float_score": "f8"}

@@ -1,10 +1,11 @@
-"""Vertexing data beyond vertices themselves: the KDE histograms of PV-Finder."""
+"""Vertexing data beyond vertices themselves: the KDE histograms of PV-Finder and its predicted
+vertex density."""
 
 from __future__ import annotations
 
 from recotrig.framework.collection import Collection
 
-__all__ = ["KDE"]
+__all__ = ["KDE", "TrackUse", "VertexDensity"]
 
 
 class KDE(Collection, type_name="KDE"):
@@ -14,6 +15,13 @@ class KDE(Collection, type_name="KDE"):
 
     columns = {"z": "f4", "kde_a": "f4", "kde_b": "f4"}
     optional = {"xmax": "f4", "ymax": "f4"}
+
+
+class VertexDensity(Collection, type_name="VertexDensity"):
+    """A predicted density of vertices along the beam line, one row per z bin: bin centre ``z``
+    (mm) and ``density`` (vertices per bin), e.g. PV-Finder's network output for a ``KDE``."""
+
+    columns = {"z": "f4", "density": "f4"}
 
 
 class TrackUse(Collection, type_name="TrackUse"):

@@ -142,7 +142,9 @@ def _precisions(spec: Spec) -> dict[str, dict[str, str]]:
 def trigger_header(spec: Spec, threshold: int, rate_khz: float | None) -> str:
     score = spec.score_bits() + 1
     n = len(spec.shifts)
-    rate = f"{rate_khz:g} kHz of zero-bias crossings" if rate_khz is not None else "a threshold set by hand"
+    rate = (
+        f"{rate_khz:g} kHz of zero-bias crossings" if rate_khz is not None else "not a zero-bias rate: calibration.json"
+    )
     return f"""#ifndef ANOMALY_TRIGGER_H_
 #define ANOMALY_TRIGGER_H_
 // The anomaly trigger's decision: the score word above the integer threshold ({rate}).

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import shutil
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from recotrig.firmware import hls, rtl
-from recotrig.firmware.emulator import FORMAT, MANIFEST, Firmware, FirmwareError, load
+from recotrig.firmware.emulator import FORMAT, MANIFEST, Firmware, FirmwareError, card_threshold, load
 from recotrig.firmware.emulator import calibrate as calibrate_scores
 from recotrig.framework.files import staged_directory, write_json
 from recotrig.models import registry
@@ -93,27 +92,33 @@ def _relocate(stage: Path, final: Path) -> None:
 
 
 def create(
-    model_name: str, out: str | Path, *, rate_khz: float = 10.0, clock_mhz: float = 40.0, force: bool = False
+    model_name: str,
+    out: str | Path,
+    *,
+    rate_khz: float = 10.0,
+    clock_mhz: float = 40.0,
+    force: bool = False,
+    threshold: float | None = None,
 ) -> Firmware:
-    """Build the firmware of a shipped anomaly model into ``out``, with the threshold of the
-    model card for ``rate_khz`` (set on its held-out zero-bias crossings). It is built beside
-    ``out`` and put in place when complete; an existing firmware directory is replaced only with
-    ``force``, any other non-empty directory never."""
+    """Build the firmware of a shipped anomaly model into ``out``, with the threshold
+    ``threshold`` (a score) or else the model card's for ``rate_khz`` (``card_threshold``: a
+    model without zero-bias thresholds takes its own background's); ``calibration.json`` says
+    which. It is built beside ``out`` and put in place when complete; an existing firmware
+    directory is replaced only with ``force``, any other non-empty directory never."""
     out = Path(out)
     try:
         model = registry.load(model_name, family="anomaly")
     except registry.ModelError as err:
         raise FirmwareError(str(err)) from None
     spec, spec_path = _spec_of_model(model)
-    thresholds = model.typed_card.thresholds_khz  # an AnomalyCard: checked by _spec_of_model
-    if f"{rate_khz:g}" not in thresholds:
-        raise FirmwareError(
-            f"{model.onnx}: the card has no threshold for {rate_khz:g} kHz (it has {sorted(thresholds)} "
-            "kHz); build at one of those and run 'recotrig firmware calibrate'"
-        )
-    threshold = math.floor(float(thresholds[f"{rate_khz:g}"]) * 2**spec.score_fraction_bits)
+    card = model.typed_card  # an AnomalyCard: checked by _spec_of_model
+    word, source = card_threshold(card, spec, rate_khz, threshold)
+    target = rate_khz if threshold is None and f"{rate_khz:g}" in card.thresholds_khz else None
+    if not 0 <= word < 2 ** spec.score_bits():
+        top = 2.0 ** (spec.score_bits() - spec.score_fraction_bits)
+        raise FirmwareError(f"threshold {threshold:g} is outside the {model_name} score's range, 0 to {top:g}")
     with staged_directory(out, check=_replaceable(force)) as stage:
-        _build(stage.path, out, model, spec, spec_path, threshold, rate_khz, clock_mhz, model_name)
+        _build(stage.path, out, model, spec, spec_path, word, target, clock_mhz, f"{model_name}: {source}")
     return load(out)
 
 
@@ -124,17 +129,13 @@ def _build(
     spec: Spec,
     spec_path: Path,
     threshold: int,
-    rate_khz: float,
+    rate_khz: float | None,
     clock_mhz: float,
-    model_name: str,
+    source: str,
 ) -> None:
     """Write the firmware into the (new, empty) directory ``out`` that becomes ``final``."""
     shutil.copyfile(spec_path, out / "spec.fixed.json")
-    calibration = {
-        "rate_khz_target": rate_khz,
-        "threshold": threshold,
-        "source": f"card of {model_name} (held-out zero-bias crossings of its test set)",
-    }
+    calibration = {"rate_khz_target": rate_khz, "threshold": threshold, "source": source}
     t0 = time.perf_counter()
     hls_report = _quiet(lambda: hls.write_project(spec, out / "hls4ml", threshold, rate_khz), out / "hls4ml.log")
     t_hls = time.perf_counter() - t0
@@ -157,13 +158,16 @@ def _build(
     _write_report(out, final)
 
 
-def calibrate(path: str | Path, words: np.ndarray, rate_khz: float, source: str) -> dict[str, Any]:
-    """Set the threshold for ``rate_khz`` from zero-bias crossings (their input words) and write
-    it into the emulator's calibration and both firmware forms (rebuilt). The calibrated
-    directory is a copy made beside ``path`` and swapped in when complete."""
+def calibrate(
+    path: str | Path, words: np.ndarray, rate_khz: float, source: str, *, replicas: list[int] | None = None
+) -> dict[str, Any]:
+    """Set the threshold for ``rate_khz`` from zero-bias crossings (their input words; with
+    ``replicas``, the sizes of its independent blocks: ``emulator.calibrate``) and write it into
+    the emulator's calibration and both firmware forms (rebuilt). The calibrated directory is a
+    copy made beside ``path`` and swapped in when complete."""
     fw = load(path)
     scores, _ = fw.emulator.run(words)
-    result = {**calibrate_scores(scores, rate_khz), "source": source}
+    result = {**calibrate_scores(scores, rate_khz, replicas=replicas), "source": source}
     spec = fw.emulator.spec
     with staged_directory(fw.path, check=_replaceable(True)) as stage:
         new = stage.path
@@ -269,6 +273,11 @@ def _compare(score, passed, other_score, other_pass) -> dict[str, Any]:
     }
 
 
+def _target(calibration: dict[str, Any]) -> str:
+    rate = calibration.get("rate_khz_target")
+    return "" if rate is None else f"{rate:g} kHz target; "
+
+
 def _write_report(path: Path, final: Path) -> None:
     """``report.md`` of the firmware in ``path``, which is (or becomes) ``final``."""
     m = json.loads((path / MANIFEST).read_text())
@@ -278,7 +287,7 @@ def _write_report(path: Path, final: Path) -> None:
         f"# Anomaly-trigger firmware of `{m['model']}`",
         "",
         f"- Input: 57 words `{m['input_word']}`; score word {m['score_bits']} bits, LSB 2^-{m['score_fraction_bits']}.",
-        f"- Decision: score word > {c['threshold']} ({c.get('rate_khz_target')} kHz target; {c.get('source')}).",
+        f"- Decision: score word > {c['threshold']} ({_target(c)}{c.get('source')}).",
         (
             f"- hls4ml ({h['tool']}, {h['backend']}, {h['io_type']}, {h['strategy']}): written and compiled with g++; "
             "the C simulation is `hls4ml/csim/anomaly_csim`."

@@ -13,6 +13,8 @@ types in ``recotrig.edm``). A type is declared by subclassing::
         optional = {"kde_b": "f4"}
         parallel = (("track_index", "track_weight"),)         # jagged columns that agree row by row
         relations = {"track_index": "Tracks"}                 # column -> type of the collection it indexes
+        codes = {"kind": {"met": 0, "jet": 3}}                # integer column -> its values' names (shown
+                                                              # by recotrig info)
 
 Every subclass is registered under its ``type_name`` (default: the class name); a second class
 with the same name fails at its definition, naming both. Stores record the type name and the
@@ -237,6 +239,7 @@ class Collection:
     optional: ClassVar[dict[str, str]] = {}
     parallel: ClassVar[tuple[tuple[str, ...], ...]] = ()
     relations: ClassVar[dict[str, str]] = {}
+    codes: ClassVar[dict[str, dict[str, int]]] = {}
     _specs: ClassVar[dict[str, _Column]] = {}
     _generic: ClassVar[bool] = False
 

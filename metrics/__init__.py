@@ -3,8 +3,8 @@ written as ROOT through uproot); no ACTS, torch or ONNX Runtime needed.
 
 ``tracking``: TrackML score and weights, track-to-particle matching, efficiency / fake /
 duplicate rates (``TrackingMetrics``). ``vertexing``: ACTS-style clean / merged / split / fake
-vertex classification, LHCb-style z-window efficiency, z and vertex-vertex resolution
-(``VertexMetrics``; definitions in docs/metrics.md). ``trigger``: ROC AUC and efficiency at a
+vertex classification, LHCb-style z-window efficiency and its threshold scan, z and vertex-vertex
+resolution (``VertexMetrics``; definitions in docs/metrics.md). ``trigger``: ROC AUC and efficiency at a
 false-positive rate or a rate in kHz (``TriggerPerformance``). ``table``: the algorithm
 comparison table. ``performance``: the ``Performance`` metric that runs them in a sequence. The
 accumulators add events with ``add_event``, combine with ``merge`` (e.g. across worker processes)
@@ -30,10 +30,14 @@ from recotrig.metrics.vertexing import (
     FAKE,
     MERGED,
     NO_VERTEX,
+    SCAN_THRESHOLDS,
     SPLIT,
+    EventView,
     VertexMatch,
     VertexMetrics,
+    efficiency_at_fp,
     match_vertices,
+    pair_efficiency,
     reconstructable_counts,
     robust_sigma,
     track_truth_vertices,
@@ -46,19 +50,23 @@ __all__ = [
     "CLASS_NAMES",
     "CLEAN",
     "COLUMNS",
+    "EventView",
     "FAKE",
     "MERGED",
     "NOISE_PARTICLE_ID",
     "NO_PARTICLE",
     "NO_VERTEX",
+    "SCAN_THRESHOLDS",
     "SPLIT",
     "TrackMatch",
     "TrackingMetrics",
     "VertexMatch",
     "VertexMetrics",
+    "efficiency_at_fp",
     "format_table",
     "match_tracks",
     "match_vertices",
+    "pair_efficiency",
     "reconstructable_counts",
     "reconstructable_particles",
     "robust_sigma",

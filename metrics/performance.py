@@ -17,16 +17,26 @@ be found.
 
 Trigger decisions (``triggers``: ``TriggerDecision`` keys) add a row each: the fraction of the
 run's events accepted (in the efficiency column), the rate that fraction means at the 40 MHz
-crossing rate (the trigger rate when the events are zero-bias crossings), the mean score and the
-threshold.
+crossing rate (only when every event is a zero-bias crossing by its ``crossing`` record; "-"
+otherwise), the mean score and the threshold, and a line under the table saying what they mean.
 
-The collections are ``Many`` inputs (lists of store keys): ``tracks``, ``vertices``, ``triggers``.
-Vertex collections are matched by position, or by their tracks (ACTS-style track matching) when
-``tracks_of`` names the track collection their ``track_index`` points into (one of ``tracks``);
-a vertex collection that names its target collection must name that one::
+The collections are ``Many`` inputs (lists of store keys): ``tracks``, ``vertices``, ``candidates``,
+``triggers``. Vertex collections are matched by position, or by their tracks (ACTS-style track
+matching) when ``tracks_of`` names the track collection their ``track_index`` points into (one of
+``tracks``); a vertex collection that names its target collection must name that one::
 
     Performance(tracks=["tracks_ckf"], vertices=["vtx_grid"], tracks_of={"vtx_grid": "tracks_ckf"})
     # --Performance.vertices vtx_grid --Performance.tracks_of vtx_grid=tracks_ckf
+
+A vertex collection whose finder also gives scored candidates (PVFinder's ``candidates``) gets
+its threshold-scan curve when ``candidates_of`` names them (one of ``candidates``)::
+
+    Performance(vertices=["vertices_pvfinder"], candidates=["vertices_pvfinder_candidates"],
+                candidates_of={"vertices_pvfinder": "vertices_pvfinder_candidates"})
+
+``performance.json`` also holds the run's first event along z (``event_view``: ``EventView``):
+the truth vertices, each vertex collection's, and the ``kde`` and ``vertex_density`` where the
+run has them.
 """
 
 from __future__ import annotations
@@ -37,7 +47,19 @@ from typing import Any
 
 import numpy as np
 
-from recotrig.edm import EventInfo, Hits, HitTruth, Particles, Tracks, TriggerDecision, TruthVertices, Vertices
+from recotrig.edm import (
+    KDE,
+    CrossingInfo,
+    EventInfo,
+    Hits,
+    HitTruth,
+    Particles,
+    Tracks,
+    TriggerDecision,
+    TruthVertices,
+    VertexDensity,
+    Vertices,
+)
 from recotrig.edm.truth import trackml_weights
 from recotrig.framework import Algorithm, ConfigError, Many, Metric, Option
 from recotrig.framework.files import write_json
@@ -46,17 +68,22 @@ from recotrig.framework.result import RunResult
 from recotrig.metrics.table import format_table, row_from_result, row_label, write_table
 from recotrig.metrics.tracking import TrackingMetrics
 from recotrig.metrics.trigger import TriggerCounts
-from recotrig.metrics.vertexing import VertexMetrics
+from recotrig.metrics.vertexing import EventView, VertexMetrics
 
 
 class AccumulatorSet(dict):
-    """Named accumulators that merge name by name."""
+    """Named accumulators that merge name by name, and the view of the first event (``view``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.view = EventView()
 
     def merge(self, other: AccumulatorSet) -> AccumulatorSet:
         if set(other) != set(self):
             raise ValueError(f"cannot merge accumulators {sorted(other)} into {sorted(self)}")
         for name, acc in other.items():
             self[name].merge(acc)
+        self.view.merge(other.view)
         return self
 
 
@@ -67,6 +94,13 @@ class Performance(Metric):
         {},
         "vertex collection -> the track collection its track_index points into (track "
         "matching; one of tracks): KEY=TRACKS_KEY,...",
+        type=dict,
+        item=str,
+    )
+    candidates_of = Option(
+        {},
+        "vertex collection -> its finder's scored candidates, for the threshold scan (one of "
+        "candidates): KEY=CANDIDATES_KEY,...",
         type=dict,
         item=str,
     )
@@ -103,6 +137,22 @@ class Performance(Metric):
                     f"{self.name}: tracks_of matches vertices {key!r} to tracks {target!r}, which "
                     f"are not among its tracks {tracks}: add them"
                 )
+        candidates = self.keys("candidates")
+        for key, target in self.candidates_of.items():
+            if key not in vertices:
+                raise ConfigError(
+                    f"{self.name}: candidates_of names vertices {key!r}, which are not among its vertices {vertices}"
+                )
+            if target not in candidates:
+                raise ConfigError(
+                    f"{self.name}: candidates_of gives vertices {key!r} the candidates {target!r}, which "
+                    f"are not among its candidates {candidates}: add them"
+                )
+        unused = sorted(set(candidates) - set(self.candidates_of.values()))
+        if unused:
+            raise ConfigError(
+                f"{self.name}: candidates {unused} belong to no vertex collection: name them in candidates_of"
+            )
         if vertices and "truth_vertices" not in upstream:  # a hits-only store has no vertex truth
             raise ConfigError(
                 f"{self.name}: vertex figures need input 'truth_vertices' (key "
@@ -126,8 +176,12 @@ class Performance(Metric):
         particles: Particles,
         truth_vertices: TruthVertices | None = None,
         hits: Hits | None = None,
+        kde: KDE | None = None,
+        vertex_density: VertexDensity | None = None,
+        crossing: CrossingInfo | None = None,
         tracks: Many[Tracks] = ("tracks",),
         vertices: Many[Vertices] = (),
+        candidates: Many[Vertices] = (),
         triggers: Many[TriggerDecision] = (),
     ) -> None:
         acc = self.acc
@@ -146,15 +200,39 @@ class Performance(Metric):
             if tracks_key and target is not None and target != tracks_key:
                 raise ValueError(f"{self.name}: vertices {key!r} point into {target!r}, not {tracks_key!r}")
             matched = tracks[tracks_key] if tracks_key else None
-            acc[key].add_event(collection, truth_vertices, tracks=matched, truth=truth, particles=particles)
+            scored = candidates[self.candidates_of[key]] if key in self.candidates_of else None
+            if scored is not None and "score" not in scored:
+                raise ValueError(
+                    f"{self.name}: candidates {self.candidates_of[key]!r} of vertices {key!r} have no 'score' "
+                    f"column (columns {scored.names}): the threshold scan needs a finder's scored candidates"
+                )
+            acc[key].add_event(
+                collection, truth_vertices, tracks=matched, truth=truth, particles=particles, candidates=scored
+            )
+        if vertices and acc.view.empty:
+            first = next(iter(vertices))
+            tracks_key = self.tracks_of.get(first)
+            eligible = acc[first].window_eligible(
+                truth_vertices, tracks=tracks[tracks_key] if tracks_key else None, truth=truth, particles=particles
+            )
+            acc.view.add(
+                run=this.run,
+                event=this.event,
+                truth_vertices=truth_vertices,
+                eligible=eligible,
+                vertices=vertices,
+                kde=kde,
+                density=vertex_density,
+            )
         for key, collection in triggers.items():
-            acc[key].add(collection)
+            acc[key].add(collection, crossing)
 
     def summarise(self, acc: AccumulatorSet, result: RunResult, producers: dict[str, str]) -> None:
         ms = {row["algorithm"]: row["mean_ms"] for row in result.timing}
         self.rows: list[dict[str, Any]] = []
         self.results: dict[str, Any] = {}
         self.record = result.record
+        self.view = acc.view.result()
         for key in self.keys("tracks"):
             res = acc[key].result()
             producer = producers.get(key, key)
@@ -171,6 +249,7 @@ class Performance(Metric):
             # the window row: the same algorithm, so its time is on the row above only
             self.rows.append(row_from_result(f"{label} window", res, style="window", ms_per_event=math.nan))
             self.results[key] = res
+        notes = []
         for key in self.keys("triggers"):
             res = acc[key].result()
             producer = producers.get(key, key)
@@ -185,7 +264,8 @@ class Performance(Metric):
             )
             self.rows.append({k: (v if k == "algorithm" else float(v)) for k, v in row.items()})
             self.results[key] = res
-        result.add_report(format_table(self.rows))
+            notes.append(f"{producer} [{key}]: {res['note']}\n")
+        result.add_report(format_table(self.rows) + "".join(notes))
         result.add_comparison(self.rows)
 
     def finalize(self) -> None:
@@ -193,4 +273,7 @@ class Performance(Metric):
         if not rows:
             return
         write_table(rows, self.output, record=self.record)
-        write_json(os.path.join(self.output, "performance.json"), {"results": self.results, "run": self.record})
+        perf = {"results": self.results, "run": self.record}
+        if self.view is not None:
+            perf["event_view"] = self.view
+        write_json(os.path.join(self.output, "performance.json"), perf)

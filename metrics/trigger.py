@@ -110,27 +110,63 @@ def trigger_figures(background: np.ndarray, signal: np.ndarray, *, zero_bias: bo
     return row
 
 
+#: at most this many (float score, integer score word) pairs are kept in trigger.json
+SCORE_PAIRS = 2000
+
+
+def score_pairs(acc: ScoreAccumulator, names: dict[int, str]) -> dict[str, Any]:
+    """A sample of the events' float-model scores (``float``) against the scores the decision
+    is made on (``decided``: the integer word ``hw`` times its LSB), evenly spread over the run
+    (at most ``SCORE_PAIRS``), with their processes, the decision's threshold, and how many events
+    of the whole run the float score would decide otherwise."""
+    n = len(acc.score)
+    pick = np.unique(np.linspace(0, n - 1, min(n, SCORE_PAIRS)).round().astype(np.int64)) if n else []
+    score = np.asarray(acc.score, np.float64)
+    passed = np.asarray(acc.passed, bool)
+    flips = int(np.count_nonzero((score > acc.threshold) != passed)) if not math.isnan(acc.threshold) else None
+    return {
+        "events": n,
+        "float": score[pick].tolist(),
+        "decided": np.asarray(acc.decided, np.float64)[pick].tolist(),
+        "hw": np.asarray(acc.hw_score, np.int64)[pick].tolist(),
+        "process": [names[c] for c in np.asarray(acc.process, np.int64)[pick].tolist()],
+        "threshold": acc.threshold,
+        "float_decides_otherwise": flips,
+    }
+
+
 class ScoreAccumulator:
     """Per-event scores with their process code, merged in chunk order."""
 
     def __init__(self) -> None:
         self.process: list[int] = []
-        self.score: list[float] = []
+        self.score: list[float] = []  #: the float model's
+        self.decided: list[float] = []  #: the score the decision compares with the threshold
         self.hw_score: list[int] = []
         self.passed: list[bool] = []
         self.threshold = math.nan  #: the decision's threshold on the float score scale
 
-    def add(self, process: int, score: float, hw_score: int, passed: bool, threshold: float = math.nan) -> None:
+    def add(
+        self,
+        process: int,
+        score: float,
+        hw_score: int,
+        passed: bool,
+        threshold: float = math.nan,
+        decided: float = math.nan,
+    ) -> None:
         if not math.isnan(threshold):
             self.threshold = float(threshold)
         self.process.append(int(process))
         self.score.append(float(score))
+        self.decided.append(float(decided))
         self.hw_score.append(int(hw_score))
         self.passed.append(bool(passed))
 
     def merge(self, other: ScoreAccumulator) -> ScoreAccumulator:
         self.process += other.process
         self.score += other.score
+        self.decided += other.decided
         self.hw_score += other.hw_score
         self.passed += other.passed
         if not math.isnan(other.threshold):
@@ -139,41 +175,69 @@ class ScoreAccumulator:
 
 
 class TriggerCounts:
-    """How often a trigger accepted the events of a run, and its mean score (mergeable)."""
+    """How often a trigger accepted the events of a run, how many of them were zero-bias
+    crossings (``CrossingInfo``), and its mean and highest score (mergeable)."""
 
     def __init__(self) -> None:
         self.events = 0
         self.passed = 0
+        self.zero_bias = 0
         self.score_sum = 0.0
+        self.score_max = -math.inf
         self.threshold = math.nan
 
-    def add(self, decision: TriggerDecision) -> None:
+    def add(self, decision: TriggerDecision, crossing: CrossingInfo | None = None) -> None:
         self.events += 1
         self.passed += int(bool(decision.passed[0]))
+        self.zero_bias += int(crossing is not None and int(crossing.process[0]) == PROCESS_CODES["zerobias"])
         self.score_sum += float(decision.score[0])
+        self.score_max = max(self.score_max, float(decision.score[0]))
         if "threshold" in decision:
             self.threshold = float(decision["threshold"][0])
 
     def merge(self, other: TriggerCounts) -> TriggerCounts:
         self.events += other.events
         self.passed += other.passed
+        self.zero_bias += other.zero_bias
         self.score_sum += other.score_sum
+        self.score_max = max(self.score_max, other.score_max)
         if not math.isnan(other.threshold):
             self.threshold = other.threshold
         return self
 
-    def result(self) -> dict[str, float]:
-        """Accepted events, accept fraction, the rate it means at the 40 MHz crossing rate (the
-        trigger rate when the events are zero-bias crossings), the mean score and the threshold."""
-        fraction = self.passed / self.events if self.events else math.nan
-        return {
-            "events": self.events,
-            "accepted": self.passed,
+    def result(self) -> dict[str, Any]:
+        """Accepted events, accept fraction, the trigger rate it means at the 40 MHz crossing
+        rate with its binomial error (only when every event is a zero-bias crossing; NaN
+        otherwise), the mean and highest score, the threshold, and a sentence saying what the
+        figures mean on these events (``note``)."""
+        n, k = self.events, self.passed
+        fraction = k / n if n else math.nan
+        rated = n > 0 and self.zero_bias == n
+        out: dict[str, Any] = {
+            "events": n,
+            "accepted": k,
             "accept_fraction": fraction,
-            "rate_khz": fraction * CROSSING_RATE_KHZ,
-            "mean_score": self.score_sum / self.events if self.events else math.nan,
+            "zero_bias_events": self.zero_bias,
+            "rate_khz": fraction * CROSSING_RATE_KHZ if rated else math.nan,
+            "rate_khz_error": math.sqrt(max(k, 1)) / n * CROSSING_RATE_KHZ if rated else math.nan,
+            "mean_score": self.score_sum / n if n else math.nan,
+            "max_score": self.score_max if n else math.nan,
             "threshold": self.threshold,
         }
+        if not n:
+            out["note"] = "no events"
+        elif rated:
+            out["note"] = (
+                f"{k} of {n} zero-bias crossings accepted: {out['rate_khz']:.3g} ± "
+                f"{out['rate_khz_error']:.2g} kHz at 40 MHz"
+            )
+        else:
+            out["note"] = (
+                f"{k} of {n} events accepted; the highest score is {out['max_score'] / self.threshold:.2g} "
+                "times the threshold. No rate: these are not zero-bias crossings (a rate needs an L1 "
+                "zero-bias store, e.g. recotrig run trigger)"
+            )
+        return out
 
 
 class TriggerPerformance(Metric):
@@ -181,8 +245,10 @@ class TriggerPerformance(Metric):
     background processes of the same run (crossings labelled by ``CrossingInfo``); writes
     ``trigger.json`` to ``output`` and prints a table. Efficiencies at FPR 1e-5, 1e-4, 1e-3 and,
     against a zero-bias background, at 1 and 10 kHz; each with the background events behind it; the
-    ROC curve per signal (``roc_curve``) and the float score's histograms per process with the
-    decision's threshold (``scores``), so the report draws them from the file."""
+    ROC curve per signal (``roc_curve``), the float score's histograms per process with the
+    decision's threshold (``scores``) and a sample of (float score, score word) pairs
+    (``score_pairs``), so the report draws them from the file. ``hw`` figures are the decision's
+    integer score word's, ``float`` the float model's."""
 
     output = Option("recotrig-out", "directory for trigger.json", role="output")
 
@@ -192,7 +258,15 @@ class TriggerPerformance(Metric):
     def execute(self, decision: TriggerDecision, crossing: CrossingInfo) -> None:
         hw = int(decision["hw_score"][0]) if "hw_score" in decision else 0
         threshold = float(decision["threshold"][0]) if "threshold" in decision else math.nan
-        self.acc.add(int(crossing.process[0]), float(decision.score[0]), hw, bool(decision.passed[0]), threshold)
+        float_score = decision.get("float_score", decision.score)
+        self.acc.add(
+            int(crossing.process[0]),
+            float(float_score[0]),
+            hw,
+            bool(decision.passed[0]),
+            threshold,
+            decided=float(decision.score[0]),
+        )
 
     def summarise(self, acc: ScoreAccumulator, result: RunResult, producers: dict[str, str]) -> None:
         names = {code: name for name, code in PROCESS_CODES.items()}
@@ -242,6 +316,7 @@ class TriggerPerformance(Metric):
             f"decisions: {k_bg} of {n_bg} background crossings pass{rate}; signal accepted: "
             + ", ".join(f"{k} {v:.3f}" for k, v in report["decision"]["signal_accept"].items())
         )
+        report["score_pairs"] = score_pairs(acc, names)
         self.report = report
         result.add_report("\n".join(lines))
         result.add_trigger(self.name, report)

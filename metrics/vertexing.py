@@ -1,6 +1,7 @@
 """Truth-matched vertexing metrics, accumulated over events: ACTS-style classification (clean /
 merged / split / fake) with a position fallback, LHCb/PV-Finder-style z-window efficiency and false
-positives, z resolution and the vertex-vertex resolution (``VertexMetrics``).
+positives, its threshold scan over scored candidates, z resolution and the vertex-vertex
+resolution (``VertexMetrics``); one event's view along z for the report (``EventView``).
 
 The definitions are in the documentation: docs/metrics.md ("Vertexing metrics").
 """
@@ -14,7 +15,7 @@ from typing import Any, Literal
 import awkward as ak
 import numpy as np
 
-from recotrig.edm import HitTruth, Particles, Tracks, TruthVertices, Vertices
+from recotrig.edm import KDE, HitTruth, Particles, Tracks, TruthVertices, VertexDensity, Vertices
 from recotrig.framework.lookup import group_starts, index_of
 from recotrig.metrics.tracking import NO_PARTICLE, Accumulator, _ratio, match_tracks
 
@@ -25,9 +26,13 @@ __all__ = [
     "FAKE",
     "CLASS_NAMES",
     "NO_VERTEX",
+    "SCAN_THRESHOLDS",
+    "EventView",
     "VertexMatch",
     "VertexMetrics",
+    "efficiency_at_fp",
     "match_vertices",
+    "pair_efficiency",
     "particle_vertices",
     "reconstructable_counts",
     "robust_sigma",
@@ -42,6 +47,12 @@ CLASS_NAMES = ("clean", "merged", "split", "fake")
 NO_VERTEX = -1
 
 Reconstructable = Literal["auto", "column", "matched", "charged", "n_charged"]
+
+#: the steps of the threshold scan, in units of the finder's operating threshold (1: its operating
+#: point), 10 per decade from 0.001 to about 3000
+SCAN_THRESHOLDS = tuple(float(10 ** (k / 10)) for k in range(-30, 36))
+#: bins of the window z residual histogram, over [-z_window, z_window]
+RESIDUAL_BINS = 100
 
 
 # ------------------------------------------------------------------------------------------------
@@ -67,6 +78,11 @@ def robust_sigma(residuals: np.ndarray) -> float:
 def _rms(residuals: np.ndarray) -> float:
     r = np.asarray(residuals, dtype=np.float64)
     return float(np.sqrt(np.mean(r * r))) if len(r) else math.nan
+
+
+def _floats(values: Any) -> list[float | None]:
+    """A curve's values as a list, NaN as None (as JSON writes it, and equal to itself)."""
+    return [float(v) if math.isfinite(v) else None for v in np.asarray(values, np.float64).ravel()]
 
 
 def _pair_abs_dz(z: np.ndarray) -> np.ndarray:
@@ -350,6 +366,28 @@ def _match_by_position(
 # ------------------------------------------------------------------------------------------------
 # vertex-vertex resolution
 # ------------------------------------------------------------------------------------------------
+def pair_efficiency(
+    reco_counts: np.ndarray,
+    truth_counts: np.ndarray,
+    edges: np.ndarray,
+    *,
+    plateau: tuple[float, float],
+) -> tuple[np.ndarray, float]:
+    """The pair-finding efficiency in each bin of pairwise |dz| (reco / truth pairs divided by
+    its level in the plateau; NaN in bins without truth pairs, and everywhere when the plateau
+    holds no pairs) and that level."""
+    reco = np.asarray(reco_counts, np.float64)
+    true = np.asarray(truth_counts, np.float64)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    in_plateau = (centres >= plateau[0]) & (centres <= plateau[1])
+    level = _ratio(reco[in_plateau].sum(), true[in_plateau].sum())
+    ratio = np.full(len(true), math.nan)
+    ok = true > 0
+    if level > 0:
+        ratio[ok] = reco[ok] / true[ok] / level
+    return ratio, level
+
+
 def vertex_vertex_resolution(
     reco_counts: np.ndarray,
     truth_counts: np.ndarray,
@@ -357,23 +395,92 @@ def vertex_vertex_resolution(
     *,
     plateau: tuple[float, float],
 ) -> tuple[float, float]:
-    """(vv_resolution, vv_sigma) from histograms of pairwise |dz| (module docstring)."""
-    reco = np.asarray(reco_counts, np.float64)
-    true = np.asarray(truth_counts, np.float64)
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    in_plateau = (centres >= plateau[0]) & (centres <= plateau[1])
-    level = _ratio(reco[in_plateau].sum(), true[in_plateau].sum())
+    """(vv_resolution, vv_sigma) from histograms of pairwise |dz| (docs/metrics.md)."""
+    ratio, level = pair_efficiency(reco_counts, truth_counts, edges, plateau=plateau)
     if not level > 0:
         return math.nan, math.nan
-    ok = true > 0
-    x = centres[ok]
-    r = reco[ok] / true[ok] / level
+    ok = np.isfinite(ratio)
+    x = (0.5 * (edges[1:] + edges[:-1]))[ok]
+    r = ratio[ok]
     above = np.flatnonzero(r >= 0.5)
     if len(above) == 0 or above[0] == 0:
         return math.nan, math.nan
     k = above[0]
     d50 = x[k - 1] + (0.5 - r[k - 1]) * (x[k] - x[k - 1]) / (r[k] - r[k - 1])
     return float(d50), float(d50 / math.sqrt(2.0 * math.log(2.0)))
+
+
+# ------------------------------------------------------------------------------------------------
+# threshold scan and one event's view
+# ------------------------------------------------------------------------------------------------
+def efficiency_at_fp(scan: dict[str, Any], fp_per_event: float) -> float:
+    """The efficiency of a threshold-scan curve (``VertexMetrics.result()["threshold_scan"]``:
+    lists ``efficiency`` and ``fp_per_event``) at ``fp_per_event`` false positives per event,
+    interpolated linearly between its steps (the best efficiency where steps share a false-positive
+    rate); NaN outside the rates the scan reached."""
+    fp = np.asarray(scan["fp_per_event"], np.float64)
+    eff = np.asarray(scan["efficiency"], np.float64)
+    ok = np.isfinite(fp) & np.isfinite(eff)
+    x, inverse = np.unique(fp[ok], return_inverse=True)
+    if len(x) == 0 or not x[0] <= fp_per_event <= x[-1]:
+        return math.nan
+    best = np.full(len(x), -np.inf)
+    np.maximum.at(best, inverse, eff[ok])
+    return float(np.interp(fp_per_event, x, best))
+
+
+def _display(values: Any) -> list[float]:
+    """Values for a figure, to 5 significant digits."""
+    return [float(f"{v:.5g}") for v in np.asarray(values, np.float64)]
+
+
+class EventView:
+    """One event along z, for the report: its run and event number, the truth vertices' z and which
+    are eligible for the window efficiency, each vertex collection's z and, where given, the KDE
+    (``kde_a``) and a predicted vertex density (PV-Finder's network output), to 5 significant
+    digits. Only the first event added is kept, and ``merge`` keeps the earlier one: merged in
+    chunk order, the view is the run's first event whatever the executor."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.data is None
+
+    def add(
+        self,
+        *,
+        run: int,
+        event: int,
+        truth_vertices: TruthVertices,
+        eligible: np.ndarray,
+        vertices: dict[str, Vertices],
+        kde: KDE | None = None,
+        density: VertexDensity | None = None,
+    ) -> None:
+        if self.data is not None:
+            return
+        data: dict[str, Any] = {
+            "run_number": int(run),
+            "event_id": int(event),
+            "truth_z": _display(truth_vertices["z"]),
+            "truth_eligible": [bool(e) for e in eligible],
+            "vertices": {key: _display(v["z"]) for key, v in vertices.items()},
+        }
+        if kde is not None:
+            data["kde"] = {"z": _display(kde["z"]), "kde_a": _display(kde["kde_a"])}
+        if density is not None:
+            data["density"] = {"z": _display(density["z"]), "density": _display(density["density"])}
+        self.data = data
+
+    def merge(self, other: EventView) -> EventView:
+        if self.data is None:
+            self.data = other.data
+        return self
+
+    def result(self) -> dict[str, Any] | None:
+        return self.data
 
 
 # ------------------------------------------------------------------------------------------------
@@ -384,8 +491,11 @@ class VertexMetrics(Accumulator):
 
     ``add_event(vertices, truth_vertices, tracks=..., truth=..., particles=...)`` adds one
     event (the tracks, hit truth and particles are needed for track-based matching and for
-    ``reconstructable="matched"``); ``merge`` adds accumulators; ``result()`` returns the rates,
-    counts and resolutions defined in the module docstring.
+    ``reconstructable="matched"``); ``candidates=`` (vertices with a ``score`` column, the
+    finder's operating point at score >= 1) adds the event to the threshold scan: the window
+    efficiency and false positives of the candidates with score >= each of ``SCAN_THRESHOLDS``.
+    ``merge`` adds accumulators; ``result()`` returns the rates, counts, resolutions and curves
+    defined in docs/metrics.md.
     """
 
     COUNTS = (
@@ -405,10 +515,12 @@ class VertexMetrics(Accumulator):
         "n_window_found",
         "n_window_fp",
         "n_window_paired_other",
+        "n_scan_events",
+        "n_scan_eligible",
         "time_s",
         "n_timed_events",
     )
-    SAMPLES = ("z_residuals", "window_z_residuals", "vv_reco_pairs", "vv_truth_pairs")
+    SAMPLES = ("z_residuals", "window_z_residuals", "vv_reco_pairs", "vv_truth_pairs", "scan_found", "scan_fp")
 
     def __init__(
         self,
@@ -457,13 +569,12 @@ class VertexMetrics(Accumulator):
         tracks: Tracks | None = None,
         truth: HitTruth | None = None,
         particles: Particles | None = None,
+        candidates: Vertices | None = None,
         time_s: float | None = None,
     ) -> VertexMatch:
         """Add one event; returns its ``VertexMatch``."""
         cfg = self.config
-        track_particle = None
-        if tracks is not None and truth is not None:
-            track_particle = match_tracks(tracks, truth, min_purity=cfg["min_purity"]).matched_particle
+        track_particle = self._track_particle(tracks, truth)
         ntrk, source = reconstructable_counts(
             truth_vertices, source=cfg["reconstructable"], particles=particles, track_particle=track_particle
         )
@@ -483,10 +594,35 @@ class VertexMetrics(Accumulator):
         )
         self._count_acts(match, vertices, truth_vertices, recoable)
         self._count_window(vertices, truth_vertices, ntrk >= cfg["window_min_tracks"])
+        if candidates is not None:
+            self._count_scan(candidates, truth_vertices, ntrk >= cfg["window_min_tracks"])
         self.samples["vv_reco_pairs"].append(self._pair_histogram(vertices["z"]))
         self.samples["vv_truth_pairs"].append(self._pair_histogram(np.asarray(truth_vertices["z"])[recoable]))
         self._add_time(time_s)
         return match
+
+    def _track_particle(self, tracks: Tracks | None, truth: HitTruth | None) -> np.ndarray | None:
+        if tracks is None or truth is None:
+            return None
+        return match_tracks(tracks, truth, min_purity=self.config["min_purity"]).matched_particle
+
+    def window_eligible(
+        self,
+        truth_vertices: TruthVertices,
+        *,
+        tracks: Tracks | None = None,
+        truth: HitTruth | None = None,
+        particles: Particles | None = None,
+    ) -> np.ndarray:
+        """Which truth vertices count in the window efficiency (>= ``window_min_tracks``
+        reconstructable tracks), as ``add_event`` decides for the same arguments."""
+        ntrk, _ = reconstructable_counts(
+            truth_vertices,
+            source=self.config["reconstructable"],
+            particles=particles,
+            track_particle=self._track_particle(tracks, truth),
+        )
+        return ntrk >= self.config["window_min_tracks"]
 
     def _pair_histogram(self, z: np.ndarray) -> np.ndarray:
         counts, _ = np.histogram(_pair_abs_dz(z), bins=self.edges)
@@ -509,16 +645,46 @@ class VertexMetrics(Accumulator):
         dz = np.asarray(vertices["z"])[clean] - np.asarray(truth_vertices["z"])[match.truth_index[clean]]
         self.samples["z_residuals"].append(dz.astype(np.float64))
 
+    def _window(
+        self, reco_z: np.ndarray, truth_z: np.ndarray, eligible: np.ndarray
+    ) -> tuple[int, int, int, np.ndarray]:
+        """Window matching of one event: eligible truth vertices found, reconstructed vertices
+        paired with a non-eligible one, false positives, and the residuals of the found ones."""
+        pr, pt = window_match(reco_z, truth_z, window=self.config["z_window"])
+        good = eligible[pt]
+        return int(good.sum()), int((~good).sum()), len(reco_z) - len(pr), reco_z[pr[good]] - truth_z[pt[good]]
+
     def _count_window(self, vertices: Vertices, truth_vertices: TruthVertices, eligible: np.ndarray) -> None:
         c = self.counts
         reco_z, truth_z = np.asarray(vertices["z"], np.float64), np.asarray(truth_vertices["z"], np.float64)
-        pr, pt = window_match(reco_z, truth_z, window=self.config["z_window"])
-        good = eligible[pt]
+        found, other, fp, residuals = self._window(reco_z, truth_z, eligible)
         c["n_window_eligible"] += int(eligible.sum())
-        c["n_window_found"] += int(good.sum())
-        c["n_window_paired_other"] += int((~good).sum())
-        c["n_window_fp"] += len(reco_z) - len(pr)
-        self.samples["window_z_residuals"].append(reco_z[pr[good]] - truth_z[pt[good]])
+        c["n_window_found"] += found
+        c["n_window_paired_other"] += other
+        c["n_window_fp"] += fp
+        self.samples["window_z_residuals"].append(residuals)
+
+    def _count_scan(self, candidates: Vertices, truth_vertices: TruthVertices, eligible: np.ndarray) -> None:
+        """Window counts of the candidates with score >= each step of ``SCAN_THRESHOLDS`` (taken
+        in their own order, so the step at 1 counts the operating point's vertices as they are)."""
+        if "score" not in candidates:
+            raise ValueError(f"threshold-scan candidates have no 'score' column; they have {candidates.names}")
+        score = np.asarray(candidates["score"], np.float64)
+        reco_z, truth_z = np.asarray(candidates["z"], np.float64), np.asarray(truth_vertices["z"], np.float64)
+        found = np.zeros(len(SCAN_THRESHOLDS), np.int64)
+        fp = np.zeros(len(SCAN_THRESHOLDS), np.int64)
+        counted: dict[int, tuple[int, int]] = {}  # the same number above two steps: the same set
+        for step, threshold in enumerate(SCAN_THRESHOLDS):
+            chosen = score >= threshold
+            n = int(chosen.sum())
+            if n not in counted:
+                f, _, p, _ = self._window(reco_z[chosen], truth_z, eligible)
+                counted[n] = (f, p)
+            found[step], fp[step] = counted[n]
+        self.counts["n_scan_events"] += 1
+        self.counts["n_scan_eligible"] += int(eligible.sum())
+        self.samples["scan_found"].append(found)
+        self.samples["scan_fp"].append(fp)
 
     def _matching(self) -> str:
         c = self.counts
@@ -533,8 +699,26 @@ class VertexMetrics(Accumulator):
         reco_pairs = np.sum(self.samples["vv_reco_pairs"], axis=0) if self.samples["vv_reco_pairs"] else None
         truth_pairs = np.sum(self.samples["vv_truth_pairs"], axis=0) if self.samples["vv_truth_pairs"] else None
         vv = (math.nan, math.nan)
+        curves: dict[str, Any] = {}
         if reco_pairs is not None:
             vv = vertex_vertex_resolution(reco_pairs, truth_pairs, self.edges, plateau=self.config["plateau"])
+            ratio, level = pair_efficiency(reco_pairs, truth_pairs, self.edges, plateau=self.config["plateau"])
+            curves["vv_pair_efficiency"] = {
+                "edges": self.edges.tolist(),
+                "ratio": _floats(ratio),
+                "plateau_level": _floats([level])[0],
+                "reco_pairs": reco_pairs.tolist(),
+                "truth_pairs": truth_pairs.tolist(),
+            }
+        if self.config["z_window"] > 0:
+            edges = np.linspace(-self.config["z_window"], self.config["z_window"], RESIDUAL_BINS + 1)
+            curves["window_z_residual_hist"] = {"edges": edges.tolist(), "counts": np.histogram(wz, edges)[0].tolist()}
+        if c["n_scan_events"]:
+            curves["threshold_scan"] = {
+                "threshold": list(SCAN_THRESHOLDS),
+                "efficiency": _floats([_ratio(f, c["n_scan_eligible"]) for f in np.sum(self.samples["scan_found"], 0)]),
+                "fp_per_event": _floats(np.sum(self.samples["scan_fp"], axis=0) / c["n_scan_events"]),
+            }
         return {
             "matching": self._matching(),
             "reconstructable_source": "+".join(sorted(self.sources)) or "none",
@@ -557,4 +741,5 @@ class VertexMetrics(Accumulator):
             "ms_per_event": self._ms_per_event(),
             **{k: (float(v) if k == "time_s" else int(v)) for k, v in c.items()},
             **self.config,
+            **curves,
         }

@@ -87,9 +87,14 @@ class Binning:
 
 @dataclass(frozen=True, kw_only=True)
 class PeakFinder:
+    """Peak-finder settings. A named operating point also gives ``kde_scale``: the 90th percentile
+    over its tuning events of the KDE's sum (``kde_a`` summed over z, about 40 per track the KDE
+    used), where PVFinder's per-event choice (``operating_point="auto"``) places it."""
+
     threshold: float
     min_integral: float
     min_prominence: float
+    kde_scale: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,10 +114,13 @@ class FixedPointFiles:
 
 @dataclass(frozen=True, kw_only=True)
 class AnomalyCard(Card):
-    """L1 anomaly models: the fixed-point spec file and the thresholds per zero-bias rate [kHz]."""
+    """L1 anomaly models: the fixed-point spec file, the thresholds per zero-bias rate [kHz] (none
+    for a model whose background is not zero bias) and the held-out figures (``held_out``:
+    ``float`` and ``quantised``, per signal, with the thresholds at fixed false-positive rates)."""
 
     fixed_point: FixedPointFiles
     thresholds_khz: dict[str, float] = field(default_factory=dict)
+    held_out: dict[str, Any] = field(default_factory=dict)
 
 
 SCHEMAS: dict[str, type[Card]] = {"trackformer": TrackFormerCard, "pvfinder": PVFinderCard, "anomaly": AnomalyCard}

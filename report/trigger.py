@@ -1,6 +1,7 @@
 """Trigger figures from ``trigger.json``: the ROC curve per signal with the zero-bias rate at the
-40 MHz crossing rate on a second axis and the 1 and 10 kHz points marked, and the score
-distributions of the background and each signal with the decision's threshold."""
+40 MHz crossing rate on a second axis and the 1 and 10 kHz points marked, the score
+distributions of the background and each signal with the decision's threshold, and the
+emulator's integer score against the float model's score."""
 
 from __future__ import annotations
 
@@ -74,6 +75,40 @@ def _scores(run: Run) -> Figure | Skipped:
     )
 
 
+def _emulator_vs_float(run: Run) -> Figure | Skipped:
+    name = f"trigger_emulator_vs_float{'' if run.label == 'run' else '_' + run.label}"
+    pairs = (run.get("trigger.json") or {}).get("score_pairs")
+    if not pairs or not pairs.get("float"):
+        return Skipped(name, f"{run.label}: trigger.json holds no (float, integer) score pairs.")
+    x, y = np.asarray(pairs["float"], float), np.asarray(pairs["decided"], float)
+    process = np.asarray(pairs["process"])
+    fig, ax = figure()
+    for kind in dict.fromkeys(process.tolist()):
+        sel = process == kind
+        ax.plot(x[sel], y[sel], ".", ms=3, alpha=0.6, label=kind)
+    top = float(max(x.max(), y.max(), 1e-9))
+    ax.plot([0, top], [0, top], color="grey", lw=1, ls=":", label="equal")
+    threshold = pairs.get("threshold")
+    if threshold is not None:
+        ax.axhline(threshold, color="black", ls="--", lw=1, label="threshold (decides)")
+        ax.axvline(threshold, color="black", ls=":", lw=1)
+    ax.set_xlabel("float model's score")
+    ax.set_ylabel("emulator's score (integer word × LSB)")
+    ax.legend(loc="best", fontsize="small")
+    otherwise = pairs.get("float_decides_otherwise")
+    note = (
+        f" The float score would decide {otherwise} of the run's {pairs['events']} events otherwise."
+        if otherwise is not None
+        else ""
+    )
+    return Figure(
+        name,
+        fig,
+        f"{run.label}: the firmware emulator's integer score against the float model's, "
+        f"{len(x)} events spread over the run; the decision is the emulator's (dashed line).{note}",
+    )
+
+
 def plt_close(fig: object) -> None:
     import matplotlib.pyplot as plt
 
@@ -83,4 +118,5 @@ def plt_close(fig: object) -> None:
 def figures(runs: list[Run]) -> list[Figure | Skipped]:
     if not any(run.get("trigger.json") for run in runs):
         return [Skipped("trigger", "No trigger.json: no trigger figures.")]
-    return [_roc(runs), *(_scores(run) for run in runs if run.get("trigger.json"))]
+    present = [run for run in runs if run.get("trigger.json")]
+    return [_roc(runs), *(_scores(run) for run in present), *(_emulator_vs_float(run) for run in present)]

@@ -1,16 +1,22 @@
-"""Vertexing figures: each vertex finder's window efficiency against its false positives per
-event (an operating point each; ``threshold_scan`` is where a PV-Finder threshold-scan curve joins
-them once ``performance.json`` holds one), and the z resolutions recorded per finder."""
+"""Vertexing figures from ``performance.json``: each vertex finder's window efficiency against
+its false positives per event (an operating point each, and the threshold-scan curve of a finder
+that records one, PV-Finder's), the z resolutions per finder, the pair-finding efficiency against
+the distance between two truth vertices, the window z residuals, and the run's first event along
+z (the KDE, PV-Finder's network output, the truth vertices and each finder's)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from recotrig.report.common import Figure, Run, Skipped, figure
 
 __all__ = ["figures", "threshold_scan"]
+
+#: the pair-finding efficiency is drawn in bins of this many of performance.json's bins
+PAIR_BINS = 4
 
 
 def _vertices(run: Run) -> dict[str, dict[str, Any]]:
@@ -28,27 +34,155 @@ def threshold_scan(result: dict[str, Any]) -> dict[str, list[float]] | None:
     return None
 
 
+def _values(values: list[Any]) -> np.ndarray:
+    """A JSON list as floats (``null``, written for NaN, back to NaN)."""
+    return np.asarray([np.nan if v is None else v for v in values], float)
+
+
+def _label(key: str, run: Run, runs: list[Run]) -> str:
+    return key if len(runs) == 1 else f"{key} ({run.label})"
+
+
 def _efficiency_vs_fp(runs: list[Run]) -> Figure:
     fig, ax = figure()
-    curves = 0
+    curves, points = 0, []
     for run in runs:
         for key, res in _vertices(run).items():
-            label = key if len(runs) == 1 else f"{key} ({run.label})"
+            label = _label(key, run, runs)
             scan = threshold_scan(res)
+            color = None
             if scan is not None:
                 curves += 1
-                ax.plot(scan["fp_per_event"], scan["efficiency"], "-", label=f"{label} (threshold scan)")
+                (line,) = ax.plot(
+                    _values(scan["fp_per_event"]), _values(scan["efficiency"]), "-", label=f"{label} (threshold scan)"
+                )
+                color = line.get_color()
             n, k = res.get("n_window_eligible") or 0, res.get("window_efficiency")
             err = np.sqrt(k * (1 - k) / n) if n and k is not None else 0.0
-            ax.errorbar([res["window_fp_per_event"]], [k], yerr=[err], fmt="o", ms=7, label=label)
+            points.append(res["window_fp_per_event"] or 0.0)
+            ax.errorbar([res["window_fp_per_event"]], [k], yerr=[err], fmt="o", ms=7, color=color, label=label)
+    if curves:  # the scan reaches far more false positives than any finder makes: show around the points
+        ax.set_xlim(0, max(1.0, 3 * max(points, default=0.0)))
     ax.set_xlabel("false positives per event")
     ax.set_ylabel("window efficiency")
     ax.legend(loc="best")
-    note = "" if curves else " No threshold-scan curve is recorded in performance.json yet: operating points only."
+    note = (
+        " The curve is the threshold scan (candidates with peak height ≥ k × the operating threshold); it passes"
+        " through its finder's operating point (k = 1), drawn in the same colour."
+        if curves
+        else " No threshold-scan curve is recorded in performance.json: operating points only."
+    )
     return Figure(
         "vertex_efficiency_vs_fp",
         fig,
         "Window efficiency against false positives per event, one point per vertex finder (binomial error)." + note,
+    )
+
+
+def _pair_efficiency(runs: list[Run]) -> Figure | Skipped:
+    entries = [(run, key, res) for run in runs for key, res in _vertices(run).items() if "vv_pair_efficiency" in res]
+    if not entries:
+        return Skipped("vertex_pair_efficiency", "performance.json records no pair-finding efficiency.")
+    fig, ax = figure()
+    for run, key, res in entries:
+        curve = res["vv_pair_efficiency"]
+        resolution = res.get("vv_resolution")
+        text = f"{resolution:.2f} mm" if resolution is not None else "not reached"
+        # drawn in bins of PAIR_BINS stored ones (the ratio of the summed pairs): fewer, steadier points
+        edges = _values(curve["edges"])[::PAIR_BINS]
+        reco = np.add.reduceat(_values(curve["reco_pairs"]), np.arange(0, len(edges) - 1) * PAIR_BINS)
+        true = np.add.reduceat(_values(curve["truth_pairs"]), np.arange(0, len(edges) - 1) * PAIR_BINS)
+        level = curve.get("plateau_level") or np.nan
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(true > 0, reco / true / level, np.nan)
+        line = ax.stairs(ratio, edges, label=f"{_label(key, run, runs)}: {text}")
+        if resolution is not None:
+            ax.axvline(resolution, color=line.get_edgecolor(), ls="--", lw=1)
+    ax.axhline(0.5, color="grey", ls=":", lw=1)
+    ax.set_ylim(0, max(1.6, ax.get_ylim()[1]))
+    ax.set_xlabel(r"$|\Delta z|$ between two vertices [mm]")
+    ax.set_ylabel("pair-finding efficiency")
+    ax.legend(loc="upper right")
+    return Figure(
+        "vertex_pair_efficiency",
+        fig,
+        "Pair-finding efficiency: reconstructed over truth vertex pairs per |Δz| bin, divided by its level where "
+        f"the vertices are far apart (drawn in bins of {PAIR_BINS} stored bins); dashed: the vertex-vertex "
+        "resolution, where the stored curve first reaches one half.",
+    )
+
+
+def _residuals(runs: list[Run]) -> Figure | Skipped:
+    entries = [
+        (run, key, res) for run in runs for key, res in _vertices(run).items() if "window_z_residual_hist" in res
+    ]
+    if not entries:
+        return Skipped("vertex_z_residuals", "performance.json records no z residual histogram.")
+    fig, ax = figure()
+    for run, key, res in entries:
+        hist = res["window_z_residual_hist"]
+        sigma = res.get("window_z_sigma_core")
+        core = f"core σ {1e3 * sigma:.0f} µm" if sigma is not None else "no residuals"
+        ax.stairs(_values(hist["counts"]), 1e3 * _values(hist["edges"]), label=f"{_label(key, run, runs)}: {core}")
+    ax.set_xlabel(r"$z_{reco} - z_{truth}$ [µm]")
+    ax.set_ylabel("vertices")
+    ax.legend(loc="upper right")
+    return Figure(
+        "vertex_z_residuals",
+        fig,
+        "z residuals of the vertices that found an eligible truth vertex within the window, per finder.",
+    )
+
+
+def _event_view(runs: list[Run]) -> Figure | Skipped:
+    views = [(run, (run.get("performance.json") or {}).get("event_view")) for run in runs]
+    views = [(run, view) for run, view in views if isinstance(view, dict)]
+    if not views:
+        return Skipped("vertex_event_view", "performance.json records no event view (a run without vertices).")
+    first = views[0][1]
+    event = (first["run_number"], first["event_id"])
+    same = [(run, v) for run, v in views if (v["run_number"], v["event_id"]) == event]  # overlay one event only
+    truth = _values(first["truth_z"])
+    eligible = np.asarray(first["truth_eligible"], bool)
+    centre = float(np.median(truth[eligible] if eligible.any() else truth)) if len(truth) else 0.0
+    fig, axes = plt.subplots(2, 2, figsize=(12.8, 6.4), sharex="col", height_ratios=(3, 2), squeeze=False)
+    fig.subplots_adjust(left=0.13, right=0.94, bottom=0.1, top=0.95, wspace=0.36, hspace=0.08)
+    levels = {"truth": 0}
+    for column, zoom in enumerate((None, (centre - 10.0, centre + 10.0))):
+        top, bottom = axes[0, column], axes[1, column]
+        right = top.twinx()
+        if "kde" in first:
+            top.plot(_values(first["kde"]["z"]), _values(first["kde"]["kde_a"]), color="grey", lw=1, label="KDE")
+        for run, view in same:
+            if "density" in view:
+                name = "network output" if len(runs) == 1 else f"network output ({run.label})"
+                right.plot(_values(view["density"]["z"]), _values(view["density"]["density"]), lw=1, label=name)
+        top.set_ylabel("KDE [mm$^{-2}$]")
+        right.set_ylabel("vertices per bin")
+        bottom.plot(truth[~eligible], np.zeros((~eligible).sum()), "|", color="grey", ms=8)
+        bottom.plot(truth[eligible], np.zeros(eligible.sum()), "|", color="black", ms=14, mew=2)
+        for run, view in same:
+            for key, z in view["vertices"].items():
+                level = levels.setdefault(_label(key, run, runs), len(levels))
+                bottom.plot(_values(z), np.full(len(z), level), "v", ms=5)
+        bottom.set_yticks(range(len(levels)), list(levels))
+        bottom.set_ylim(-0.7, len(levels) - 0.3)
+        bottom.set_xlabel("z [mm]")
+        if zoom is not None:
+            bottom.set_xlim(*zoom)
+        elif len(truth):
+            bottom.set_xlim(truth.min() - 10, truth.max() + 10)
+        if column == 0:
+            lines = top.get_lines() + right.get_lines()
+            if lines:
+                top.legend(lines, [line.get_label() for line in lines], loc="upper left")
+    shown = "the KDE and PV-Finder's network output (right axis)" if "kde" in first else "no KDE in this run"
+    return Figure(
+        "vertex_event_view",
+        fig,
+        f"Run {event[0]}, event {event[1]} along z (left: all of it; right: 20 mm around the median z of the "
+        f"eligible truth vertices): above, {shown}; below, the truth vertices (black: eligible for the window "
+        "efficiency, grey: fewer reconstructable tracks) and each finder's vertices.",
     )
 
 
@@ -79,9 +213,7 @@ def figures(runs: list[Run]) -> list[Figure | Skipped]:
     return [
         _efficiency_vs_fp(runs),
         _resolution(runs),
-        Skipped(
-            "vertex_z_residuals",
-            "z residual distributions: performance.json keeps their core σ and RMS "
-            "only (shown above), not the residuals.",
-        ),
+        _pair_efficiency(runs),
+        _residuals(runs),
+        _event_view(runs),
     ]

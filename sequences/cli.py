@@ -38,6 +38,7 @@ from typing import Any
 
 from recotrig.framework import Algorithm, ConfigError, EventError, RunResult, Sequencer
 from recotrig.framework.arguments import ArgumentParser, one_line
+from recotrig.framework.collection import registered_type
 from recotrig.framework.executors import DaskExecutor, Executor, kill_workers
 from recotrig.framework.files import commits, committed_since, root_file, transaction, write_json
 from recotrig.framework.flags import add_flags, apply_flags, set_from_text
@@ -366,6 +367,10 @@ def cmd_info(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
     info = open_store(args.store, format=args.format).info()
+    for col in info.get("collections", {}).values():  # what the integer codes of a column mean
+        codes = getattr(registered_type(str(col.get("type"))), "codes", {})
+        if codes:
+            col["codes"] = codes
     if args.json:
         print(json.dumps(info, indent=1, default=str))
         return 0
@@ -385,6 +390,9 @@ def cmd_info(argv: list[str]) -> int:
             f"{(f'{size / 1e6:.2f}' if isinstance(size, (int, float)) else '-'):>9}  "
             + ", ".join(col.get("columns", []))
         )
+    for name, col in info.get("collections", {}).items():
+        for column, codes in col.get("codes", {}).items():
+            print(f"  {name}.{column} codes: " + ", ".join(f"{v} {k}" for k, v in codes.items()))
     meta = info.get("metadata") or {}
     if meta:
         text = json.dumps(meta, default=str)

@@ -29,7 +29,9 @@ def build(*, input: str | None, output: str) -> list:
         HitReader(input=input),
         ActsCKF(tracks="tracks_ckf", **acts),
         KDEBuilder(tracks="tracks_ckf", **binning),
-        PVFinder(tracks="tracks_ckf", vertices="vertices_pvfinder", model=MODEL),
+        PVFinder(
+            tracks="tracks_ckf", vertices="vertices_pvfinder", candidates="vertices_pvfinder_candidates", model=MODEL
+        ),
         ActsAMVF(tracks="tracks_ckf", vertices="vertices_amvf", **acts),
         ActsAMVF(
             name="ActsAMVFGrid", tracks="tracks_ckf", vertices="vertices_amvf_grid", seeder="adaptive_grid", **acts
@@ -38,6 +40,8 @@ def build(*, input: str | None, output: str) -> list:
             tracks=["tracks_ckf"],
             output=output,
             vertices=["vertices_pvfinder", "vertices_amvf", "vertices_amvf_grid"],
+            candidates=["vertices_pvfinder_candidates"],
+            candidates_of={"vertices_pvfinder": "vertices_pvfinder_candidates"},
             tracks_of={
                 "vertices_pvfinder": "tracks_ckf",
                 "vertices_amvf": "tracks_ckf",

@@ -59,6 +59,9 @@ def simulate_l1(
         raise FileExistsError(f"{output} exists; remove it or choose another --output")
     dataset = L1Dataset(process, mu, events, seed=seed, pool_size=pool_size, pool_seed=pool_seed)
     metadata = {**dataset.metadata(), "lepton_filter": lepton_filter, "process_codes": PROCESS_CODES}
+    t0 = time.perf_counter()
+    _make_pools(dataset, jobs=jobs, progress=progress)
+    pools_s = time.perf_counter() - t0
     bar = None
     if progress:
         from tqdm import tqdm
@@ -96,10 +99,33 @@ def simulate_l1(
         "run": run,
         "crossings": events,
         "written": written,
+        "pools_s": round(pools_s, 2),
         "wall_s": round(wall, 2),
         "crossings_per_s": round(events / wall, 1),
         "jobs": jobs,
     }
+
+
+def _make_pools(dataset: L1Dataset, *, jobs: int, progress: bool) -> None:
+    """Make the data set's pile-up pool and hard-scatter events where they are not cached yet,
+    each with its own progress bar (the crossings' bar then counts crossings alone)."""
+    pools = [
+        ("pile-up pool", "interaction", dataset.pool if dataset.mu > 0 else None),
+        ("hard scatters", "event", dataset.hard),
+    ]
+    for label, unit, pool in pools:
+        if pool is None:
+            continue
+        bar = None
+        if progress and not pool.path.exists():
+            from tqdm import tqdm
+
+            bar = tqdm(total=pool.n_events, unit=unit, desc=f"simulate-l1 {label} (made once, cached)", file=sys.stderr)
+        try:
+            pool.load(jobs=jobs, progress=bar.update if bar is not None else None)
+        finally:
+            if bar is not None:
+                bar.close()
 
 
 def main(argv: list[str]) -> int:

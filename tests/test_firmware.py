@@ -151,7 +151,7 @@ def test_firmware_directory_holds_both_forms_and_the_threshold(firmware):
 
 
 def test_emulator_equals_csim_and_rtl_bit_by_bit(firmware, capsys):
-    assert firmware_main(["verify", str(firmware), "--events", "14000"]) == 0
+    assert firmware_main(["verify", str(firmware), "--events", "12000", "--edge-events", "2000"]) == 0
     result = json.loads((firmware / "verify.json").read_text())
     assert result["bit_exact"] and result["csim"]["mismatches"] == 0 and result["rtl"]["mismatches"] == 0
     assert result["csim"]["events"] == 14_000 and result["rtl"]["events"] == 14_000
@@ -271,7 +271,7 @@ def test_full_sequence_has_tracks_vertices_and_the_trigger_row(tmp_path):
         "AnomalyTrigger [decision]",
     } <= set(rows)
     trigger = rows["AnomalyTrigger [decision]"]
-    assert trigger["efficiency"] in (0.0, 0.5, 1.0) and trigger["rate_khz"] == trigger["efficiency"] * 40_000
+    assert trigger["efficiency"] in (0.0, 0.5, 1.0) and trigger["rate_khz"] is None  # ttbar crossings: no rate
     assert trigger["threshold"] > 0 and trigger["mean_score"] > 0
 
 

@@ -4,9 +4,11 @@ The decision is the firmware's, computed by its bit-accurate emulator (``firmwar
 the 57 L1 inputs (``edm.trigger.l1_features``) become the firmware's input words, the quantised
 network's integer score word (``hw_score``) is compared with the integer threshold. The
 threshold comes from a built firmware directory (``firmware``: its calibration, the same
-integer that is written into its hls4ml and Verilog code), else from the model card for
-``rate_khz`` (set on held-out zero-bias crossings), else from ``threshold``. The float network
-in ONNX Runtime gives ``score`` beside it (the unquantised reference).
+integer that is written into its hls4ml and Verilog code), else from ``threshold``, else from
+the model card for ``rate_khz`` (``firmware.emulator.card_threshold``). The decision's columns:
+``hw_score`` (the word), ``score`` (the word times its LSB: ``passed`` is ``score >
+threshold``) and ``float_score``, the float network's score in ONNX Runtime (the unquantised
+reference, which decides nothing).
 
 Crossings are processed a chunk at a time (``execute_chunk``): one emulator call and one ONNX
 Runtime call per chunk.
@@ -14,14 +16,12 @@ Runtime call per chunk.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from recotrig.algorithms.ml.base import ModelAlgorithm
 from recotrig.edm import L1Objects, TriggerDecision
 from recotrig.edm.trigger import l1_feature_names, l1_features
-from recotrig.firmware.emulator import Emulator, FirmwareError
+from recotrig.firmware.emulator import Emulator, FirmwareError, card_threshold
 from recotrig.firmware.emulator import load as load_firmware
 from recotrig.framework import ConfigError, Option
 from recotrig.models import registry
@@ -88,19 +88,11 @@ class AnomalyTrigger(ModelAlgorithm):
                     "differs from its card"
                 )
             spec = Spec.load(spec_path)
-            if self.threshold >= 0:
-                value = float(self.threshold)
-            else:
-                thresholds = card.thresholds_khz
-                key = f"{self.rate_khz:g}"
-                if key not in thresholds:
-                    raise ConfigError(
-                        f"{self.name}: model {model.onnx} has no threshold for {key} kHz; its card has "
-                        f"{sorted(thresholds)} kHz (or set threshold, or build and calibrate firmware)"
-                    )
-                value = float(thresholds[key])
-            # score > value  <=>  word > floor(value / lsb), for an integer word
-            self._emulator = Emulator(spec, math.floor(value * 2**spec.score_fraction_bits))
+            try:
+                word, _ = card_threshold(card, spec, self.rate_khz, self.threshold if self.threshold >= 0 else None)
+                self._emulator = Emulator(spec, word)
+            except (FirmwareError, ValueError) as err:
+                raise ConfigError(f"{self.name}: model {model.onnx}: {err}") from None
         self._session = Session(model.onnx, threads=1)
 
     def execute(self, l1: L1Objects) -> TriggerDecision:
@@ -109,11 +101,16 @@ class AnomalyTrigger(ModelAlgorithm):
     def execute_chunk(self, l1: list[L1Objects]) -> list[TriggerDecision]:
         x = np.stack([l1_features(objects) for objects in l1])
         hw, passed = self._emulator.run(self._emulator.words(x))
-        score = self._session.run(l1_inputs=x)["score"]
-        threshold = self._emulator.threshold * self._emulator.lsb
+        float_score = self._session.run(l1_inputs=x)["score"]
+        lsb = self._emulator.lsb
+        threshold = self._emulator.threshold * lsb
         return [
             TriggerDecision(
-                score=[float(score[i])], passed=[bool(passed[i])], threshold=[threshold], hw_score=[int(hw[i])]
+                score=[int(hw[i]) * lsb],
+                passed=[bool(passed[i])],
+                threshold=[threshold],
+                hw_score=[int(hw[i])],
+                float_score=[float(float_score[i])],
             )
             for i in range(len(l1))
         ]

@@ -6,14 +6,26 @@ and a probabilistic assignment of the tracks to them.
    trained on, and a KDE of another binning is refused.
 2. ``peaks.find_peaks`` gives each vertex's z (weighted mean over the peak) and sigma_z (the
    peak's spread); x and y are the KDE's xmax, ymax at the peak's maximum bin. The peak finder's
-   threshold and limits default to the card's, tuned on validation events; a card may hold named
-   operating points (``operating_point="mu6"``: tuned for low pile-up).
+   settings are chosen per event by default (``operating_point="auto"``): the card's named
+   operating points, each tuned at one pile-up (mu = 6, 60, 200), sit at the KDE scale of their
+   tuning events (``kde_scale``: the 90th percentile of their sums of ``kde_a``, about 40 per
+   track); an event's threshold is interpolated between them at its own KDE sum (log threshold
+   against log scale, held at the end points beyond them), and its other limits are those of the
+   nearest point. So an event of unknown pile-up gets the settings tuned for its track
+   multiplicity. A named point
+   (``operating_point="mu6"``), ``""`` (the card's default, tuned at mu = 60) or an explicit
+   ``threshold`` fix them for every event.
 3. Track-to-vertex weights: for each track the KDE used (``TrackUse`` status 0) and each vertex,
    chi2_ij of its (d0, z0) at the vertex with the vertex's sigma_z added to the track's z0
    variance (``impact_chi2``); w_ij = exp(-chi2_ij/2) / (sum_k exp(-chi2_ik/2) + exp(-cutoff/2)):
    the track's z-pdf compared across the predicted vertices, with a constant for belonging to
    none (AMVF's form, at its final temperature). A track is listed at the vertices where its
    weight is at least ``min_track_weight``; a track's weights sum to at most 1.
+4. For the threshold scan of the metric (``metrics.vertexing.VertexMetrics``), ``candidates``:
+   the vertices (positions only), then the peaks the peak finder finds with its threshold lowered
+   to ``scan_floor`` x threshold that lie below the threshold; each has a ``score``, its peak
+   height over the threshold (>= 1 exactly for the vertices, so a scan at 1 is the operating
+   point). ``vertex_density``: the network output along z (for the report's view of one event).
 """
 
 from __future__ import annotations
@@ -25,8 +37,8 @@ import numpy as np
 
 from recotrig.algorithms.ml.base import ModelAlgorithm
 from recotrig.algorithms.vertexing.assignment import ANNEALING_CUTOFF, annealed_weights, impact_chi2
-from recotrig.algorithms.vertexing.peaks import find_peaks
-from recotrig.edm import KDE, FittedTracks, TrackUse, Vertices
+from recotrig.algorithms.vertexing.peaks import Peaks, find_peaks
+from recotrig.edm import KDE, FittedTracks, TrackUse, VertexDensity, Vertices
 from recotrig.framework import ConfigError, Option
 from recotrig.framework.algorithm import Algorithm
 from recotrig.models.runtime import Session
@@ -35,19 +47,21 @@ CHANNELS = ["kde_a", "kde_b", "xmax", "ymax"]
 
 
 class PVFinder(ModelAlgorithm):
-    """Finds primary vertices in a ``KDE`` with a PV-Finder UNet (ONNX) and assigns ``tracks``."""
+    """Finds primary vertices in a ``KDE`` with a PV-Finder UNet (ONNX) and assigns ``tracks``;
+    also gives the scan candidates and the network output (module docstring, item 4)."""
 
     requires = ("onnxruntime", "scipy")
     family = "pvfinder"
-    outputs = ("vertices",)
+    outputs = ("vertices", "candidates", "vertex_density")
     model = Option(
         "pvfinder-unet-mu60", "a shipped model's name, or the path of an .onnx file (card beside it)", role="model"
     )
     threads = Option(1, "ONNX Runtime intra-op threads (never more than the process's thread budget)", low=1, high=64)
     operating_point = Option(
-        "",
-        "the card's tuned peak-finder settings to use: '' (its default, tuned at mu = 60) or "
-        "a named operating point ('mu6': low pile-up)",
+        "auto",
+        "the card's tuned peak-finder settings: 'auto' (per event, from its KDE's scale between the "
+        "card's operating points), '' (its default, tuned at mu = 60) or a named operating point "
+        "('mu6', 'mu60', 'mu200')",
     )
     threshold = Option(-1.0, "peak finder: minimum peak height (-1: the card's tuned value)", low=-1.0)
     min_integral = Option(-1.0, "peak finder: minimum peak integral (-1: the card's value)", low=-1.0)
@@ -55,6 +69,12 @@ class PVFinder(ModelAlgorithm):
     min_prominence = Option(-1.0, "peak finder: minimum prominence / height (-1: the card's value)", low=-1.0, high=1.0)
     min_track_weight = Option(0.1, "minimum weight for a track to be listed at a vertex", low=0.0, high=1.0)
     cutoff = Option(ANNEALING_CUTOFF, "chi2 at which a track is as likely to belong to no vertex", low=0.0)
+    scan_floor = Option(
+        0.001,
+        "candidates: peaks down to this fraction of the threshold (the threshold scan's floor)",
+        low=0.0,
+        high=1.0,
+    )
 
     def check_upstream(self, upstream: dict[str, Algorithm]) -> None:
         """A KDEBuilder feeding this finder must bin as the model was trained."""
@@ -76,19 +96,38 @@ class PVFinder(ModelAlgorithm):
         self._path = model.onnx
         self._binning = card.binning
         points = card.operating_points
-        if self.operating_point and self.operating_point not in points:
+        if self.operating_point not in ("auto", "", *points):
             raise ConfigError(
                 f"{self.name}: model {model.onnx} has no operating point {self.operating_point!r}; "
-                f"its card has {sorted(points)}"
+                f"its card has {sorted(points)} (or 'auto', or '' for its default)"
             )
-        tuned = points[self.operating_point] if self.operating_point else card.peak_finder
-        self._peaks: dict[str, Any] = {
-            "threshold": self.threshold if self.threshold >= 0 else tuned.threshold,
-            "min_integral": self.min_integral if self.min_integral >= 0 else tuned.min_integral,
-            "min_prominence": self.min_prominence if self.min_prominence >= 0 else tuned.min_prominence,
+        # the points 'auto' chooses between, by KDE scale; none when the card places none (its default then)
+        self._anchors = sorted(
+            (p for p in points.values() if p.kde_scale),
+            key=lambda p: p.kde_scale,  # type: ignore[arg-type, return-value]
+        )
+        if self.operating_point not in ("auto", ""):
+            self._anchors = [points[self.operating_point]]
+        elif not self._anchors or not self.operating_point:
+            self._anchors = [card.peak_finder]
+        self._session = Session(model.onnx, threads=min(self.threads, self.context.threads))
+
+    def peak_settings(self, kde_scale: float) -> dict[str, Any]:
+        """The peak finder's settings for an event whose KDE sums to ``kde_scale`` (module
+        docstring, item 2); explicit options win over the card's."""
+        anchors = self._anchors
+        scales = np.log([max(a.kde_scale or 1.0, 1e-12) for a in anchors])
+        at = np.log(max(kde_scale, 1e-12))
+        nearest = anchors[int(np.argmin(np.abs(scales - at)))]
+        threshold = nearest.threshold  # one point: its own, exactly
+        if len(anchors) > 1:
+            threshold = float(np.exp(np.interp(at, scales, np.log([max(a.threshold, 1e-12) for a in anchors]))))
+        return {
+            "threshold": self.threshold if self.threshold >= 0 else threshold,
+            "min_integral": self.min_integral if self.min_integral >= 0 else nearest.min_integral,
+            "min_prominence": self.min_prominence if self.min_prominence >= 0 else nearest.min_prominence,
             "min_width": self.min_width,
         }
-        self._session = Session(model.onnx, threads=min(self.threads, self.context.threads))
 
     def _check_binning(self, kde: KDE) -> np.ndarray:
         z = np.asarray(kde.z, np.float64)
@@ -102,20 +141,24 @@ class PVFinder(ModelAlgorithm):
             )
         return z
 
-    def execute(self, kde: KDE, tracks: FittedTracks, kde_tracks: TrackUse) -> Vertices:
+    def execute(self, kde: KDE, tracks: FittedTracks, kde_tracks: TrackUse) -> tuple[Vertices, Vertices, VertexDensity]:
         z = self._check_binning(kde)
         if len(kde_tracks) != len(tracks):
             raise ValueError(
                 f"{self.name}: {self.key('kde_tracks')!r} has {len(kde_tracks)} rows for "
                 f"{len(tracks)} tracks in {self.key('tracks')!r}: not made from these tracks"
             )
+        features = np.stack([np.asarray(kde[c], np.float32) for c in CHANNELS])[None]
+        hist = self._session.run(kde=features)["hist"][0]
+        density = VertexDensity(z=kde.z, density=hist)
         rows = np.flatnonzero(np.asarray(kde_tracks.status) == TrackUse.USED)
         targets = {"track_index": self.key("tracks")}
         if len(rows) == 0:
-            return Vertices(x=[], y=[], z=[], ntracks=[], track_index=[], track_weight=[], sigma_z=[], targets=targets)
-        features = np.stack([np.asarray(kde[c], np.float32) for c in CHANNELS])[None]
-        hist = self._session.run(kde=features)["hist"][0]
-        peaks = find_peaks(hist, z, **self._peaks)
+            empty = np.zeros(0)
+            none = Vertices(x=[], y=[], z=[], ntracks=[], track_index=[], track_weight=[], sigma_z=[], targets=targets)
+            return none, Vertices(x=empty, y=empty, z=empty, sigma_z=empty, extra={"score": empty}), density
+        settings = self.peak_settings(float(np.sum(np.asarray(kde.kde_a, np.float64))))
+        peaks = find_peaks(hist, z, **settings)
         x = np.asarray(kde.xmax, np.float64)[peaks.bin]
         y = np.asarray(kde.ymax, np.float64)[peaks.bin]
         positions = np.stack([x, y, peaks.z], axis=1)
@@ -126,7 +169,7 @@ class PVFinder(ModelAlgorithm):
             members = np.flatnonzero(weights[j] >= self.min_track_weight)
             index.append(rows[members].tolist())
             weight.append(weights[j, members].tolist())
-        return Vertices(
+        vertices = Vertices(
             x=x,
             y=y,
             z=peaks.z,
@@ -135,4 +178,23 @@ class PVFinder(ModelAlgorithm):
             track_weight=weight,
             sigma_z=peaks.sigma_z,
             targets=targets,
+        )
+        return vertices, self._candidates(hist, z, kde, peaks, settings), density
+
+    def _candidates(
+        self, hist: np.ndarray, z: np.ndarray, kde: KDE, found: Peaks, settings: dict[str, Any]
+    ) -> Vertices:
+        """The vertices' peaks, then those found below the threshold down to the scan floor, with
+        their heights over the threshold as ``score``."""
+        threshold = settings["threshold"]
+        low = find_peaks(hist, z, **{**settings, "threshold": self.scan_floor * threshold})
+        below = low.height < threshold
+        peak_bin = np.concatenate([found.bin, low.bin[below]])
+        height = np.concatenate([found.height, low.height[below]])
+        return Vertices(
+            x=np.asarray(kde.xmax, np.float64)[peak_bin],
+            y=np.asarray(kde.ymax, np.float64)[peak_bin],
+            z=np.concatenate([found.z, low.z[below]]),
+            sigma_z=np.concatenate([found.sigma_z, low.sigma_z[below]]),
+            extra={"score": height / threshold if threshold > 0 else np.full(len(height), np.inf)},
         )

@@ -28,10 +28,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RAW_EXTRA_BITS", "FixedType", "Layer", "Spec", "saturation_report"]
+__all__ = ["FEATURE_DTYPE", "RAW_EXTRA_BITS", "FixedType", "Layer", "Spec", "saturation_report"]
 
 #: the firmware input words have this many more integer bits than the network's input type
 RAW_EXTRA_BITS = 10
+#: the precision of the float L1 features input words are made from (``edm.trigger.l1_features``,
+#: the models' ONNX input): features in any other float type are rounded to it first, so a float64
+#: copy of a feature gives the word of its float32 original
+FEATURE_DTYPE = np.float32
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,7 @@ class Spec:
 
     def hw_words(self, x: np.ndarray) -> np.ndarray:
         """The firmware's input words for float features ``(n, features)``: per feature
-        ``floor(x * 2**(fraction - shift))``, saturated to ``raw`` (int64)."""
+        ``floor(x * 2**(fraction - shift))`` of ``x`` in ``FEATURE_DTYPE``, saturated to ``raw`` (int64)."""
         return self._words(x).astype(np.int64)
 
     def _words(self, x: np.ndarray) -> np.ndarray:
@@ -126,13 +130,14 @@ class Spec:
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != len(self.shifts):
             raise ValueError(f"expected inputs of shape (events, {len(self.shifts)}), got {x.shape}")
-        words = x.astype(np.float64)
-        if not np.isfinite(np.add.reduce(words, axis=None)):  # one pass; the culprit found only if needed
-            bad = ~np.isfinite(words)
+        if not np.isfinite(np.add.reduce(x, axis=None, dtype=np.float64)):  # one pass; the culprit only if needed
+            bad = ~np.isfinite(x)
             if bad.any():
                 row, col = np.argwhere(bad)[0]
                 name = self.feature_names[col] if self.feature_names else f"x{col}"
-                raise ValueError(f"input row {row}, feature {name}: {words[row, col]} is not a finite number")
+                raise ValueError(f"input row {row}, feature {name}: {x[row, col]} is not a finite number")
+        with np.errstate(over="ignore"):  # beyond float32's range: infinite, then saturated below
+            words = x.astype(FEATURE_DTYPE, copy=False).astype(np.float64)
         words *= 2.0 ** (self.input.fraction - np.asarray(self.shifts, np.float64))
         np.floor(words, out=words)
         return np.clip(words, self.raw.lo, self.raw.hi, out=words)

@@ -337,6 +337,7 @@ def _validation(
     operating_points = {
         "mu60": {
             **params,
+            "kde_scale": kde_scale(val),
             "tuned_on": paths["val"].name,
             "fp_budget": f"AMVF's window false positives per event there, {amvf_val['window_fp_per_event']:.3f}",
             "validation": val_figures,
@@ -348,6 +349,13 @@ def _validation(
     return worst, params, {"pvfinder": val_figures, "amvf_gaussian": amvf_val}, operating_points
 
 
+def kde_scale(data: dataset.Data) -> float:
+    """Where an operating point sits for PVFinder's per-event choice: the 90th percentile over the
+    events of the KDE's sum (``kde_a``, channel 0, over z), so that nearly every event of the
+    pile-up it was tuned at gets its settings."""
+    return float(np.quantile(data.features[:, 0].astype(np.float64).sum(axis=1), 0.9))
+
+
 def _operating_point(session: Session, other: dataset.Data, store_name: str, budget: float | None) -> dict[str, Any]:
     """The peak finder tuned on another validation set at ``budget`` false positives per event
     (None: AMVF's there): the card's entry of a named operating point."""
@@ -356,6 +364,7 @@ def _operating_point(session: Session, other: dataset.Data, store_name: str, bud
     point_params, point_figures = tune(predict(session, other.features), other, limit)
     return {
         **point_params,
+        "kde_scale": kde_scale(other),
         "tuned_on": store_name,
         "fp_budget": (
             f"AMVF's window false positives per event there, {amvf_fp:.3f}"
