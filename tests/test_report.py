@@ -9,7 +9,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -110,7 +109,6 @@ def test_trigger_and_overlaid_reports(runs, tmp_path):
     roc = trigger["signals"]["ato4l"]["hw"]["roc"]
     assert roc["fpr"][0] == 0.0 and roc["fpr"][-1] == 1.0 and roc["tpr"][-1] == 1.0 and len(roc["fpr"]) < 3000
     assert trigger["scores"]["threshold"] > 0
-    start = time.perf_counter()
     assert (
         main(
             [
@@ -125,7 +123,7 @@ def test_trigger_and_overlaid_reports(runs, tmp_path):
         )
         == 0
     )
-    assert time.perf_counter() - start < 10  # the budget for the bundled samples
+    # the 10 s budget for the bundled samples is measured by bench/bench_report.py, not here
     probe, dom, _ = open_in_browser(tmp_path / "both" / "report.html", tmp_path)
     names = {f["name"] for f in probe["figures"]}
     assert {"trigger_roc", "trigger_scores_l1", "vertex_efficiency_vs_fp", "timing"} <= names
