@@ -8,9 +8,10 @@ The held-out stores are ``recotrig.training.pvfinder.train.STORES`` (test_mu*: s
 training or tuning), simulated into the cache when missing. Per event: HitReader, ActsCKF once,
 then each vertex finder on the same tracks; CPU seconds per event of each finder's whole
 ``execute`` (``time.process_time``; AMVF's includes its CSV hand-over, its ACTS stage alone is
-given separately). ``pvfinder`` uses the card's default peak-finder settings (tuned at
-mu = 60); where the card has an operating point tuned for the store's pile-up (``mu6``,
-``mu200``, on their own validation stores) it is run on the same KDE too (``pvfinder_mu6``, ...).
+given separately). ``pvfinder`` is the default, each event's threshold chosen from its KDE's scale
+(``operating_point="auto"``); where the card has an operating point tuned for the store's
+pile-up (``mu6``, ``mu60``, ``mu200``, on their own validation stores) it is run on the same KDE
+too (``pvfinder_mu6``, ...): what a user who knew the pile-up would choose by hand.
 Vertexing figures: ``metrics.vertexing.VertexMetrics`` with the ACTS-style
 track-based matching (truth vertices with >= 2 matched CKF tracks) and the window definitions
 (0.5 mm, >= 5 matched tracks). Each PV-Finder entry also has its threshold-scan curve, and
@@ -68,7 +69,7 @@ def bench_mu(mu: int, events: int | None, model: str) -> dict:
     ckf = ActsCKF()
     kde = KDEBuilder(**card["binning"])
     pvf = PVFinder(model=model)
-    point = f"mu{mu}" if f"mu{mu}" in card.get("operating_points", {}) and mu != 60 else None
+    point = f"mu{mu}" if f"mu{mu}" in card.get("operating_points", {}) else None
     tuned = {f"pvfinder_{point}": PVFinder(model=model, operating_point=point)} if point else {}
     finders = {
         "amvf_gaussian": ActsAMVF(name="amvf_gaussian", seeder="gaussian"),
