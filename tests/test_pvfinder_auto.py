@@ -31,7 +31,8 @@ def test_the_shipped_card_places_its_points_by_pile_up(card):
     assert {"mu6", "mu60", "mu200"} <= set(points)
     scales = [points[p].kde_scale for p in ("mu6", "mu60", "mu200")]
     assert all(s and s > 0 for s in scales) and scales == sorted(scales)
-    assert 5 < scales[1] / scales[0] < 20 and 2 < scales[2] / scales[1] < 4.5  # about 40 per track, tracks ~ mu
+    # about 40 per track; the tracks grow with the pile-up on top of the tt-bar event's
+    assert 2.5 < scales[1] / scales[0] < 10 and 1.8 < scales[2] / scales[1] < 3.5
 
 
 def test_auto_gives_each_point_at_its_scale_and_interpolates_between(card):
