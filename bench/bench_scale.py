@@ -9,12 +9,13 @@ Then ONE ``recotrig run -j 1`` runs on it, under ``/usr/bin/time -v`` for the pe
 the process: the shipped ``pvfinder`` sequence (ActsCKF; KDEBuilder -> PVFinder; ActsAMVF with the
 Gaussian and the adaptive-grid seeder, all on the CKF tracks) plus, from a steering file written
 here, a second HitReader of all pixel hits (volumes 7, 8, 9) and TrackFormerFinder with the
-sectored 200-500 EncReg model. The finder sends all windows of an event through ONNX Runtime in one
-padded batch, so its memory grows as sectors x (fullest window)^2: ``sectors`` is the count in
-12..256 whose windows all fit the card's ``max_hits`` and whose batch is smallest, found on the
-store's own hits. Where one attention matrix of that batch (x heads x 4 bytes) would exceed
-``ATTENTION_GB``, or no count fits, or the run fails (its address space is capped at
-``ADDRESS_SPACE_GB``, so an allocation fails in it rather than on the machine), TrackFormerFinder
+sectored 200-500 EncReg model. The finder sends the windows of an event through ONNX Runtime a
+few per call (``models.trackformer.inference.ATTENTION_FLOATS``), so its memory grows as the
+windows per call x (fullest window)^2: ``sectors`` is the count in 12..256 whose windows all fit
+the card's ``max_hits`` and whose batch is smallest, found on the store's own hits. Where the
+attention matrices of one call (x heads x 4 bytes) would exceed ``ATTENTION_GB``, or no count
+fits, or the run fails (its address space is capped at ``ADDRESS_SPACE_GB``, so an allocation
+fails in it rather than on the machine), TrackFormerFinder
 is left out (the reason or the run's error recorded) and the shipped ``pvfinder`` sequence alone
 runs. A failed run is recorded, not raised.
 ms/event per algorithm are the run's own ``timing.json`` (``mean_ms``). Prints one JSON object;
@@ -46,13 +47,14 @@ from _common import stdout_to_stderr
 
 from recotrig.io.hit_reader import HitReader
 from recotrig.models import registry
+from recotrig.models.trackformer.inference import ATTENTION_FLOATS
 from recotrig.models.trackformer.sectors import Sectors
 from recotrig.sim.store import simulate
 
 SEED = 11
 PIXELS = [7, 8, 9]
 MODEL = "trackformer-encreg-200-500"
-ATTENTION_GB = 8.0  # the largest attention matrix allowed (the run's peak is about 1.5 GB + 2 x it)
+ATTENTION_GB = 8.0  # the largest attention matrices of one call allowed (the run's peak: about 1.5 GB + 2 x them)
 ADDRESS_SPACE_GB = 18  # RLIMIT_AS of the run: a run that outgrows it fails alone, never the machine
 STEERING = f'''"""pvfinder + TrackFormerFinder ({MODEL}) on all pixel hits of the same events."""
 
@@ -238,7 +240,10 @@ def main() -> None:
         totals, pixels, xy = pixel_hits(path)
         best = sectors_for(xy, card["sectors"]["overlap"], card["max_hits"])
         sectors, fullest = best or (None, None)
-        attention_gb = sectors * fullest**2 * card["hyper_parameters"]["heads"] * 4 / 1e9 if best else None
+        per_call = max(1, ATTENTION_FLOATS // fullest**2) if best else 0  # windows per ONNX Runtime call
+        attention_gb = (
+            min(sectors, per_call) * fullest**2 * card["hyper_parameters"]["heads"] * 4 / 1e9 if best else None
+        )
         point = {
             "mu": mu,
             "events": len(totals),
@@ -256,7 +261,7 @@ def main() -> None:
             )
         elif attention_gb > ATTENTION_GB:
             point["trackformer_skipped"] = (
-                f"one attention matrix of the padded batch would take {attention_gb:.1f} GB (> {ATTENTION_GB} GB)"
+                f"the attention matrices of one call would take {attention_gb:.1f} GB (> {ATTENTION_GB} GB)"
             )
         if "trackformer_skipped" not in point:
             point["sequence"] = steering.name
