@@ -20,6 +20,9 @@ Per model (the integer score of its fixed-point spec, what the firmware decides 
   calibration combined;
 * ``bundled_signal_efficiency``: each signal's efficiency at either threshold on the bundled
   sample's 500 crossings per signal (the held-out 20,000 are in ``bench_anomaly.py``);
+* ``reuse_scan``: the same from the first 2,500, 5,000, 12,500 and 25,000 crossings of each
+  replica, i.e. each pool interaction used about 1.5, 3, 7.5 and 15 times: the design effect
+  (crossings / effective sample size) against that reuse;
 * ``pool_scan``: the threshold calibrated on the first 1, 2, 4, ... replicas (pools of 100,000,
   200,000, 400,000, ... interactions in all): its rate on the fresh crossings and the
   calibration's effective sample size, which says how large a pool is enough.
@@ -140,6 +143,23 @@ def model_rates(name: str, calibration: list[np.ndarray], fresh: list[np.ndarray
                 }
             )
         row["pool_scan"] = scan
+        reuse = []
+        for n in (2500, 5000, 12_500, rates.CALIBRATION.crossings):
+            try:
+                point = rates.calibrate([b[:n] for b in cal], rate)
+            except ValueError:
+                continue
+            reuse.append(
+                {
+                    "crossings_per_replica": n,
+                    "reuse": n * rates.CALIBRATION.mu / rates.CALIBRATION.pool_size,
+                    "crossings": point["n_zero_bias"],
+                    "n_pass": point["n_pass"],
+                    "n_effective": point["n_effective"],
+                    "design_effect": point["n_zero_bias"] / point["n_effective"] if point["n_effective"] else None,
+                }
+            )
+        row["reuse_scan"] = reuse
         out[f"{key}_kHz"] = row
     return out
 
@@ -173,7 +193,7 @@ def write_cards(results: dict, samples: dict) -> list[str]:
             },
         }
         registry.write_card(model.onnx, card)
-        written.append(str(registry.card_path(model.onnx)))
+        written.append(registry.card_path(model.onnx).name)
     return written
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "roc_auc",
     "roc_curve",
     "score_histograms",
+    "score_pairs",
     "trigger_figures",
 ]
 

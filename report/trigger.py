@@ -88,13 +88,15 @@ def _emulator_vs_float(run: Run) -> Figure | Skipped:
         ax.plot(x[sel], y[sel], ".", ms=3, alpha=0.6, label=kind)
     top = float(max(x.max(), y.max(), 1e-9))
     ax.plot([0, top], [0, top], color="grey", lw=1, ls=":", label="equal")
+    ax.set_xscale("symlog", linthresh=1.0)  # scores span decades; zero stays on the axes
+    ax.set_yscale("symlog", linthresh=1.0)
     threshold = pairs.get("threshold")
     if threshold is not None:
         ax.axhline(threshold, color="black", ls="--", lw=1, label="threshold (decides)")
         ax.axvline(threshold, color="black", ls=":", lw=1)
     ax.set_xlabel("float model's score")
     ax.set_ylabel("emulator's score (integer word × LSB)")
-    ax.legend(loc="best", fontsize="small")
+    ax.legend(loc="lower right", fontsize="small")
     otherwise = pairs.get("float_decides_otherwise")
     note = (
         f" The float score would decide {otherwise} of the run's {pairs['events']} events otherwise."
