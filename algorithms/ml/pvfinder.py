@@ -110,18 +110,19 @@ class PVFinder(ModelAlgorithm):
             self._anchors = [points[self.operating_point]]
         elif not self._anchors or not self.operating_point:
             self._anchors = [card.peak_finder]
+        # log KDE scale and log threshold of each point, for the per-event interpolation
+        self._log_scales = np.log([max(a.kde_scale or 1.0, 1e-12) for a in self._anchors])
+        self._log_thresholds = np.log([max(a.threshold, 1e-12) for a in self._anchors])
         self._session = Session(model.onnx, threads=min(self.threads, self.context.threads))
 
     def peak_settings(self, kde_scale: float) -> dict[str, Any]:
         """The peak finder's settings for an event whose KDE sums to ``kde_scale`` (module
         docstring, item 2); explicit options win over the card's."""
-        anchors = self._anchors
-        scales = np.log([max(a.kde_scale or 1.0, 1e-12) for a in anchors])
         at = np.log(max(kde_scale, 1e-12))
-        nearest = anchors[int(np.argmin(np.abs(scales - at)))]
+        nearest = self._anchors[int(np.argmin(np.abs(self._log_scales - at)))]
         threshold = nearest.threshold  # one point: its own, exactly
-        if len(anchors) > 1:
-            threshold = float(np.exp(np.interp(at, scales, np.log([max(a.threshold, 1e-12) for a in anchors]))))
+        if len(self._anchors) > 1:
+            threshold = float(np.exp(np.interp(at, self._log_scales, self._log_thresholds)))
         return {
             "threshold": self.threshold if self.threshold >= 0 else threshold,
             "min_integral": self.min_integral if self.min_integral >= 0 else nearest.min_integral,
