@@ -49,7 +49,12 @@ from scipy.stats import poisson
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import stdout_to_stderr
 
-MODELS = ("anomaly-vae-zerobias-mu60", "anomaly-ae-zerobias-mu60", "anomaly-vae-small-zerobias-mu60")
+MODELS = (
+    "anomaly-vae-zerobias-mu60",
+    "anomaly-ae-zerobias-mu60",
+    "anomaly-vae-small-zerobias-mu60",
+    "anomaly-student-zerobias-mu60",
+)
 RATES_KHZ = (1.0, 10.0)
 
 

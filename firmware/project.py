@@ -190,8 +190,11 @@ def calibrate(
 def edge_words(spec: Spec, real: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     """``n`` input-word events chosen to hit saturation and rounding edges: the empty crossing;
     the raw extremes; per feature the words just inside and outside the input type's range
-    (in otherwise real crossings); real crossings scaled up by powers of two (hidden layers
-    saturate); and uniform words across and beyond the input range (every truncation)."""
+    (in otherwise real crossings); per unit of every layer, the input range's ends taken with the
+    signs of the unit's linearised weights (the product of the weight matrices, ReLUs and biases
+    left out), both ways: its largest pre-activations, so each layer's saturation is reached where
+    it can be; real crossings scaled up by powers of two (hidden layers saturate); and uniform
+    words across and beyond the input range (every truncation)."""
     rng = np.random.default_rng(seed)
     features = len(spec.shifts)
     offsets = np.asarray(spec.offsets or np.zeros(features), np.int64)
@@ -204,6 +207,11 @@ def edge_words(spec: Spec, real: np.ndarray, n: int, seed: int = 0) -> np.ndarra
             row = np.array(base[j * 6 + i], np.int64)
             row[j] = value
             rows.append(row)
+    linear = np.eye(features)
+    for weights in spec.weights:
+        linear = np.asarray(weights, np.float64) @ linear  # (units, features)
+        for sign in (1, -1):
+            rows.extend(np.where(sign * linear > 0, hi, np.where(sign * linear < 0, lo, offsets)))
     edges = np.clip(np.stack(rows), raw.lo, raw.hi)
     left = max(n - len(edges), 0)
     scaled_n = left // 2

@@ -5,6 +5,9 @@
 (AXOL1TL's), so the firmware holds the encoder alone.
 ``AnomalyNet(kind="ae")``: the same shapes without the variance head; the score is the squared
 reconstruction error, so the firmware holds encoder and decoder.
+``AnomalyNet(kind="student")``: an encoder alone (e.g. 57 -> 16 -> 1) whose ``sum y**2`` is
+trained to reproduce a teacher's score (distillation, CICADA's approach): the teacher's physics in
+firmware the size of a small encoder, with the VAE's score kind.
 
 Quantisation: the layers that go to firmware are ``QDense``: with ``quantised`` on, weights,
 biases and outputs are rounded onto their ``FixedType`` grids in the forward pass (fake
@@ -72,8 +75,8 @@ class AnomalyNet(nn.Module):
         score_features: list[int] | None = None,
     ):
         super().__init__()
-        if kind not in ("ae", "vae"):
-            raise ValueError(f"kind must be 'ae' or 'vae', got {kind!r}")
+        if kind not in ("ae", "vae", "student"):
+            raise ValueError(f"kind must be 'ae', 'vae' or 'student', got {kind!r}")
         self.kind = kind
         self.input_type = input_type
         self.feature_names = list(feature_names or [])
@@ -94,7 +97,7 @@ class AnomalyNet(nn.Module):
             QDense(back[i], back[i + 1], relu=i < n - 1, **types)
             if quantise_decoder
             else _Dense(back[i], back[i + 1], relu=i < n - 1)
-            for i in range(n)
+            for i in range(n if kind != "student" else 0)
         )
         self.logvar = nn.Linear(dims[-2], dims[-1]) if kind == "vae" else None
         self.quantised = False
@@ -133,14 +136,14 @@ class AnomalyNet(nn.Module):
         for layer in self.decoder:
             z = layer(z)
         out["reco"] = z
-        if self.kind == "vae":
+        if self.kind != "ae":
             out["score"] = (mu**2).sum(dim=1)
         else:
             out["score"] = (((z - inputs) ** 2) * self.score_mask).sum(dim=1)
         return out
 
     def to_spec(self) -> Spec:
-        """The quantised firmware part (encoder for the VAE, encoder + decoder for the AE) as integers."""
+        """The quantised firmware part (the encoder, and for the AE the decoder too) as integers."""
         layers = list(self.encoder) + (list(self.decoder) if self.kind == "ae" else [])
         weights, biases = [], []
         for m in layers:
@@ -154,7 +157,7 @@ class AnomalyNet(nn.Module):
             weights=weights,
             biases=biases,
             feature_names=self.feature_names,
-            score_kind="latent" if self.kind == "vae" else "mse",
+            score_kind="mse" if self.kind == "ae" else "latent",
             score_features=self.score_features,
         )
 

@@ -10,7 +10,10 @@
    ``--max-saturation`` the training stops with the offending features named.
 3. Float training (Adam, ``--epochs``) of the AE or VAE, then quantisation-aware fine-tuning
    (``--qat-epochs``) of a copy with fake quantisation on (weights, biases, layer results, inputs).
-   The float model is the baseline the quantised figures are compared with.
+   The float model is the baseline the quantised figures are compared with. A ``student`` (an
+   encoder alone, score ``sum y**2``) learns instead to reproduce ``--teacher``'s float score,
+   as ``log(1 + score / median)`` of the teacher's score on the training set (``teacher_targets``);
+   ``--weight-bits`` narrows the weights (the firmware's LUTs follow their non-zero bits).
 4. Export: the float model's score graph to ONNX (raw 57 features in, score out; checked against
    torch in ONNX Runtime), the quantised model's fixed-point spec (``<name>.fixed.json``: shifts,
    types, integer weights), and the card with the held-out figures of both.
@@ -37,7 +40,8 @@ from recotrig.framework.arguments import ArgumentParser, integer
 from recotrig.framework.sequencer import MAX_JOBS
 from recotrig.metrics.trigger import RATES_KHZ, efficiency_at_fpr, fpr_of_rate, trigger_figures
 from recotrig.models.anomaly.fixedpoint import FixedType, Spec, saturation_report
-from recotrig.models.registry import cache_dir, sha256, write_card
+from recotrig.models.registry import cache_dir, locate, sha256, write_card
+from recotrig.models.runtime import Session
 from recotrig.training.anomaly import dataset
 from recotrig.training.anomaly.model import AnomalyNet, ScoreModel
 from recotrig.training.common import (
@@ -93,8 +97,17 @@ def check_saturation(spec: Spec, x: np.ndarray, max_fraction: float) -> dict[str
     return saturated
 
 
+def weight_type(bits: int) -> FixedType:
+    """The weights' type: ``bits`` wide with the default's integer part (|w| < 2)."""
+    return FixedType(bits, TYPES["weight"].integer, TYPES["weight"].rounding, TYPES["weight"].overflow)
+
+
 def make_net(
-    kind: str, scaling: tuple[np.ndarray, np.ndarray], sizes: tuple[int, ...] = (57, 32, 16, 8), score: str = "all"
+    kind: str,
+    scaling: tuple[np.ndarray, np.ndarray],
+    sizes: tuple[int, ...] = (57, 32, 16, 8),
+    score: str = "all",
+    weight_bits: int = TYPES["weight"].width,
 ) -> AnomalyNet:
     """``score``: the features of the reconstruction error, "all" or "no-phi" (pT and eta only)."""
     shifts, offsets = scaling
@@ -106,7 +119,7 @@ def make_net(
         offsets=offsets,
         sizes=sizes,
         input_type=TYPES["input"],
-        weight=TYPES["weight"],
+        weight=weight_type(weight_bits),
         bias=TYPES["bias"],
         result=TYPES["result"],
         feature_names=names,
@@ -114,12 +127,27 @@ def make_net(
     )
 
 
-def loss_of(net: AnomalyNet, out: dict[str, torch.Tensor], beta: float) -> torch.Tensor:
+def loss_of(
+    net: AnomalyNet, out: dict[str, torch.Tensor], beta: float, target: torch.Tensor | None = None
+) -> torch.Tensor:
+    if net.kind == "student":
+        return ((out["score"] - target) ** 2).mean()
     reco = (((out["reco"] - out["inputs"]) ** 2) * net.score_mask).sum(dim=1)
     if net.kind == "vae":
         kl = -0.5 * (1 + out["logvar"] - out["mu"] ** 2 - out["logvar"].exp()).sum(dim=1)
         return (reco + beta * kl).mean()
     return reco.mean()
+
+
+def teacher_targets(teacher: str, x: np.ndarray, scale: float | None = None) -> tuple[np.ndarray, float]:
+    """A student's targets: ``log(1 + s / scale)`` of the teacher's float score ``s`` (its ONNX
+    graph), ``scale`` the median of ``s`` on ``x`` unless given. Returns the targets and the scale."""
+    session = Session(locate(teacher), threads=torch.get_num_threads())
+    s = np.concatenate(
+        [session.run(l1_inputs=np.array(x[i : i + 65536], np.float32))["score"] for i in range(0, len(x), 65536)]
+    ).astype(np.float64)
+    scale = float(np.median(s)) if scale is None else scale
+    return np.log1p(np.maximum(s, 0.0) / scale).astype(np.float32), scale
 
 
 def fit(
@@ -133,29 +161,31 @@ def fit(
     seed: int,
     beta: float,
     checkpoint: Checkpoint,
+    targets: tuple[np.ndarray, np.ndarray] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Adam with a cosine schedule (``training.run_epochs``); returns the per-epoch train and
     validation losses of the epochs run here (``history``) and the training seconds of all epochs,
-    resumed ones included."""
+    resumed ones included. ``targets``: a student's training and validation targets."""
     torch.manual_seed(seed)
     optimiser = torch.optim.Adam(net.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(epochs, 1))
     xt = torch.from_numpy(np.array(x, np.float32))
     xv = torch.from_numpy(np.array(x_val, np.float32))
+    tt, tv = (torch.from_numpy(np.asarray(t, np.float32)) for t in targets) if targets else (None, None)
 
     def batches(epoch: int):
         order = torch.randperm(len(xt), generator=torch.Generator().manual_seed(seed * 1000 + epoch))
         for i in range(0, len(xt), batch):
-            xb = xt[order[i : i + batch]]
-            yield loss_of(net, net(xb), beta), len(xb)
+            rows = order[i : i + batch]
+            yield loss_of(net, net(xt[rows]), beta, None if tt is None else tt[rows]), len(rows)
 
     history: list[dict[str, float]] = []
 
     def validate(epoch: int, loss: float) -> None:
         net.eval()
         with torch.no_grad():
-            history.append({"epoch": epoch, "train": loss, "val": float(loss_of(net, net(xv), beta))})
+            history.append({"epoch": epoch, "train": loss, "val": float(loss_of(net, net(xv), beta, tv))})
 
     seconds, _ = run_epochs(
         net,
@@ -210,8 +240,12 @@ def _parser() -> ArgumentParser:
         prog="recotrig train anomaly", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--dataset", default="zerobias-mu60", choices=sorted(dataset.DATASETS))
-    parser.add_argument("--kind", default="vae", choices=("vae", "ae"))
+    parser.add_argument("--kind", default="vae", choices=("vae", "ae", "student"))
     parser.add_argument("--sizes", default="57,32,16,8", help="layer widths of the encoder (the decoder mirrors it)")
+    parser.add_argument("--teacher", default=None, help="a student's teacher: a model name or .onnx path")
+    parser.add_argument(
+        "--weight-bits", type=integer(3, 16), default=TYPES["weight"].width, help="width of the weights' type"
+    )
     parser.add_argument(
         "--score",
         default="all",
@@ -261,7 +295,7 @@ def _train(args: argparse.Namespace, sizes: tuple[int, ...], work: Path) -> _Tra
     x_val, _ = dataset.background(args.dataset, "val", jobs=args.jobs)
     print(f"{args.dataset}: {len(x_train)} training and {len(x_val)} validation background events")
     shifts, offsets = input_scaling(x_train, TYPES["input"])
-    net = make_net(args.kind, (shifts, offsets), sizes, args.score)
+    net = make_net(args.kind, (shifts, offsets), sizes, args.score, args.weight_bits)
     print("input shifts:", dict(zip(l1_feature_names(), shifts.tolist())))
     saturated = check_saturation(net.to_spec(), x_train, args.max_saturation)
     config = {
@@ -270,6 +304,11 @@ def _train(args: argparse.Namespace, sizes: tuple[int, ...], work: Path) -> _Tra
         if k not in ("threads", "jobs", "output", "force", "replace_shipped", "name")
     }
     config["input_scaling"] = "pow2-std, non-zero 99.9 % range, v2"  # checkpoints of another rule are refused
+    targets = None
+    if args.kind == "student":
+        t_train, config["teacher_scale"] = teacher_targets(args.teacher, x_train)
+        config["teacher_sha256"] = sha256(locate(args.teacher))
+        targets = (t_train, teacher_targets(args.teacher, x_val, config["teacher_scale"])[0])
     history = fit(
         net,
         x_train,
@@ -280,6 +319,7 @@ def _train(args: argparse.Namespace, sizes: tuple[int, ...], work: Path) -> _Tra
         seed=args.seed,
         beta=args.beta,
         checkpoint=Checkpoint(work / "float.pt", {**config, "phase": "float"}),
+        targets=targets,
     )
     qnet = copy.deepcopy(net)
     qnet.set_quantised(True)
@@ -293,6 +333,7 @@ def _train(args: argparse.Namespace, sizes: tuple[int, ...], work: Path) -> _Tra
         seed=args.seed + 1,
         beta=args.beta,
         checkpoint=Checkpoint(work / "qat.pt", {**config, "phase": "qat"}),
+        targets=targets,
     )
     return _Trained(
         net, qnet.to_spec(), x_train, meta_train, x_val, shifts, offsets, saturated, config, history, history_q
@@ -365,8 +406,9 @@ def _card(
         "family": "anomaly",
         "summary": (
             f"L1 anomaly-detection {args.kind.upper()} trained on {len(t.x_train)} {args.dataset} background "
-            f"crossings with quantisation-aware fine-tuning; score = "
-            f"{'sum of mu^2 of the encoder' if args.kind == 'vae' else 'squared reconstruction error'}."
+            f"crossings with quantisation-aware fine-tuning; score = {SCORES[args.kind]}"
+            + (f" {args.teacher}'s score" if args.kind == "student" else "")
+            + "."
         ),
         "headline": headline(figures),
         "kind": args.kind,
@@ -390,7 +432,7 @@ def _card(
         "fixed_point": {
             "spec": spec_path.name,
             "spec_sha256": sha256(spec_path),
-            "types": {k: str(v) for k, v in TYPES.items()},
+            "types": {k: str(v) for k, v in {**TYPES, "weight": weight_type(args.weight_bits)}.items()},
             "layer_result_saturation": layer_saturation(t.spec, np.asarray(t.x_val[:20000])),
         },
         "quantisation_choice": QUANTISATION_CHOICE,
@@ -404,6 +446,8 @@ def _card(
                 f"recotrig train anomaly --dataset {args.dataset} --kind {args.kind} --sizes {args.sizes} "
                 f"--score {args.score} --beta {args.beta:g} --epochs {args.epochs} --qat-epochs "
                 f"{args.qat_epochs} --batch {args.batch} --lr {args.lr:g} --seed {args.seed}"
+                + (f" --teacher {args.teacher}" if args.teacher else "")
+                + (f" --weight-bits {args.weight_bits}" if args.weight_bits != TYPES["weight"].width else "")
                 + (f" --name {name}" if args.name else "")
             ),
             "data": {
@@ -424,6 +468,13 @@ def _card(
     }
 
 
+#: the card's words for each kind's score
+SCORES = {
+    "vae": "sum of mu^2 of the encoder",
+    "ae": "squared reconstruction error",
+    "student": "sum of y^2 of an encoder trained to give log(1 + s / median s) of",
+}
+
 #: why the quantisation is written here (the card's ``quantisation_choice``)
 QUANTISATION_CHOICE = (
     "Fake quantisation written here (training/anomaly/model.py, about 60 lines) on per-layer ap_fixed "
@@ -439,6 +490,10 @@ def main(argv: list[str] | None = None) -> int:
     sizes = tuple(int(v) for v in args.sizes.split(","))
     if sizes[0] != 57:
         raise ValueError(f"--sizes must start with the 57 inputs, got {args.sizes}")
+    if (args.kind == "student") != (args.teacher is not None):
+        raise ValueError("--teacher goes with --kind student, and a student needs its --teacher")
+    if args.teacher:
+        locate(args.teacher)  # a missing teacher is named before the data are read
     name = args.name or f"anomaly-{args.kind}-{args.dataset}"
     target = model_output(args, name, (*MODEL_SUFFIXES, ".fixed.json"))
     torch.set_num_threads(args.threads)
