@@ -33,6 +33,7 @@ from recotrig.firmware import hls, project
 from recotrig.metrics.trigger import roc_auc
 from recotrig.models import registry
 from recotrig.training.anomaly import dataset
+from recotrig.training.anomaly.train import spec_scores
 
 MODELS = (
     "anomaly-vae-zerobias-mu60",
@@ -46,8 +47,8 @@ def physics(name: str, spec, zero_bias: np.ndarray) -> dict:
     """Held-out A -> 4 leptons from the integer score: AUC against the held-out zero bias, and the
     efficiency at the card's (calibrated) 1 kHz threshold."""
     card = registry.load(name, family="anomaly").card
-    signal = spec.score(dataset.signal("zerobias-mu60", "ato4l")[0])
-    background = np.concatenate([spec.score(zero_bias[i : i + 100_000]) for i in range(0, len(zero_bias), 100_000)])
+    signal = spec_scores(spec, dataset.signal("zerobias-mu60", "ato4l")[0])
+    background = spec_scores(spec, zero_bias)
     threshold = card["thresholds_khz"]["1"]
     auc, efficiency = float(roc_auc(background, signal)), float(np.mean(signal > threshold))
     return {

@@ -151,6 +151,8 @@ def test_a_student_needs_its_teacher_and_only_a_student_has_one(tmp_path):
         training.main(["--kind", "ae", "--teacher", SHIPPED, *out])
     with pytest.raises(registry.ModelError, match="no shipped model 'nope'"):
         training.main(["--kind", "student", "--teacher", "nope", *out])
+    with pytest.raises(registry.ModelError, match="a pvfinder model, not a anomaly model"):
+        training.main(["--kind", "student", "--teacher", "pvfinder-unet-mu60", *out])
     assert not (tmp_path / "m").exists()
 
 

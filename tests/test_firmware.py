@@ -168,23 +168,16 @@ def test_emulator_equals_csim_and_rtl_bit_by_bit(firmware, capsys):
 
 def _can_saturate(spec: Spec) -> list[bool]:
     """Per layer: can interval arithmetic from the input type's range reach its result type's ends?"""
-    lo, hi = (
-        np.full(spec.layers[0].n_in, spec.input.lo * 2.0**-spec.input.fraction),
-        np.full(spec.layers[0].n_in, spec.input.hi * 2.0**-spec.input.fraction),
-    )
+    ends = spec.input.to_float(np.array([spec.input.lo, spec.input.hi]))
+    lo, hi = np.full(spec.layers[0].n_in, ends[0]), np.full(spec.layers[0].n_in, ends[1])
     out = []
     for layer, w, b in zip(spec.layers, spec.weights, spec.biases):
         w, b = w * 2.0**-layer.weight.fraction, b * 2.0**-layer.bias.fraction
         pos, neg = np.clip(w, 0, None), np.clip(w, None, 0)
         lo, hi = pos @ lo + neg @ hi + b, pos @ hi + neg @ lo + b
-        t = layer.result
-        out.append(
-            bool(np.any(hi >= t.hi * 2.0**-t.fraction) or (not layer.relu and np.any(lo <= t.lo * 2.0**-t.fraction)))
-        )
-        lo, hi = (
-            np.clip(lo, t.lo * 2.0**-t.fraction, t.hi * 2.0**-t.fraction),
-            np.clip(hi, t.lo * 2.0**-t.fraction, t.hi * 2.0**-t.fraction),
-        )
+        t_lo, t_hi = layer.result.to_float(np.array([layer.result.lo, layer.result.hi]))
+        out.append(bool(np.any(hi >= t_hi) or (not layer.relu and np.any(lo <= t_lo))))
+        lo, hi = np.clip(lo, t_lo, t_hi), np.clip(hi, t_lo, t_hi)
         if layer.relu:
             lo, hi = np.maximum(lo, 0), np.maximum(hi, 0)
     return out

@@ -39,8 +39,9 @@ from recotrig.edm.trigger import SIGNALS, l1_feature_names
 from recotrig.framework.arguments import ArgumentParser, integer
 from recotrig.framework.sequencer import MAX_JOBS
 from recotrig.metrics.trigger import RATES_KHZ, efficiency_at_fpr, fpr_of_rate, trigger_figures
+from recotrig.models import registry
 from recotrig.models.anomaly.fixedpoint import FixedType, Spec, saturation_report
-from recotrig.models.registry import cache_dir, locate, sha256, write_card
+from recotrig.models.registry import cache_dir, sha256, write_card
 from recotrig.models.runtime import Session
 from recotrig.training.anomaly import dataset
 from recotrig.training.anomaly.model import AnomalyNet, ScoreModel
@@ -141,8 +142,9 @@ def loss_of(
 
 def teacher_targets(teacher: str, x: np.ndarray, scale: float | None = None) -> tuple[np.ndarray, float]:
     """A student's targets: ``log(1 + s / scale)`` of the teacher's float score ``s`` (its ONNX
-    graph), ``scale`` the median of ``s`` on ``x`` unless given. Returns the targets and the scale."""
-    session = Session(locate(teacher), threads=torch.get_num_threads())
+    graph; a shipped name or path, checked as an anomaly model), ``scale`` the median of ``s`` on ``x``
+    unless given. Returns the targets and the scale."""
+    session = Session(registry.load(teacher, family="anomaly").onnx, threads=torch.get_num_threads())
     s = np.concatenate(
         [session.run(l1_inputs=np.array(x[i : i + 65536], np.float32))["score"] for i in range(0, len(x), 65536)]
     ).astype(np.float64)
@@ -307,7 +309,7 @@ def _train(args: argparse.Namespace, sizes: tuple[int, ...], work: Path) -> _Tra
     targets = None
     if args.kind == "student":
         t_train, config["teacher_scale"] = teacher_targets(args.teacher, x_train)
-        config["teacher_sha256"] = sha256(locate(args.teacher))
+        config["teacher_sha256"] = registry.load(args.teacher).card["onnx_sha256"]
         targets = (t_train, teacher_targets(args.teacher, x_val, config["teacher_scale"])[0])
     history = fit(
         net,
@@ -493,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     if (args.kind == "student") != (args.teacher is not None):
         raise ValueError("--teacher goes with --kind student, and a student needs its --teacher")
     if args.teacher:
-        locate(args.teacher)  # a missing teacher is named before the data are read
+        registry.load(args.teacher, family="anomaly")  # a wrong teacher is named before the data are read
     name = args.name or f"anomaly-{args.kind}-{args.dataset}"
     target = model_output(args, name, (*MODEL_SUFFIXES, ".fixed.json"))
     torch.set_num_threads(args.threads)
