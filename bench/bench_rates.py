@@ -18,6 +18,13 @@ Per model (the integer score of its fixed-point spec, what the firmware decides 
   binomial (Poisson) error, the expected count at the nominal rate, and the pull
   ``(measured - nominal) / error`` with the error of the validation at the nominal rate and of the
   calibration combined;
+* ``repooled`` (a check of the method): the same threshold on crossings premixed from the pools
+  of the fresh blocks (``rates.REPOOLED``) beside the fresh crossings of those blocks: premixing
+  is unbiased where the two agree, and a calibration that differs from both differs by the
+  content of its own pools;
+* ``passing_with_l1_muon``: the fraction of the fresh crossings above the threshold that hold an
+  L1 muon, beside that fraction among all fresh crossings (the rare pile-up interactions that
+  give an L1 muon make most of the tail);
 * ``bundled_signal_efficiency``: each signal's efficiency at either threshold on the bundled
   sample's 500 crossings per signal (the held-out 20,000 are in ``bench_anomaly.py``);
 * ``reuse_scan``: the same from the first 2,500, 5,000, 12,500 and 25,000 crossings of each
@@ -98,7 +105,40 @@ def efficiencies(spec, signals: dict[str, np.ndarray], word: int) -> dict:
     return out
 
 
-def model_rates(name: str, calibration: list[np.ndarray], fresh: list[np.ndarray], signals: dict) -> dict:
+def muon_share(fresh: list[np.ndarray], scores: list[np.ndarray], word: int) -> dict:
+    """How many of the fresh crossings above ``word`` hold an L1 muon, against all of them."""
+    from recotrig.edm.trigger import l1_feature_names
+
+    column = l1_feature_names().index("muon0_pt")
+    muon = np.concatenate([np.asarray(b[:, column]) > 0 for b in fresh])
+    passed = np.concatenate(scores) > word
+    return {
+        "passed": int(passed.sum()),
+        "with_l1_muon": int((passed & muon).sum()),
+        "fraction_of_all_crossings_with_l1_muon": float(muon.mean()),
+    }
+
+
+def repooled_check(repooled: dict[int, np.ndarray], fresh: dict[int, np.ndarray], word: int) -> dict:
+    """``word`` on the crossings premixed from the fresh blocks' pools and on the fresh crossings
+    of the same blocks: both are made of the same interactions."""
+    from recotrig.training.anomaly import rates
+
+    blocks = sorted(repooled)
+    return {
+        "blocks": blocks,
+        "premixed_from_fresh_pools": rates.rate_at([repooled[b] for b in blocks], word, replicas=True),
+        "fresh_same_blocks": rates.rate_at([fresh[b] for b in blocks], word, replicas=False),
+    }
+
+
+def model_rates(
+    name: str,
+    calibration: list[np.ndarray],
+    fresh: dict[int, np.ndarray],
+    repooled: dict[int, np.ndarray],
+    signals: dict,
+) -> dict:
     from recotrig.models import registry
     from recotrig.models.anomaly.fixedpoint import Spec
     from recotrig.training.anomaly import rates
@@ -108,7 +148,9 @@ def model_rates(name: str, calibration: list[np.ndarray], fresh: list[np.ndarray
     spec = Spec.load(model.onnx.parent / card.fixed_point.spec)
     lsb = 2.0**-spec.score_fraction_bits
     cal = [spec.score_int(b) for b in calibration]
-    val = [spec.score_int(b) for b in fresh]
+    by_block = {b: spec.score_int(x) for b, x in fresh.items()}
+    val = list(by_block.values())
+    again = {b: spec.score_int(x) for b, x in repooled.items()}
     out: dict = {"score_lsb": lsb}
     for rate in RATES_KHZ:
         key = f"{rate:g}"
@@ -129,6 +171,9 @@ def model_rates(name: str, calibration: list[np.ndarray], fresh: list[np.ndarray
             continue
         row["calibrated"] = {**calibrated, "threshold_value": calibrated["threshold"] * lsb}
         row["validated"] = validate(val, calibrated["threshold"], rate, calibrated["rate_khz_error"])
+        row["passing_with_l1_muon"] = muon_share(list(fresh.values()), val, calibrated["threshold"])
+        if again:
+            row["repooled"] = repooled_check(again, by_block, calibrated["threshold"])
         row["bundled_signal_efficiency"] = efficiencies(spec, signals, calibrated["threshold"])
         scan = []
         for g in sorted({2**i for i in range(len(cal).bit_length()) if 2**i <= len(cal)} | {len(cal)}):
@@ -214,10 +259,13 @@ def main() -> int:
     t0 = time.perf_counter()
     with stdout_to_stderr():
         if args.generate:
-            for sample in (rates.VALIDATION, rates.CALIBRATION):
+            for sample in (rates.VALIDATION, rates.REPOOLED, rates.CALIBRATION):
                 rates.load(sample, range(sample.blocks), progress=lambda text: print(text, file=sys.stderr))
         calibration = rates.load(rates.CALIBRATION)
-        fresh = rates.load(rates.VALIDATION)
+        fresh_blocks = rates.VALIDATION.cached()
+        fresh = dict(zip(fresh_blocks, rates.load(rates.VALIDATION, fresh_blocks)))
+        repooled_blocks = [b for b in rates.REPOOLED.cached() if b in fresh]
+        repooled = dict(zip(repooled_blocks, rates.load(rates.REPOOLED, repooled_blocks)))
     if len(calibration) < 1 or len(fresh) < 1:
         raise SystemExit("no cached blocks: run with --generate first")
     samples = {
@@ -230,13 +278,18 @@ def main() -> int:
         },
         "validation": {
             "name": rates.VALIDATION.name,
-            "crossings": int(sum(len(b) for b in fresh)),
+            "crossings": int(sum(len(b) for b in fresh.values())),
             "interactions": int(sum(rates.VALIDATION.interactions(b) for b in rates.VALIDATION.cached())),
             "of_planned": f"{len(fresh)} of {rates.VALIDATION.blocks} blocks",
         },
+        "repooled": {
+            "name": rates.REPOOLED.name,
+            "crossings": int(sum(len(b) for b in repooled.values())),
+            "of_planned": f"{len(repooled)} of {rates.REPOOLED.blocks} blocks",
+        },
     }
     signals = bundled_signals()
-    results = {name: model_rates(name, calibration, fresh, signals) for name in args.models.split(",")}
+    results = {name: model_rates(name, calibration, fresh, repooled, signals) for name in args.models.split(",")}
     report = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "mu": rates.CALIBRATION.mu,

@@ -316,3 +316,21 @@ def test_calibrating_on_replicas_takes_the_error_from_their_spread(tmp_path, no_
     expected = pass_rate(scores > calibration["threshold"], [2500] * 4)
     assert calibration["rate_khz_error"] == pytest.approx(expected["rate_khz_error"])
     assert calibration["source"] == f"10000 zero-bias crossings of data set {sample.name}"
+
+
+def test_the_repooled_check_premixes_from_the_fresh_blocks_own_pools(tmp_path, monkeypatch):
+    from recotrig.training.anomaly import rates
+
+    monkeypatch.setenv("RECOTRIG_CACHE_DIR", str(tmp_path / "cache"))
+    fresh = rates.RateSample("fresh-test", 3.0, 2, 40, 0, 3100)
+    again = rates.RateSample("repooled-test", 3.0, 2, 60, 0, 3200, pool_of=fresh)
+    assert fresh.fresh and not again.fresh
+    for block in range(2):
+        made, premixed = fresh.dataset(block), again.dataset(block)
+        assert made.fresh_pileup and not premixed.fresh_pileup
+        assert premixed.pool == made.pool and premixed.n_events == 60 and premixed.seed == 3200 + block
+        assert premixed.pool.n_events == made.pileup_needed()  # exactly the interactions the fresh crossings use
+    x = rates.load(again, [0])[0]
+    assert x.shape == (60, 57)
+    pools = [p.name for p in (tmp_path / "cache" / "l1pools").iterdir()]
+    assert pools == [fresh.dataset(0).pool.path.name]  # the fresh block's pool, no pool of its own

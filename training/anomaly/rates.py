@@ -18,6 +18,11 @@ the next missing block):
 * ``VALIDATION`` (``zerobias-mu60-fresh``): blocks of crossings whose every pile-up interaction
   is used once (``L1Dataset(fresh_pileup=True)``) from pools no other sample uses: independent
   crossings, binomial errors.
+* ``REPOOLED`` (``zerobias-mu60-repooled``), a check of the method, not a calibration: crossings
+  premixed (drawn with replacement) from each validation block's own pool. Premixing is
+  unbiased if their rate matches the fresh crossings' made of the same interactions; a
+  calibration that differs from the fresh rate while this matches differs by the content of its
+  pools (how many of the rare interactions that make the tail they hold), not by premixing.
 
 Seeds: calibration pools 6000 + block, validation pools 5000 + block; the training and test sets
 use pools 1000 and 2000 (``dataset.POOL_TRAIN``, ``dataset.POOL_TEST``).
@@ -39,13 +44,14 @@ from recotrig.framework.files import atomic_path
 from recotrig.models.registry import cache_dir
 from recotrig.sim.premix import L1Dataset
 
-__all__ = ["CALIBRATION", "SAMPLES", "VALIDATION", "RateSample", "calibrate", "generate", "load", "rate_at"]
+__all__ = ["CALIBRATION", "REPOOLED", "SAMPLES", "VALIDATION", "RateSample", "calibrate", "generate", "load", "rate_at"]
 
 
 @dataclass(frozen=True)
 class RateSample:
     """Zero-bias crossings at ``mu`` in ``blocks`` blocks of ``crossings``: from a pool of
-    ``pool_size`` interactions per block (reused), or, with ``pool_size`` 0, all fresh."""
+    ``pool_size`` interactions per block (reused), or, with ``pool_size`` 0, all fresh, or, with
+    ``pool_of``, premixed from the pool of that sample's same block."""
 
     name: str
     mu: float
@@ -53,16 +59,21 @@ class RateSample:
     crossings: int
     pool_size: int
     seed: int
+    #: premix from the pools of this sample's blocks instead of pools of its own
+    pool_of: RateSample | None = None
 
     @property
     def fresh(self) -> bool:
-        return self.pool_size == 0
+        return self.pool_size == 0 and self.pool_of is None
 
     def dataset(self, block: int) -> L1Dataset:
         """The L1 data set of one block (its pool seed and crossing seed are ``seed + block``)."""
         if not 0 <= block < self.blocks:
             raise ValueError(f"{self.name} has blocks 0 to {self.blocks - 1}, not {block}")
         seed = self.seed + block
+        if self.pool_of is not None:
+            pool = self.pool_of.dataset(block)
+            return L1Dataset("zerobias", self.mu, self.crossings, seed=seed, pool_size=pool.pool_size, pool_seed=pool.pool_seed)
         if not self.fresh:
             return L1Dataset("zerobias", self.mu, self.crossings, seed=seed, pool_size=self.pool_size, pool_seed=seed)
         probe = L1Dataset("zerobias", self.mu, self.crossings, seed=seed, pool_seed=seed, fresh_pileup=True)
@@ -92,6 +103,9 @@ class RateSample:
 CALIBRATION = RateSample("zerobias-mu60-rates", 60.0, 20, 25_000, 100_000, 6000)
 #: validation: 9 blocks of 5,000 crossings with all-fresh pile-up (about 2.7 million interactions)
 VALIDATION = RateSample("zerobias-mu60-fresh", 60.0, 9, 5_000, 0, 5000)
+#: method check: 25,000 crossings premixed from each validation block's pool
+REPOOLED = RateSample("zerobias-mu60-repooled", 60.0, VALIDATION.blocks, 25_000, 0, 90_000, pool_of=VALIDATION)
+#: the samples a threshold may be calibrated on (``recotrig firmware calibrate --dataset``)
 SAMPLES = {s.name: s for s in (CALIBRATION, VALIDATION)}
 
 
