@@ -73,7 +73,9 @@ class RateSample:
         seed = self.seed + block
         if self.pool_of is not None:
             pool = self.pool_of.dataset(block)
-            return L1Dataset("zerobias", self.mu, self.crossings, seed=seed, pool_size=pool.pool_size, pool_seed=pool.pool_seed)
+            return L1Dataset(
+                "zerobias", self.mu, self.crossings, seed=seed, pool_size=pool.pool_size, pool_seed=pool.pool_seed
+            )
         if not self.fresh:
             return L1Dataset("zerobias", self.mu, self.crossings, seed=seed, pool_size=self.pool_size, pool_seed=seed)
         probe = L1Dataset("zerobias", self.mu, self.crossings, seed=seed, pool_seed=seed, fresh_pileup=True)
