@@ -22,9 +22,10 @@ Per model (the integer score of its fixed-point spec, what the firmware decides 
   of the fresh blocks (``rates.REPOOLED``) beside the fresh crossings of those blocks: premixing
   is unbiased where the two agree, and a calibration that differs from both differs by the
   content of its own pools;
-* ``passing_with_l1_muon``: the fraction of the fresh crossings above the threshold that hold an
-  L1 muon, beside that fraction among all fresh crossings (the rare pile-up interactions that
-  give an L1 muon make most of the tail);
+* ``tail_makers``: how many of the crossings above the threshold (fresh, and calibration) hold an
+  L1 muon, or a pile-up interaction of more than ``HARD_ET`` summed tower ET; the samples' own
+  ``tail_makers`` give the fraction of all their crossings that do and how many such
+  interactions their pools hold (these rare interactions make the tail, and a pool holds few);
 * ``bundled_signal_efficiency``: each signal's efficiency at either threshold on the bundled
   sample's 500 crossings per signal (the held-out 20,000 are in ``bench_anomaly.py``);
 * ``reuse_scan``: the same from the first 2,500, 5,000, 12,500 and 25,000 crossings of each
@@ -63,6 +64,8 @@ MODELS = (
     "anomaly-student-zerobias-mu60",
 )
 RATES_KHZ = (1.0, 10.0)
+#: a pile-up interaction above this summed tower ET [GeV] is one of the rare hard ones (~3 per million)
+HARD_ET = 600.0
 
 
 def validate(scores: list[np.ndarray], threshold: float, rate_khz: float, calibration_error: float) -> dict:
@@ -105,18 +108,35 @@ def efficiencies(spec, signals: dict[str, np.ndarray], word: int) -> dict:
     return out
 
 
-def muon_share(fresh: list[np.ndarray], scores: list[np.ndarray], word: int) -> dict:
-    """How many of the fresh crossings above ``word`` hold an L1 muon, against all of them."""
+def tail_makers(sample, blocks: list[int], cached: dict[int, np.ndarray]) -> tuple[dict[str, np.ndarray], dict]:
+    """Per crossing of the blocks: does it hold an L1 muon, does it hold a pile-up interaction of
+    more than ``HARD_ET`` summed tower ET; and how many such interactions the blocks' pools hold."""
     from recotrig.edm.trigger import l1_feature_names
+    from recotrig.training.anomaly import rates
 
     column = l1_feature_names().index("muon0_pt")
-    muon = np.concatenate([np.asarray(b[:, column]) > 0 for b in fresh])
-    passed = np.concatenate(scores) > word
-    return {
-        "passed": int(passed.sum()),
-        "with_l1_muon": int((passed & muon).sum()),
-        "fraction_of_all_crossings_with_l1_muon": float(muon.mean()),
+    hard, pools = [], []
+    for b in blocks:
+        hardest, pool_et = rates.hardest_interaction_et(sample, b)
+        hard.append(hardest > HARD_ET)
+        pools.append(pool_et)
+    pool_et = np.concatenate(pools)
+    holds = {
+        "l1_muon": np.concatenate([np.asarray(cached[b][:, column]) > 0 for b in blocks]),
+        f"interaction_above_{HARD_ET:g}_gev": np.concatenate(hard),
     }
+    summary = {
+        "pool_interactions": len(pool_et),
+        f"pool_interactions_above_{HARD_ET:g}_gev": int(np.count_nonzero(pool_et > HARD_ET)),
+        **{f"crossings_holding_{k}": float(v.mean()) for k, v in holds.items()},
+    }
+    return holds, summary
+
+
+def passing_share(scores: list[np.ndarray], word: int, holds: dict[str, np.ndarray]) -> dict:
+    """How many of the crossings above ``word`` hold each tail maker (``tail_makers``)."""
+    passed = np.concatenate(scores) > word
+    return {"passed": int(passed.sum()), **{k: int((passed & v).sum()) for k, v in holds.items()}}
 
 
 def repooled_check(repooled: dict[int, np.ndarray], fresh: dict[int, np.ndarray], word: int) -> dict:
@@ -137,6 +157,7 @@ def model_rates(
     calibration: list[np.ndarray],
     fresh: dict[int, np.ndarray],
     repooled: dict[int, np.ndarray],
+    holds: dict[str, dict[str, np.ndarray]],
     signals: dict,
 ) -> dict:
     from recotrig.models import registry
@@ -171,7 +192,10 @@ def model_rates(
             continue
         row["calibrated"] = {**calibrated, "threshold_value": calibrated["threshold"] * lsb}
         row["validated"] = validate(val, calibrated["threshold"], rate, calibrated["rate_khz_error"])
-        row["passing_with_l1_muon"] = muon_share(list(fresh.values()), val, calibrated["threshold"])
+        row["tail_makers"] = {
+            "fresh": passing_share(val, calibrated["threshold"], holds["fresh"]),
+            "calibration": passing_share(cal, calibrated["threshold"], holds["calibration"]),
+        }
         if again:
             row["repooled"] = repooled_check(again, by_block, calibrated["threshold"])
         row["bundled_signal_efficiency"] = efficiencies(spec, signals, calibrated["threshold"])
@@ -261,7 +285,8 @@ def main() -> int:
         if args.generate:
             for sample in (rates.VALIDATION, rates.REPOOLED, rates.CALIBRATION):
                 rates.load(sample, range(sample.blocks), progress=lambda text: print(text, file=sys.stderr))
-        calibration = rates.load(rates.CALIBRATION)
+        calibration_blocks = rates.CALIBRATION.cached()
+        calibration = rates.load(rates.CALIBRATION, calibration_blocks)
         fresh_blocks = rates.VALIDATION.cached()
         fresh = dict(zip(fresh_blocks, rates.load(rates.VALIDATION, fresh_blocks)))
         repooled_blocks = [b for b in rates.REPOOLED.cached() if b in fresh]
@@ -288,8 +313,13 @@ def main() -> int:
             "of_planned": f"{len(repooled)} of {rates.REPOOLED.blocks} blocks",
         },
     }
+    holds = {}
+    holds["calibration"], samples["calibration"]["tail_makers"] = tail_makers(
+        rates.CALIBRATION, calibration_blocks, dict(zip(calibration_blocks, calibration))
+    )
+    holds["fresh"], samples["validation"]["tail_makers"] = tail_makers(rates.VALIDATION, fresh_blocks, fresh)
     signals = bundled_signals()
-    results = {name: model_rates(name, calibration, fresh, repooled, signals) for name in args.models.split(",")}
+    results = {name: model_rates(name, calibration, fresh, repooled, holds, signals) for name in args.models.split(",")}
     report = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "mu": rates.CALIBRATION.mu,

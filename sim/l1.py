@@ -93,6 +93,11 @@ class Deposits:
                 out[f"{table}_{c}"] = np.concatenate([getattr(p, f"{table}_{c}") for p in parts])
         return cls(**out)
 
+    def total_et(self) -> np.ndarray:
+        """Each interaction's summed tower ET [GeV] (float64)."""
+        sums = np.concatenate([[0.0], np.cumsum(self.tower_et, dtype=np.float64)])
+        return sums[self.tower_offsets[1:]] - sums[self.tower_offsets[:-1]]
+
     def gather(self, table: str, events: np.ndarray, owner: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The rows of ``table`` of the interactions ``events`` (repeats allowed) and, per row, the
         ``owner`` entry of its interaction (e.g. the crossing it goes to)."""

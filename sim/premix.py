@@ -215,11 +215,10 @@ class L1Dataset:
 
     def chunk(self, chunk: int, n: int) -> L1Batch:
         """Crossings ``chunk * CHUNK`` .. ``+ n`` of the data set."""
-        rng, n_pu = self._n_pileup(chunk, n)
-        crossing = np.repeat(np.arange(n), n_pu)
+        n_pu, events, crossing = self.pileup(chunk, n)
         sources = []
         if self.mu > 0:
-            sources.append(self._pileup(chunk, rng, n_pu, crossing))
+            sources.append((self.pool.load()[0], events, crossing))
         if self.hard is not None:
             hard, _ = self.hard.load()
             sources.append((hard, chunk * CHUNK + np.arange(n), np.arange(n)))
@@ -227,9 +226,13 @@ class L1Dataset:
         batch.n_pileup = n_pu.astype(np.int32)
         return batch
 
-    def _pileup(
-        self, chunk: int, rng: np.random.Generator, n_pu: np.ndarray, crossing: np.ndarray
-    ) -> tuple[Deposits, np.ndarray, np.ndarray]:
+    def pileup(self, chunk: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The pile-up of crossings ``chunk * CHUNK`` .. ``+ n``: the number of interactions of each
+        crossing, and for each interaction its event in the pool and its crossing (0 .. n - 1)."""
+        rng, n_pu = self._n_pileup(chunk, n)
+        crossing = np.repeat(np.arange(n), n_pu)
+        if self.mu == 0:
+            return n_pu, np.zeros(0, np.int64), crossing
         pool, _ = self.pool.load()
         if self.fresh_pileup:
             first = sum(self._n_pileup(c, CHUNK)[1].sum() for c in range(chunk))
@@ -238,7 +241,7 @@ class L1Dataset:
                 raise ValueError(f"fresh pile-up needs {self.pileup_needed()} pool events, the pool has {len(pool)}")
         else:
             events = rng.integers(0, len(pool), int(n_pu.sum()))
-        return pool, events, crossing
+        return n_pu, events, crossing
 
     def batches(self, *, jobs: int = 1) -> Iterator[tuple[int, L1Batch]]:
         """(first crossing number, batch) for the whole data set, in order."""

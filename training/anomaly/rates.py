@@ -42,9 +42,20 @@ from recotrig.edm.trigger import pass_rate
 from recotrig.firmware.emulator import calibrate as calibrate_scores
 from recotrig.framework.files import atomic_path
 from recotrig.models.registry import cache_dir
-from recotrig.sim.premix import L1Dataset
+from recotrig.sim.premix import CHUNK, L1Dataset
 
-__all__ = ["CALIBRATION", "REPOOLED", "SAMPLES", "VALIDATION", "RateSample", "calibrate", "generate", "load", "rate_at"]
+__all__ = [
+    "CALIBRATION",
+    "REPOOLED",
+    "SAMPLES",
+    "VALIDATION",
+    "RateSample",
+    "calibrate",
+    "generate",
+    "hardest_interaction_et",
+    "load",
+    "rate_at",
+]
 
 
 @dataclass(frozen=True)
@@ -101,8 +112,8 @@ class RateSample:
         return [b for b in range(self.blocks) if self.path(b).is_file()]
 
 
-#: calibration: 20 independent pools of 100,000 interactions, 25,000 crossings each
-CALIBRATION = RateSample("zerobias-mu60-rates", 60.0, 20, 25_000, 100_000, 6000)
+#: calibration: 30 independent pools of 100,000 interactions (3 million in all), 25,000 crossings each
+CALIBRATION = RateSample("zerobias-mu60-rates", 60.0, 30, 25_000, 100_000, 6000)
 #: validation: 9 blocks of 5,000 crossings with all-fresh pile-up (about 2.7 million interactions)
 VALIDATION = RateSample("zerobias-mu60-fresh", 60.0, 9, 5_000, 0, 5000)
 #: method check: 25,000 crossings premixed from each validation block's pool
@@ -146,6 +157,21 @@ def load(
     if blocks is None:
         blocks = sample.cached()
     return [np.load(generate(sample, b, jobs=jobs, progress=progress), mmap_mode="r") for b in blocks]
+
+
+def hardest_interaction_et(sample: RateSample, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """For one block: each crossing's largest summed tower ET of one pile-up interaction [GeV],
+    and that sum for every interaction of the block's pool (what the pool holds)."""
+    ds = sample.dataset(block)
+    et = ds.pool.load()[0].total_et()
+    hardest = []
+    for start in range(0, ds.n_events, CHUNK):
+        n = min(CHUNK, ds.n_events - start)
+        _, events, crossing = ds.pileup(start // CHUNK, n)
+        top = np.zeros(n)
+        np.maximum.at(top, crossing, et[events])
+        hardest.append(top)
+    return np.concatenate(hardest), et
 
 
 def rate_at(scores: Sequence[np.ndarray], threshold: float, *, replicas: bool) -> dict[str, Any]:
