@@ -334,3 +334,24 @@ def test_the_repooled_check_premixes_from_the_fresh_blocks_own_pools(tmp_path, m
     assert x.shape == (60, 57)
     pools = [p.name for p in (tmp_path / "cache" / "l1pools").iterdir()]
     assert pools == [fresh.dataset(0).pool.path.name]  # the fresh block's pool, no pool of its own
+
+
+def test_a_crossings_hardest_pileup_interaction_is_read_from_its_composition(tmp_path, monkeypatch):
+    from recotrig.training.anomaly import rates
+
+    monkeypatch.setenv("RECOTRIG_CACHE_DIR", str(tmp_path / "cache"))
+    fresh = rates.RateSample("fresh-test", 3.0, 1, 40, 0, 3100)
+    ds = fresh.dataset(0)
+    n_pu, events, crossing = ds.pileup(0, 40)
+    assert n_pu.sum() == len(events) == ds.pool_size and np.array_equal(events, np.arange(ds.pool_size))
+    assert np.array_equal(np.bincount(crossing, minlength=40), n_pu)  # each interaction used once, in order
+    pool = ds.pool.load()[0]
+    et = pool.total_et()
+    sums = [
+        float(pool.tower_et[pool.tower_offsets[i] : pool.tower_offsets[i + 1]].sum(dtype=np.float64)) for i in range(3)
+    ]
+    assert et[:3] == pytest.approx(sums)
+    hardest, pool_et = rates.hardest_interaction_et(fresh, 0)
+    assert np.array_equal(pool_et, et)
+    expected = [max(et[events[crossing == i]], default=0.0) for i in range(40)]
+    assert hardest == pytest.approx(expected)
