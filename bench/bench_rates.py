@@ -26,8 +26,8 @@ Per model (the integer score of its fixed-point spec, what the firmware decides 
   L1 muon, or a pile-up interaction of more than ``HARD_ET`` summed tower ET; the samples' own
   ``tail_makers`` give the fraction of all their crossings that do and how many such
   interactions their pools hold (these rare interactions make the tail, and a pool holds few);
-* ``bundled_signal_efficiency``: each signal's efficiency at either threshold on the bundled
-  sample's 500 crossings per signal (the held-out 20,000 are in ``bench_anomaly.py``);
+* ``signal_efficiency``: each signal's efficiency at either threshold on its 20,000 held-out
+  crossings (``training.anomaly.dataset.signal``, made and cached if missing);
 * ``reuse_scan``: the same from the first 2,500, 5,000, 12,500 and 25,000 crossings of each
   replica, i.e. each pool interaction used about 1.5, 3, 7.5 and 15 times: the design effect
   (crossings / effective sample size) against that reuse;
@@ -89,14 +89,12 @@ def validate(scores: list[np.ndarray], threshold: float, rate_khz: float, calibr
     }
 
 
-def bundled_signals() -> dict[str, np.ndarray]:
-    """The L1 features of the bundled sample's signal crossings (500 per signal, mu = 60)."""
-    from recotrig.edm.trigger import PROCESS_CODES, SIGNALS
-    from recotrig.sequences.firmware_cmd import store_features
-    from recotrig.sequences.samples import L1_SAMPLE
+def held_out_signals() -> dict[str, np.ndarray]:
+    """The L1 features of each signal's held-out crossings (20,000 each, mu = 60)."""
+    from recotrig.edm.trigger import SIGNALS
+    from recotrig.training.anomaly import dataset
 
-    x, processes = store_features(L1_SAMPLE)
-    return {s: x[processes == PROCESS_CODES[s]] for s in SIGNALS}
+    return {s: np.asarray(dataset.signal("zerobias-mu60", s)[0]) for s in SIGNALS}
 
 
 def efficiencies(spec, signals: dict[str, np.ndarray], word: int) -> dict:
@@ -182,7 +180,7 @@ def model_rates(
                 "threshold_word": before,
                 "on_calibration": rates.rate_at(cal, before, replicas=True),
                 "on_fresh": validate(val, before, rate, 0.0),
-                "bundled_signal_efficiency": efficiencies(spec, signals, before),
+                "signal_efficiency": efficiencies(spec, signals, before),
             }
         try:
             calibrated = rates.calibrate(cal, rate)
@@ -198,7 +196,7 @@ def model_rates(
         }
         if again:
             row["repooled"] = repooled_check(again, by_block, calibrated["threshold"])
-        row["bundled_signal_efficiency"] = efficiencies(spec, signals, calibrated["threshold"])
+        row["signal_efficiency"] = efficiencies(spec, signals, calibrated["threshold"])
         scan = []
         for g in sorted({2**i for i in range(len(cal).bit_length()) if 2**i <= len(cal)} | {len(cal)}):
             try:
@@ -318,7 +316,7 @@ def main() -> int:
         rates.CALIBRATION, calibration_blocks, dict(zip(calibration_blocks, calibration))
     )
     holds["fresh"], samples["validation"]["tail_makers"] = tail_makers(rates.VALIDATION, fresh_blocks, fresh)
-    signals = bundled_signals()
+    signals = held_out_signals()
     results = {name: model_rates(name, calibration, fresh, repooled, holds, signals) for name in args.models.split(",")}
     report = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
