@@ -22,13 +22,13 @@ from recotrig.sequences.samples import SAMPLE_MU20, SAMPLE_MU60
 from recotrig.training.trackformer import dataset
 
 #: shipped models and the least held-out TrackML score each must keep (the docs quote 0.892,
-#: 0.802, 0.659 and 0.519 on 400, 400, 20 and 80 events of seed 303; EncReg's 0.886 / 0.624 and
-#: EncCla's 0.795 / 0.500 on seed 404)
+#: 0.802, 0.659 and 0.815 on 400, 400, 20 and 20 events of seed 303; EncReg's 0.886 / 0.624 and
+#: EncCla's 0.795 / 0.800 on seed 404)
 SHIPPED = {
     "trackformer-encreg-10-50": 0.87,
     "trackformer-enccla-10-50": 0.77,
     "trackformer-encreg-200-500": 0.6,
-    "trackformer-enccla-200-500": 0.47,
+    "trackformer-enccla-200-500": 0.75,
 }
 STORES = {"train": str(SAMPLE_MU60), "val": str(SAMPLE_MU20), "test": str(SAMPLE_MU20)}
 TINY = dict(
@@ -192,9 +192,12 @@ def test_the_shipped_models_reach_their_cards(name):
 
     model = registry.load(name, family="trackformer")
     card = model.card
-    # EncReg: ORT and torch differ by up to 5e-4 on its outputs (z-scored, of order 1), below the
-    # model's own float32 rounding (the README); EncCla's probabilities agree to 1e-5
-    assert card["onnx_vs_torch_max_abs_diff"] < (1e-3 if card["kind"] == "encreg" else 1e-5)
+    # EncReg: ORT and torch differ by up to 5e-4 on its outputs (z-scored, of order 1); EncCla's
+    # probabilities agree to 1e-5 - or to twice the model's own float32 rounding (torch float32
+    # against float64, in the card) where that is larger: ORT cannot be closer to torch than that
+    bound = 1e-3 if card["kind"] == "encreg" else 1e-5
+    bound = max(bound, 2 * card.get("torch_float32_vs_float64_max_abs_diff", 0.0))
+    assert card["onnx_vs_torch_max_abs_diff"] < bound
     assert model.onnx.stat().st_size < 5e6
     check = card["sample_check"]
     samples = dataset.build(str(SAMPLE_MU20), **SAMPLE_CHECK[card["data"]["dataset"]])
