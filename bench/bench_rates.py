@@ -124,7 +124,6 @@ def tail_makers(sample, blocks: list[int], cached: dict[int, np.ndarray]) -> tup
         f"interaction_above_{HARD_ET:g}_gev": np.concatenate(hard),
     }
     summary = {
-        "pool_interactions": len(pool_et),
         f"pool_interactions_above_{HARD_ET:g}_gev": int(np.count_nonzero(pool_et > HARD_ET)),
         **{f"crossings_holding_{k}": float(v.mean()) for k, v in holds.items()},
     }

@@ -39,7 +39,7 @@ from recotrig.sim.pileup import (
     final_state,
 )
 
-__all__ = ["CHUNK", "PROCESS_CODES", "PROCESSES", "SIGNALS", "SM_COCKTAIL", "EventPool", "L1Dataset"]
+__all__ = ["CHUNK", "PROCESS_CODES", "PROCESSES", "SIGNALS", "SM_COCKTAIL", "EventPool", "L1Dataset", "chunk_sizes"]
 
 CHUNK = 2000
 
@@ -95,6 +95,11 @@ def _pool_chunk(args: tuple[str, int, int, int, L1Response]) -> tuple[dict[str, 
     return deposits.to_dict(), cross_section_mb(settings), len(counts)
 
 
+def chunk_sizes(n: int) -> list[int]:
+    """The sizes of the ``CHUNK``-long chunks that ``n`` events or crossings are made in."""
+    return [min(CHUNK, n - start) for start in range(0, n, CHUNK)]
+
+
 def _map(function, tasks: list, jobs: int) -> Iterator:
     if jobs <= 1 or len(tasks) <= 1:
         yield from map(function, tasks)
@@ -145,7 +150,7 @@ class EventPool:
         return _LOADED[path]
 
     def _generate(self, jobs: int, progress: Any) -> None:
-        sizes = [min(CHUNK, self.n_events - start) for start in range(0, self.n_events, CHUNK)]
+        sizes = chunk_sizes(self.n_events)
         tasks = [(self.process, self.seed, c, n, self.response) for c, n in enumerate(sizes)]
         parts, sigma, weight = [], 0.0, 0
         for arrays, xs, n in _map(_pool_chunk, tasks, jobs):
@@ -210,7 +215,7 @@ class L1Dataset:
         return rng, rng.poisson(self.mu, n) if self.mu > 0 else np.zeros(n, np.int64)
 
     def pileup_needed(self) -> int:
-        sizes = [min(CHUNK, self.n_events - s) for s in range(0, self.n_events, CHUNK)]
+        sizes = chunk_sizes(self.n_events)
         return int(sum(self._n_pileup(c, n)[1].sum() for c, n in enumerate(sizes)))
 
     def chunk(self, chunk: int, n: int) -> L1Batch:
@@ -249,7 +254,7 @@ class L1Dataset:
             self.pool.load(jobs=jobs)
         if self.hard is not None:
             self.hard.load(jobs=jobs)
-        sizes = [min(CHUNK, self.n_events - s) for s in range(0, self.n_events, CHUNK)]
+        sizes = chunk_sizes(self.n_events)
         tasks = [(self, c, n) for c, n in enumerate(sizes)]
         for c, batch in enumerate(_map(_dataset_chunk, tasks, jobs)):
             yield c * CHUNK, batch

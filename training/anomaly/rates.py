@@ -42,7 +42,7 @@ from recotrig.edm.trigger import pass_rate
 from recotrig.firmware.emulator import calibrate as calibrate_scores
 from recotrig.framework.files import atomic_path
 from recotrig.models.registry import cache_dir
-from recotrig.sim.premix import CHUNK, L1Dataset
+from recotrig.sim.premix import L1Dataset, chunk_sizes
 
 __all__ = [
     "CALIBRATION",
@@ -165,9 +165,8 @@ def hardest_interaction_et(sample: RateSample, block: int) -> tuple[np.ndarray, 
     ds = sample.dataset(block)
     et = ds.pool.load()[0].total_et()
     hardest = []
-    for start in range(0, ds.n_events, CHUNK):
-        n = min(CHUNK, ds.n_events - start)
-        _, events, crossing = ds.pileup(start // CHUNK, n)
+    for chunk, n in enumerate(chunk_sizes(ds.n_events)):
+        _, events, crossing = ds.pileup(chunk, n)
         top = np.zeros(n)
         np.maximum.at(top, crossing, et[events])
         hardest.append(top)
