@@ -10,8 +10,9 @@ premixed from independent pools of 100,000 interactions each (the calibration), 
 ``zerobias-mu60-fresh``, crossings whose every pile-up interaction is used once (the validation).
 Per model (the integer score of its fixed-point spec, what the firmware decides on) and rate:
 
-* ``card_before``: the threshold the card held (set on the held-out million premixed from one pool
-  of 200,000 interactions), measured on the fresh crossings;
+* ``card_before``: the threshold the card holds when the bench starts (before ``--write-cards``;
+  the first cards' were set on the held-out million premixed from one pool of 200,000
+  interactions), measured on the fresh crossings;
 * ``calibrated``: the threshold from all calibration replicas, the rate there with the error from
   the replicas' spread and the effective sample size it means;
 * ``validated``: that threshold on the fresh crossings: passing crossings, the rate with its
@@ -26,6 +27,9 @@ Per model (the integer score of its fixed-point spec, what the firmware decides 
   L1 muon, or a pile-up interaction of more than ``HARD_ET`` summed tower ET; the samples' own
   ``tail_makers`` give the fraction of all their crossings that do and how many such
   interactions their pools hold (these rare interactions make the tail, and a pool holds few);
+  ``calibration_distinct``: how many distinct interactions make the calibration crossings above
+  the threshold (one replica's crossings whose leading muon, else leading jet, is the same
+  object share the pool interaction that made it) and the largest groups;
 * ``signal_efficiency``: each signal's efficiency at either threshold on its 20,000 held-out
   crossings (``training.anomaly.dataset.signal``, made and cached if missing);
 * ``reuse_scan``: the same from the first 2,500, 5,000, 12,500 and 25,000 crossings of each
@@ -47,6 +51,7 @@ import os
 import platform
 import sys
 import time
+from collections import Counter
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
@@ -136,6 +141,23 @@ def passing_share(scores: list[np.ndarray], word: int, holds: dict[str, np.ndarr
     return {"passed": int(passed.sum()), **{k: int((passed & v).sum()) for k, v in holds.items()}}
 
 
+def distinct_makers(scores: list[np.ndarray], features: list[np.ndarray], word: int) -> dict:
+    """How many distinct pile-up interactions make the crossings above ``word``: crossings of one
+    replica whose leading L1 muon (else leading jet) has the same (pT, eta, phi) share the
+    interaction that made it, reused from the replica's pool."""
+    from recotrig.edm.trigger import l1_feature_names
+
+    names = l1_feature_names()
+    muon, jet = names.index("muon0_pt"), names.index("jet0_pt")
+    makers = []
+    for block, (s, x) in enumerate(zip(scores, features)):
+        for row in np.asarray(x)[np.asarray(s) > word]:
+            first = muon if row[muon] > 0 else jet
+            makers.append((block, first, *row[first : first + 3].tolist()))
+    counts = sorted(Counter(makers).values(), reverse=True)
+    return {"passed": len(makers), "distinct": len(counts), "largest_groups": counts[:3]}
+
+
 def repooled_check(repooled: dict[int, np.ndarray], fresh: dict[int, np.ndarray], word: int) -> dict:
     """``word`` on the crossings premixed from the fresh blocks' pools and on the fresh crossings
     of the same blocks: both are made of the same interactions."""
@@ -192,6 +214,7 @@ def model_rates(
         row["tail_makers"] = {
             "fresh": passing_share(val, calibrated["threshold"], holds["fresh"]),
             "calibration": passing_share(cal, calibrated["threshold"], holds["calibration"]),
+            "calibration_distinct": distinct_makers(cal, calibration, calibrated["threshold"]),
         }
         if again:
             row["repooled"] = repooled_check(again, by_block, calibrated["threshold"])

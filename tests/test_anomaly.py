@@ -4,6 +4,7 @@ and the anomaly sequence."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 
@@ -111,6 +112,26 @@ def test_tiny_qat_model_trains_end_to_end_and_its_spec_round_trips(bundled, tmp_
     assert json.loads(path.read_text())["layers"][0]["hls_types"]["weight"] == "ap_fixed<8,2,AP_RND,AP_SAT>"
 
 
+def test_the_score_option_chooses_the_reconstructed_features_and_the_spec_keeps_them(bundled):
+    from recotrig.edm.trigger import l1_feature_names
+
+    names = l1_feature_names()
+    scaling = training.input_scaling(bundled["zerobias"], training.TYPES["input"])
+    kept = {}
+    for score in ("all", "no-phi", "pt"):
+        net = training.make_net("ae", scaling, (57, 16, 4), score)
+        spec = net.to_spec()
+        assert spec.score_features == net.score_features
+        kept[score] = {names[i] for i in net.score_features}
+    assert len(kept["all"]) == 57 and len(kept["no-phi"]) == 38 and len(kept["pt"]) == 19
+    assert all(n.endswith("_pt") for n in kept["pt"]) and kept["pt"] < kept["no-phi"] < kept["all"]
+    # the integer score sums the kept features' squared errors only
+    x = bundled["zerobias"][:200]
+    full = training.make_net("ae", scaling, (57, 16, 4), "all").to_spec()
+    pt = dataclasses.replace(full, score_features=sorted(names.index(n) for n in kept["pt"]))
+    assert np.all(pt.score_int(x) <= full.score_int(x)) and np.any(pt.score_int(x) < full.score_int(x))
+
+
 def test_a_student_learns_its_teachers_score_in_a_small_narrow_encoder(bundled, tmp_path):
     import torch
 
@@ -173,6 +194,23 @@ def test_efficiency_at_fpr_counts_the_background_behind_it():
     assert r["n_background_pass"] == 10 and r["efficiency"] == pytest.approx(2 / 3) and r["measured"]
     assert not efficiency_at_fpr(b[:1000], s, 1e-5)["measured"]
     assert roc_auc(np.zeros(10), np.ones(5)) == 1.0 and roc_auc(np.zeros(10), np.zeros(5)) == 0.5
+
+
+def test_a_changed_data_set_recipe_never_reads_the_older_recipes_cached_arrays(tmp_path, monkeypatch):
+    from recotrig.training.anomaly import dataset
+
+    monkeypatch.setattr(dataset, "cache_dir", lambda family: tmp_path)
+    recipe = dataset.DATASETS["adc2021-mu20"]
+    bigger = dataclasses.replace(recipe, train=tuple(2 * n for n in recipe.train))
+    assert len({recipe.key(), bigger.key(), dataset.DATASETS["zerobias-mu60"].key()}) == 3
+    assert recipe.key() == dataset.DATASETS["adc2021-mu20"].key()  # stable: a cache stays valid
+    made = []
+    for r, value in ((recipe, 1.0), (bigger, 2.0)):
+        monkeypatch.setitem(dataset.DATASETS, "adc2021-mu20", r)
+        monkeypatch.setattr(dataset, "_mix", lambda *a, v=value: (made.append(v) or np.full((10, 57), v), {}))
+        x, _ = dataset.background("adc2021-mu20", "train")
+        assert np.all(x == value)  # made for this recipe, not read from the other one's file
+    assert made == [1.0, 2.0] and len(list(tmp_path.glob("adc2021-mu20-train-*.npy"))) == 2
 
 
 # -- the shipped model -------------------------------------------------------------------------------

@@ -18,8 +18,9 @@ crossing was seen in training.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,12 @@ class AnomalyData:
     signal_seed: int = 101
     val_fraction: float = 0.1
 
+    def key(self) -> str:
+        """A short hash of the recipe: cached arrays are named by it, so a changed recipe never
+        reads the arrays of an older one."""
+        text = json.dumps({**asdict(self), "pools": [POOL_TRAIN, POOL_TEST], "version": 1}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
 
 DATASETS = {
     "zerobias-mu60": AnomalyData("zerobias-mu60", 60.0, ("zerobias",), (1_120_000,), (1_000_000,), (1,), (3,), False),
@@ -66,7 +73,7 @@ DATASETS = {
         "adc2021-mu20",
         20.0,
         SM_COCKTAIL,
-        (80_000, 27_000, 3_000),
+        (320_000, 36_000, 4_000),
         (40_000, 13_000, 1_500),
         (201, 202, 203),
         (301, 302, 303),
@@ -143,7 +150,7 @@ def background(name: str, split: str, *, jobs: int = 2) -> tuple[np.ndarray, dic
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be train, val or test, got {split!r}")
     source = "test" if split == "test" else "train"
-    x, meta = _cached(cache_dir("anomaly") / f"{name}-{source}.npy", lambda: _mix(name, source, jobs))
+    x, meta = _cached(cache_dir("anomaly") / f"{name}-{source}-{_data(name).key()}.npy", lambda: _mix(name, source, jobs))
     if source == "train":
         n_val = int(len(x) * _data(name).val_fraction)
         x = x[: len(x) - n_val] if split == "train" else x[len(x) - n_val :]
@@ -168,5 +175,5 @@ def signal(name: str, process: str, *, jobs: int = 2) -> tuple[np.ndarray, dict[
             "pool_seed": POOL_TEST,
         }
 
-    x, meta = _cached(cache_dir("anomaly") / f"{name}-{process}.npy", make)
+    x, meta = _cached(cache_dir("anomaly") / f"{name}-{process}-{data.key()}.npy", make)
     return np.asarray(x), meta

@@ -110,10 +110,11 @@ def make_net(
     score: str = "all",
     weight_bits: int = TYPES["weight"].width,
 ) -> AnomalyNet:
-    """``score``: the features of the reconstruction error, "all" or "no-phi" (pT and eta only)."""
+    """``score``: the features of the reconstruction error: "all", "no-phi" (pT and eta) or "pt"."""
     shifts, offsets = scaling
     names = l1_feature_names()
-    features = [i for i, n in enumerate(names) if score == "all" or not n.endswith("_phi")]
+    kept = {"all": ("_pt", "_eta", "_phi"), "no-phi": ("_pt", "_eta"), "pt": ("_pt",)}[score]
+    features = [i for i, n in enumerate(names) if n.endswith(kept)]
     return AnomalyNet(
         kind=kind,
         shifts=shifts,
@@ -251,8 +252,8 @@ def _parser() -> ArgumentParser:
     parser.add_argument(
         "--score",
         default="all",
-        choices=("all", "no-phi"),
-        help="features of the reconstruction loss and the AE score: all, or pT and eta only",
+        choices=("all", "no-phi", "pt"),
+        help="features of the reconstruction loss and the AE score: all, pT and eta only, or pT only",
     )
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--qat-epochs", type=int, default=10)
@@ -306,6 +307,7 @@ def _train(args: argparse.Namespace, sizes: tuple[int, ...], work: Path) -> _Tra
         if k not in ("threads", "jobs", "output", "force", "replace_shipped", "name")
     }
     config["input_scaling"] = "pow2-std, non-zero 99.9 % range, v2"  # checkpoints of another rule are refused
+    config["data"] = dataset.DATASETS[args.dataset].key()  # and checkpoints trained on another recipe's data
     targets = None
     if args.kind == "student":
         t_train, config["teacher_scale"] = teacher_targets(args.teacher, x_train)
