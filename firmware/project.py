@@ -192,8 +192,9 @@ def edge_words(spec: Spec, real: np.ndarray, n: int, seed: int = 0) -> np.ndarra
     the raw extremes; per feature the words just inside and outside the input type's range
     (in otherwise real crossings); per unit of every layer, the input range's ends taken with the
     signs of the unit's linearised weights (the product of the weight matrices, ReLUs and biases
-    left out), both ways: its largest pre-activations, so each layer's saturation is reached where
-    it can be; real crossings scaled up by powers of two (hidden layers saturate); and uniform
+    left out), both ways, and the corners its gradient points to through the ReLUs those open
+    (``_climb``): its largest pre-activations, so each layer's saturation is reached where it can
+    be; real crossings scaled up by powers of two (hidden layers saturate); and uniform
     words across and beyond the input range (every truncation)."""
     rng = np.random.default_rng(seed)
     features = len(spec.shifts)
@@ -208,10 +209,12 @@ def edge_words(spec: Spec, real: np.ndarray, n: int, seed: int = 0) -> np.ndarra
             row[j] = value
             rows.append(row)
     linear = np.eye(features)
-    for weights in spec.weights:
+    for layer, weights in enumerate(spec.weights):
         linear = np.asarray(weights, np.float64) @ linear  # (units, features)
         for sign in (1, -1):
-            rows.extend(np.where(sign * linear > 0, hi, np.where(sign * linear < 0, lo, offsets)))
+            start = np.where(sign * linear > 0, hi, np.where(sign * linear < 0, lo, offsets))
+            rows.extend(start)
+            rows.extend(_climb(spec, np.clip(start, raw.lo, raw.hi), layer, sign, lo, hi, offsets))
     edges = np.clip(np.stack(rows), raw.lo, raw.hi)
     left = max(n - len(edges), 0)
     scaled_n = left // 2
@@ -221,6 +224,26 @@ def edge_words(spec: Spec, real: np.ndarray, n: int, seed: int = 0) -> np.ndarra
     uniform = lo[None, :] - span // 4 + (rng.random((left - scaled_n, features)) * span * 1.5).astype(np.int64)
     out = np.concatenate([edges, np.clip(scaled, raw.lo, raw.hi), np.clip(uniform, raw.lo, raw.hi)])[:n]
     return out.astype(np.int64)
+
+
+def _climb(
+    spec: Spec, words: np.ndarray, layer: int, sign: int, lo: np.ndarray, hi: np.ndarray, mid: np.ndarray, rounds: int = 3
+) -> np.ndarray:
+    """Row ``u`` of ``words`` moved, ``rounds`` times, to the corner of the input range that the
+    signs of unit ``u``'s gradient (``sign`` × its pre-activation in ``layer``, through the ReLUs
+    open at the current row) point to: the largest values the linearised weights miss when
+    hidden ReLUs close."""
+    x = words
+    units = np.arange(len(x))
+    for _ in range(rounds):
+        values = list(spec.layer_values(x))
+        g = sign * np.asarray(spec.weights[layer], np.float64)[units]
+        for below in range(layer - 1, -1, -1):
+            if spec.layers[below].relu:
+                g = g * (values[below + 1] > 0)
+            g = g @ np.asarray(spec.weights[below], np.float64)
+        x = np.where(g > 0, hi, np.where(g < 0, lo, mid))
+    return x
 
 
 def coverage(spec: Spec, words: np.ndarray) -> dict[str, float]:

@@ -228,7 +228,10 @@ def test_shipped_model_reaches_its_card_auc_on_the_bundled_sample(bundled):
 
 def test_shipped_onnx_matches_torch_and_the_spec_is_the_cards():
     model = registry.load(SHIPPED, family="anomaly")
-    assert model.card["onnx_runtime_vs_torch_max_rel"] < 1e-4
+    # relative to each crossing's own score: the pT-scored AE reconstructs some crossings to 1/400
+    # of the median score, where float32 summation order (ONNX Runtime against torch) shows at
+    # 2.5e-4 relative, 1e-6 of the median score; an export error shows at 1e-2 and above
+    assert model.card["onnx_runtime_vs_torch_max_rel"] < 1e-3
     spec_path = model.onnx.parent / model.card["fixed_point"]["spec"]
     assert registry.sha256(spec_path) == model.card["fixed_point"]["spec_sha256"]
     saturation = model.card["normalisation"]["saturated_training_fraction"]
