@@ -227,7 +227,14 @@ def edge_words(spec: Spec, real: np.ndarray, n: int, seed: int = 0) -> np.ndarra
 
 
 def _climb(
-    spec: Spec, words: np.ndarray, layer: int, sign: int, lo: np.ndarray, hi: np.ndarray, mid: np.ndarray, rounds: int = 3
+    spec: Spec,
+    words: np.ndarray,
+    layer: int,
+    sign: int,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    mid: np.ndarray,
+    rounds: int = 3,
 ) -> np.ndarray:
     """Row ``u`` of ``words`` moved, ``rounds`` times, to the corner of the input range that the
     signs of unit ``u``'s gradient (``sign`` × its pre-activation in ``layer``, through the ReLUs

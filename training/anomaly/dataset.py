@@ -150,7 +150,8 @@ def background(name: str, split: str, *, jobs: int = 2) -> tuple[np.ndarray, dic
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be train, val or test, got {split!r}")
     source = "test" if split == "test" else "train"
-    x, meta = _cached(cache_dir("anomaly") / f"{name}-{source}-{_data(name).key()}.npy", lambda: _mix(name, source, jobs))
+    path = cache_dir("anomaly") / f"{name}-{source}-{_data(name).key()}.npy"
+    x, meta = _cached(path, lambda: _mix(name, source, jobs))
     if source == "train":
         n_val = int(len(x) * _data(name).val_fraction)
         x = x[: len(x) - n_val] if split == "train" else x[len(x) - n_val :]
