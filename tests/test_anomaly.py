@@ -113,6 +113,8 @@ def test_tiny_qat_model_trains_end_to_end_and_its_spec_round_trips(bundled, tmp_
 
 
 def test_the_score_option_chooses_the_reconstructed_features_and_the_spec_keeps_them(bundled):
+    import torch
+
     from recotrig.edm.trigger import l1_feature_names
 
     names = l1_feature_names()
@@ -125,6 +127,10 @@ def test_the_score_option_chooses_the_reconstructed_features_and_the_spec_keeps_
         kept[score] = {names[i] for i in net.score_features}
     assert len(kept["all"]) == 57 and len(kept["no-phi"]) == 38 and len(kept["pt"]) == 19
     assert all(n.endswith("_pt") for n in kept["pt"]) and kept["pt"] < kept["no-phi"] < kept["all"]
+    # the initial weights follow the seed alone, so a training command is repeatable
+    first, again, other = (training.make_net("ae", scaling, (57, 16, 4), seed=s).state_dict() for s in (3, 3, 4))
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
     # the integer score sums the kept features' squared errors only
     x = bundled["zerobias"][:200]
     full = training.make_net("ae", scaling, (57, 16, 4), "all").to_spec()
@@ -137,8 +143,10 @@ def test_a_student_learns_its_teachers_score_in_a_small_narrow_encoder(bundled, 
 
     torch.set_num_threads(1)
     x_train, x_test = small_data(bundled)
+    # seeded: one in five initial seeds of this one-unit student collapses in 8 epochs (its ReLUs
+    # close); seeds 1-4 learn (the shipped students use 57 -> 16 -> 4)
     net = training.make_net(
-        "student", training.input_scaling(x_train, training.TYPES["input"]), (57, 16, 1), weight_bits=6
+        "student", training.input_scaling(x_train, training.TYPES["input"]), (57, 16, 1), weight_bits=6, seed=2
     )
     assert len(net.decoder) == 0 and net.logvar is None
     t_train, scale = training.teacher_targets(SHIPPED, x_train)
@@ -148,7 +156,8 @@ def test_a_student_learns_its_teachers_score_in_a_small_narrow_encoder(bundled, 
     history = training.fit(
         net, x_train, x_test[:500], epochs=8, lr=3e-3, seed=1, checkpoint=Checkpoint(tmp_path / "f.pt"), **kw
     )
-    assert history["history"][-1]["val"] < 0.5 * history["history"][0]["val"]
+    # it explains most of the teacher's score: the loss is well below the targets' own variance
+    assert history["history"][-1]["val"] < 0.5 * float(np.var(t_val))
     qnet = copy.deepcopy(net)
     qnet.set_quantised(True)
     training.fit(qnet, x_train, x_test[:500], epochs=2, lr=1e-3, seed=2, checkpoint=Checkpoint(tmp_path / "q.pt"), **kw)

@@ -109,9 +109,12 @@ def make_net(
     sizes: tuple[int, ...] = (57, 32, 16, 8),
     score: str = "all",
     weight_bits: int = TYPES["weight"].width,
+    seed: int = 0,
 ) -> AnomalyNet:
-    """``score``: the features of the reconstruction error: "all", "no-phi" (pT and eta) or "pt"."""
+    """``score``: the features of the reconstruction error: "all", "no-phi" (pT and eta) or "pt".
+    ``seed``: the initial weights' (the same seed, the same net)."""
     shifts, offsets = scaling
+    torch.manual_seed(seed)
     names = l1_feature_names()
     kept = {"all": ("_pt", "_eta", "_phi"), "no-phi": ("_pt", "_eta"), "pt": ("_pt",)}[score]
     features = [i for i, n in enumerate(names) if n.endswith(kept)]
@@ -298,7 +301,7 @@ def _train(args: argparse.Namespace, sizes: tuple[int, ...], work: Path) -> _Tra
     x_val, _ = dataset.background(args.dataset, "val", jobs=args.jobs)
     print(f"{args.dataset}: {len(x_train)} training and {len(x_val)} validation background events")
     shifts, offsets = input_scaling(x_train, TYPES["input"])
-    net = make_net(args.kind, (shifts, offsets), sizes, args.score, args.weight_bits)
+    net = make_net(args.kind, (shifts, offsets), sizes, args.score, args.weight_bits, args.seed)
     print("input shifts:", dict(zip(l1_feature_names(), shifts.tolist())))
     saturated = check_saturation(net.to_spec(), x_train, args.max_saturation)
     config = {
