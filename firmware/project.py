@@ -241,10 +241,9 @@ def _climb(
     open at the current row) point to: the largest values the linearised weights miss when
     hidden ReLUs close."""
     x = words
-    units = np.arange(len(x))
     for _ in range(rounds):
         values = list(spec.layer_values(x))
-        g = sign * np.asarray(spec.weights[layer], np.float64)[units]
+        g = sign * np.asarray(spec.weights[layer], np.float64)  # row u: unit u's weights
         for below in range(layer - 1, -1, -1):
             if spec.layers[below].relu:
                 g = g * (values[below + 1] > 0)

@@ -103,6 +103,10 @@ def weight_type(bits: int) -> FixedType:
     return FixedType(bits, TYPES["weight"].integer, TYPES["weight"].rounding, TYPES["weight"].overflow)
 
 
+#: ``--score``: the features (by name ending) of the AE's reconstruction error, loss and score
+SCORE_FEATURES = {"all": ("_pt", "_eta", "_phi"), "no-phi": ("_pt", "_eta"), "pt": ("_pt",)}
+
+
 def make_net(
     kind: str,
     scaling: tuple[np.ndarray, np.ndarray],
@@ -116,8 +120,7 @@ def make_net(
     shifts, offsets = scaling
     torch.manual_seed(seed)
     names = l1_feature_names()
-    kept = {"all": ("_pt", "_eta", "_phi"), "no-phi": ("_pt", "_eta"), "pt": ("_pt",)}[score]
-    features = [i for i, n in enumerate(names) if n.endswith(kept)]
+    features = [i for i, n in enumerate(names) if n.endswith(SCORE_FEATURES[score])]
     return AnomalyNet(
         kind=kind,
         shifts=shifts,
@@ -255,7 +258,7 @@ def _parser() -> ArgumentParser:
     parser.add_argument(
         "--score",
         default="all",
-        choices=("all", "no-phi", "pt"),
+        choices=tuple(SCORE_FEATURES),
         help="features of the reconstruction loss and the AE score: all, pT and eta only, or pT only",
     )
     parser.add_argument("--epochs", type=int, default=20)
