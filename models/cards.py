@@ -89,11 +89,13 @@ class Binning:
 class PeakFinder:
     """Peak-finder settings. A named operating point also gives ``kde_scale``: the 90th percentile
     over its tuning events of the KDE's sum (``kde_a`` summed over z, about 40 per track the KDE
-    used), where PVFinder's per-event choice (``operating_point="auto"``) places it."""
+    used), where PVFinder's per-event choice (``operating_point="auto"``) places it. ``score``: what
+    ``threshold`` applies to (``peaks.SCORES``; cards written before it existed mean the height)."""
 
     threshold: float
     min_integral: float
     min_prominence: float
+    score: str = "height"
     kde_scale: float | None = None
 
 

@@ -67,7 +67,7 @@ def _efficiency_vs_fp(runs: list[Run]) -> Figure:
     ax.set_ylabel("window efficiency")
     ax.legend(loc="best")
     note = (
-        " The curve is the threshold scan (candidates with peak height ≥ k × the operating threshold); it passes"
+        " The curve is the threshold scan (candidates with peak score ≥ k × the operating threshold); it passes"
         " through its finder's operating point (k = 1), drawn in the same colour."
         if curves
         else " No threshold-scan curve is recorded in performance.json: operating points only."

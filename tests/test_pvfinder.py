@@ -110,6 +110,33 @@ def test_peak_finder_separates_two_vertices_and_applies_its_limits():
     assert len(find_peaks(np.zeros(200), z, threshold=0.01).z) == 0
 
 
+def test_height_and_area_rank_a_vertex_above_a_spike_and_a_swell_and_a_scan_keeps_subsets():
+    z = -10 + (np.arange(200) + 0.5) * 0.1
+
+    def gauss(mu, s, area):
+        return area * 0.1 / (s * np.sqrt(2 * np.pi)) * np.exp(-0.5 * ((z - mu) / s) ** 2)
+
+    hist = gauss(-3.95, 0.15, 1.0) + gauss(5.0, 2.0, 2.0)  # a vertex (height 0.27, area 1), a swell (0.04, 2)
+    hist[100] = 0.3  # a spike of one bin, taller than the vertex
+    by_height = find_peaks(hist, z, threshold=0.1)
+    np.testing.assert_allclose(by_height.z, [-3.95, 0.05], atol=0.02)  # the spike passes, the vertex too
+    np.testing.assert_allclose(by_height.score, by_height.height)
+    both = find_peaks(hist, z, threshold=0.0, score="height_area")
+    np.testing.assert_allclose(both.score, np.sqrt(both.height * both.integral))
+    vertex, spike, swell = (both.score[np.argmin(np.abs(both.z - at))] for at in (-3.95, 0.05, 5.0))
+    assert vertex == pytest.approx(np.sqrt(0.266 * 1.0), rel=0.03) and spike == pytest.approx(0.3, rel=0.01)
+    assert vertex > spike > swell > 0.2
+    np.testing.assert_allclose(find_peaks(hist, z, threshold=0.4, score="height_area").z, [-3.95], atol=0.02)
+    # each threshold and minimum integral keeps those of threshold 0 that reach both (what tuning relies on)
+    for threshold in (0.01, 0.29, 0.31, 0.6):
+        for min_integral in (0.0, 0.5, 1.5):
+            kept = find_peaks(hist, z, threshold=threshold, min_integral=min_integral, score="height_area")
+            chosen = (both.score >= threshold) & (both.integral >= min_integral)
+            np.testing.assert_array_equal(kept.z, both.z[chosen])
+    with pytest.raises(ValueError, match="peak score 'area' is not one of"):
+        find_peaks(hist, z, threshold=0.1, score="area")
+
+
 class HitsToTracks(Algorithm):
     """Tracks with hit lists only (as a hit-to-track finder gives before fitting)."""
 
@@ -244,6 +271,40 @@ def test_training_resumes_its_checkpoint_and_refuses_another_trainings(tiny, mon
     assert again["onnx_sha256"] == card["onnx_sha256"]
     with pytest.raises(ValueError, match="checkpoint of another training"):
         train(out=folder / "other", lr=1e-2, **options)
+
+
+def test_retune_redoes_a_trainings_tuning_and_rewrites_an_old_card_beside_the_same_onnx(tiny, tmp_path, monkeypatch):
+    import json
+
+    from recotrig.sequences.cli import main
+    from recotrig.training.pvfinder.train import retune
+
+    folder, card = tiny
+    monkeypatch.setenv("RECOTRIG_CACHE_DIR", str(folder / "cache"))
+    stores = {"val": SAMPLE_MU20, "test_mu60": SAMPLE_MU20}
+    entries = retune(folder / "tiny.onnx", jobs=1, stores=stores)
+    assert entries["peak_finder"] == card["peak_finder"] and entries["peak_finder"]["score"] == "height_area"
+    assert entries["validation"] == card["validation"] and entries["sample_check"] == card["sample_check"]
+    assert entries["held_out"]["pvfinder"] == card["held_out"]["pvfinder"]
+    # a card from before the peak score: its threshold meant the height, and the retune says otherwise
+    old = tmp_path / "old"
+    old.mkdir()
+    for suffix in (".onnx", ".card.json"):
+        (old / f"tiny{suffix}").write_bytes((folder / f"tiny{suffix}").read_bytes())
+    before = json.loads((old / "tiny.card.json").read_text())
+    for point in (before["peak_finder"], *before["operating_points"].values()):
+        del point["score"]
+    (old / "tiny.card.json").write_text(json.dumps(before))
+    assert registry.load(str(old / "tiny.onnx"), family="pvfinder").typed_card.peak_finder.score == "height"
+    argv = ["train", "pvfinder", "--retune", str(old / "tiny.onnx"), "-j", "1", "--output", str(tmp_path / "new")]
+    argv += ["--stores", f"unused,{SAMPLE_MU20},{SAMPLE_MU20}"]
+    assert main(argv) == 0
+    assert (tmp_path / "new" / "tiny.onnx").read_bytes() == (folder / "tiny.onnx").read_bytes()
+    new = json.loads((tmp_path / "new" / "tiny.card.json").read_text())
+    assert new["peak_finder"] == card["peak_finder"] and new["retune_command"] == "recotrig " + " ".join(argv)
+    assert registry.load(str(tmp_path / "new" / "tiny.onnx"), family="pvfinder").typed_card.peak_finder.score == (
+        "height_area"
+    )
 
 
 def run_pvfinder(tmp_path, jobs: int, n: int | None = None):

@@ -5,7 +5,9 @@ and a probabilistic assignment of the tracks to them.
    vertex-density histogram over the same z bins; the card holds the binning the model was
    trained on, and a KDE of another binning is refused.
 2. ``peaks.find_peaks`` gives each vertex's z (weighted mean over the peak) and sigma_z (the
-   peak's spread); x and y are the KDE's xmax, ymax at the peak's maximum bin. The peak finder's
+   peak's spread); x and y are the KDE's xmax, ymax at the peak's maximum bin. The threshold
+   applies to the peak score the card names (``score``: the height, or sqrt(height x area),
+   ``peaks.SCORES``). The peak finder's
    settings are chosen per event by default (``operating_point="auto"``): the card's named
    operating points, each tuned at one pile-up (mu = 6, 60, 200), sit at the KDE scale of their
    tuning events (``kde_scale``: the 90th percentile of their sums of ``kde_a``, about 40 per
@@ -24,7 +26,7 @@ and a probabilistic assignment of the tracks to them.
 4. For the threshold scan of the metric (``metrics.vertexing.VertexMetrics``), ``candidates``:
    the vertices (positions only), then the peaks the peak finder finds with its threshold lowered
    to ``scan_floor`` x threshold that lie below the threshold; each has a ``score``, its peak
-   height over the threshold (>= 1 exactly for the vertices, so a scan at 1 is the operating
+   score over the threshold (>= 1 exactly for the vertices, so a scan at 1 is the operating
    point). ``vertex_density``: the network output along z (for the report's view of one event).
 """
 
@@ -63,7 +65,9 @@ class PVFinder(ModelAlgorithm):
         "card's operating points), '' (its default, tuned at mu = 60) or a named operating point "
         "('mu6', 'mu60', 'mu200')",
     )
-    threshold = Option(-1.0, "peak finder: minimum peak height (-1: the card's tuned value)", low=-1.0)
+    threshold = Option(
+        -1.0, "peak finder: minimum peak score, as the card scores peaks (-1: the card's tuned value)", low=-1.0
+    )
     min_integral = Option(-1.0, "peak finder: minimum peak integral (-1: the card's value)", low=-1.0)
     min_width = Option(1, "peak finder: minimum peak width [bins]", low=1)
     min_prominence = Option(-1.0, "peak finder: minimum prominence / height (-1: the card's value)", low=-1.0, high=1.0)
@@ -128,6 +132,7 @@ class PVFinder(ModelAlgorithm):
             "min_integral": self.min_integral if self.min_integral >= 0 else nearest.min_integral,
             "min_prominence": self.min_prominence if self.min_prominence >= 0 else nearest.min_prominence,
             "min_width": self.min_width,
+            "score": nearest.score,
         }
 
     def _check_binning(self, kde: KDE) -> np.ndarray:
@@ -186,16 +191,16 @@ class PVFinder(ModelAlgorithm):
         self, hist: np.ndarray, z: np.ndarray, kde: KDE, found: Peaks, settings: dict[str, Any]
     ) -> Vertices:
         """The vertices' peaks, then those found below the threshold down to the scan floor, with
-        their heights over the threshold as ``score``."""
+        their peak scores over the threshold as ``score``."""
         threshold = settings["threshold"]
         low = find_peaks(hist, z, **{**settings, "threshold": self.scan_floor * threshold})
-        below = low.height < threshold
+        below = low.score < threshold
         peak_bin = np.concatenate([found.bin, low.bin[below]])
-        height = np.concatenate([found.height, low.height[below]])
+        value = np.concatenate([found.score, low.score[below]])
         return Vertices(
             x=np.asarray(kde.xmax, np.float64)[peak_bin],
             y=np.asarray(kde.ymax, np.float64)[peak_bin],
             z=np.concatenate([found.z, low.z[below]]),
             sigma_z=np.concatenate([found.sigma_z, low.sigma_z[below]]),
-            extra={"score": height / threshold if threshold > 0 else np.full(len(height), np.inf)},
+            extra={"score": value / threshold if threshold > 0 else np.full(len(value), np.inf)},
         )

@@ -1,6 +1,7 @@
 """Training, export and tuning of a PV-Finder KDE-to-hist UNet (``recotrig train pvfinder``).
 
     recotrig train pvfinder [--epochs 40] [--output DIR]
+    recotrig train pvfinder --retune MODEL [--output DIR | --replace-shipped]
 
 The model goes to ``recotrig-models/`` (or ``--output DIR``), never over a model there without
 ``--force``, and into the shipped models only with ``--replace-shipped`` (``training.common``).
@@ -20,7 +21,8 @@ The model goes to ``recotrig-models/`` (or ``--output DIR``), never over a model
    Deterministic for ``--seed``; a checkpoint after every epoch, resumed by a later run of the
    same training (a checkpoint of other data or settings is refused), so training goes in pieces.
 5. Export to ONNX (dynamic batch and bin axes) and a check that ONNX Runtime gives torch's output.
-6. Tuning of the peak finder on the validation set: the threshold, minimum integral and
+6. Tuning of the peak finder on the validation set (``--retune``: again, for an existing model,
+   without training): the threshold on the peak score (``PEAK_SCORE``), minimum integral and
    prominence with the highest window efficiency whose false positives per event do not exceed
    AMVF's on the same events (the default operating point, ``mu60``); on a mu = 200 validation
    store the same way (``mu200``), and on a low pile-up (mu = 6) one at <= 0.03 false positives
@@ -46,6 +48,7 @@ from recotrig.framework.sequencer import MAX_JOBS
 from recotrig.io.samples import SAMPLE_MU60
 from recotrig.metrics.vertexing import VertexMetrics
 from recotrig.models.registry import cache_dir, sha256, write_card
+from recotrig.models.registry import load as load_model
 from recotrig.models.runtime import Session
 from recotrig.sim.store import simulate
 from recotrig.training.common import (
@@ -59,7 +62,7 @@ from recotrig.training.common import (
 from recotrig.training.pvfinder import dataset
 from recotrig.training.pvfinder.model import UNet, asymmetric_loss
 
-__all__ = ["BINNING", "STORES", "main", "store", "train"]
+__all__ = ["BINNING", "STORES", "main", "retune", "store", "train"]
 
 #: KDE binning of the shipped model (KDEBuilder's defaults): 100 um bins over +-200 mm
 BINNING = {"z_min": -200.0, "z_max": 200.0, "bins": 4000}
@@ -83,6 +86,9 @@ LOW_PILEUP_FP = 0.03
 #: named operating points beyond the default (mu60): validation split, false-positive budget
 #: (a number, or None: AMVF's window false positives per event on the same events)
 OPERATING_POINTS = {"mu6": ("val_mu6", LOW_PILEUP_FP), "mu200": ("val_mu200", None)}
+#: what the tuned threshold applies to (``peaks.SCORES``): sqrt(height x area) ranks the left-over
+#: spikes and swells below real vertices (peaks.py), which lifts the low false-positive end
+PEAK_SCORE = "height_area"
 #: scale of the warm-up MSE (per-bin targets are O(0.01-1): keeps its size near the cost's)
 WARMUP_SCALE = 100.0
 
@@ -139,17 +145,30 @@ def _peaks_z(hists: np.ndarray, z: np.ndarray, params: dict[str, float]) -> list
 def tune(hists: np.ndarray, data: dataset.Data, fp_budget: float) -> tuple[dict[str, float], dict[str, float]]:
     """The peak-finder settings with the highest window efficiency at <= ``fp_budget`` false
     positives per event, the fewest false positives among equals (if none is within the budget:
-    the fewest false positives)."""
+    the fewest false positives). By ``PEAK_SCORE`` the peaks at a threshold and minimum integral
+    are those of threshold 0 that reach both (``peaks.find_peaks``), so each prominence's peaks are
+    found once."""
+    prominences = (0.02, 0.05, 0.1, 0.25)
+    floor = {
+        p: [find_peaks(h, data.z, threshold=0.0, min_prominence=p, score=PEAK_SCORE) for h in hists]
+        for p in prominences
+    }
     best, best_key = None, None
     grid = [
         (t, i, p)
-        for t in np.geomspace(1e-4, 1.0, 33)
+        for t in np.geomspace(1e-4, 1.0, 97)
         for i in (0.0, 0.03, 0.1, 0.2, 0.35, 0.5, 0.7)
-        for p in (0.02, 0.05, 0.1, 0.25)
+        for p in prominences
     ]
     for threshold, min_integral, prominence in grid:
-        params = {"threshold": float(threshold), "min_integral": min_integral, "min_prominence": prominence}
-        figures = window_figures(data, _peaks_z(hists, data.z, params))
+        params = {
+            "threshold": float(threshold),
+            "min_integral": min_integral,
+            "min_prominence": prominence,
+            "score": PEAK_SCORE,
+        }
+        kept = [f.z[(f.score >= threshold) & (f.integral >= min_integral)] for f in floor[prominence]]
+        figures = window_figures(data, kept)
         ok = figures["window_fp_per_event"] <= fp_budget
         key = (ok, figures["window_efficiency"] if ok else 0.0, -figures["window_fp_per_event"])
         if best_key is None or key > best_key:
@@ -328,10 +347,19 @@ def _validation(
     operating point: the largest difference, the default point's settings, the card's
     ``validation`` and its ``operating_points``."""
     val = data["val"]
-    hists = predict(session, val.features)
     with torch.no_grad():
         reference = model(torch.from_numpy(val.features[:10])).numpy()
-    worst = float(np.abs(reference - hists[:10]).max())
+    worst = float(np.abs(reference - predict(session, val.features[:10])).max())
+    return (worst, *_tuning(session, data, paths))
+
+
+def _tuning(
+    session: Session, data: dict[str, dataset.Data], paths: dict[str, Path]
+) -> tuple[dict[str, float], dict[str, Any], dict[str, Any]]:
+    """The peak finder tuned on each validation set there is: the default point's settings, the
+    card's ``validation`` and its ``operating_points``."""
+    val = data["val"]
+    hists = predict(session, val.features)
     amvf_val = window_figures(val, val.amvf_z)
     params, val_figures = tune(hists, val, amvf_val["window_fp_per_event"])
     operating_points = {
@@ -346,7 +374,7 @@ def _validation(
     for point, (split, budget) in OPERATING_POINTS.items():
         if split in data:
             operating_points[point] = _operating_point(session, data[split], paths[split].name, budget)
-    return worst, params, {"pvfinder": val_figures, "amvf_gaussian": amvf_val}, operating_points
+    return params, {"pvfinder": val_figures, "amvf_gaussian": amvf_val}, operating_points
 
 
 def kde_scale(data: dataset.Data) -> float:
@@ -394,7 +422,6 @@ def _runtime_card(
     name: str, model: UNet, curve: dict[str, float], target_scale: float, held_out: dict[str, Any]
 ) -> dict[str, Any]:
     """The card's entries from ``name`` to ``targets``: what the model is and how to run it."""
-    ours, amvf = held_out["pvfinder"], held_out["amvf_gaussian"]
     return {
         "name": name,
         "family": "pvfinder",
@@ -404,11 +431,7 @@ def _runtime_card(
             "into vertices. Trained on full-chain CKF tracks of simulated tt-bar + Poisson(60) pile-up "
             "crossings (generic detector, 2 T)."
         ),
-        "headline": (
-            f"held-out mu=60 window efficiency {ours['window_efficiency']:.3f} at "
-            f"{ours['window_fp_per_event']:.2f} FP/event (AMVF {amvf['window_efficiency']:.3f} at "
-            f"{amvf['window_fp_per_event']:.2f})"
-        ),
+        "headline": _headline(held_out),
         "inputs": {"kde": ["events", 4, "bins"]},
         "outputs": {"hist": ["events", "bins"]},
         "features": list(dataset.CHANNELS),
@@ -427,6 +450,62 @@ def _runtime_card(
             "sigma = width_scale * max(a_mm * n^-b, floor_mm)",
         },
     }
+
+
+def _headline(held_out: dict[str, Any]) -> str:
+    ours, amvf = held_out["pvfinder"], held_out["amvf_gaussian"]
+    return (
+        f"held-out mu=60 window efficiency {ours['window_efficiency']:.3f} at "
+        f"{ours['window_fp_per_event']:.2f} FP/event (AMVF {amvf['window_efficiency']:.3f} at "
+        f"{amvf['window_fp_per_event']:.2f})"
+    )
+
+
+def retune(model: str | Path, *, jobs: int = 2, stores: dict[str, str | Path] | None = None) -> dict[str, Any]:
+    """The peak finder of an existing model (a shipped name or an .onnx path with its card) tuned
+    again, with no training, on the simulated validation stores (made when missing) and scored on
+    the held-out mu = 60 store and the bundled sample, as a training does (``PEAK_SCORE``, module
+    docstring item 6); ``stores`` ({"val": ..., "test_mu60": ...}) replace the simulated ones, as
+    in ``train``. Returns the card entries that change; nothing is written (``recotrig train
+    pvfinder --retune MODEL`` writes the model with its new card where a training would)."""
+    loaded = load_model(str(model), family="pvfinder")
+    if loaded.card["binning"] != BINNING:
+        raise ValueError(f"{loaded.onnx}: binning {loaded.card['binning']}; the tuning stores' KDE bins {BINNING}")
+    if stores is None:
+        splits = ("val", "test_mu60", *(split for split, _ in OPERATING_POINTS.values()))
+        paths = {s: store(s, jobs=jobs) for s in splits}
+    else:
+        paths = {s: Path(stores[s]) for s in ("val", "test_mu60")}
+    data = {s: dataset.load(dataset.build(p, BINNING, jobs=jobs)) for s, p in paths.items()}
+    session = Session(loaded.onnx, threads=1)
+    params, validation, operating_points = _tuning(session, data, paths)
+    held_out = _held_out(session, data["test_mu60"], params, paths["test_mu60"].name)
+    return {
+        "headline": _headline(held_out),
+        "peak_finder": params,
+        "operating_points": operating_points,
+        "validation": validation,
+        "held_out": held_out,
+        "sample_check": _sample_check(session, params, jobs),
+    }
+
+
+def _retune_command(a: argparse.Namespace, argv: list[str]) -> int:
+    """``recotrig train pvfinder --retune MODEL``: ``retune`` written as a model of its own (to the
+    user's folder, or over the shipped model with ``--replace-shipped``)."""
+    import shutil
+
+    loaded = load_model(a.retune, family="pvfinder")
+    name = Path(loaded.onnx).name.removesuffix(".onnx")
+    target = model_output(a, name)
+    stores = dict(zip(("val", "test_mu60"), a.stores.split(",")[1:])) if a.stores else None
+    entries = retune(loaded.onnx, jobs=a.jobs, stores=stores)
+    with target.staged() as out:
+        onnx = out / f"{name}.onnx"
+        shutil.copyfile(loaded.onnx, onnx)
+        write_card(onnx, {**loaded.card, **entries, "retune_command": " ".join(["recotrig train pvfinder", *argv])})
+    print(json.dumps({k: entries[k] for k in ("peak_finder", "validation", "held_out")}, indent=1))
+    return 0
 
 
 def _hyper_parameters(hyper: dict[str, Any]) -> dict[str, Any]:
@@ -484,14 +563,23 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--stores", default=None, help="train,val,test stores (default: simulated into the cache)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--retune",
+        metavar="MODEL",
+        default=None,
+        help="no training: tune the peak finder of an existing model (a shipped name or an .onnx path) "
+        "again on the validation stores, score it on the held-out one, and write the model with its "
+        "new card (the ONNX file unchanged)",
+    )
     a = parser.parse_args(argv)
+    if a.stores and len(a.stores.split(",")) != 3:
+        raise ValueError("--stores takes three stores: train,val,test")
+    if a.retune:
+        return _retune_command(a, argv)
     events = {k: int(v) for k, v in (p.split("=") for p in a.events.split(","))} if a.events else None
     stores = None
     if a.stores:
-        parts = a.stores.split(",")
-        if len(parts) != 3:
-            raise ValueError("--stores takes three stores: train,val,test")
-        stores = dict(zip(("train", "val", "test_mu60"), parts))
+        stores = dict(zip(("train", "val", "test_mu60"), a.stores.split(",")))
     channels = tuple(int(c) for c in a.channels.split(","))
     kernels = tuple(int(k) for k in a.kernels.split(","))
     with model_output(a, a.name).staged() as out:
