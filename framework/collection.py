@@ -123,6 +123,11 @@ class _Column:
         counts = None
         try:
             if self.jagged:
+                parts = _list_offsets(value)
+                if parts is not None:  # one list per row over plain numbers: no awkward operation needed
+                    flat, offsets = parts
+                    counts = np.diff(offsets)
+                    return _jagged(_frozen(flat, self.dtype), offsets)
                 array = value if isinstance(value, ak.Array) else ak.Array(value)
                 if len(array) == 0:
                     return ak.unflatten(_frozen(np.zeros(0, self.dtype)), np.zeros(0, np.int64))
@@ -155,6 +160,26 @@ class _Column:
                 else f"{owner}: column {self.name!r} must be one-dimensional, has shape {array.shape}"
             )
         return array
+
+
+def _list_offsets(value: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(flat values, offsets from 0) of an awkward array that is one list of plain numbers per
+    row (a list-offset array over a one-dimensional numpy array, no parameters such as a string's);
+    None for anything else."""
+    if not isinstance(value, ak.Array):
+        return None
+    layout = value.layout
+    if not isinstance(layout, ak.contents.ListOffsetArray) or layout.parameters:
+        return None
+    content = layout.content
+    if not isinstance(content, ak.contents.NumpyArray) or content.parameters or content.data.ndim != 1:
+        return None
+    offsets = np.asarray(layout.offsets.data, np.int64)
+    return np.asarray(content.data)[offsets[0] : offsets[-1]], offsets - offsets[0]
+
+
+def _jagged(flat: np.ndarray, offsets: np.ndarray) -> ak.Array:
+    return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), ak.contents.NumpyArray(flat)))
 
 
 def lossless(values: np.ndarray, dtype: np.dtype) -> np.ndarray:

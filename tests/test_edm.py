@@ -62,6 +62,20 @@ def test_columns_are_read_only_and_not_aliases_of_the_callers_arrays():
     assert np.shares_memory(again.z, vertices.z)
 
 
+def test_a_jagged_column_from_an_awkward_array_is_a_read_only_copy_of_its_rows():
+    flat = np.arange(10, dtype=np.int64)
+    given = ak.unflatten(flat, [3, 0, 7])[1:]  # offsets that do not start at 0
+    tracks = Tracks(hit_ids=given)
+    flat[5] = -1  # the caller's buffer is not the collection's
+    assert tracks.hit_ids.to_list() == [[], [3, 4, 5, 6, 7, 8, 9]]
+    with pytest.raises(ValueError, match="read-only"):
+        ak.to_numpy(ak.flatten(tracks.hit_ids))[0] = 5
+    with pytest.raises(ColumnError, match=r"'hit_ids', row 1: value 2.5 cannot be read as int64"):
+        Tracks(hit_ids=ak.unflatten(np.array([1.0, 2.5]), [1, 1]))
+    with pytest.raises(ColumnError, match="'hit_ids': must be jagged"):
+        Tracks(hit_ids=ak.Array(["ab", "c"]))  # strings are lists of bytes to awkward, not rows of numbers
+
+
 def test_relation_names_its_target_and_survives_select_and_with_columns():
     vertices = Vertices(
         x=[0.0, 0.0],

@@ -16,6 +16,7 @@ EncCla's tracks carry, per hit, the top-k classes and probabilities of the softm
 
 from __future__ import annotations
 
+import awkward as ak
 import numpy as np
 
 from recotrig.algorithms.ml.base import ModelAlgorithm
@@ -85,9 +86,17 @@ class TrackFormerFinder(ModelAlgorithm):
             raise ValueError(f"{self.name}: {len(hits)} hits: model {self._path.name}: {err}") from None
         hit_ids = np.asarray(hits.hit_id)
         order = [np.argsort(hit_ids[t], kind="stable") for t in found.tracks]
-        tracks = [hit_ids[t][o] for t, o in zip(found.tracks, order)]
+        counts = np.array([len(t) for t in found.tracks], np.int64)
+
+        def jagged(rows: list[np.ndarray], dtype: type) -> ak.Array:
+            """One list per track, from numpy (a list of Python lists costs awkward ten times more)."""
+            return ak.unflatten(np.concatenate(rows).astype(dtype) if rows else np.zeros(0, dtype), counts)
+
         extra = {}
         for j in range(self._top_k):
-            extra[f"top{j + 1}_class"] = ("var*i8", [c[o, j].tolist() for c, o in zip(found.classes, order)])
-            extra[f"top{j + 1}_prob"] = ("var*f4", [p[o, j].tolist() for p, o in zip(found.probabilities, order)])
-        return Tracks(hit_ids=[t.tolist() for t in tracks], extra=extra)
+            extra[f"top{j + 1}_class"] = ("var*i8", jagged([c[o, j] for c, o in zip(found.classes, order)], np.int64))
+            extra[f"top{j + 1}_prob"] = (
+                "var*f4",
+                jagged([p[o, j] for p, o in zip(found.probabilities, order)], np.float32),
+            )
+        return Tracks(hit_ids=jagged([hit_ids[t][o] for t, o in zip(found.tracks, order)], np.int64), extra=extra)
