@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import stdout_to_stderr
 
 from recotrig.io.hit_reader import HitReader
 from recotrig.models import registry
@@ -104,27 +105,24 @@ def breakdown(store: str, model: str = "trackformer-encreg-200-500", tracks: int
 
 def main() -> None:
     store = simulated_stores(_cache() / "stores")["test"]
-    print(
-        json.dumps(
-            {
-                "benchmark": "trackformer vs ckf",
-                "10-50": run("trackformer", store),
-                "200-500": run("trackformer_dense", store),
-                "200-500_breakdown": breakdown(store),
-                "mu60": run(
-                    "trackformer_dense",
-                    str(SAMPLE_MU60),
-                    "--HitReader.tracks_per_event",
-                    "0",
-                    "--TrackFormerEncReg.sectors",
-                    str(MU60_SECTORS),
-                    "--TrackFormerEncCla.sectors",
-                    str(MU60_SECTORS),
-                ),
-            },
-            indent=1,
-        )
-    )
+    with stdout_to_stderr():  # what the libraries print in-process (the breakdown) stays off the JSON
+        results = {
+            "benchmark": "trackformer vs ckf",
+            "10-50": run("trackformer", store),
+            "200-500": run("trackformer_dense", store),
+            "200-500_breakdown": breakdown(store),
+            "mu60": run(
+                "trackformer_dense",
+                str(SAMPLE_MU60),
+                "--HitReader.tracks_per_event",
+                "0",
+                "--TrackFormerEncReg.sectors",
+                str(MU60_SECTORS),
+                "--TrackFormerEncCla.sectors",
+                str(MU60_SECTORS),
+            ),
+        }
+    print(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
