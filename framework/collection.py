@@ -123,21 +123,10 @@ class _Column:
         counts = None
         try:
             if self.jagged:
-                parts = _list_offsets(value)
-                if parts is not None:  # one list per row over plain numbers: no awkward operation needed
-                    flat, offsets = parts
-                    counts = np.diff(offsets)
-                    return _jagged(_frozen(flat, self.dtype), offsets)
                 array = value if isinstance(value, ak.Array) else ak.Array(value)
-                if len(array) == 0:
-                    return ak.unflatten(_frozen(np.zeros(0, self.dtype)), np.zeros(0, np.int64))
-                if array.ndim != 2:
-                    raise self.error(owner, "must be jagged (one list per row)")
-                flat = np.asarray(ak.to_numpy(ak.flatten(array)))
-                if flat.dtype.kind in "OUS" and self.dtype.kind in "iufb":
-                    raise TypeError(f"values of kind {flat.dtype.kind!r}")
-                counts = np.asarray(ak.num(array, axis=1), np.int64)
-                return ak.unflatten(_frozen(flat, self.dtype), counts)
+                flat, offsets = _list_offsets(array) or self._rows(owner, array)
+                counts = np.diff(offsets)  # for the row of a value that cannot be read
+                return _jagged(_frozen(flat, self.dtype), offsets)
             array = np.asarray(value)
             if array.dtype.kind in "OUS" and self.dtype.kind in "iufb":
                 raise TypeError(f"values of kind {array.dtype.kind!r}")
@@ -161,14 +150,24 @@ class _Column:
             )
         return array
 
+    def _rows(self, owner: str, array: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+        """(flat values, offsets) of a jagged column of any other layout (``_list_offsets``)."""
+        if len(array) == 0:
+            return np.zeros(0, self.dtype), np.zeros(1, np.int64)
+        if array.ndim != 2:
+            raise self.error(owner, "must be jagged (one list per row)")
+        flat = np.asarray(ak.to_numpy(ak.flatten(array)))
+        if flat.dtype.kind in "OUS" and self.dtype.kind in "iufb":
+            raise TypeError(f"values of kind {flat.dtype.kind!r}")
+        counts = np.asarray(ak.num(array, axis=1), np.int64)
+        return flat, np.concatenate([[0], np.cumsum(counts)])
 
-def _list_offsets(value: Any) -> tuple[np.ndarray, np.ndarray] | None:
+
+def _list_offsets(array: ak.Array) -> tuple[np.ndarray, np.ndarray] | None:
     """(flat values, offsets from 0) of an awkward array that is one list of plain numbers per
-    row (a list-offset array over a one-dimensional numpy array, no parameters such as a string's);
-    None for anything else."""
-    if not isinstance(value, ak.Array):
-        return None
-    layout = value.layout
+    row (a list-offset array over a one-dimensional numpy array, no parameters such as a string's),
+    read without an awkward operation; None for any other layout."""
+    layout = array.layout
     if not isinstance(layout, ak.contents.ListOffsetArray) or layout.parameters:
         return None
     content = layout.content

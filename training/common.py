@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from recotrig.framework.files import commit, temporary_path, transaction
-from recotrig.models.registry import SHIPPED, ModelError
+from recotrig.models.registry import SHIPPED, ModelError, write_card
 
 __all__ = [
     "MODEL_SUFFIXES",
@@ -112,6 +112,14 @@ class ModelOutput:
         finally:
             shutil.rmtree(stage, ignore_errors=True)
         print(f"wrote model {self.name} to {self.directory}/ ({', '.join(written)})")
+
+    def write_retuned(self, onnx: Path, card: dict[str, Any]) -> None:
+        """An existing model tuned again (``--retune``): its ONNX file copied here unchanged, beside
+        its new ``card``, as a training writes its model (``staged``)."""
+        with self.staged() as out:
+            copy = out / f"{self.name}.onnx"
+            shutil.copyfile(onnx, copy)
+            write_card(copy, card)
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -493,17 +493,13 @@ def retune(model: str | Path, *, jobs: int = 2, stores: dict[str, str | Path] | 
 def _retune_command(a: argparse.Namespace, argv: list[str]) -> int:
     """``recotrig train pvfinder --retune MODEL``: ``retune`` written as a model of its own (to the
     user's folder, or over the shipped model with ``--replace-shipped``)."""
-    import shutil
-
     loaded = load_model(a.retune, family="pvfinder")
-    name = Path(loaded.onnx).name.removesuffix(".onnx")
-    target = model_output(a, name)
+    target = model_output(a, Path(loaded.onnx).name.removesuffix(".onnx"))
     stores = dict(zip(("val", "test_mu60"), a.stores.split(",")[1:])) if a.stores else None
     entries = retune(loaded.onnx, jobs=a.jobs, stores=stores)
-    with target.staged() as out:
-        onnx = out / f"{name}.onnx"
-        shutil.copyfile(loaded.onnx, onnx)
-        write_card(onnx, {**loaded.card, **entries, "retune_command": " ".join(["recotrig train pvfinder", *argv])})
+    target.write_retuned(
+        loaded.onnx, {**loaded.card, **entries, "retune_command": " ".join(["recotrig train pvfinder", *argv])}
+    )
     print(json.dumps({k: entries[k] for k in ("peak_finder", "validation", "held_out")}, indent=1))
     return 0
 

@@ -720,19 +720,14 @@ def main(argv: list[str]) -> int:
 def _retune_command(a: argparse.Namespace, argv: list[str]) -> int:
     """``recotrig train trackformer --retune MODEL``: ``retune`` written as a model of its own (to
     the user's folder, or over the shipped model with ``--replace-shipped``)."""
-    import shutil
-
     loaded = load_model(a.retune, family="trackformer")
     name = a.name or Path(loaded.onnx).name.removesuffix(".onnx")
     target = model_output(a, name)
     stores = dict(zip(("val", "test"), a.stores.split(",")[1:])) if a.stores else None
     entries = retune(loaded.onnx, stores=stores, max_events=a.max_events)
-    with target.staged() as out:
-        onnx = out / f"{name}.onnx"
-        shutil.copyfile(loaded.onnx, onnx)
-        write_card(
-            onnx,
-            {**loaded.card, **entries, "name": name, "retune_command": " ".join(["recotrig train trackformer", *argv])},
-        )
+    target.write_retuned(
+        loaded.onnx,
+        {**loaded.card, **entries, "name": name, "retune_command": " ".join(["recotrig train trackformer", *argv])},
+    )
     print(json.dumps({k: entries[k] for k in ("clustering", "validation", "held_out")}, indent=1))
     return 0
