@@ -368,3 +368,14 @@ def test_two_processes_give_the_single_process_output(tmp_path):
     two = run_pvfinder(tmp_path / "two", jobs=2, n=2)
     assert one.processed == two.processed == 2
     assert (tmp_path / "one" / "reco.root").read_bytes() == (tmp_path / "two" / "reco.root").read_bytes()
+
+
+def test_train_splits_choose_among_the_simulated_stores_and_the_card_says_which():
+    from recotrig.training.pvfinder.train import TRAIN_SPLITS, _pileup, main
+
+    with pytest.raises(ValueError, match=r"no training store train_mu7; there are train, train_b, .*train_mu6"):
+        main(["--train-splits", "train,train_mu7", "--output", "unused"])
+    with pytest.raises(ValueError, match="with --stores the first store trains"):
+        main(["--train-splits", "train", "--stores", "a,b,c", "--output", "unused"])
+    assert _pileup(TRAIN_SPLITS, None) == "Poisson(60)"
+    assert _pileup(("train_mu200", "train", "train_mu6"), None) == "Poisson(6, 60 and 200)"

@@ -71,6 +71,8 @@ STORES = {
     "train": (800, 60, 11),
     "train_b": (1200, 60, 13),
     "train_c": (2000, 60, 14),
+    "train_mu6": (1500, 6, 15),
+    "train_mu200": (200, 200, 16),
     "val": (80, 60, 12),
     "val_mu6": (150, 6, 25),
     "val_mu200": (40, 200, 26),
@@ -80,6 +82,8 @@ STORES = {
     "test_mu6": (150, 6, 24),
 }
 TRAIN_SPLITS = ("train", "train_b", "train_c")
+#: every simulated training store (``--train-splits`` chooses among them; the default is TRAIN_SPLITS)
+TRAINABLE = tuple(s for s in STORES if s.startswith("train"))
 WINDOW_MIN_TRACKS = 5
 #: false positives per event allowed when tuning the low pile-up operating point (LHCb's figure)
 LOW_PILEUP_FP = 0.03
@@ -268,7 +272,7 @@ def train(
     held_out = _held_out(session, data["test_mu60"], params, paths["test_mu60"].name)
     sample = _sample_check(session, params, jobs)
     card = {
-        **_runtime_card(name, model, curve, target_scale, held_out),
+        **_runtime_card(name, model, curve, target_scale, held_out, _pileup(train_splits, stores)),
         "peak_finder": params,
         "operating_points": operating_points,
         "hyper_parameters": _hyper_parameters(config),
@@ -278,6 +282,7 @@ def train(
         "command": (
             f"recotrig train pvfinder --epochs {epochs} --warmup {warmup} --lr {lr} --seed {seed} "
             f"--asymmetry {asymmetry} --target-scale {target_scale} --channels {','.join(map(str, channels))}"
+            + ("" if stores or train_splits == TRAIN_SPLITS else f" --train-splits {','.join(train_splits)}")
         ),
         "training": training_entry(seconds, threads, checkpoint.pieces, final_loss=loss_value),
         "validation": validation,
@@ -288,6 +293,14 @@ def train(
     }
     write_card(onnx_path, card)
     return card
+
+
+def _pileup(train_splits: tuple[str, ...], stores: dict[str, str | Path] | None) -> str:
+    """The training crossings' pile-up, in words: "Poisson(60)", "Poisson(6, 60 and 200)"."""
+    if stores:
+        return "Poisson(mu of the given store)"
+    mus = sorted({STORES[s][1] for s in train_splits})
+    return f"Poisson({', '.join(map(str, mus[:-1]))}{' and ' if len(mus) > 1 else ''}{mus[-1]})"
 
 
 def _data_sets(
@@ -419,7 +432,7 @@ def _held_out(session: Session, test: dataset.Data, params: dict[str, float], st
 
 
 def _runtime_card(
-    name: str, model: UNet, curve: dict[str, float], target_scale: float, held_out: dict[str, Any]
+    name: str, model: UNet, curve: dict[str, float], target_scale: float, held_out: dict[str, Any], pileup: str
 ) -> dict[str, Any]:
     """The card's entries from ``name`` to ``targets``: what the model is and how to run it."""
     return {
@@ -428,7 +441,7 @@ def _runtime_card(
         "summary": (
             "PV-Finder KDE-to-hist UNet: the KDE of a crossing's CKF tracks along the beam line (kde_a, "
             "kde_b, xmax, ymax per 100 um z bin) -> a vertex-density histogram; the peak finder turns it "
-            "into vertices. Trained on full-chain CKF tracks of simulated tt-bar + Poisson(60) pile-up "
+            f"into vertices. Trained on full-chain CKF tracks of simulated tt-bar + {pileup} pile-up "
             "crossings (generic detector, 2 T)."
         ),
         "headline": _headline(held_out),
@@ -558,6 +571,11 @@ def main(argv: list[str]) -> int:
         "--events", default=None, help="events per split, e.g. train=50,val=10,test_mu60=5 (default: STORES)"
     )
     parser.add_argument("--stores", default=None, help="train,val,test stores (default: simulated into the cache)")
+    parser.add_argument(
+        "--train-splits",
+        default=",".join(TRAIN_SPLITS),
+        help=f"the simulated training stores to train on, joined (of {', '.join(TRAINABLE)})",
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument(
         "--retune",
@@ -570,6 +588,11 @@ def main(argv: list[str]) -> int:
     a = parser.parse_args(argv)
     if a.stores and len(a.stores.split(",")) != 3:
         raise ValueError("--stores takes three stores: train,val,test")
+    train_splits = tuple(a.train_splits.split(","))
+    if unknown := sorted(set(train_splits) - set(TRAINABLE)):
+        raise ValueError(f"--train-splits: no training store {', '.join(unknown)}; there are {', '.join(TRAINABLE)}")
+    if a.stores and train_splits != TRAIN_SPLITS:
+        raise ValueError("--train-splits chooses among the simulated stores; with --stores the first store trains")
     if a.retune:
         return _retune_command(a, argv)
     events = {k: int(v) for k, v in (p.split("=") for p in a.events.split(","))} if a.events else None
@@ -596,6 +619,7 @@ def main(argv: list[str]) -> int:
             jobs=a.jobs,
             events=events,
             stores=stores,
+            train_splits=None if stores else train_splits,
             progress=not a.no_progress,
         )
     print(
