@@ -377,5 +377,6 @@ def test_train_splits_choose_among_the_simulated_stores_and_the_card_says_which(
         main(["--train-splits", "train,train_mu7", "--output", "unused"])
     with pytest.raises(ValueError, match="with --stores the first store trains"):
         main(["--train-splits", "train", "--stores", "a,b,c", "--output", "unused"])
-    assert _pileup(TRAIN_SPLITS, None) == "Poisson(60)"
+    assert _pileup(TRAIN_SPLITS, None) == "Poisson(6, 60 and 200)"  # the shipped model's stores
+    assert _pileup(("train", "train_b"), None) == "Poisson(60)"
     assert _pileup(("train_mu200", "train", "train_mu6"), None) == "Poisson(6, 60 and 200)"

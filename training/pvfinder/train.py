@@ -81,7 +81,7 @@ STORES = {
     "test_mu200": (12, 200, 23),
     "test_mu6": (150, 6, 24),
 }
-TRAIN_SPLITS = ("train", "train_b", "train_c")
+TRAIN_SPLITS = ("train", "train_b", "train_c", "train_mu6", "train_mu200")
 #: every simulated training store (``--train-splits`` chooses among them; the default is TRAIN_SPLITS)
 TRAINABLE = tuple(s for s in STORES if s.startswith("train"))
 WINDOW_MIN_TRACKS = 5
