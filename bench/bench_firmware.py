@@ -83,7 +83,7 @@ def bench_model(name: str, events: int, work: Path) -> dict:
     zero_bias = np.asarray(dataset.background("zerobias-mu60", "test")[0])
     n_real = max(events - 1000, len(signals))
     own = np.concatenate([background[: n_real - len(signals)], signals])
-    fill = zero_bias[: n_real - len(own)] if data_set != "zerobias-mu60" else zero_bias[:0]
+    fill = zero_bias[: n_real - len(own)]  # empty for a zero-bias model: its own crossings fill n_real
     real = spec.hw_words(np.concatenate([own, fill]))
     words = np.concatenate([real, project.edge_words(spec, real, 1000)])
     result = project.verify(fw.path, words, rtl_events=len(words))
