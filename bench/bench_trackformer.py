@@ -13,8 +13,9 @@ training or tuning:
 
 Per setting and finder: the TrackML score and ACTS-style rates, and ms/event of each finder
 against ActsCKF (seeding + CKF + ambiguity resolution), from the run's own outputs. For the
-200-500 model, the finder's time split into the encoder (ONNX Runtime on the padded windows) and
-the track building (HDBSCAN per window, the merge) on the same 300-track events.
+200-500 model, the finder's time split into the encoder (ONNX Runtime on the padded windows), the
+network's track building (HDBSCAN per window, the sectors' merge) and the helix refinement
+(``helices.refine``) on the same 300-track events.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from _common import stdout_to_stderr
 from recotrig.io.hit_reader import HitReader
 from recotrig.models import registry
 from recotrig.models.runtime import Session
+from recotrig.models.trackformer.helices import refine
 from recotrig.models.trackformer.inference import Finder, params_of
 from recotrig.sequences.samples import SAMPLE_MU60
 from recotrig.training.trackformer.train import _cache, simulated_stores
@@ -78,20 +80,25 @@ def run(sequence: str, store: str, *options: str) -> dict:
 
 
 def breakdown(store: str, model: str = "trackformer-encreg-200-500", tracks: int = 300) -> dict:
-    """ms/event of the encoder and of the track building, one core."""
+    """ms/event of the encoder, of the network's track building and of the helix refinement, one core."""
     loaded = registry.load(model, family="trackformer")
     finder = Finder(Session(loaded.onnx, threads=1), loaded.card)
+    params = params_of(loaded.card)
     reader = HitReader(input=store, volumes=[7, 8, 9], tracks_per_event=tracks)
     reader.prepare(0, reader.n_events())
-    encoder = building = 0.0
+    encoder = building = helix = 0.0
     for entry in range(reader.n_events()):
         hits = reader.read(entry)[0]
         x = np.stack([np.asarray(hits[c], np.float32) for c in "xyz"], axis=1)
         t0 = time.perf_counter()
         prediction = finder.predict(x)
         t1 = time.perf_counter()
-        finder.assemble(x, prediction, params_of(loaded.card))
-        building += time.perf_counter() - t1
+        found = finder.assemble(x, prediction, {**params, "helix": None})
+        t2 = time.perf_counter()
+        if params["helix"]:
+            refine(x, found.tracks, **params["helix"])
+        helix += time.perf_counter() - t2
+        building += t2 - t1
         encoder += t1 - t0
     n = reader.n_events()
     return {
@@ -100,6 +107,7 @@ def breakdown(store: str, model: str = "trackformer-encreg-200-500", tracks: int
         "events": n,
         "encoder_ms": 1e3 * encoder / n,
         "track_building_ms": 1e3 * building / n,
+        "helix_refinement_ms": 1e3 * helix / n,
     }
 
 

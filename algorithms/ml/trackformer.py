@@ -4,7 +4,9 @@ The model sees the pixel hits' (x, y, z) alone. EncReg regresses [theta, sin phi
 each hit's particle and HDBSCAN groups the hits in that space; EncCla classifies each hit into
 track classes (quantile bins of the particle's phi, theta, p and its charge), and the hits of a
 group of classes that their top-k posteriors link are a track (a particle's hits scatter over
-neighbouring classes; ``models/trackformer/tracks.py: linked``). Events larger than one attention
+neighbouring classes; ``models/trackformer/tracks.py: linked``). Where the card says so, the
+candidates are then split where their hits draw more than one helix from the beam line and merged
+where two draw one (``models/trackformer/helices.py``). Events larger than one attention
 window are cut into the card's overlapping phi sectors and the sectors' tracks merged
 (``models/trackformer/sectors.py``). The model is an ONNX file with its card (``recotrig
 models``): features, normalisation, sectors, the track building tuned on validation data and the
@@ -50,6 +52,11 @@ class TrackFormerFinder(ModelAlgorithm):
         low=-1.0,
         high=1.0,
     )
+    helix = Option(
+        True,
+        "split and merge the candidates by their helix fit where the card gives its tolerances "
+        "(clustering.helix); False: the network's candidates as they are",
+    )
 
     def initialize(self) -> None:
         model = self.load_model(features=FEATURES)
@@ -72,6 +79,8 @@ class TrackFormerFinder(ModelAlgorithm):
             )
         if self.link_overlap >= 0 and "link_overlap" in self._params:
             self._params["link_overlap"] = self.link_overlap
+        if not self.helix:
+            self._params["helix"] = None
         self._path = model.onnx
         self._top_k = card.classes.top_k if card.classes is not None and card.kind == "enccla" else 0
         self._finder = Finder(

@@ -4,8 +4,10 @@ what TrackFormerFinder runs and what training tunes and scores with, so both go 
 The hits are cut into the card's sectors (``sectors.py``), each window rotated and normalised;
 all windows of the event go through ONNX Runtime in one padded batch; each window's prediction
 becomes track candidates (EncReg: HDBSCAN; EncCla: the hits of a class, or of classes linked by
-their top-k posteriors, ``tracks.linked``), and the sectors' tracks are merged. EncCla also gives,
-per hit of a track, the top-k classes and their probabilities.
+their top-k posteriors, ``tracks.linked``), and the sectors' tracks are merged. Where the card
+gives ``clustering.helix``, the candidates are then split where they hold more than one helix and
+merged where two hold one (``helices.refine``). EncCla also gives, per hit of a track, the top-k
+classes and their probabilities.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from recotrig.models.cards import TrackFormerCard, parse_card
 from recotrig.models.runtime import Session
+from recotrig.models.trackformer.helices import refine
 from recotrig.models.trackformer.sectors import Sectors
 from recotrig.models.trackformer.tracks import cluster, linked
 
@@ -51,8 +54,9 @@ def params_of(card: TrackFormerCard | dict[str, Any]) -> dict[str, Any]:
     """The card's tuned track-building parameters (a typed card, or the raw dict a training
     writes); an EncReg card without ``weights`` (the scales of the predicted [theta, sin phi, cos
     phi, q] in the clustering) gets 1 for each; an EncCla card without ``link_overlap`` (made
-    before classes were linked) gets 0: the hits of each top-1 class are a track. ``ValueError``
-    for a missing or unusable parameter."""
+    before classes were linked) gets 0: the hits of each top-1 class are a track. ``helix``: the
+    tolerances of ``helices.refine`` (xy_mm, rz_mm, min_hits), None (no refinement) where the card
+    has none. ``ValueError`` for a missing or unusable parameter."""
     if isinstance(card, TrackFormerCard):
         clustering, kind = card.clustering, card.kind
     else:
@@ -64,13 +68,26 @@ def params_of(card: TrackFormerCard | dict[str, Any]) -> dict[str, Any]:
             params["weights"] = [1.0] * 4 if weights is None else [float(w) for w in weights]
             if len(params["weights"]) != 4 or not all(0.0 <= w < math.inf for w in params["weights"]):
                 raise ValueError(f"the card's clustering weights {weights!r} are not 4 finite numbers >= 0")
-            return params
-        params = {"min_hits": int(clustering["min_hits"]), "link_overlap": float(clustering.get("link_overlap") or 0)}
+        else:
+            params = {
+                "min_hits": int(clustering["min_hits"]),
+                "link_overlap": float(clustering.get("link_overlap") or 0),
+            }
+        helix = clustering.get("helix")
+        params["helix"] = None if helix is None else _helix(helix)
     except (AttributeError, KeyError, TypeError, ValueError) as err:
         raise ValueError(f"the card's clustering {clustering!r} lacks or mistypes a parameter ({err})") from None
-    if not 0.0 <= params["link_overlap"] <= 1.0:
+    if not 0.0 <= params.get("link_overlap", 0.0) <= 1.0:
         raise ValueError(f"the card's clustering link_overlap {params['link_overlap']} is not in [0, 1]")
     return params
+
+
+def _helix(helix: dict[str, Any]) -> dict[str, Any]:
+    """``helices.refine``'s tolerances from a card: positive distances in mm, min_hits >= 1."""
+    out = {"xy_mm": float(helix["xy_mm"]), "rz_mm": float(helix["rz_mm"]), "min_hits": int(helix["min_hits"])}
+    if not (0.0 < out["xy_mm"] < math.inf and 0.0 < out["rz_mm"] < math.inf and out["min_hits"] >= 1):
+        raise ValueError(f"helix {helix!r}: the distances must be positive and finite, min_hits >= 1")
+    return out
 
 
 class Finder:
@@ -137,19 +154,27 @@ class Finder:
                 local = linked(out["classes"], out["probabilities"], overlap=params.get("link_overlap"))
             candidates += [(k, w[t]) for t in local]
         min_hits = params.get("min_hits", params.get("min_cluster_size", 1))
-        merged = [
-            (k, np.sort(t))
-            for k, t in self.sectors.merge(candidates, features[:, 0], features[:, 1], min_hits=min_hits)
-        ]
-        merged.sort(key=lambda kt: int(kt[1][0]))
-        found = Found([t for _, t in merged])
-        if self.kind == "enccla":
+        helix = params.get("helix")
+        # with the helix refinement, EncCla's smallest track (min_hits) is cut after it, since a
+        # fragment may complete a track; the pieces of a cut HDBSCAN cluster may be smaller than it
+        merged = self.sectors.merge(candidates, features[:, 0], features[:, 1], min_hits=1 if helix else min_hits)
+        tracks = [np.sort(t) for _, t in merged]
+        if helix:
+            tracks = [t for t in refine(features, tracks, **helix) if len(t) >= params.get("min_hits", 1)]
+        tracks.sort(key=lambda t: int(t[0]))
+        found = Found(tracks)
+        if self.kind == "enccla":  # per hit, the top-k of the window whose track kept it
             window_of = {k: i for i, k in enumerate(prediction.sectors)}
+            k_top = prediction.outputs[0]["classes"].shape[1] if prediction.outputs else 0
+            classes = np.zeros((len(features), k_top), np.int64)
+            probabilities = np.zeros((len(features), k_top), np.float32)
             for k, t in merged:
                 i = window_of[k]
                 rows = np.searchsorted(prediction.windows[i], t)  # windows hold sorted event indices
-                found.classes.append(prediction.outputs[i]["classes"][rows])
-                found.probabilities.append(prediction.outputs[i]["probabilities"][rows])
+                classes[t] = prediction.outputs[i]["classes"][rows]
+                probabilities[t] = prediction.outputs[i]["probabilities"][rows]
+            found.classes = [classes[t] for t in tracks]
+            found.probabilities = [probabilities[t] for t in tracks]
         return found
 
     def __call__(self, features: np.ndarray, params: dict[str, Any]) -> Found:

@@ -72,11 +72,18 @@ LINK_OVERLAPS = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 TIE = 1e-3
 #: EncReg: weights of the z-scored predicted charge in the clustering space tried in tuning (the angles weigh 1)
 CHARGE_WEIGHTS = (1.0, 0.5, 0.25, 0.1)
+#: the helix refinement tried in tuning after the network's own track building (``helices.refine``)
+HELIX_GRID = tuple(
+    {"xy_mm": x, "rz_mm": z, "min_hits": m} for x, z in ((1.0, 0.5), (2.0, 1.0), (3.0, 1.5)) for m in (2, 3)
+)
+#: the network's own settings (best first, ``tuning_grid``) whose candidates the helix grid refines
+HELIX_BASES = 6
 ALGORITHM = {
     "encreg": "HDBSCAN (scikit-learn's labels) on the predictions scaled by weights (tracks.cluster)",
     "enccla": "top-1 classes, linked where their hits' top-k posteriors overlap by more than link_overlap "
     "(tracks.linked)",
 }
+REFINED = "; then split and merged by their helix fit within the helix tolerances (helices.refine)"
 
 
 def _cache() -> Path:
@@ -256,7 +263,10 @@ def tune(
 ) -> dict[str, Any]:
     """The track building tuned on ``samples["val"]`` through ``finder`` (its ``predictions`` on
     them reused when given) and scored on ``samples["test"]``: a card's ``clustering``,
-    ``validation`` and ``held_out`` entries (``stores``: the stores they come from).
+    ``validation`` and ``held_out`` entries (``stores``: the stores they come from). The network's
+    own track building is tuned first (``tuning_grid``), then the helix refinement (``HELIX_GRID``)
+    of the candidates of its ``HELIX_BASES`` best settings: small fragments the network's best
+    setting drops may be what a refined track needs.
 
     The mean TrackML score decides; grid points within ``TIE`` of the best count as equal, and of
     those the one with the largest min_hits wins: the score gives particles of under 4 hits no
@@ -268,9 +278,19 @@ def tune(
     scores = np.nan_to_num([_score(finder, val, p, predictions) for p in grid], nan=-np.inf)
     near = [(p, s) for p, s in zip(grid, scores) if s >= scores.max() - TIE]
     tuned = max(near, key=lambda ps: (ps[0].get("min_hits", 0), ps[1]))[0]
+    # then the helix refinement of the best HELIX_BASES settings' candidates: taken where it
+    # scores more than TIE above the network's own best; among equals, as above, the largest
+    # min_hits, then the network's better setting
+    bases = [grid[k] for k in np.argsort(-scores, kind="stable")[:HELIX_BASES]]
+    refined = [{**p, "helix": h} for p in bases for h in HELIX_GRID]
+    helix = np.nan_to_num([_score(finder, val, p, predictions) for p in refined], nan=-np.inf)
+    near = [k for k in range(len(refined)) if helix[k] >= helix.max() - TIE]  # as above; then the better base
+    best = max(near, key=lambda k: (refined[k].get("min_hits", 0), -k))
+    tuned = refined[best] if helix.max() > scores.max() + TIE else {**tuned, "helix": None}
     validation = _metrics(finder, val, tuned, predictions)
+    algorithm = ALGORITHM[finder.kind] + (REFINED if tuned["helix"] else "")
     return {
-        "clustering": {"algorithm": ALGORITHM[finder.kind], **tuned},
+        "clustering": {"algorithm": algorithm, **tuned},
         "validation": {
             "store": Path(stores["val"]).name,
             "trackml_score": validation["trackml_score"],
@@ -336,6 +356,8 @@ def _summary(kind: str, data: str, sectors: int, count: int | None, clustering: 
                 else "the hits of a class are a track"
             )
         )
+    if clustering.get("helix"):
+        method += ", split where they hold more than one helix from the beam line and merged where two hold one"
     return (
         f"TrackFormer {kind}: {method}. Trained on {low}-{high}-track reductions of simulated mu = 20 crossings "
         f"(generic detector, pixel volumes 7, 8, 9), cut into {sectors} phi sector(s)."

@@ -1,0 +1,75 @@
+"""The helix refinement of track candidates (models/trackformer/helices.py) on exact helices."""
+
+import numpy as np
+import pytest
+
+from recotrig.models.trackformer.helices import fit, refine
+from recotrig.models.trackformer.inference import params_of
+
+BARREL_MM = (32.0, 72.0, 116.0, 172.0)
+TOLERANCES = {"xy_mm": 1.0, "rz_mm": 0.5, "min_hits": 2}
+
+
+def helix(pt: float, phi: float, cot_theta: float, z0: float, charge: int, radii=BARREL_MM) -> np.ndarray:
+    """The (x, y, z) where a particle from (0, 0, z0) crosses the given radii in a 2 T field."""
+    radius = pt / (0.3 * 2.0) * 1e3  # mm
+    centre = radius * np.array([np.cos(phi + charge * np.pi / 2), np.sin(phi + charge * np.pi / 2)])
+    start = phi + charge * np.pi / 2 + np.pi  # the origin, seen from the centre
+    r = np.asarray(radii)
+    s = 2 * radius * np.arcsin(r / (2 * radius))
+    angle = start - charge * s / radius
+    x, y = centre[0] + radius * np.cos(angle), centre[1] + radius * np.sin(angle)
+    return np.column_stack([x, y, z0 + s * cot_theta])
+
+
+def test_a_helix_fits_itself_and_a_straight_track_fits_too():
+    track = helix(0.8, 1.0, 0.5, -20.0, +1)
+    assert np.allclose(np.hypot(track[:, 0], track[:, 1]), BARREL_MM)
+    dxy, drz, params = fit(track, [np.arange(4)])
+    assert dxy[0] < 1e-6 and drz[0] < 1e-6
+    assert params[0, 2] == pytest.approx(-20.0) and params[0, 3] == pytest.approx(0.5)
+    straight = np.column_stack([np.asarray(BARREL_MM) * np.cos(0.3), np.asarray(BARREL_MM) * np.sin(0.3), BARREL_MM])
+    dxy, drz, _ = fit(straight, [np.arange(4)])
+    assert np.isfinite(dxy).all() and dxy[0] < 1e-6 and drz[0] < 1e-6
+
+
+def test_two_particles_in_one_candidate_are_split_and_one_particle_in_two_is_merged():
+    a = helix(1.5, 0.4, 0.3, 10.0, +1)
+    b = helix(1.2, 0.42, 0.31, -25.0, -1)  # the same direction, 35 mm away along the beam
+    c = helix(3.0, -2.0, -1.0, 0.0, +1)
+    hits = np.concatenate([a, b, c])
+    ia, ib, ic = np.arange(0, 4), np.arange(4, 8), np.arange(8, 12)
+    together = refine(hits, [np.concatenate([ia, ib]), ic], **TOLERANCES)
+    assert sorted(map(tuple, together)) == sorted(map(tuple, [ia, ib, ic]))
+    fragments = refine(hits, [ia[:2], ia[2:], ib, ic], **TOLERANCES)
+    assert sorted(map(tuple, fragments)) == sorted(map(tuple, [ia, ib, ic]))  # b is near a but another helix
+    assert [t.tolist() for t in refine(hits, [ia, ib, ic], **TOLERANCES)] == [ia.tolist(), ib.tolist(), ic.tolist()]
+    assert refine(hits, [], **TOLERANCES) == []
+
+
+def test_a_stray_hit_is_no_cut_and_min_hits_bounds_a_cut():
+    a = helix(2.0, 0.0, 0.0, 0.0, -1)
+    stray = np.array([[0.0, 116.0, 40.0]])
+    hits = np.concatenate([a, stray])
+    # one side would keep a single hit: the candidate stays whole
+    assert [t.tolist() for t in refine(hits, [np.arange(5)], **TOLERANCES)] == [list(range(5))]
+    b = helix(2.0, 0.05, 0.0, 30.0, +1, radii=BARREL_MM[:2])
+    hits = np.concatenate([a, b])
+    assert len(refine(hits, [np.arange(6)], **TOLERANCES)) == 2
+    assert len(refine(hits, [np.arange(6)], **{**TOLERANCES, "min_hits": 3})) == 1
+
+
+def test_the_card_gives_the_tolerances_and_bad_ones_are_refused():
+    card = {
+        "kind": "encreg",
+        "clustering": {"min_cluster_size": 4, "min_samples": 1, "helix": {"xy_mm": 2, "rz_mm": 1, "min_hits": 2}},
+    }
+    assert params_of(card)["helix"] == {"xy_mm": 2.0, "rz_mm": 1.0, "min_hits": 2}
+    assert params_of({"kind": "enccla", "clustering": {"min_hits": 3}})["helix"] is None
+    for bad in (
+        {"xy_mm": 0, "rz_mm": 1, "min_hits": 2},
+        {"xy_mm": 1, "rz_mm": float("inf"), "min_hits": 2},
+        {"xy_mm": 1},
+    ):
+        with pytest.raises(ValueError, match="clustering"):
+            params_of({**card, "clustering": {**card["clustering"], "helix": bad}})
