@@ -45,7 +45,8 @@ def _arc(r: np.ndarray, radius: np.ndarray) -> np.ndarray:
 def fit(hits: np.ndarray, groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The helix through the beam line fitted to each group of ``hits`` ((n, 3) in mm; index
     arrays of >= 1 hit), all groups at once: per group the largest distance of its hits to its
-    circle in x-y and to its line in (s, z), and (a, b, z0, slope) as a (groups, 4) array. A group
+    circle in x-y and to its line in (s, z), and (a, b, z0, slope, phi of the hits' mean) as a
+    (groups, 5) array. A group
     at one radius gets slope 0 through its mean z; one whose hits line up with the origin, an
     infinite circle (a straight line)."""
     index = np.concatenate(groups)
@@ -74,13 +75,13 @@ def fit(hits: np.ndarray, groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndar
     z0 = (sz - slope * ss) / sizes
     with np.errstate(invalid="ignore"):
         circle = np.abs(np.hypot(x - a[each], y - b[each]) - radius[each])
-    heading = np.arctan2(total(y), total(x))[each]  # a straight track's: its hits' mean direction
-    dxy = np.where(line[each], np.abs(x * np.sin(heading) - y * np.cos(heading)), circle)
+    phi = np.arctan2(total(y), total(x))  # a straight track's heading: its hits' mean direction
+    dxy = np.where(line[each], np.abs(x * np.sin(phi[each]) - y * np.cos(phi[each])), circle)
     drz = np.abs(z - z0[each] - slope[each] * s) / np.hypot(1.0, slope[each])
     return (
         np.maximum.reduceat(dxy, starts),
         np.maximum.reduceat(drz, starts),
-        np.column_stack([a, b, z0, slope]),
+        np.column_stack([a, b, z0, slope, phi]),
     )
 
 
@@ -211,8 +212,7 @@ def _merge(hits: np.ndarray, tracks: list[np.ndarray], xy_mm: float, rz_mm: floa
     if len(tracks) < 2:
         return list(tracks)
     _, _, params = fit(hits, tracks)
-    slope = params[:, 3]
-    phi = np.asarray([np.arctan2(hits[t, 1].sum(), hits[t, 0].sum()) for t in tracks])
+    slope, phi = params[:, 3], params[:, 4]
     i, j = _phi_neighbours(phi)
     dphi = np.abs((phi[i] - phi[j] + np.pi) % (2 * np.pi) - np.pi)
     dslope = np.abs(slope[i] - slope[j]) / (1.0 + np.maximum(np.abs(slope[i]), np.abs(slope[j])))
