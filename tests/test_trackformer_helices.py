@@ -1,5 +1,7 @@
 """The helix refinement of track candidates (models/trackformer/helices.py) on exact helices."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -57,6 +59,17 @@ def test_a_stray_hit_is_no_cut_and_min_hits_bounds_a_cut():
     hits = np.concatenate([a, b])
     assert len(refine(hits, [np.arange(6)], **TOLERANCES)) == 2
     assert len(refine(hits, [np.arange(6)], **{**TOLERANCES, "min_hits": 3})) == 1
+
+
+def test_a_hit_on_the_beam_line_stays_on_a_track_without_warnings():
+    a, b = helix(1.5, 0.4, 0.3, 10.0, +1), helix(1.2, 0.42, 0.31, -25.0, -1)
+    hits = np.concatenate([a, b, [[0.0, 0.0, 5.0]]])  # r = 0: no helix goes through it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for tracks in ([np.arange(9)], [np.arange(4), np.arange(4, 9)]):
+            out = refine(hits, tracks, **TOLERANCES)
+            assert sorted(np.concatenate(out).tolist()) == list(range(9))
+            assert [0, 1, 2, 3] in [t.tolist() for t in out]
 
 
 def test_the_card_gives_the_tolerances_and_bad_ones_are_refused():

@@ -42,6 +42,7 @@ def _arc(r: np.ndarray, radius: np.ndarray) -> np.ndarray:
     return 2.0 * radius * np.arcsin(np.clip(r / (2.0 * radius), 0.0, 1.0))
 
 
+@np.errstate(divide="ignore", invalid="ignore")  # a hit on the beam line gives nan: that group fits nothing
 def fit(hits: np.ndarray, groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The helix through the beam line fitted to each group of ``hits`` ((n, 3) in mm; index
     arrays of >= 1 hit), all groups at once: per group the largest distance of its hits to its
@@ -73,8 +74,7 @@ def fit(hits: np.ndarray, groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndar
     flat = spread <= 1e-9 * (sizes * sss + 1e-300)
     slope = np.where(flat, 0.0, (sizes * ssz - ss * sz) / np.where(flat, 1.0, spread))
     z0 = (sz - slope * ss) / sizes
-    with np.errstate(invalid="ignore"):
-        circle = np.abs(np.hypot(x - a[each], y - b[each]) - radius[each])
+    circle = np.abs(np.hypot(x - a[each], y - b[each]) - radius[each])
     phi = np.arctan2(total(y), total(x))  # a straight track's heading: its hits' mean direction
     dxy = np.where(line[each], np.abs(x * np.sin(phi[each]) - y * np.cos(phi[each])), circle)
     drz = np.abs(z - z0[each] - slope[each] * s) / np.hypot(1.0, slope[each])
@@ -104,6 +104,7 @@ def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
     return probe[i], probe[j]
 
 
+@np.errstate(divide="ignore", invalid="ignore")
 def _best_pairs(hits: np.ndarray, groups: list[np.ndarray], xy_mm: float, rz_mm: float) -> list[np.ndarray | None]:
     """Per group (index arrays into ``hits``), of the helices through the origin and two of its
     hits, the one within the distances of the most of its hits (the smaller summed scaled distance
@@ -128,8 +129,7 @@ def _best_pairs(hits: np.ndarray, groups: list[np.ndarray], xy_mm: float, rz_mm:
     b = 2.0 * (x[i] * r[j] ** 2 - x[j] * r[i] ** 2) / det
     radius = np.hypot(a, b)
     si, sj = _arc(r[i], radius), _arc(r[j], radius)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = np.where(np.abs(sj - si) > 1e-9, (z[j] - z[i]) / (sj - si), np.nan)
+    slope = np.where(np.abs(sj - si) > 1e-9, (z[j] - z[i]) / (sj - si), np.nan)
     z0 = z[i] - slope * si
     # entries: each pair against every hit of its group
     per_pair = sizes[group]
@@ -138,9 +138,8 @@ def _best_pairs(hits: np.ndarray, groups: list[np.ndarray], xy_mm: float, rz_mm:
     hit = index[starts[group][pair] + np.arange(len(pair)) - first[pair]]
     s = _arc(r[hit], radius[pair])
     dxy = np.abs(np.hypot(x[hit] - a[pair], y[hit] - b[pair]) - radius[pair])
-    with np.errstate(invalid="ignore"):
-        drz = np.abs(z[hit] - z0[pair] - slope[pair] * s) / np.hypot(1.0, slope[pair])
-        inside = (dxy < xy_mm) & (drz < rz_mm)  # nan (no line) is never inside
+    drz = np.abs(z[hit] - z0[pair] - slope[pair] * s) / np.hypot(1.0, slope[pair])
+    inside = (dxy < xy_mm) & (drz < rz_mm)  # nan (no line) is never inside
     count = np.add.reduceat(inside.astype(np.int64), first)
     spread = np.add.reduceat(np.where(inside, dxy / xy_mm + drz / rz_mm, 0.0), first)
     order = np.lexsort((spread, -count, group))
