@@ -33,7 +33,6 @@ from _common import stdout_to_stderr
 from recotrig.io.hit_reader import HitReader
 from recotrig.models import registry
 from recotrig.models.runtime import Session
-from recotrig.models.trackformer.helices import refine
 from recotrig.models.trackformer.inference import Finder, params_of
 from recotrig.sequences.samples import SAMPLE_MU60
 from recotrig.training.trackformer.train import _cache, simulated_stores
@@ -80,7 +79,8 @@ def run(sequence: str, store: str, *options: str) -> dict:
 
 
 def breakdown(store: str, model: str = "trackformer-encreg-200-500", tracks: int = 300) -> dict:
-    """ms/event of the encoder, of the network's track building and of the helix refinement, one core."""
+    """ms/event of the encoder, of the network's track building and of what the helix refinement adds
+    (the finder's full track building less the network's alone), one core."""
     loaded = registry.load(model, family="trackformer")
     finder = Finder(Session(loaded.onnx, threads=1), loaded.card)
     params = params_of(loaded.card)
@@ -93,13 +93,13 @@ def breakdown(store: str, model: str = "trackformer-encreg-200-500", tracks: int
         t0 = time.perf_counter()
         prediction = finder.predict(x)
         t1 = time.perf_counter()
-        found = finder.assemble(x, prediction, {**params, "helix": None})
+        finder.assemble(x, prediction, {**params, "helix": None})  # the network's candidates alone
         t2 = time.perf_counter()
-        if params["helix"]:
-            refine(x, found.tracks, **params["helix"])
-        helix += time.perf_counter() - t2
-        building += t2 - t1
+        finder.assemble(x, prediction, params)  # the finder's own path, refinement included
+        t3 = time.perf_counter()
         encoder += t1 - t0
+        building += t2 - t1
+        helix += (t3 - t2) - (t2 - t1)  # what the refinement adds to the track building
     n = reader.n_events()
     return {
         "model": model,

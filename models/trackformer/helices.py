@@ -10,8 +10,8 @@ the hits of one particle fit one together. ``refine``:
    that holds the most hits within those distances (every pair is tried) keeps them, and the rest
    are refined again; a cut is made only when both sides keep ``min_hits`` hits.
 2. **merge**: two candidates whose fitted helices point the same way (their mean hit phi within
-   ``MERGE_PHI`` and their lines' slopes dz/ds within ``MERGE_SLOPE`` (1 + the larger |slope|)) become one
-   when all their hits fit one helix within the same distances, the closest pairs first.
+   ``MERGE_PHI``, their lines' slopes dz/ds within ``MERGE_SLOPE`` x (1 + the larger |slope|))
+   become one when all their hits fit one helix within the same distances, the closest first.
 
 The fits are least squares: the circle's centre (a, b) from x^2 + y^2 = 2 a x + 2 b y (each hit's
 equation divided by its radius), the line by ordinary least squares on (s, z); the distances are
@@ -26,7 +26,7 @@ import numpy as np
 
 __all__ = ["MERGE_PHI", "MERGE_SLOPE", "fit", "refine"]
 
-#: merge candidates: their mean hit phi within this (rad) and their slopes dz/ds within this x (1 + |slope|)
+#: merge candidates: their mean hit phi within this (rad), their slopes dz/ds within this x (1 + the larger |slope|)
 MERGE_PHI = 0.3
 MERGE_SLOPE = 0.3
 #: two hits closer than this in r and z (mm; a module overlap's double hit) define no helix
@@ -47,9 +47,8 @@ def fit(hits: np.ndarray, groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndar
     """The helix through the beam line fitted to each group of ``hits`` ((n, 3) in mm; index
     arrays of >= 1 hit), all groups at once: per group the largest distance of its hits to its
     circle in x-y and to its line in (s, z), and (a, b, z0, slope, phi of the hits' mean) as a
-    (groups, 5) array. A group
-    at one radius gets slope 0 through its mean z; one whose hits line up with the origin, an
-    infinite circle (a straight line)."""
+    (groups, 5) array. A group at one radius gets slope 0 through its mean z; one whose hits line
+    up with the origin, an infinite circle (a straight line)."""
     index = np.concatenate(groups)
     starts = np.cumsum([0] + [len(g) for g in groups[:-1]])
     sizes = np.asarray([len(g) for g in groups], np.float64)
@@ -156,7 +155,8 @@ def _chunked_best_pairs(hits: np.ndarray, groups: list[np.ndarray], xy_mm: float
     chunk: list[np.ndarray] = []
     entries = 0
     for g in groups:
-        cost = len(_pairs(len(g))[0]) * len(g)
+        probes = min(len(g), PROBE_HITS)
+        cost = probes * (probes - 1) // 2 * len(g)  # the pairs _pairs gives, each against every hit
         if chunk and entries + cost > ENTRIES:
             out += _best_pairs(hits, chunk, xy_mm, rz_mm)
             chunk, entries = [], 0
@@ -221,8 +221,8 @@ def _merge(hits: np.ndarray, tracks: list[np.ndarray], xy_mm: float, rz_mm: floa
     owner = np.arange(len(tracks))  # each candidate's merged candidate
     members = dict(enumerate(tracks))
     while pairs:
-        pairs = [(a, b) for a, b in ((int(owner[p]), int(owner[q])) for p, q in pairs) if a != b]
-        pairs = list(dict.fromkeys(pairs))  # tried once per round
+        current = ((int(min(owner[p], owner[q])), int(max(owner[p], owner[q]))) for p, q in pairs)
+        pairs = list(dict.fromkeys((a, b) for a, b in current if a != b))  # each tried once per round
         joint = _fits(hits, [np.concatenate([members[a], members[b]]) for a, b in pairs], xy_mm, rz_mm)
         grown: set[int] = set()
         later = []

@@ -284,8 +284,8 @@ def tune(
     bases = [grid[k] for k in np.argsort(-scores, kind="stable")[:HELIX_BASES]]
     refined = [{**p, "helix": h} for p in bases for h in HELIX_GRID]
     helix = np.nan_to_num([_score(finder, val, p, predictions) for p in refined], nan=-np.inf)
-    near = [k for k in range(len(refined)) if helix[k] >= helix.max() - TIE]  # as above; then the better base
-    best = max(near, key=lambda k: (refined[k].get("min_hits", 0), -k))
+    equal = [k for k in range(len(refined)) if helix[k] >= helix.max() - TIE]
+    best = max(equal, key=lambda k: (refined[k].get("min_hits", 0), -k))
     tuned = refined[best] if helix.max() > scores.max() + TIE else {**tuned, "helix": None}
     validation = _metrics(finder, val, tuned, predictions)
     algorithm = ALGORITHM[finder.kind] + (REFINED if tuned["helix"] else "")
