@@ -9,11 +9,11 @@ Then ONE ``recotrig run -j 1`` runs on it, under ``/usr/bin/time -v`` for the pe
 the process: the shipped ``pvfinder`` sequence (ActsCKF; KDEBuilder -> PVFinder; ActsAMVF with the
 Gaussian and the adaptive-grid seeder, all on the CKF tracks) plus, from a steering file written
 here, a second HitReader of all pixel hits (volumes 7, 8, 9) and TrackFormerFinder with the
-sectored 200-500 EncReg model. The finder sends the windows of an event through ONNX Runtime a
-few per call (``models.trackformer.inference.ATTENTION_FLOATS``), so its memory grows as the
-windows per call x (fullest window)^2: ``sectors`` is the count in 12..256 whose windows all fit
-the card's ``max_hits`` and whose batch is smallest, found on the store's own hits. Where the
-attention matrices of one call (x heads x 4 bytes) would exceed ``ATTENTION_GB``, or no count
+sectored 200-500 EncReg model. The finder sends the windows of an event through ONNX Runtime one
+per call, so its memory grows as (fullest window)^2: ``sectors`` is the count in 12..256 whose
+windows all fit the card's ``max_hits`` and whose attention cost (sectors x fullest window^2) is
+smallest, found on the store's own hits. Where the attention matrices of one call (fullest
+window^2 x heads x 4 bytes) would exceed ``ATTENTION_GB``, or no count
 fits, or the run fails (its address space is capped at ``ADDRESS_SPACE_GB``, so an allocation
 fails in it rather than on the machine), TrackFormerFinder
 is left out (the reason or the run's error recorded) and the shipped ``pvfinder`` sequence alone
@@ -47,7 +47,6 @@ from _common import stdout_to_stderr
 
 from recotrig.io.hit_reader import HitReader
 from recotrig.models import registry
-from recotrig.models.trackformer.inference import ATTENTION_FLOATS
 from recotrig.models.trackformer.sectors import Sectors
 from recotrig.sim.store import simulate
 
@@ -102,7 +101,7 @@ def pixel_hits(path: Path) -> tuple[list[int], list[int], list[np.ndarray]]:
 
 
 def sectors_for(xy: list[np.ndarray], overlap: float, max_hits: int) -> tuple[int, int] | None:
-    """The sector count in 12..256 with the smallest padded batch (sectors x fullest window^2)
+    """The sector count in 12..256 with the smallest attention cost (sectors x fullest window^2)
     whose windows all fit ``max_hits``, and its fullest window; None when no count fits."""
     best = None
     phis = []
@@ -240,10 +239,7 @@ def main() -> None:
         totals, pixels, xy = pixel_hits(path)
         best = sectors_for(xy, card["sectors"]["overlap"], card["max_hits"])
         sectors, fullest = best or (None, None)
-        per_call = max(1, ATTENTION_FLOATS // fullest**2) if best else 0  # windows per ONNX Runtime call
-        attention_gb = (
-            min(sectors, per_call) * fullest**2 * card["hyper_parameters"]["heads"] * 4 / 1e9 if best else None
-        )
+        attention_gb = fullest**2 * card["hyper_parameters"]["heads"] * 4 / 1e9 if best else None  # one window a call
         point = {
             "mu": mu,
             "events": len(totals),

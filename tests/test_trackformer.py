@@ -312,9 +312,10 @@ def test_an_oversized_event_in_a_run_names_the_event(tiny):
         seq.run(n_events=1, progress=False)
 
 
-def test_large_events_run_their_windows_in_several_calls_with_the_same_result(monkeypatch):
-    """Full crossings hold windows too large to batch all at once: they go through ONNX Runtime a
-    few windows per call, with the outputs of one call (up to float rounding) and the same tracks."""
+def test_windows_run_unpadded_with_the_outputs_of_one_padded_batch():
+    """Each sector window goes through ONNX Runtime on its own, unpadded: the outputs are those
+    of all windows in one batch padded to the longest (the padding masked), up to float rounding,
+    and so are the tracks."""
     from recotrig.models.runtime import Session
     from recotrig.models.trackformer import inference
 
@@ -322,11 +323,20 @@ def test_large_events_run_their_windows_in_several_calls_with_the_same_result(mo
     finder = inference.Finder(Session(model.onnx, threads=1), model.card)
     sample = dataset.build(str(SAMPLE_MU20), low=200, high=500, draws=1, seed=7, max_events=1)[0]
     params = inference.params_of(model.card)
-    whole = finder.predict(sample.features)
-    monkeypatch.setattr(inference, "ATTENTION_FLOATS", 1)  # one window per call
-    split = finder.predict(sample.features)
-    assert len(whole.windows) == 12 and split.sectors == whole.sectors
-    for a, b in zip(whole.outputs, split.outputs):
+    alone = finder.predict(sample.features)
+    windows = alone.windows
+    assert len(windows) == 12 and len({len(w) for w in windows}) > 1  # the batch pads
+    longest = max(len(w) for w in windows)
+    x = np.zeros((len(windows), longest, 3), np.float32)
+    mask = np.zeros((len(windows), longest), np.float32)
+    for i, (k, w) in enumerate(zip(alone.sectors, windows)):
+        x[i, : len(w)] = (finder.sectors.rotate(sample.features[w], k) - finder.mean) / finder.std
+        mask[i, : len(w)] = 1.0
+    batch = finder.session.run(hits=x, mask=mask)["output"]
+    padded = inference.Prediction(
+        alone.sectors, windows, [{"output": batch[i, : len(w)]} for i, w in enumerate(windows)]
+    )
+    for a, b in zip(alone.outputs, padded.outputs):
         np.testing.assert_allclose(a["output"], b["output"], atol=1e-4)
-    tracks = [finder.assemble(sample.features, p, params).tracks for p in (whole, split)]
+    tracks = [finder.assemble(sample.features, p, params).tracks for p in (alone, padded)]
     assert [t.tolist() for t in tracks[0]] == [t.tolist() for t in tracks[1]]

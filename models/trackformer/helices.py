@@ -22,6 +22,8 @@ and shipped in the card (``clustering.helix``).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 __all__ = ["MERGE_PHI", "MERGE_SLOPE", "fit", "refine"]
@@ -92,15 +94,18 @@ def _fits(hits: np.ndarray, groups: list[np.ndarray], xy_mm: float, rz_mm: float
     return ((dxy < xy_mm) & (drz < rz_mm)) | (np.asarray([len(g) for g in groups]) < 3)
 
 
+@lru_cache(maxsize=256)
 def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
     """The pairs of a candidate's hits a helix is drawn through: all of them, or those of
     ``PROBE_HITS`` hits spread evenly over a larger candidate (a candidate of many particles, as in
-    a dense event's poor output, would otherwise cost n^3)."""
+    a dense event's poor output, would otherwise cost n^3). Cached by n: read only."""
     if n <= PROBE_HITS:
-        return np.triu_indices(n, 1)
-    probe = np.linspace(0, n - 1, PROBE_HITS).astype(np.int64)
-    i, j = np.triu_indices(PROBE_HITS, 1)
-    return probe[i], probe[j]
+        i, j = np.triu_indices(n, 1)
+    else:
+        probe = np.linspace(0, n - 1, PROBE_HITS).astype(np.int64)
+        i, j = (probe[k] for k in np.triu_indices(PROBE_HITS, 1))
+    i.flags.writeable = j.flags.writeable = False
+    return i, j
 
 
 @np.errstate(divide="ignore", invalid="ignore")
