@@ -222,24 +222,27 @@ def _merge(hits: np.ndarray, tracks: list[np.ndarray], xy_mm: float, rz_mm: floa
     dslope = np.abs(slope[i] - slope[j]) / (1.0 + np.maximum(np.abs(slope[i]), np.abs(slope[j])))
     near = (dphi < MERGE_PHI) & (dslope < MERGE_SLOPE)  # nan slopes are never near
     order = np.argsort((dphi / MERGE_PHI + dslope / MERGE_SLOPE)[near], kind="stable")
-    pairs = list(zip(i[near][order].tolist(), j[near][order].tolist()))
+    first, second = i[near][order], j[near][order]
     owner = np.arange(len(tracks))  # each candidate's merged candidate
     members = dict(enumerate(tracks))
-    while pairs:
-        current = ((int(min(owner[p], owner[q])), int(max(owner[p], owner[q]))) for p, q in pairs)
-        pairs = list(dict.fromkeys((a, b) for a, b in current if a != b))  # each tried once per round
-        joint = _fits(hits, [np.concatenate([members[a], members[b]]) for a, b in pairs], xy_mm, rz_mm)
+    while len(first):
+        a, b = owner[first], owner[second]
+        a, b = np.minimum(a, b), np.maximum(a, b)
+        _, once = np.unique(a * len(tracks) + b, return_index=True)  # each pair tried once per round,
+        once = np.sort(once[a[once] != b[once]])  # in the order of its first appearance
+        a, b = a[once].tolist(), b[once].tolist()
+        joint = _fits(hits, [np.concatenate([members[p], members[q]]) for p, q in zip(a, b)], xy_mm, rz_mm)
         grown: set[int] = set()
         later = []
-        for (a, b), ok in zip(pairs, joint):
-            if a in grown or b in grown or owner[a] != a or owner[b] != b:  # changed in this round
-                later.append((a, b))
+        for p, q, ok in zip(a, b, joint.tolist()):
+            if p in grown or q in grown or p not in members or q not in members:  # changed in this round
+                later.append((p, q))
             elif ok:
-                members[a] = np.concatenate([members[a], members[b]])
-                del members[b]
-                owner[owner == b] = a
-                grown.add(a)
-        pairs = later
+                members[p] = np.concatenate([members[p], members[q]])
+                del members[q]
+                owner[owner == q] = p
+                grown.add(p)
+        first, second = (np.asarray(c, np.int64) for c in zip(*later)) if later else ((), ())
     return list(members.values())
 
 
