@@ -13,9 +13,9 @@ training or tuning:
 
 Per setting and finder: the TrackML score and ACTS-style rates, and ms/event of each finder
 against ActsCKF (seeding + CKF + ambiguity resolution), from the run's own outputs. For the
-200-500 model, the finder's time split into the encoder (ONNX Runtime on the padded windows), the
+EncReg models, the finder's time split into the encoder (ONNX Runtime, one call per window), the
 network's track building (HDBSCAN per window, the sectors' merge) and the helix refinement
-(``helices.refine``) on the same 300-track events.
+(``helices.refine``) on the same 30- and 300-track events.
 """
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ def main() -> None:
             "benchmark": "trackformer vs ckf",
             "10-50": run("trackformer", store),
             "200-500": run("trackformer_dense", store),
+            "10-50_breakdown": breakdown(store, "trackformer-encreg-10-50", 30),
             "200-500_breakdown": breakdown(store),
             "mu60": run(
                 "trackformer_dense",

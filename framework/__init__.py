@@ -21,6 +21,7 @@ from recotrig.framework.collection import (
     EventInfo,
     TypeRegistryError,
     from_schema,
+    lists,
     registered_type,
 )
 from recotrig.framework.executors import Executor, IterativeExecutor, ProcessExecutor
@@ -54,5 +55,6 @@ __all__ = [
     "TypeRegistryError",
     "Writer",
     "from_schema",
+    "lists",
     "registered_type",
 ]

@@ -61,6 +61,7 @@ __all__ = [
     "TypeRegistryError",
     "column_spec",
     "from_schema",
+    "lists",
     "lossless",
     "registered_type",
     "registered_types",
@@ -126,7 +127,7 @@ class _Column:
                 array = value if isinstance(value, ak.Array) else ak.Array(value)
                 flat, offsets = _list_offsets(array) or self._rows(owner, array)
                 counts = np.diff(offsets)  # for the row of a value that cannot be read
-                return _jagged(_frozen(flat, self.dtype), offsets)
+                return lists(_frozen(flat, self.dtype), offsets)
             array = np.asarray(value)
             if array.dtype.kind in "OUS" and self.dtype.kind in "iufb":
                 raise TypeError(f"values of kind {array.dtype.kind!r}")
@@ -177,7 +178,9 @@ def _list_offsets(array: ak.Array) -> tuple[np.ndarray, np.ndarray] | None:
     return np.asarray(content.data)[offsets[0] : offsets[-1]], offsets - offsets[0]
 
 
-def _jagged(flat: np.ndarray, offsets: np.ndarray) -> ak.Array:
+def lists(flat: np.ndarray, offsets: np.ndarray) -> ak.Array:
+    """One list per row from the rows' values end to end (``flat``) and their ``offsets`` (rows +
+    1, from 0): a jagged column, built without awkward's slower paths (``ak.unflatten``)."""
     return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), ak.contents.NumpyArray(flat)))
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from recotrig.algorithms.ml.base import ModelAlgorithm
 from recotrig.edm import Hits, Tracks
-from recotrig.framework import ConfigError, Option
+from recotrig.framework import ConfigError, Option, lists
 from recotrig.models.runtime import Session
 from recotrig.models.trackformer.inference import Finder, params_of
 
@@ -95,11 +95,11 @@ class TrackFormerFinder(ModelAlgorithm):
             raise ValueError(f"{self.name}: {len(hits)} hits: model {self._path.name}: {err}") from None
         hit_ids = np.asarray(hits.hit_id)
         order = [np.argsort(hit_ids[t], kind="stable") for t in found.tracks]
-        counts = np.array([len(t) for t in found.tracks], np.int64)
+        offsets = np.concatenate([[0], np.cumsum([len(t) for t in found.tracks], dtype=np.int64)])
 
         def jagged(rows: list[np.ndarray], dtype: type) -> ak.Array:
             """One list per track, from numpy (a list of Python lists costs awkward ten times more)."""
-            return ak.unflatten(np.concatenate(rows).astype(dtype) if rows else np.zeros(0, dtype), counts)
+            return lists(np.concatenate(rows).astype(dtype) if rows else np.zeros(0, dtype), offsets)
 
         extra = {}
         for j in range(self._top_k):
