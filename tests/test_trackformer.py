@@ -340,3 +340,26 @@ def test_windows_run_unpadded_with_the_outputs_of_one_padded_batch():
         np.testing.assert_allclose(a["output"], b["output"], atol=1e-4)
     tracks = [finder.assemble(sample.features, p, params).tracks for p in (alone, padded)]
     assert [t.tolist() for t in tracks[0]] == [t.tolist() for t in tracks[1]]
+
+
+@pytest.mark.parametrize("gap, fast", [(0.5e-3, True), (2e-3, False)])
+def test_tuning_takes_the_fast_hdbscan_among_equal_scores(monkeypatch, gap, fast):
+    """Of EncReg settings within TIE of the best validation score, tuning takes one with
+    min_samples 1 (single linkage in C; scikit-learn's estimator costs several times more); one
+    that scores worse by more than TIE is not taken for being fast."""
+    from types import SimpleNamespace
+
+    from recotrig.training.trackformer import train
+
+    def score(finder, samples, params, predictions=None):
+        best = params["min_cluster_size"] == 4 and params["min_samples"] == 3 and params["weights"][3] == 0.1
+        fast = params["min_cluster_size"] == 4 and params["min_samples"] == 1 and params["weights"][3] == 0.1
+        refined = 0.05 if params.get("helix") == train.HELIX_GRID[-1] else 0.0
+        return 0.9 + refined + (0.01 if best else 0.01 - gap if fast else 0.0)
+
+    monkeypatch.setattr(train, "_score", score)
+    monkeypatch.setattr(train, "_metrics", lambda *a, **k: {"trackml_score": 0.0, "duplicate_rate": 0.0})
+    finder = SimpleNamespace(kind="encreg")
+    tuned = train.tune(finder, {"val": [], "test": []}, stores={"val": "v.root", "test": "t.root"}, predictions=[])
+    assert tuned["clustering"]["min_samples"] == (1 if fast else 3)
+    assert tuned["clustering"]["min_cluster_size"] == 4 and tuned["clustering"]["helix"] == train.HELIX_GRID[-1]
