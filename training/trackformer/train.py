@@ -670,7 +670,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="10-50")
     parser.add_argument("--name", default=None, help="model name (default trackformer-<model>-<dataset>)")
     add_output_options(parser)
-    parser.add_argument("--stores", default=None, help="train,val,test stores (default: simulated into the cache)")
+    parser.add_argument(
+        "--stores",
+        default=None,
+        help="train,val,test stores (default: simulated into the cache); --retune reads only val and test: "
+        "--stores=-,VAL,TEST (with '=', since the list starts with '-')",
+    )
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument(
         "--draws", type=int, default=None, help="reductions per crossing (default: 20 at 10-50, 4 at 200-500)"
