@@ -86,3 +86,23 @@ def test_the_card_gives_the_tolerances_and_bad_ones_are_refused():
     ):
         with pytest.raises(ValueError, match="clustering"):
             params_of({**card, "clustering": {**card["clustering"], "helix": bad}})
+
+
+def test_the_refinement_gives_the_same_tracks_in_small_chunks(monkeypatch):
+    """The split's (pair, hit) entries and the merge's unions are evaluated ENTRIES at a time (a
+    full mu = 200 crossing took 2 GB at once): chunks of a few hits give the same tracks."""
+    from recotrig.models.trackformer import helices
+
+    rng = np.random.default_rng(5)
+    particles = [
+        helix(rng.uniform(0.6, 5.0), rng.uniform(-0.5, 0.5), rng.uniform(-1, 1), rng.uniform(-40, 40), rng.choice([-1, 1]))
+        for _ in range(30)
+    ]
+    hits = np.concatenate(particles)
+    index = np.arange(len(hits)).reshape(30, 4)
+    # candidates: some particles whole, some in two, some pairs of particles together
+    candidates = [index[0], index[1, :2], index[1, 2:], np.concatenate([index[2], index[3]]), *index[4:]]
+    whole = refine(hits, candidates, **TOLERANCES)
+    monkeypatch.setattr(helices, "ENTRIES", 8)
+    assert [t.tolist() for t in refine(hits, candidates, **TOLERANCES)] == [t.tolist() for t in whole]
+    assert len(whole) >= 29  # the fragments joined and the pair cut, wherever the helices allow

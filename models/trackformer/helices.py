@@ -22,6 +22,7 @@ and shipped in the card (``clustering.helix``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 
 import numpy as np
@@ -35,7 +36,9 @@ MERGE_SLOPE = 0.3
 PAIR_MIN_MM = 5.0
 #: a candidate's hits a helix is drawn through, at most (``_pairs``)
 PROBE_HITS = 48
-#: (pair, hit) entries evaluated at once, at most (about 10 arrays of 8 bytes each per entry)
+#: (pair, hit) entries of the split, or hits of the merge's unions, evaluated at once, at most
+#: (about 10 arrays of 8 bytes each per entry): a full mu = 200 crossing's million near pairs
+#: fitted at once took 2 GB
 ENTRIES = 1 << 21
 
 
@@ -195,18 +198,26 @@ def _split(hits: np.ndarray, groups: list[np.ndarray], xy_mm: float, rz_mm: floa
     return done
 
 
-def _phi_neighbours(phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _phi_neighbours(phi: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The pairs (i, j) of candidates whose phi lie within ``MERGE_PHI`` (each pair once, i < j),
-    from the candidates sorted in phi: linear in the pairs, not quadratic in the candidates."""
+    from the candidates sorted in phi: linear in the pairs, not quadratic in the candidates; in
+    chunks of about ``ENTRIES`` pairs, a candidate's pairs never cut (a full mu = 200 crossing
+    has ten million pairs)."""
     n = len(phi)
     order = np.argsort(phi, kind="stable")
     ring = np.concatenate([phi[order], phi[order] + 2 * np.pi])
     ahead = np.searchsorted(ring, phi[order] + MERGE_PHI, side="right") - np.arange(1, n + 1)
     ahead = np.clip(ahead, 0, n - 1)  # how many candidates after each lie within reach
-    first = np.repeat(np.arange(n), ahead)
-    step = np.arange(len(first)) - np.repeat(np.cumsum(ahead) - ahead, ahead)  # 0, 1, ... per candidate
-    a, b = order[first], order[(first + 1 + step) % n]
-    return np.minimum(a, b), np.maximum(a, b)
+    upto = np.cumsum(ahead)
+    lo = 0
+    while lo < n:
+        hi = max(lo + 1, int(np.searchsorted(upto, (upto[lo - 1] if lo else 0) + ENTRIES, side="right")))
+        count = ahead[lo:hi]
+        first = np.repeat(np.arange(lo, hi), count)
+        step = np.arange(len(first)) - np.repeat(np.cumsum(count) - count, count)  # 0, 1, ... per candidate
+        a, b = order[first], order[(first + 1 + step) % n]
+        yield np.minimum(a, b), np.maximum(a, b)
+        lo = hi
 
 
 def _merge(hits: np.ndarray, tracks: list[np.ndarray], xy_mm: float, rz_mm: float) -> list[np.ndarray]:
@@ -217,28 +228,42 @@ def _merge(hits: np.ndarray, tracks: list[np.ndarray], xy_mm: float, rz_mm: floa
         return list(tracks)
     _, _, params = fit(hits, tracks)
     slope, phi = params[:, 3], params[:, 4]
-    i, j = _phi_neighbours(phi)
-    dphi = np.abs((phi[i] - phi[j] + np.pi) % (2 * np.pi) - np.pi)
-    dslope = np.abs(slope[i] - slope[j]) / (1.0 + np.maximum(np.abs(slope[i]), np.abs(slope[j])))
-    near = (dphi < MERGE_PHI) & (dslope < MERGE_SLOPE)  # nan slopes are never near
-    order = np.argsort((dphi / MERGE_PHI + dslope / MERGE_SLOPE)[near], kind="stable")
-    first, second = i[near][order], j[near][order]
+    near_i, near_j, distance = [], [], []
+    for i, j in _phi_neighbours(phi):
+        dphi = np.abs((phi[i] - phi[j] + np.pi) % (2 * np.pi) - np.pi)
+        dslope = np.abs(slope[i] - slope[j]) / (1.0 + np.maximum(np.abs(slope[i]), np.abs(slope[j])))
+        near = (dphi < MERGE_PHI) & (dslope < MERGE_SLOPE)  # nan slopes are never near
+        near_i.append(i[near])
+        near_j.append(j[near])
+        distance.append((dphi / MERGE_PHI + dslope / MERGE_SLOPE)[near])
+    order = np.argsort(np.concatenate(distance), kind="stable")
+    first, second = np.concatenate(near_i)[order], np.concatenate(near_j)[order]
     owner = np.arange(len(tracks))  # each candidate's merged candidate
     members = dict(enumerate(tracks))
+    length = np.asarray([len(t) for t in tracks], np.int64)
     while len(first):
         a, b = owner[first], owner[second]
         a, b = np.minimum(a, b), np.maximum(a, b)
         _, once = np.unique(a * len(tracks) + b, return_index=True)  # each pair tried once per round,
         once = np.sort(once[a[once] != b[once]])  # in the order of its first appearance
-        a, b = a[once].tolist(), b[once].tolist()
-        joint = _fits(hits, [np.concatenate([members[p], members[q]]) for p, q in zip(a, b)], xy_mm, rz_mm)
+        a, b = a[once], b[once]
+        # the unions fitted ENTRIES hits at a time
+        upto = np.cumsum(length[a] + length[b])
+        joint, lo = [], 0
+        while lo < len(a):
+            hi = max(lo + 1, int(np.searchsorted(upto, (upto[lo - 1] if lo else 0) + ENTRIES, side="right")))
+            unions = [np.concatenate([members[p], members[q]]) for p, q in zip(a[lo:hi].tolist(), b[lo:hi].tolist())]
+            joint += _fits(hits, unions, xy_mm, rz_mm).tolist()
+            lo = hi
+        a, b = a.tolist(), b.tolist()
         grown: set[int] = set()
         later = []
-        for p, q, ok in zip(a, b, joint.tolist()):
+        for p, q, ok in zip(a, b, joint):
             if p in grown or q in grown or p not in members or q not in members:  # changed in this round
                 later.append((p, q))
             elif ok:
                 members[p] = np.concatenate([members[p], members[q]])
+                length[p] += length[q]
                 del members[q]
                 owner[owner == q] = p
                 grown.add(p)
