@@ -95,7 +95,9 @@ def test_the_refinement_gives_the_same_tracks_in_small_chunks(monkeypatch):
 
     rng = np.random.default_rng(5)
     particles = [
-        helix(rng.uniform(0.6, 5.0), rng.uniform(-0.5, 0.5), rng.uniform(-1, 1), rng.uniform(-40, 40), rng.choice([-1, 1]))
+        helix(
+            rng.uniform(0.6, 5.0), rng.uniform(-0.5, 0.5), rng.uniform(-1, 1), rng.uniform(-40, 40), rng.choice([-1, 1])
+        )
         for _ in range(30)
     ]
     hits = np.concatenate(particles)
