@@ -157,20 +157,22 @@ def _best_pairs(hits: np.ndarray, groups: list[np.ndarray], xy_mm: float, rz_mm:
     return out
 
 
+def _chunks(costs: np.ndarray | list[int]) -> Iterator[slice]:
+    """Consecutive slices of items whose ``costs`` sum to at most ``ENTRIES`` (an item that costs
+    more alone is a slice of its own): how every batched evaluation here keeps its memory bounded."""
+    upto = np.cumsum(costs)
+    lo = 0
+    while lo < len(upto):
+        hi = max(lo + 1, int(np.searchsorted(upto, (upto[lo - 1] if lo else 0) + ENTRIES, side="right")))
+        yield slice(lo, hi)
+        lo = hi
+
+
 def _chunked_best_pairs(hits: np.ndarray, groups: list[np.ndarray], xy_mm: float, rz_mm: float) -> list:
     """``_best_pairs`` in chunks of at most ``ENTRIES`` (pair, hit) entries (memory stays bounded)."""
-    out: list = []
-    chunk: list[np.ndarray] = []
-    entries = 0
-    for g in groups:
-        probes = min(len(g), PROBE_HITS)
-        cost = probes * (probes - 1) // 2 * len(g)  # the pairs _pairs gives, each against every hit
-        if chunk and entries + cost > ENTRIES:
-            out += _best_pairs(hits, chunk, xy_mm, rz_mm)
-            chunk, entries = [], 0
-        chunk.append(g)
-        entries += cost
-    return out + _best_pairs(hits, chunk, xy_mm, rz_mm) if chunk else out
+    probes = [min(len(g), PROBE_HITS) for g in groups]
+    costs = [p * (p - 1) // 2 * len(g) for p, g in zip(probes, groups)]  # _pairs' pairs, each against every hit
+    return [inside for c in _chunks(costs) for inside in _best_pairs(hits, groups[c], xy_mm, rz_mm)]
 
 
 def _split(hits: np.ndarray, groups: list[np.ndarray], xy_mm: float, rz_mm: float, min_hits: int) -> list[np.ndarray]:
@@ -208,16 +210,12 @@ def _phi_neighbours(phi: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     ring = np.concatenate([phi[order], phi[order] + 2 * np.pi])
     ahead = np.searchsorted(ring, phi[order] + MERGE_PHI, side="right") - np.arange(1, n + 1)
     ahead = np.clip(ahead, 0, n - 1)  # how many candidates after each lie within reach
-    upto = np.cumsum(ahead)
-    lo = 0
-    while lo < n:
-        hi = max(lo + 1, int(np.searchsorted(upto, (upto[lo - 1] if lo else 0) + ENTRIES, side="right")))
-        count = ahead[lo:hi]
-        first = np.repeat(np.arange(lo, hi), count)
+    for c in _chunks(ahead):
+        count = ahead[c]
+        first = np.repeat(np.arange(c.start, c.stop), count)
         step = np.arange(len(first)) - np.repeat(np.cumsum(count) - count, count)  # 0, 1, ... per candidate
         a, b = order[first], order[(first + 1 + step) % n]
         yield np.minimum(a, b), np.maximum(a, b)
-        lo = hi
 
 
 def _merge(hits: np.ndarray, tracks: list[np.ndarray], xy_mm: float, rz_mm: float) -> list[np.ndarray]:
@@ -247,15 +245,12 @@ def _merge(hits: np.ndarray, tracks: list[np.ndarray], xy_mm: float, rz_mm: floa
         _, once = np.unique(a * len(tracks) + b, return_index=True)  # each pair tried once per round,
         once = np.sort(once[a[once] != b[once]])  # in the order of its first appearance
         a, b = a[once], b[once]
-        # the unions fitted ENTRIES hits at a time
-        upto = np.cumsum(length[a] + length[b])
-        joint, lo = [], 0
-        while lo < len(a):
-            hi = max(lo + 1, int(np.searchsorted(upto, (upto[lo - 1] if lo else 0) + ENTRIES, side="right")))
-            unions = [np.concatenate([members[p], members[q]]) for p, q in zip(a[lo:hi].tolist(), b[lo:hi].tolist())]
-            joint += _fits(hits, unions, xy_mm, rz_mm).tolist()
-            lo = hi
         a, b = a.tolist(), b.tolist()
+        joint = []  # the unions fitted ENTRIES hits at a time
+        for c in _chunks(length[a] + length[b]):
+            joint += _fits(
+                hits, [np.concatenate([members[p], members[q]]) for p, q in zip(a[c], b[c])], xy_mm, rz_mm
+            ).tolist()
         grown: set[int] = set()
         later = []
         for p, q, ok in zip(a, b, joint):
