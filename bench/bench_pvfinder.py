@@ -3,8 +3,10 @@ identical ACTS CKF tracks of held-out events, one core.
 
     python bench/bench_pvfinder.py                       # mu 6, 20, 60, 200 (held-out stores)
     python bench/bench_pvfinder.py --mu 60 --events 10
+    python bench/bench_pvfinder.py --held-out check --mu 6 60 200   # the second held-out seeds
 
-The held-out stores are ``recotrig.training.pvfinder.train.STORES`` (test_mu*: seeds never used in
+The held-out stores are ``recotrig.training.pvfinder.train.STORES`` (test_mu*, or check_mu* with
+``--held-out check``: seeds never used in
 training or tuning), simulated into the cache when missing. Per event: HitReader, ActsCKF once,
 then each vertex finder on the same tracks; CPU seconds per event of each finder's whole
 ``execute`` (``time.process_time``; AMVF's includes its CSV hand-over, its ACTS stage alone is
@@ -61,8 +63,8 @@ FIGURES = (
 )
 
 
-def bench_mu(mu: int, events: int | None, model: str) -> dict:
-    path = store(f"test_mu{mu}")
+def bench_mu(mu: int, events: int | None, model: str, held_out: str = "test") -> dict:
+    path = store(f"{held_out}_mu{mu}")
     reader = HitReader(input=str(path))
     n = min(events or reader.n_events(), reader.n_events())
     card = registry.load(model, family="pvfinder").card
@@ -144,11 +146,20 @@ def main() -> None:
         default=[6, 20, 60, 200],
         choices=sorted(int(k.removeprefix("test_mu")) for k in STORES if k.startswith("test_mu")),
     )
+    parser.add_argument(
+        "--held-out",
+        choices=("test", "check"),
+        default="test",
+        help="held-out stores: 'test' (seeds 21-24) or 'check', the second seeds (31-33; mu 6, 60, 200)",
+    )
     parser.add_argument("--events", type=int, default=None, help="events per store (default: all)")
     parser.add_argument("--model", default="pvfinder-unet-mu60")
     args = parser.parse_args()
+    missing = [mu for mu in args.mu if f"{args.held_out}_mu{mu}" not in STORES]
+    if missing:
+        parser.error(f"--held-out {args.held_out} has no store at mu = {missing}")
     with stdout_to_stderr():
-        runs = [bench_mu(mu, args.events, args.model) for mu in args.mu]
+        runs = [bench_mu(mu, args.events, args.model, args.held_out) for mu in args.mu]
     print(
         json.dumps(
             {

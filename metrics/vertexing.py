@@ -48,9 +48,9 @@ NO_VERTEX = -1
 
 Reconstructable = Literal["auto", "column", "matched", "charged", "n_charged"]
 
-#: the steps of the threshold scan, in units of the finder's operating threshold (1: its operating
-#: point), 20 per decade from 0.001 to about 3000 (steps of 12 %: fine enough to read a curve at a
-#: few false positives in a hundred events)
+#: the steps of the threshold scan, in units of the candidates' reference threshold (1: a finder's
+#: operating point where its threshold is the same for every event), 20 per decade from 0.001 to
+#: about 3000 (steps of 12 %: fine enough to read a curve at a few false positives in a hundred events)
 SCAN_THRESHOLDS = tuple(float(10 ** (k / 20)) for k in range(-60, 71))
 #: bins of the window z residual histogram, over [-z_window, z_window]
 RESIDUAL_BINS = 100
@@ -492,9 +492,10 @@ class VertexMetrics(Accumulator):
 
     ``add_event(vertices, truth_vertices, tracks=..., truth=..., particles=...)`` adds one
     event (the tracks, hit truth and particles are needed for track-based matching and for
-    ``reconstructable="matched"``); ``candidates=`` (vertices with a ``score`` column, the
-    finder's operating point at score >= 1) adds the event to the threshold scan: the window
-    efficiency and false positives of the candidates with score >= each of ``SCAN_THRESHOLDS``.
+    ``reconstructable="matched"``); ``candidates=`` (vertices with a ``score`` column, in units
+    of one threshold shared by every event, e.g. PVFinder's reference threshold) adds the event
+    to the threshold scan: the window efficiency and false positives of the candidates with
+    score >= each of ``SCAN_THRESHOLDS``.
     ``merge`` adds accumulators; ``result()`` returns the rates, counts, resolutions and curves
     defined in docs/metrics.md.
     """
@@ -667,7 +668,7 @@ class VertexMetrics(Accumulator):
 
     def _count_scan(self, candidates: Vertices, truth_vertices: TruthVertices, eligible: np.ndarray) -> None:
         """Window counts of the candidates with score >= each step of ``SCAN_THRESHOLDS`` (taken
-        in their own order, so the step at 1 counts the operating point's vertices as they are)."""
+        in their own order: PVFinder's are in z, as the vertices it gives at that threshold)."""
         if "score" not in candidates:
             raise ValueError(f"threshold-scan candidates have no 'score' column; they have {candidates.names}")
         score = np.asarray(candidates["score"], np.float64)

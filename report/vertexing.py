@@ -67,8 +67,9 @@ def _efficiency_vs_fp(runs: list[Run]) -> Figure:
     ax.set_ylabel("window efficiency")
     ax.legend(loc="best")
     note = (
-        " The curve is the threshold scan (candidates with peak score ≥ k × the operating threshold); it passes"
-        " through its finder's operating point (k = 1), drawn in the same colour."
+        " The curve is the threshold scan: the vertices found with one peak-score threshold for every event,"
+        " stepped from low to high. It passes through a finder's operating point (same colour) where that"
+        " threshold is fixed; the per-event default's point, each event's threshold from its own KDE, lies beside it."
         if curves
         else " No threshold-scan curve is recorded in performance.json: operating points only."
     )

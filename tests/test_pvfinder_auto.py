@@ -85,3 +85,36 @@ def test_auto_on_the_bundled_mu60_sample(tmp_path):
     ours = json.loads((tmp_path / "performance.json").read_text())["results"]["vertices_pvfinder"]
     assert ours["window_efficiency"] >= 0.85 and ours["n_events"] == 4
     assert ours["window_fp_per_event"] <= card["sample_check"]["window_fp_per_event"]
+
+
+@pytest.mark.slow
+def test_the_scan_of_the_default_is_one_global_threshold(card):
+    """The per-event default's scan candidates scoring at least k are exactly the vertices the
+    finder gives with threshold = k x its reference threshold (the card's default), on the
+    bundled mu = 60 and mu = 20 events, whose own thresholds differ from it."""
+    from recotrig.algorithms.acts import ActsCKF
+    from recotrig.algorithms.vertexing.kde_builder import KDEBuilder
+    from recotrig.io.hit_reader import HitReader
+    from recotrig.sequences.samples import SAMPLE_MU20, SAMPLE_MU60
+
+    ckf, kde_builder, auto = ActsCKF(), KDEBuilder(**card.binning.__dict__), _finder()
+    for alg in (ckf, kde_builder):
+        alg.initialize()
+    assert auto.reference_threshold == card.peak_finder.threshold
+    own = []
+    for sample in (SAMPLE_MU60, SAMPLE_MU20):
+        reader = HitReader(input=str(sample))
+        reader.prepare(0, 1)
+        tracks = ckf.execute(hits=reader.read(0)[0])
+        kde, use = kde_builder.execute(tracks=tracks)
+        vertices, candidates, _ = auto.execute(kde=kde, tracks=tracks, kde_tracks=use)
+        own.append(auto.peak_settings(float(np.sum(kde.kde_a)))["threshold"])
+        score, z = np.asarray(candidates.score), np.asarray(candidates.z)
+        assert np.all(np.diff(z) >= 0)  # in z, as the vertices are
+        assert sorted(np.asarray(vertices.z).tolist()) == z[score >= own[-1] / auto.reference_threshold].tolist()
+        for k in (0.3, 1.0, 3.0, 30.0, 300.0):
+            fixed = _finder(threshold=k * auto.reference_threshold)
+            at_k, _, _ = fixed.execute(kde=kde, tracks=tracks, kde_tracks=use)
+            assert z[score >= k].tolist() == np.asarray(at_k.z).tolist()
+        assert (score < 1).sum() > 0 and (score >= 1).sum() > 0
+    assert all(abs(math.log(t / auto.reference_threshold)) > 0.05 for t in own)  # not the reference itself

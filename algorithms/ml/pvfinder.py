@@ -23,11 +23,17 @@ and a probabilistic assignment of the tracks to them.
    the track's z-pdf compared across the predicted vertices, with a constant for belonging to
    none (AMVF's form, at its final temperature). A track is listed at the vertices where its
    weight is at least ``min_track_weight``; a track's weights sum to at most 1.
-4. For the threshold scan of the metric (``metrics.vertexing.VertexMetrics``), ``candidates``:
-   the vertices (positions only), then the peaks the peak finder finds with its threshold lowered
-   to ``scan_floor`` x threshold that lie below the threshold; each has a ``score``, its peak
-   score over the threshold (>= 1 exactly for the vertices, so a scan at 1 is the operating
-   point). ``vertex_density``: the network output along z (for the report's view of one event).
+4. For the threshold scan of the metric (``metrics.vertexing.VertexMetrics``), ``candidates``,
+   in z: the vertices (positions only) and the peaks the peak finder finds below the event's
+   threshold, down to ``scan_floor`` x the lower of it and the reference threshold. Each has a
+   ``score``, its peak score over the **reference threshold**, one number for every event: the
+   fixed threshold where there is one (a named point, the card's default, or ``threshold``), else
+   the card's default threshold. So the candidates scoring at least k are exactly the vertices
+   this finder gives with ``threshold`` = k x reference (its other limits as chosen for the
+   event), and the scan is the curve of one global threshold on the network output. With a fixed
+   threshold the vertices are the candidates scoring >= 1 (the scan passes through the operating
+   point); the per-event default's point lies beside its curve, its thresholds differing between
+   events. ``vertex_density``: the network output along z (for the report's view of one event).
 """
 
 from __future__ import annotations
@@ -117,6 +123,9 @@ class PVFinder(ModelAlgorithm):
         # log KDE scale and log threshold of each point, for the per-event interpolation
         self._log_scales = np.log([max(a.kde_scale or 1.0, 1e-12) for a in self._anchors])
         self._log_thresholds = np.log([max(a.threshold, 1e-12) for a in self._anchors])
+        # the scan's unit (module docstring, item 4): the one threshold every event shares, if any
+        fixed = self._anchors[0].threshold if len(self._anchors) == 1 else card.peak_finder.threshold
+        self.reference_threshold = self.threshold if self.threshold >= 0 else fixed
         self._session = Session(model.onnx, threads=min(self.threads, self.context.threads))
 
     def peak_settings(self, kde_scale: float) -> dict[str, Any]:
@@ -190,17 +199,18 @@ class PVFinder(ModelAlgorithm):
     def _candidates(
         self, hist: np.ndarray, z: np.ndarray, kde: KDE, found: Peaks, settings: dict[str, Any]
     ) -> Vertices:
-        """The vertices' peaks, then those found below the threshold down to the scan floor, with
-        their peak scores over the threshold as ``score``."""
-        threshold = settings["threshold"]
-        low = find_peaks(hist, z, **{**settings, "threshold": self.scan_floor * threshold})
+        """The vertices' peaks, then those found below the event's threshold down to the scan floor,
+        with their peak scores over the reference threshold as ``score`` (module docstring, item 4)."""
+        threshold, reference = settings["threshold"], self.reference_threshold
+        low = find_peaks(hist, z, **{**settings, "threshold": self.scan_floor * min(threshold, reference)})
         below = low.score < threshold
-        peak_bin = np.concatenate([found.bin, low.bin[below]])
-        value = np.concatenate([found.score, low.score[below]])
+        order = np.argsort(np.concatenate([found.z, low.z[below]]), kind="stable")  # in z, as vertices are
+        peak_bin = np.concatenate([found.bin, low.bin[below]])[order]
+        value = np.concatenate([found.score, low.score[below]])[order]
         return Vertices(
             x=np.asarray(kde.xmax, np.float64)[peak_bin],
             y=np.asarray(kde.ymax, np.float64)[peak_bin],
-            z=np.concatenate([found.z, low.z[below]]),
-            sigma_z=np.concatenate([found.sigma_z, low.sigma_z[below]]),
-            extra={"score": value / threshold if threshold > 0 else np.full(len(value), np.inf)},
+            z=np.concatenate([found.z, low.z[below]])[order],
+            sigma_z=np.concatenate([found.sigma_z, low.sigma_z[below]])[order],
+            extra={"score": value / reference if reference > 0 else np.full(len(value), np.inf)},
         )

@@ -80,6 +80,10 @@ STORES = {
     "test_mu20": (100, 20, 21),
     "test_mu200": (12, 200, 23),
     "test_mu6": (150, 6, 24),
+    # second held-out seeds: the same stores simulated anew, to check that a figure generalises
+    "check_mu6": (150, 6, 31),
+    "check_mu60": (40, 60, 32),
+    "check_mu200": (12, 200, 33),
 }
 TRAIN_SPLITS = ("train", "train_b", "train_c", "train_mu6", "train_mu200")
 #: every simulated training store (``--train-splits`` chooses among them; the default is TRAIN_SPLITS)
