@@ -90,13 +90,17 @@ class PeakFinder:
     """Peak-finder settings. A named operating point also gives ``kde_scale``: the 90th percentile
     over its tuning events of the KDE's sum (``kde_a`` summed over z, about 40 per track the KDE
     used), where PVFinder's per-event choice (``operating_point="auto"``) places it. ``score``: what
-    ``threshold`` applies to (``peaks.SCORES``; cards written before it existed mean the height)."""
+    ``threshold`` applies to (``peaks.SCORES``; cards written before it existed mean the height).
+    ``vertex_area``: the area of one vertex, by which a peak is split (``peaks.find_peaks``; 0, as
+    on cards written before it existed: never), ``split_spread`` the least spread of a split peak."""
 
     threshold: float
     min_integral: float
     min_prominence: float
     score: str = "height"
     kde_scale: float | None = None
+    vertex_area: float = 0.0
+    split_spread: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -137,6 +137,43 @@ def test_height_and_area_rank_a_vertex_above_a_spike_and_a_swell_and_a_scan_keep
         find_peaks(hist, z, threshold=0.1, score="area")
 
 
+def test_a_peak_with_the_area_of_two_vertices_is_split_into_two():
+    z = -10 + (np.arange(200) + 0.5) * 0.1
+
+    def gauss(mu, s, area):
+        return area * 0.1 / (s * np.sqrt(2 * np.pi)) * np.exp(-0.5 * ((z - mu) / s) ** 2)
+
+    # two vertices 0.3 mm apart (one peak, no dip between them), a lone one, and a narrow peak of 1.6
+    hist = gauss(-2.15, 0.15, 1.0) + gauss(-1.85, 0.15, 1.0) + gauss(3.0, 0.15, 0.9) + gauss(6.0, 0.08, 1.6)
+    whole = find_peaks(hist, z, threshold=0.0, score="height_area")
+    np.testing.assert_allclose(whole.z, [-2.0, 3.0, 6.0], atol=0.02)
+    np.testing.assert_allclose(whole.integral, [2.0, 0.9, 1.6], atol=0.05)
+    split = find_peaks(hist, z, threshold=0.0, score="height_area", vertex_area=1.0)
+    # halves of the mass, each at its half's mean: 0.17 mm from the centre for vertices at 0.15 (the
+    # mean of half a Gaussian of the pair's spread, sqrt(0.15^2 + 0.15^2) x sqrt(2 / pi))
+    np.testing.assert_allclose(split.z[:3], [-2.169, -1.831, 3.0], atol=0.01)
+    assert len(split.z) == 5 and (split.sigma_z[:2] < whole.sigma_z[0]).all()
+    # each part is a peak of its own: half the integral, its own height and score
+    np.testing.assert_allclose(split.integral[:2], [whole.integral[0] / 2] * 2)
+    np.testing.assert_allclose(split.score, np.sqrt(split.height * split.integral))
+    assert (split.height[:2] <= whole.height[0]).all() and (split.score[:2] < whole.score[0]).all()
+    for threshold in (0.0, *split.score, split.score.max() + 1e-9):
+        for min_integral in (0.0, 0.95, 1.2):
+            kept = find_peaks(
+                hist, z, threshold=threshold, min_integral=min_integral, score="height_area", vertex_area=1.0
+            )
+            chosen = (split.score >= threshold) & (split.integral >= min_integral)
+            np.testing.assert_array_equal(kept.z, split.z[chosen])  # the scan keeps subsets
+    # round(integral / vertex_area) parts, at least one; none for a peak narrower than split_spread
+    assert (
+        len(find_peaks(hist, z, threshold=0.0, score="height_area", vertex_area=1.2).z) == 4
+    )  # 1.65, 0.75 and 1.33 areas
+    assert len(find_peaks(hist, z, threshold=0.0, score="height_area", vertex_area=0.5).z) == 4 + 2 + 3
+    assert len(find_peaks(hist, z, threshold=0.0, score="height_area", vertex_area=5.0).z) == 3
+    wide_only = find_peaks(hist, z, threshold=0.0, score="height_area", vertex_area=1.0, split_spread=0.12)
+    np.testing.assert_allclose(wide_only.z, [-2.169, -1.831, 3.0, 6.0], atol=0.01)
+
+
 class HitsToTracks(Algorithm):
     """Tracks with hit lists only (as a hit-to-track finder gives before fitting)."""
 

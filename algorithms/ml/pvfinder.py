@@ -7,7 +7,8 @@ and a probabilistic assignment of the tracks to them.
 2. ``peaks.find_peaks`` gives each vertex's z (weighted mean over the peak) and sigma_z (the
    peak's spread); x and y are the KDE's xmax, ymax at the peak's maximum bin. The threshold
    applies to the peak score the card names (``score``: the height, or sqrt(height x area),
-   ``peaks.SCORES``). The peak finder's
+   ``peaks.SCORES``); a peak with the area of several vertices, if wider than ``split_spread``, is split
+   into that many (``vertex_area``, as tuned on the card). The peak finder's
    settings are chosen per event by default (``operating_point="auto"``): the card's named
    operating points, each tuned at one pile-up (mu = 6, 60, 200), sit at the KDE scale of their
    tuning events (``kde_scale``: the 90th percentile of their sums of ``kde_a``, about 40 per
@@ -76,6 +77,10 @@ class PVFinder(ModelAlgorithm):
     )
     min_integral = Option(-1.0, "peak finder: minimum peak integral (-1: the card's value)", low=-1.0)
     min_width = Option(1, "peak finder: minimum peak width [bins]", low=1)
+    vertex_area = Option(
+        -1.0, "peak finder: the area of one vertex, to split peaks by (0: never; -1: the card's value)", low=-1.0
+    )
+    split_spread = Option(-1.0, "peak finder: least spread of a peak that is split [mm] (-1: the card's)", low=-1.0)
     min_prominence = Option(-1.0, "peak finder: minimum prominence / height (-1: the card's value)", low=-1.0, high=1.0)
     min_track_weight = Option(0.1, "minimum weight for a track to be listed at a vertex", low=0.0, high=1.0)
     cutoff = Option(ANNEALING_CUTOFF, "chi2 at which a track is as likely to belong to no vertex", low=0.0)
@@ -141,6 +146,8 @@ class PVFinder(ModelAlgorithm):
             "min_integral": self.min_integral if self.min_integral >= 0 else nearest.min_integral,
             "min_prominence": self.min_prominence if self.min_prominence >= 0 else nearest.min_prominence,
             "min_width": self.min_width,
+            "vertex_area": self.vertex_area if self.vertex_area >= 0 else nearest.vertex_area,
+            "split_spread": self.split_spread if self.split_spread >= 0 else nearest.split_spread,
             "score": nearest.score,
         }
 

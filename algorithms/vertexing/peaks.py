@@ -13,6 +13,16 @@ geometric mean ranks both below vertices where either alone lets one of them thr
 threshold scan's low false-positive end: docs/models/pvfinder.md). The vertex z is the
 histogram-weighted mean of the bin centres over the extent, sigma_z the weighted standard
 deviation (at least bin / sqrt(12)).
+
+The network is trained to put a unit area per vertex, so a peak's area counts the vertices in it:
+with ``vertex_area`` > 0 a peak of integral I is round(I / vertex_area) vertices (at least one),
+its mass cut in z into that many equal parts (a bin on a cut shared between two), each a peak of
+its own: its z, spread, integral, height (its tallest bin's share) and score are those of its part
+of the histogram, and the threshold and minimum integral apply to it. Two vertices closer than the
+network can separate make one peak of about twice the area (docs/models/pvfinder.md); a peak
+narrower than ``split_spread`` (its weighted standard deviation, mm) is not split: a vertex of many
+tracks makes a narrow peak that may hold more than its area. ``vertex_area=0`` (the default)
+never splits.
 """
 
 from __future__ import annotations
@@ -48,6 +58,8 @@ def find_peaks(
     min_width: int = 1,
     min_integral: float = 0.0,
     score: str = "height",
+    vertex_area: float = 0.0,
+    split_spread: float = 0.0,
 ) -> Peaks:
     if score not in SCORES:
         raise ValueError(f"peak score {score!r} is not one of {SCORES}")
@@ -77,13 +89,29 @@ def find_peaks(
             lo += 1  # the separating bin goes to neither side
         w = h[lo : hi + 1]
         integral = float(w.sum())
-        value = float(h[t]) if score == "height" else float(np.sqrt(h[t] * max(integral, 0.0)))
-        if hi - lo + 1 < min_width or integral < min_integral or integral <= 0 or value < threshold:
+        if hi - lo + 1 < min_width or integral <= 0:
             continue
         zc = centres[lo : hi + 1]
-        mean = float((w * zc).sum() / integral)
-        spread = float(np.sqrt(max((w * (zc - mean) ** 2).sum() / integral, width**2 / 12)))
-        out.append((mean, spread, integral, float(h[t]), int(t), value))
+        parts = max(1, int(np.floor(integral / vertex_area + 0.5))) if vertex_area > 0 else 1
+        if parts > 1 and split_spread > 0:  # only a peak wider than split_spread
+            mean = float((w * zc).sum() / integral)
+            parts = parts if np.sqrt((w * (zc - mean) ** 2).sum() / integral) >= split_spread else 1
+        # part j of the peak: the histogram's mass between j and j + 1 parts of its area, along z
+        cum = np.cumsum(w) * (parts / integral)
+        before = cum - w * (parts / integral)
+        for j in range(parts):
+            wj = (
+                w
+                if parts == 1
+                else np.clip(np.minimum(cum, j + 1) - np.maximum(before, j), 0.0, None) * (integral / parts)
+            )
+            area, top_bin = float(wj.sum()), int(np.argmax(wj))
+            value = float(wj[top_bin]) if score == "height" else float(np.sqrt(wj[top_bin] * area))
+            if area < min_integral or value < threshold:
+                continue
+            mean = float((wj * zc).sum() / area)
+            spread = float(np.sqrt(max((wj * (zc - mean) ** 2).sum() / area, width**2 / 12)))
+            out.append((mean, spread, area, float(wj[top_bin]), lo + top_bin, value))
     if not out:
         empty = np.zeros(0)
         return Peaks(empty, empty, empty, empty, np.zeros(0, np.int64), empty)
