@@ -180,7 +180,16 @@ class PVFinder(ModelAlgorithm):
             none = Vertices(x=[], y=[], z=[], ntracks=[], track_index=[], track_weight=[], sigma_z=[], targets=targets)
             return none, Vertices(x=empty, y=empty, z=empty, sigma_z=empty, extra={"score": empty}), density
         settings = self.peak_settings(float(np.sum(np.asarray(kde.kde_a, np.float64))))
-        peaks = find_peaks(hist, z, **settings)
+        threshold = settings["threshold"]
+        # the scan's peaks, down to its floor; by height x area the vertices are those of them that
+        # reach the threshold (peaks.find_peaks), so the peaks are found once
+        low = find_peaks(
+            hist, z, **{**settings, "threshold": self.scan_floor * min(threshold, self.reference_threshold)}
+        )
+        if settings["score"] == "height_area":
+            peaks = low.take(low.score >= threshold)
+        else:
+            peaks = find_peaks(hist, z, **settings)
         x = np.asarray(kde.xmax, np.float64)[peaks.bin]
         y = np.asarray(kde.ymax, np.float64)[peaks.bin]
         positions = np.stack([x, y, peaks.z], axis=1)
@@ -201,15 +210,13 @@ class PVFinder(ModelAlgorithm):
             sigma_z=peaks.sigma_z,
             targets=targets,
         )
-        return vertices, self._candidates(hist, z, kde, peaks, settings), density
+        return vertices, self._candidates(kde, peaks, low, threshold), density
 
-    def _candidates(
-        self, hist: np.ndarray, z: np.ndarray, kde: KDE, found: Peaks, settings: dict[str, Any]
-    ) -> Vertices:
-        """The vertices' peaks, then those found below the event's threshold down to the scan floor,
-        with their peak scores over the reference threshold as ``score`` (module docstring, item 4)."""
-        threshold, reference = settings["threshold"], self.reference_threshold
-        low = find_peaks(hist, z, **{**settings, "threshold": self.scan_floor * min(threshold, reference)})
+    def _candidates(self, kde: KDE, found: Peaks, low: Peaks, threshold: float) -> Vertices:
+        """The vertices' peaks, then those found below the event's threshold down to the scan floor
+        (``low``), with their peak scores over the reference threshold as ``score`` (module
+        docstring, item 4)."""
+        reference = self.reference_threshold
         below = low.score < threshold
         order = np.argsort(np.concatenate([found.z, low.z[below]]), kind="stable")  # in z, as vertices are
         peak_bin = np.concatenate([found.bin, low.bin[below]])[order]

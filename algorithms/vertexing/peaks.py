@@ -47,6 +47,12 @@ class Peaks:
     bin: np.ndarray  # bin of the maximum
     score: np.ndarray  # what ``threshold`` was applied to (the module docstring)
 
+    def take(self, mask: np.ndarray) -> Peaks:
+        """The peaks where ``mask`` is true."""
+        return Peaks(
+            self.z[mask], self.sigma_z[mask], self.integral[mask], self.height[mask], self.bin[mask], self.score[mask]
+        )
+
 
 def find_peaks(
     hist: np.ndarray,
