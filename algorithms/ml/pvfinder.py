@@ -213,18 +213,15 @@ class PVFinder(ModelAlgorithm):
         return vertices, self._candidates(kde, peaks, low, threshold), density
 
     def _candidates(self, kde: KDE, found: Peaks, low: Peaks, threshold: float) -> Vertices:
-        """The vertices' peaks, then those found below the event's threshold down to the scan floor
-        (``low``), with their peak scores over the reference threshold as ``score`` (module
+        """The vertices' peaks and those found below the event's threshold down to the scan floor
+        (``low``), in z, with their peak scores over the reference threshold as ``score`` (module
         docstring, item 4)."""
         reference = self.reference_threshold
-        below = low.score < threshold
-        order = np.argsort(np.concatenate([found.z, low.z[below]]), kind="stable")  # in z, as vertices are
-        peak_bin = np.concatenate([found.bin, low.bin[below]])[order]
-        value = np.concatenate([found.score, low.score[below]])[order]
+        peaks = found.join(low.take(low.score < threshold))
         return Vertices(
-            x=np.asarray(kde.xmax, np.float64)[peak_bin],
-            y=np.asarray(kde.ymax, np.float64)[peak_bin],
-            z=np.concatenate([found.z, low.z[below]])[order],
-            sigma_z=np.concatenate([found.sigma_z, low.sigma_z[below]])[order],
-            extra={"score": value / reference if reference > 0 else np.full(len(value), np.inf)},
+            x=np.asarray(kde.xmax, np.float64)[peaks.bin],
+            y=np.asarray(kde.ymax, np.float64)[peaks.bin],
+            z=peaks.z,
+            sigma_z=peaks.sigma_z,
+            extra={"score": peaks.score / reference if reference > 0 else np.full(len(peaks.z), np.inf)},
         )

@@ -27,7 +27,7 @@ never splits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy.signal import find_peaks as _scipy_find_peaks
@@ -47,11 +47,20 @@ class Peaks:
     bin: np.ndarray  # bin of the maximum
     score: np.ndarray  # what ``threshold`` was applied to (the module docstring)
 
-    def take(self, mask: np.ndarray) -> Peaks:
-        """The peaks where ``mask`` is true."""
-        return Peaks(
-            self.z[mask], self.sigma_z[mask], self.integral[mask], self.height[mask], self.bin[mask], self.score[mask]
-        )
+    def take(self, index: np.ndarray) -> Peaks:
+        """The peaks at ``index`` (a mask or positions), in its order."""
+        return Peaks(*(getattr(self, f.name)[index] for f in fields(self)))
+
+    def join(self, other: Peaks) -> Peaks:
+        """These peaks and ``other``'s, in z."""
+        both = Peaks(*(np.concatenate([getattr(self, f.name), getattr(other, f.name)]) for f in fields(self)))
+        return both.take(np.argsort(both.z, kind="stable"))
+
+
+def _moments(w: np.ndarray, zc: np.ndarray, total: float) -> tuple[float, float]:
+    """Weighted mean and variance of the bin centres ``zc``, ``total`` = sum of ``w``."""
+    mean = float((w * zc).sum() / total)
+    return mean, float((w * (zc - mean) ** 2).sum() / total)
 
 
 def find_peaks(
@@ -99,9 +108,8 @@ def find_peaks(
             continue
         zc = centres[lo : hi + 1]
         parts = max(1, int(np.floor(integral / vertex_area + 0.5))) if vertex_area > 0 else 1
-        if parts > 1 and split_spread > 0:  # only a peak wider than split_spread
-            mean = float((w * zc).sum() / integral)
-            parts = parts if np.sqrt((w * (zc - mean) ** 2).sum() / integral) >= split_spread else 1
+        if parts > 1 and np.sqrt(_moments(w, zc, integral)[1]) < split_spread:  # only a peak wider than that
+            parts = 1
         # part j of the peak: the histogram's mass between j and j + 1 parts of its area, along z
         cum = np.cumsum(w) * (parts / integral)
         before = cum - w * (parts / integral)
@@ -115,9 +123,8 @@ def find_peaks(
             value = float(wj[top_bin]) if score == "height" else float(np.sqrt(wj[top_bin] * area))
             if area < min_integral or value < threshold:
                 continue
-            mean = float((wj * zc).sum() / area)
-            spread = float(np.sqrt(max((wj * (zc - mean) ** 2).sum() / area, width**2 / 12)))
-            out.append((mean, spread, area, float(wj[top_bin]), lo + top_bin, value))
+            mean, var = _moments(wj, zc, area)
+            out.append((mean, float(np.sqrt(max(var, width**2 / 12))), area, float(wj[top_bin]), lo + top_bin, value))
     if not out:
         empty = np.zeros(0)
         return Peaks(empty, empty, empty, empty, np.zeros(0, np.int64), empty)

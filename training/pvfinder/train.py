@@ -22,8 +22,9 @@ The model goes to ``recotrig-models/`` (or ``--output DIR``), never over a model
    same training (a checkpoint of other data or settings is refused), so training goes in pieces.
 5. Export to ONNX (dynamic batch and bin axes) and a check that ONNX Runtime gives torch's output.
 6. Tuning of the peak finder on the validation set (``--retune``: again, for an existing model,
-   without training): the threshold on the peak score (``PEAK_SCORE``), minimum integral,
-   prominence and the area of one vertex by which peaks are split (``VERTEX_AREAS``) with the
+   without training), ``tune``: the shape settings (prominence, minimum integral, the area of one
+   vertex by which peaks are split and the least spread of a split peak) whose threshold scan is
+   best over its working range, then the threshold on the peak score (``PEAK_SCORE``) with the
    highest window efficiency whose false positives per event do not exceed
    AMVF's on the same events (the default operating point, ``mu60``); on a mu = 200 validation
    store the same way (``mu200``), and on a low pile-up (mu = 6) one at <= 0.03 false positives
