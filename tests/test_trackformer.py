@@ -5,6 +5,7 @@ TrackFormerFinder in sequences, and its bad inputs."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
 import numpy as np
@@ -120,6 +121,74 @@ def test_onnx_runtime_equals_torch_on_dynamic_hit_counts(tiny):
         with torch.no_grad():
             reference = model(torch.from_numpy(x), torch.from_numpy(m)).numpy()
         assert np.abs(session.run(hits=x, mask=m)["output"] - reference).max() < 1e-5
+
+
+def test_no_softmax_weight_is_denormal_and_the_rest_are_unchanged():
+    """Scores 200 apart: a plain softmax gives denormal float32 weights (slow on a CPU), the floored
+    one none, and the same weights wherever the scores are within the span of the largest."""
+    from recotrig.training.trackformer.model import SCORE_SPAN, softmax
+
+    scores = torch.linspace(0.0, -200.0, 401)[None]
+    plain, floored = torch.softmax(scores, -1), softmax(scores)
+    tiny = torch.finfo(torch.float32).tiny
+    assert ((plain > 0) & (plain < tiny)).any()
+    assert floored.min() >= floored.max() * math.exp(-SCORE_SPAN) * 0.99 and floored.min() > tiny
+    within = scores >= scores.max() - SCORE_SPAN  # weights above the floor: exactly the plain ones
+    assert torch.equal(floored[within], plain[within]) and floored[~within].max() <= plain[within].min()
+
+
+@pytest.mark.parametrize("name", ["trackformer-encreg-200-500", "trackformer-enccla-200-500"])
+def test_the_shipped_models_make_no_denormal_weights(name):
+    """Every softmax of the shipped 200-500 models, on a 300-track window of the bundled sample:
+    no denormal weights (the plain softmax gave a few per cent, and twice the encoder's time)."""
+    import onnx
+    import onnxruntime as ort
+
+    from recotrig.models.trackformer.inference import Finder
+
+    model = registry.load(name, family="trackformer")
+    graph = onnx.load(str(model.onnx))
+    weights = [n.output[0] for n in graph.graph.node if n.op_type == "Softmax"]
+    assert len(weights) == model.card["hyper_parameters"]["layers"] + (model.card["kind"] == "enccla")
+    graph.graph.output.extend(onnx.ValueInfoProto(name=w) for w in weights)
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    sample = dataset.build(str(SAMPLE_MU20), low=300, high=300, draws=1, seed=1)[0]
+    finder = Finder(None, model.card)
+    window = finder.sectors.windows(sample.features[:, 0], sample.features[:, 1])[0]
+    x = ((finder.sectors.rotate(sample.features[window], 0) - finder.mean) / finder.std)[None].astype(np.float32)
+    outputs = session.run(weights, {"hits": x, "mask": np.ones(x.shape[:2], np.float32)})
+    assert len(window) > 150
+    for w in outputs:
+        assert not ((w > 0) & (w < np.finfo(np.float32).tiny)).any()
+
+
+@pytest.mark.parametrize("top_k", [0, 3])
+def test_weights_read_back_from_onnx_are_the_trained_ones(tmp_path, top_k):
+    """``weights_of`` recovers an exported encoder's parameters exactly (EncReg, and EncCla inside
+    its top-k graph), so ``--reexport`` writes a model's own numbers through the current export."""
+    from recotrig.training.trackformer.model import Encoder
+    from recotrig.training.trackformer.train import export, weights_of
+
+    torch.manual_seed(2)
+    model = Encoder(d=16, layers=2, heads=2, ff=32, outputs=4 if not top_k else 11).eval()
+    export(model, tmp_path / "m.onnx", top_k=top_k)
+    state = weights_of(tmp_path / "m.onnx")
+    assert sorted(state) == sorted(model.state_dict())
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
+def test_reexport_writes_the_same_outputs_with_the_card_it_had(tiny, tmp_path):
+    from recotrig.sequences.cli import main
+
+    folder = tiny[0]
+    card = registry.load(str(folder / "tiny.onnx"), family="trackformer").card
+    assert main(["train", "trackformer", "--reexport", str(folder / "tiny.onnx"), "--output", str(tmp_path)]) == 0
+    again = registry.load(str(tmp_path / "tiny.onnx"), family="trackformer").card
+    assert again["reexport"]["max_abs_diff"] < 1e-6
+    assert again["reexport"]["previous_onnx_sha256"] == card["onnx_sha256"]
+    assert again["onnx_sha256"] == registry.sha256(tmp_path / "tiny.onnx")
+    same = ("reexport", "onnx_sha256")
+    assert {k: v for k, v in again.items() if k not in same} == {k: v for k, v in card.items() if k not in same}
 
 
 def test_tiny_enccla_gives_tracks_with_their_top_k_posteriors(tiny_cla, tmp_path):

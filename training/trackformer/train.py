@@ -409,6 +409,74 @@ def export(model: torch.nn.Module, path: str | Path, *, top_k: int = 0) -> None:
     )
 
 
+def weights_of(onnx: str | Path) -> dict[str, torch.Tensor]:
+    """The ``Encoder`` state an exported model holds, read back from its ONNX file. The exporter
+    names each node after its module (``/blocks.0/qkv/MatMul``; EncCla's inside ``/encoder/``) and
+    shares one constant between equal parameters (through Identity nodes), so the parameters are
+    found through the nodes:
+    a Linear's weight is its MatMul's constant matrix, transposed, and its bias the constant its Add
+    adds; a LayerNorm's are its node's second and third inputs."""
+    import onnx as onnx_lib
+    from onnx import numpy_helper
+
+    graph = onnx_lib.load(str(onnx)).graph
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:  # a shared constant reaches its other parameters through Identity nodes
+        if node.op_type == "Identity" and node.input[0] in constants:
+            constants[node.output[0]] = constants[node.input[0]]
+    state = {}
+    for node in graph.node:
+        module = ".".join(node.name.strip("/").split("/")[:-1]).removeprefix("encoder.")
+        held = [i for i in node.input if i in constants]
+        if node.op_type == "LayerNormalization":
+            state[f"{module}.weight"], state[f"{module}.bias"] = constants[node.input[1]], constants[node.input[2]]
+        elif node.op_type == "MatMul" and held:
+            state[f"{module}.weight"] = constants[held[0]].T
+        elif node.op_type == "Add" and held and f"{module}.weight" in state and f"{module}.bias" not in state:
+            state[f"{module}.bias"] = constants[held[0]]
+    return {name: torch.from_numpy(np.array(value)) for name, value in state.items()}
+
+
+def reexport(onnx: str | Path, card: dict[str, Any], out: str | Path) -> None:
+    """An existing model's weights (``weights_of``) written again through ``export``: the graph this
+    version makes (e.g. ``model.softmax``'s floor), the numbers of the training. ``ValueError`` when
+    the file's weights do not make the card's encoder."""
+    hyper = card["hyper_parameters"]
+    state = weights_of(onnx)
+    try:
+        model = Encoder(
+            d=int(hyper["d"]),
+            layers=int(hyper["layers"]),
+            heads=int(hyper["heads"]),
+            ff=int(hyper.get("ff", 128)),
+            outputs=len(state["head.bias"]),
+        )
+        model.load_state_dict(state)
+    except (KeyError, RuntimeError) as err:
+        raise ValueError(f"{onnx}: its weights do not make the card's encoder ({err})") from None
+    export(model.eval(), out, top_k=TOP_K if card["kind"] == "enccla" else 0)
+
+
+def _onnx_difference(a: str | Path, b: str | Path, card: dict[str, Any]) -> dict[str, Any]:
+    """Two ONNX files of one model on the windows of its quick check (the bundled mu = 20 sample):
+    the largest output difference (EncReg: the regression; EncCla: the top-k probabilities) and the
+    share of EncCla's top-k classes that differ."""
+    samples = dataset.build(str(SAMPLE_MU20), **SAMPLE_CHECK[card["data"]["dataset"]])
+    x, y = (Finder(Session(path, threads=1), card) for path in (a, b))
+    worst, changed, total = 0.0, 0, 0
+    for s in samples:
+        for u, v in zip(x.predict(s.features).outputs, y.predict(s.features).outputs):
+            key = "output" if card["kind"] == "encreg" else "probabilities"
+            worst = max(worst, float(np.abs(u[key] - v[key]).max()))
+            if card["kind"] == "enccla":
+                changed += int((u["classes"] != v["classes"]).sum())
+                total += u["classes"].size
+    out = {"windows_of": SAMPLE_MU20.name, "max_abs_diff": worst}
+    if card["kind"] == "enccla":
+        out["top_k_classes_changed"] = changed / max(1, total)
+    return out
+
+
 def train(
     *,
     name: str,
@@ -710,11 +778,21 @@ def main(argv: list[str]) -> int:
         "path) again on the validation store, score it on the held-out one, and write the model "
         "with its new card (the ONNX file unchanged)",
     )
+    parser.add_argument(
+        "--reexport",
+        metavar="MODEL",
+        default=None,
+        help="no training: write an existing model's weights (a shipped name or an .onnx path) again "
+        "through this version's ONNX export, with its card (training and tuning unchanged) and the "
+        "difference of the two files on the bundled sample",
+    )
     a = parser.parse_args(argv)
     if a.stores and len(a.stores.split(",")) != 3:
         raise ValueError("--stores takes three stores: train,val,test")
     if a.retune:
         return _retune_command(a, argv)
+    if a.reexport:
+        return _reexport_command(a, argv)
     name = a.name or f"trackformer-{a.model}-{a.dataset}"
     target = model_output(a, name)
     if a.stores:
@@ -765,4 +843,23 @@ def _retune_command(a: argparse.Namespace, argv: list[str]) -> int:
         {**loaded.card, **entries, "name": name, "retune_command": " ".join(["recotrig train trackformer", *argv])},
     )
     print(json.dumps({k: entries[k] for k in ("clustering", "validation", "held_out")}, indent=1))
+    return 0
+
+
+def _reexport_command(a: argparse.Namespace, argv: list[str]) -> int:
+    """``recotrig train trackformer --reexport MODEL``: ``reexport`` written as a model of its own (to
+    the user's folder, or over the shipped model with ``--replace-shipped``)."""
+    loaded = load_model(a.reexport, family="trackformer")
+    name = a.name or Path(loaded.onnx).name.removesuffix(".onnx")
+    target = model_output(a, name)
+    with target.staged() as out:
+        onnx = out / f"{name}.onnx"
+        reexport(loaded.onnx, loaded.card, onnx)
+        entry = {
+            "command": " ".join(["recotrig train trackformer", *argv]),
+            "previous_onnx_sha256": loaded.card["onnx_sha256"],
+            **_onnx_difference(loaded.onnx, onnx, loaded.card),
+        }
+        write_card(onnx, {**loaded.card, "name": name, "reexport": entry, "onnx_sha256": sha256(onnx)})
+    print(json.dumps(entry, indent=1))
     return 0
