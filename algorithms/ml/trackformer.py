@@ -94,18 +94,18 @@ class TrackFormerFinder(ModelAlgorithm):
         except ValueError as err:  # a window larger than the model's capacity
             raise ValueError(f"{self.name}: {len(hits)} hits: model {self._path.name}: {err}") from None
         hit_ids = np.asarray(hits.hit_id)
-        order = [np.argsort(hit_ids[t], kind="stable") for t in found.tracks]
-        offsets = np.concatenate([[0], np.cumsum([len(t) for t in found.tracks], dtype=np.int64)])
+        sizes = np.asarray([len(t) for t in found.tracks], np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        index = np.concatenate(found.tracks) if found.tracks else np.zeros(0, np.int64)
+        order = np.lexsort((hit_ids[index], np.repeat(np.arange(len(sizes)), sizes)))  # each track by hit id
 
         def jagged(rows: list[np.ndarray], dtype: type) -> ak.Array:
-            """One list per track, from numpy (a list of Python lists costs awkward ten times more)."""
-            return lists(np.concatenate(rows).astype(dtype) if rows else np.zeros(0, dtype), offsets)
+            """One list per track, from the tracks' rows concatenated in hit-id order (numpy: a list
+            of Python lists costs awkward ten times more)."""
+            return lists((np.concatenate(rows)[order] if rows else np.zeros(0)).astype(dtype), offsets)
 
         extra = {}
         for j in range(self._top_k):
-            extra[f"top{j + 1}_class"] = ("var*i8", jagged([c[o, j] for c, o in zip(found.classes, order)], np.int64))
-            extra[f"top{j + 1}_prob"] = (
-                "var*f4",
-                jagged([p[o, j] for p, o in zip(found.probabilities, order)], np.float32),
-            )
-        return Tracks(hit_ids=jagged([hit_ids[t][o] for t, o in zip(found.tracks, order)], np.int64), extra=extra)
+            extra[f"top{j + 1}_class"] = ("var*i8", jagged([c[:, j] for c in found.classes], np.int64))
+            extra[f"top{j + 1}_prob"] = ("var*f4", jagged([p[:, j] for p in found.probabilities], np.float32))
+        return Tracks(hit_ids=lists(hit_ids[index[order]].astype(np.int64), offsets), extra=extra)

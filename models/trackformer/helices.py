@@ -91,10 +91,15 @@ def fit(hits: np.ndarray, groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndar
 
 def _fits(hits: np.ndarray, groups: list[np.ndarray], xy_mm: float, rz_mm: float) -> np.ndarray:
     """Per group: do all its hits lie within the distances of its helix (a group of 2 always does)."""
+    return _fitted(hits, groups, xy_mm, rz_mm)[0]
+
+
+def _fitted(hits: np.ndarray, groups: list[np.ndarray], xy_mm: float, rz_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """``_fits`` and the helices' parameters (``fit``'s third result)."""
     if not groups:
-        return np.zeros(0, bool)
-    dxy, drz, _ = fit(hits, groups)
-    return ((dxy < xy_mm) & (drz < rz_mm)) | (np.asarray([len(g) for g in groups]) < 3)
+        return np.zeros(0, bool), np.zeros((0, 5))
+    dxy, drz, params = fit(hits, groups)
+    return ((dxy < xy_mm) & (drz < rz_mm)) | (np.asarray([len(g) for g in groups]) < 3), params
 
 
 @lru_cache(maxsize=256)
@@ -218,13 +223,15 @@ def _phi_neighbours(phi: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         yield np.minimum(a, b), np.maximum(a, b)
 
 
-def _merge(hits: np.ndarray, tracks: list[np.ndarray], xy_mm: float, rz_mm: float) -> list[np.ndarray]:
-    """Near pairs merged where their union fits one helix, the closest pairs first. In rounds: all
-    near pairs' unions are fitted at once, and a pair whose candidate grew earlier in the round
-    waits for the next round, where it is tried with what the candidates have become."""
+def _merge(
+    hits: np.ndarray, tracks: list[np.ndarray], xy_mm: float, rz_mm: float, params: np.ndarray
+) -> list[np.ndarray]:
+    """Near pairs merged where their union fits one helix, the closest pairs first (``params``: the
+    tracks' fitted helices). In rounds: all near pairs' unions are fitted at once, and a pair whose
+    candidate grew earlier in the round waits for the next round, where it is tried with what the
+    candidates have become."""
     if len(tracks) < 2:
         return list(tracks)
-    _, _, params = fit(hits, tracks)
     slope, phi = params[:, 3], params[:, 4]
     near_i, near_j, distance = [], [], []
     for i, j in _phi_neighbours(phi):
@@ -272,10 +279,11 @@ def refine(
     """``tracks`` (index arrays into ``hits``, (n, 3) in mm) split where they hold more than one
     helix and merged where two hold one (see the module docstring); sorted index arrays, in order
     of their first hit."""
-    whole = _fits(hits, list(tracks), xy_mm, rz_mm)
-    split = [t for t, ok in zip(tracks, whole) if ok]
-    split += _split(hits, [t for t, ok in zip(tracks, whole) if not ok], xy_mm, rz_mm, min_hits)
-    merged = _merge(hits, split, xy_mm, rz_mm)
+    whole, params = _fitted(hits, list(tracks), xy_mm, rz_mm)
+    cut = _split(hits, [t for t, ok in zip(tracks, whole) if not ok], xy_mm, rz_mm, min_hits)
+    split = [t for t, ok in zip(tracks, whole) if ok] + cut
+    params = np.concatenate([params[whole], fit(hits, cut)[2] if cut else np.zeros((0, 5))])  # each fitted once
+    merged = _merge(hits, split, xy_mm, rz_mm, params)
     out = [np.sort(t) for t in merged]
     out.sort(key=lambda t: int(t[0]))
     return out
