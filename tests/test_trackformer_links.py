@@ -171,8 +171,9 @@ def test_retune_updates_an_old_card_without_retraining(tiny_cla, tmp_path, monke
     stores = {"val": STORES["val"], "test": STORES["test"]}
     entries = retune(tmp_path / "old.onnx", stores=stores, max_events=2)
     assert {p.name: p.read_bytes() for p in tmp_path.glob("old.*")} == before  # nothing written unasked
-    assert set(entries) == {"summary", "clustering", "validation", "held_out", "sample_check"}
+    assert set(entries) == {"summary", "clustering", "sectors", "validation", "held_out", "sample_check"}
     assert entries["clustering"] == card["clustering"]  # the training's tuning, on the same events
+    assert entries["sectors"] == card["sectors"]  # from the windows of the training again
     assert entries["validation"] == card["validation"]
     # the command writes the re-tuned model where a training would: the user's folder by default
     from recotrig.sequences.cli import main

@@ -12,6 +12,7 @@ classes and their probabilities.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,6 +100,12 @@ class Finder:
         self.std = np.asarray(card.normalisation.features_std, np.float32)
         self.sectors = Sectors(n=sectors or card.sectors.n, overlap=card.sectors.overlap)
         self.max_hits = card.max_hits
+
+    def with_overlap(self, overlap: float) -> Finder:
+        """The same model and session, its windows ``overlap`` rad wide on each side of their core."""
+        other = copy.copy(self)
+        other.sectors = Sectors(n=self.sectors.n, overlap=overlap)
+        return other
 
     def predict(self, features: np.ndarray) -> Prediction:
         """``features`` (n, 3) float32 in mm (n may be 0); ``ValueError`` when a window exceeds the

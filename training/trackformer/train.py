@@ -78,6 +78,11 @@ HELIX_GRID = tuple(
 )
 #: the network's own settings (best first, ``tuning_grid``) whose candidates the helix grid refines
 HELIX_BASES = 6
+#: a sectored model's window overlaps (rad on each side, ``Sectors``) tried at inference, none wider
+#: than its training's: down to about the half-turn of a 0.5 GeV track across the pixel volumes
+#: (0.05 rad); the narrowest within ``TIE`` of the best validation score is kept (narrower windows
+#: hold fewer hits, and the attention costs their square)
+OVERLAPS = (0.1, 0.08, 0.06)
 ALGORITHM = {
     "encreg": "HDBSCAN (scikit-learn's labels) on the predictions scaled by weights (tracks.cluster)",
     "enccla": "top-1 classes, linked where their hits' top-k posteriors overlap by more than link_overlap "
@@ -272,7 +277,8 @@ def tune(
     ``validation`` and ``held_out`` entries (``stores``: the stores they come from). The network's
     own track building is tuned first (``tuning_grid``), then the helix refinement (``HELIX_GRID``)
     of the candidates of its ``HELIX_BASES`` best settings: small fragments the network's best
-    setting drops may be what a refined track needs.
+    setting drops may be what a refined track needs; last, a sectored model's window overlap
+    (``OVERLAPS``, the card's ``sectors``, with the ``trained_overlap`` the finder came with).
 
     The mean TrackML score decides; grid points within ``TIE`` of the best count as equal, and of
     those the one with the largest min_hits wins: the score gives particles of under 4 hits no
@@ -295,10 +301,14 @@ def tune(
     equal = [k for k in range(len(refined)) if helix[k] >= helix.max() - TIE]
     best = max(equal, key=lambda k: (refined[k].get("min_hits", 0), _cheap(refined[k]), -k))
     tuned = refined[best] if helix.max() > scores.max() + TIE else {**tuned, "helix": None}
+    sectors = {"n": finder.sectors.n, "trained_overlap": finder.sectors.overlap} if finder.sectors.n > 1 else {}
+    finder, predictions = _overlap(finder, val, tuned, predictions)
+    sectors = {"n": finder.sectors.n, "overlap": finder.sectors.overlap, **sectors}
     validation = _metrics(finder, val, tuned, predictions)
     algorithm = ALGORITHM[finder.kind] + (REFINED if tuned["helix"] else "")
     return {
         "clustering": {"algorithm": algorithm, **tuned},
+        "sectors": sectors,
         "validation": {
             "store": Path(stores["val"]).name,
             "trackml_score": validation["trackml_score"],
@@ -306,6 +316,22 @@ def tune(
         },
         "held_out": {"store": Path(stores["test"]).name, **_metrics(finder, samples["test"], tuned)},
     }
+
+
+def _overlap(
+    finder: Finder, val: list[dataset.Sample], params: dict[str, Any], predictions: list[Prediction]
+) -> tuple[Finder, list[Prediction]]:
+    """The finder with the narrowest of ``OVERLAPS`` (none wider than its own) whose validation
+    score is within ``TIE`` of the best, and its predictions on ``val``; an unsectored one as it is."""
+    if finder.sectors.n == 1:
+        return finder, predictions
+    tried = {finder.sectors.overlap: (finder, predictions)}
+    for overlap in OVERLAPS:
+        if overlap < finder.sectors.overlap:
+            other = finder.with_overlap(overlap)
+            tried[overlap] = (other, [other.predict(s.features) for s in val])
+    scores = {o: _score(f, val, params, p) for o, (f, p) in tried.items()}
+    return tried[min(o for o, s in scores.items() if s >= max(scores.values()) - TIE)]
 
 
 def retune(model: str | Path, *, stores: dict[str, str] | None = None, max_events: int | None = None) -> dict[str, Any]:
@@ -336,10 +362,11 @@ def retune(model: str | Path, *, stores: dict[str, str] | None = None, max_event
         max_events=max_events,
         cache=_cache() / "work" / "datasets",
     )
-    finder = Finder(Session(loaded.onnx, threads=1), card)
+    finder = Finder(Session(loaded.onnx, threads=1), card)  # its windows as in training, tuned again
+    finder = finder.with_overlap(card["sectors"].get("trained_overlap", card["sectors"]["overlap"]))
     entries = tune(finder, samples, stores=stores)
     tuned = params_of({**card, "clustering": entries["clustering"]})
-    entries["sample_check"] = _sample_check(finder, tuned, data)
+    entries["sample_check"] = _sample_check(finder.with_overlap(entries["sectors"]["overlap"]), tuned, data)
     entries["summary"] = _summary(
         card["kind"], data, int(card["sectors"]["n"]), card.get("classes", {}).get("count"), entries["clustering"]
     )
@@ -662,9 +689,10 @@ def _evaluation(
     tuning = tune(finder, samples, stores=stores, predictions=val_pred)
     tuned = params_of({**card, "clustering": tuning["clustering"]})
     return tuning["clustering"], {
+        "sectors": tuning["sectors"],
         "held_out": tuning["held_out"],
         "validation": tuning["validation"],
-        "sample_check": _sample_check(finder, tuned, data),
+        "sample_check": _sample_check(finder.with_overlap(tuning["sectors"]["overlap"]), tuned, data),
         "onnx_vs_torch_max_abs_diff": worst,
         "torch_float32_vs_float64_max_abs_diff": rounding,
     }
