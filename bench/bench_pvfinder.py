@@ -56,6 +56,7 @@ FIGURES = (
     "z_sigma_core",
     "window_z_sigma_core",
     "vv_resolution",
+    "vv_found_resolution",
     "n_reco",
     "n_reconstructable",
     "n_window_eligible",

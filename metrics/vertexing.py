@@ -522,7 +522,15 @@ class VertexMetrics(Accumulator):
         "time_s",
         "n_timed_events",
     )
-    SAMPLES = ("z_residuals", "window_z_residuals", "vv_reco_pairs", "vv_truth_pairs", "scan_found", "scan_fp")
+    SAMPLES = (
+        "z_residuals",
+        "window_z_residuals",
+        "vv_reco_pairs",
+        "vv_truth_pairs",
+        "vv_found_pairs",
+        "scan_found",
+        "scan_fp",
+    )
 
     def __init__(
         self,
@@ -598,8 +606,12 @@ class VertexMetrics(Accumulator):
         self._count_window(vertices, truth_vertices, ntrk >= cfg["window_min_tracks"])
         if candidates is not None:
             self._count_scan(candidates, truth_vertices, ntrk >= cfg["window_min_tracks"])
+        truth_z = np.asarray(truth_vertices["z"], np.float64)
+        found = np.zeros(len(truth_z), bool)  # window-matched, each to a reconstructed vertex of its own
+        found[window_match(np.asarray(vertices["z"], np.float64), truth_z, window=cfg["z_window"])[1]] = True
         self.samples["vv_reco_pairs"].append(self._pair_histogram(vertices["z"]))
-        self.samples["vv_truth_pairs"].append(self._pair_histogram(np.asarray(truth_vertices["z"])[recoable]))
+        self.samples["vv_truth_pairs"].append(self._pair_histogram(truth_z[recoable]))
+        self.samples["vv_found_pairs"].append(self._pair_histogram(truth_z[recoable & found]))
         self._add_time(time_s)
         return match
 
@@ -700,10 +712,12 @@ class VertexMetrics(Accumulator):
         wz = self.sample("window_z_residuals")
         reco_pairs = np.sum(self.samples["vv_reco_pairs"], axis=0) if self.samples["vv_reco_pairs"] else None
         truth_pairs = np.sum(self.samples["vv_truth_pairs"], axis=0) if self.samples["vv_truth_pairs"] else None
-        vv = (math.nan, math.nan)
+        vv = found_vv = (math.nan, math.nan)
         curves: dict[str, Any] = {}
         if reco_pairs is not None:
             vv = vertex_vertex_resolution(reco_pairs, truth_pairs, self.edges, plateau=self.config["plateau"])
+            found_pairs = np.sum(self.samples["vv_found_pairs"], axis=0)
+            found_vv = vertex_vertex_resolution(found_pairs, truth_pairs, self.edges, plateau=self.config["plateau"])
             ratio, level = pair_efficiency(reco_pairs, truth_pairs, self.edges, plateau=self.config["plateau"])
             curves["vv_pair_efficiency"] = {
                 "edges": self.edges.tolist(),
@@ -711,6 +725,13 @@ class VertexMetrics(Accumulator):
                 "plateau_level": _floats([level])[0],
                 "reco_pairs": reco_pairs.tolist(),
                 "truth_pairs": truth_pairs.tolist(),
+            }
+            ratio, level = pair_efficiency(found_pairs, truth_pairs, self.edges, plateau=self.config["plateau"])
+            curves["vv_found_pair_efficiency"] = {
+                "edges": self.edges.tolist(),
+                "ratio": _floats(ratio),
+                "plateau_level": _floats([level])[0],
+                "found_pairs": found_pairs.tolist(),
             }
         if self.config["z_window"] > 0:
             edges = np.linspace(-self.config["z_window"], self.config["z_window"], RESIDUAL_BINS + 1)
@@ -740,6 +761,7 @@ class VertexMetrics(Accumulator):
             "n_window_z_residuals": len(wz),
             "vv_resolution": vv[0],
             "vv_sigma": vv[1],
+            "vv_found_resolution": found_vv[0],
             "ms_per_event": self._ms_per_event(),
             **{k: (float(v) if k == "time_s" else int(v)) for k, v in c.items()},
             **self.config,

@@ -428,6 +428,32 @@ def test_vertex_metrics_pair_histograms():
     assert vm.sample("vv_truth_pairs").tolist() == [0, 0, 0, 0, 1, 0, 0, 0]
 
 
+def test_found_pair_resolution_is_not_lifted_by_cutting_vertices_in_two():
+    """Truth pairs 0.05-1.5 mm apart: a finder that merges the pairs closer than 0.3 mm into one
+    vertex, and the same finder that also cuts each vertex of a resolved pair into two 0.1 mm
+    apart (false positives). The unmatched pair ratio counts the cut pieces as resolved close
+    pairs and calls the second finder's resolution far below 0.3 mm; the found pairs give both
+    the same resolution, where the merging starts."""
+    separations = np.repeat(np.arange(0.05, 1.5, 0.05), 8)
+    plain = VertexMetrics(dz_bin=0.05, dz_max=4.0, plateau=(0.5, 1.5), reconstructable="column")
+    cutting = VertexMetrics(dz_bin=0.05, dz_max=4.0, plateau=(0.5, 1.5), reconstructable="column")
+    for dz in separations:
+        truth_z = np.array([0.0, dz])
+        truth = TruthVertices(vertex_id=[1, 2], x=np.zeros(2), y=np.zeros(2), z=truth_z, n_reconstructable=[9, 9])
+        found = np.array([dz / 2]) if dz < 0.3 else truth_z
+        cut = found if dz < 0.3 else np.sort(np.concatenate([found - 0.05, found + 0.05]))
+        plain.add_event(Vertices(x=np.zeros(len(found)), y=np.zeros(len(found)), z=found), truth)
+        cutting.add_event(Vertices(x=np.zeros(len(cut)), y=np.zeros(len(cut)), z=cut), truth)
+    a, b = plain.result(), cutting.result()
+    assert (
+        a["vv_found_resolution"] == pytest.approx(0.3, abs=0.03)
+        and b["vv_found_resolution"] == a["vv_found_resolution"]
+    )
+    assert a["vv_resolution"] == a["vv_found_resolution"]
+    assert not b["vv_resolution"] >= 0.15  # "resolved" below 0.15 mm, or already in the first bin (NaN)
+    assert b["vv_found_pair_efficiency"]["plateau_level"] == pytest.approx(1.0)
+
+
 def test_vertex_metrics_empty_and_all_fake_events():
     vm = VertexMetrics()
     vm.add_event(Vertices.empty(), TruthVertices.empty())
