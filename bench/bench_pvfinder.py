@@ -4,6 +4,7 @@ identical ACTS CKF tracks of held-out events, one core.
     python bench/bench_pvfinder.py                       # mu 6, 20, 60, 200 (held-out stores)
     python bench/bench_pvfinder.py --mu 60 --events 10
     python bench/bench_pvfinder.py --held-out check --mu 6 60 200   # the second held-out seeds
+    python bench/bench_pvfinder.py --held-out wide --mu 60           # 200 crossings (vertex-vertex)
 
 The held-out stores are ``recotrig.training.pvfinder.train.STORES`` (test_mu*, or check_mu* with
 ``--held-out check``: seeds never used in
@@ -56,7 +57,9 @@ FIGURES = (
     "z_sigma_core",
     "window_z_sigma_core",
     "vv_resolution",
+    "vv_resolution_error",
     "vv_found_resolution",
+    "vv_found_resolution_error",
     "n_reco",
     "n_reconstructable",
     "n_window_eligible",
@@ -149,9 +152,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--held-out",
-        choices=("test", "check"),
+        choices=("test", "check", "wide"),
         default="test",
-        help="held-out stores: 'test' (seeds 21-24) or 'check', the second seeds (31-33; mu 6, 60, 200)",
+        help="held-out stores: 'test' (seeds 21-24), 'check', the second seeds (31-33; mu 6, 60, 200), or "
+        "'wide', 200 crossings at mu 60 (seed 34) for the vertex-vertex resolution",
     )
     parser.add_argument("--events", type=int, default=None, help="events per store (default: all)")
     parser.add_argument("--model", default="pvfinder-unet-mu60")

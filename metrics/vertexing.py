@@ -411,6 +411,29 @@ def vertex_vertex_resolution(
     return float(d50), float(d50 / math.sqrt(2.0 * math.log(2.0)))
 
 
+#: resamples of the events behind the vertex-vertex resolutions' bootstrap errors (fixed seed)
+BOOTSTRAP = 200
+
+
+def _bootstrap_error(
+    pairs: list[np.ndarray], truth_pairs: list[np.ndarray], edges: np.ndarray, *, plateau: tuple[float, float]
+) -> float:
+    """The standard deviation of ``vertex_vertex_resolution`` over ``BOOTSTRAP`` resamples (with
+    replacement, a fixed seed) of the events, from their per-event pair histograms; NaN with fewer
+    than two finite resamples."""
+    if len(pairs) < 2:
+        return math.nan
+    found, true = np.asarray(pairs, np.float64), np.asarray(truth_pairs, np.float64)
+    rng = np.random.default_rng(0)
+    values = []
+    for _ in range(BOOTSTRAP):
+        pick = rng.integers(0, len(found), len(found))
+        values.append(vertex_vertex_resolution(found[pick].sum(0), true[pick].sum(0), edges, plateau=plateau)[0])
+    values = np.asarray(values)
+    values = values[np.isfinite(values)]
+    return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+
+
 # ------------------------------------------------------------------------------------------------
 # threshold scan and one event's view
 # ------------------------------------------------------------------------------------------------
@@ -713,11 +736,18 @@ class VertexMetrics(Accumulator):
         reco_pairs = np.sum(self.samples["vv_reco_pairs"], axis=0) if self.samples["vv_reco_pairs"] else None
         truth_pairs = np.sum(self.samples["vv_truth_pairs"], axis=0) if self.samples["vv_truth_pairs"] else None
         vv = found_vv = (math.nan, math.nan)
+        errors = {"vv_resolution_error": math.nan, "vv_found_resolution_error": math.nan}
         curves: dict[str, Any] = {}
         if reco_pairs is not None:
             vv = vertex_vertex_resolution(reco_pairs, truth_pairs, self.edges, plateau=self.config["plateau"])
             found_pairs = np.sum(self.samples["vv_found_pairs"], axis=0)
             found_vv = vertex_vertex_resolution(found_pairs, truth_pairs, self.edges, plateau=self.config["plateau"])
+            errors = {
+                f"{name}_error": _bootstrap_error(
+                    self.samples[key], self.samples["vv_truth_pairs"], self.edges, plateau=self.config["plateau"]
+                )
+                for name, key in (("vv_resolution", "vv_reco_pairs"), ("vv_found_resolution", "vv_found_pairs"))
+            }
             ratio, level = pair_efficiency(reco_pairs, truth_pairs, self.edges, plateau=self.config["plateau"])
             curves["vv_pair_efficiency"] = {
                 "edges": self.edges.tolist(),
@@ -762,6 +792,7 @@ class VertexMetrics(Accumulator):
             "vv_resolution": vv[0],
             "vv_sigma": vv[1],
             "vv_found_resolution": found_vv[0],
+            **errors,
             "ms_per_event": self._ms_per_event(),
             **{k: (float(v) if k == "time_s" else int(v)) for k, v in c.items()},
             **self.config,

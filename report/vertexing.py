@@ -99,6 +99,14 @@ def _pair_efficiency(runs: list[Run]) -> Figure | Skipped:
         line = ax.stairs(ratio, edges, label=f"{_label(key, run, runs)}: {text}")
         if resolution is not None:
             ax.axvline(resolution, color=line.get_edgecolor(), ls="--", lw=1)
+        found = res.get("vv_found_pair_efficiency")
+        if found is not None:  # the truth pairs with both vertices found (docs/metrics.md)
+            both = np.add.reduceat(_values(found["found_pairs"]), np.arange(0, len(edges) - 1) * PAIR_BINS)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = np.where(true > 0, both / true / (found.get("plateau_level") or np.nan), np.nan)
+            at = res.get("vv_found_resolution")
+            text = f"{at:.2f} mm" if at is not None else "not reached"
+            ax.stairs(ratio, edges, color=line.get_edgecolor(), ls=":", label=f"both found: {text}")
     ax.axhline(0.5, color="grey", ls=":", lw=1)
     ax.set_ylim(0, max(1.6, ax.get_ylim()[1]))
     ax.set_xlabel(r"$|\Delta z|$ between two vertices [mm]")
@@ -109,7 +117,8 @@ def _pair_efficiency(runs: list[Run]) -> Figure | Skipped:
         fig,
         "Pair-finding efficiency: reconstructed over truth vertex pairs per |Δz| bin, divided by its level where "
         f"the vertices are far apart (drawn in bins of {PAIR_BINS} stored bins); dashed: the vertex-vertex "
-        "resolution, where the stored curve first reaches one half.",
+        "resolution, where the stored curve first reaches one half; dotted: the truth pairs whose two vertices are "
+        "both found (window-matched each to a vertex of its own) over all truth pairs, divided by its own level.",
     )
 
 

@@ -451,6 +451,12 @@ def test_found_pair_resolution_is_not_lifted_by_cutting_vertices_in_two():
     )
     assert a["vv_resolution"] == a["vv_found_resolution"]
     assert not b["vv_resolution"] >= 0.15  # "resolved" below 0.15 mm, or already in the first bin (NaN)
+    # bootstrap errors over the events: the step sits between two bins, 0.05 mm apart
+    assert (
+        0.0 <= a["vv_found_resolution_error"] < 0.03
+        and a["vv_found_resolution_error"] == b["vv_found_resolution_error"]
+    )
+    assert math.isnan(VertexMetrics().result()["vv_found_resolution_error"])
     assert b["vv_found_pair_efficiency"]["plateau_level"] == pytest.approx(1.0)
 
 
