@@ -416,17 +416,22 @@ BOOTSTRAP = 200
 
 
 def _bootstrap_error(
-    pairs: list[np.ndarray], truth_pairs: list[np.ndarray], edges: np.ndarray, *, plateau: tuple[float, float]
+    pairs: list[np.ndarray],
+    truth_pairs: list[np.ndarray],
+    edges: np.ndarray,
+    *,
+    plateau: tuple[float, float],
+    resamples: int = BOOTSTRAP,
 ) -> float:
-    """The standard deviation of ``vertex_vertex_resolution`` over ``BOOTSTRAP`` resamples (with
+    """The standard deviation of ``vertex_vertex_resolution`` over ``resamples`` resamples (with
     replacement, a fixed seed) of the events, from their per-event pair histograms; NaN with fewer
-    than two finite resamples."""
-    if len(pairs) < 2:
+    than two events or two finite resamples."""
+    if len(pairs) < 2 or resamples < 2:
         return math.nan
     found, true = np.asarray(pairs, np.float64), np.asarray(truth_pairs, np.float64)
     rng = np.random.default_rng(0)
     values = []
-    for _ in range(BOOTSTRAP):
+    for _ in range(resamples):
         pick = rng.integers(0, len(found), len(found))
         values.append(vertex_vertex_resolution(found[pick].sum(0), true[pick].sum(0), edges, plateau=plateau)[0])
     values = np.asarray(values)
@@ -568,6 +573,7 @@ class VertexMetrics(Accumulator):
         dz_bin: float = 0.05,
         dz_max: float = 6.0,
         plateau: tuple[float, float] = (3.0, 6.0),
+        bootstrap: int = BOOTSTRAP,
     ) -> None:
         super().__init__(
             min_tracks=int(min_tracks),
@@ -580,6 +586,7 @@ class VertexMetrics(Accumulator):
             dz_bin=float(dz_bin),
             dz_max=float(dz_max),
             plateau=(float(plateau[0]), float(plateau[1])),
+            bootstrap=int(bootstrap),
         )
         self.sources: dict[str, int] = {}
 
@@ -744,7 +751,11 @@ class VertexMetrics(Accumulator):
             found_vv = vertex_vertex_resolution(found_pairs, truth_pairs, self.edges, plateau=self.config["plateau"])
             errors = {
                 f"{name}_error": _bootstrap_error(
-                    self.samples[key], self.samples["vv_truth_pairs"], self.edges, plateau=self.config["plateau"]
+                    self.samples[key],
+                    self.samples["vv_truth_pairs"],
+                    self.edges,
+                    plateau=self.config["plateau"],
+                    resamples=self.config["bootstrap"],
                 )
                 for name, key in (("vv_resolution", "vv_reco_pairs"), ("vv_found_resolution", "vv_found_pairs"))
             }
