@@ -4,7 +4,7 @@ identical ACTS CKF tracks of held-out events, one core.
     python bench/bench_pvfinder.py                       # mu 6, 20, 60, 200 (held-out stores)
     python bench/bench_pvfinder.py --mu 60 --events 10
     python bench/bench_pvfinder.py --held-out check --mu 6 60 200   # the second held-out seeds
-    python bench/bench_pvfinder.py --held-out wide --mu 60           # 200 crossings (vertex-vertex)
+    python bench/bench_pvfinder.py --held-out wide --mu 60 200       # 200 and 60 crossings
 
 The held-out stores are ``recotrig.training.pvfinder.train.STORES`` (test_mu*, or check_mu* with
 ``--held-out check``: seeds never used in
@@ -155,7 +155,7 @@ def main() -> None:
         choices=("test", "check", "wide"),
         default="test",
         help="held-out stores: 'test' (seeds 21-24), 'check', the second seeds (31-33; mu 6, 60, 200), or "
-        "'wide', 200 crossings at mu 60 (seed 34) for the vertex-vertex resolution",
+        "'wide', larger ones (200 crossings at mu 60, 60 at mu 200; seeds 34, 35)",
     )
     parser.add_argument("--events", type=int, default=None, help="events per store (default: all)")
     parser.add_argument("--model", default="pvfinder-unet-mu60")

@@ -86,9 +86,11 @@ STORES = {
     "check_mu6": (150, 6, 31),
     "check_mu60": (40, 60, 32),
     "check_mu200": (12, 200, 33),
-    # a larger held-out store for what a few dozen crossings leave uncertain: the vertex-vertex
-    # resolution rests on the close pairs, about a third of a truth pair per event per 0.05 mm
+    # larger held-out stores for what a few dozen crossings leave uncertain: the vertex-vertex
+    # resolution rests on the close pairs, about a third of a truth pair per event per 0.05 mm at
+    # mu = 60; at mu = 200, 12 crossings hold about 1,700 eligible vertices (+-1 point)
     "wide_mu60": (200, 60, 34),
+    "wide_mu200": (60, 200, 35),
 }
 TRAIN_SPLITS = ("train", "train_b", "train_c", "train_mu6", "train_mu200")
 #: every simulated training store (``--train-splits`` chooses among them; the default is TRAIN_SPLITS)
