@@ -759,21 +759,17 @@ class VertexMetrics(Accumulator):
                 )
                 for name, key in (("vv_resolution", "vv_reco_pairs"), ("vv_found_resolution", "vv_found_pairs"))
             }
-            ratio, level = pair_efficiency(reco_pairs, truth_pairs, self.edges, plateau=self.config["plateau"])
+
+            def curve(pairs: np.ndarray) -> dict[str, Any]:
+                ratio, level = pair_efficiency(pairs, truth_pairs, self.edges, plateau=self.config["plateau"])
+                return {"edges": self.edges.tolist(), "ratio": _floats(ratio), "plateau_level": _floats([level])[0]}
+
             curves["vv_pair_efficiency"] = {
-                "edges": self.edges.tolist(),
-                "ratio": _floats(ratio),
-                "plateau_level": _floats([level])[0],
+                **curve(reco_pairs),
                 "reco_pairs": reco_pairs.tolist(),
                 "truth_pairs": truth_pairs.tolist(),
             }
-            ratio, level = pair_efficiency(found_pairs, truth_pairs, self.edges, plateau=self.config["plateau"])
-            curves["vv_found_pair_efficiency"] = {
-                "edges": self.edges.tolist(),
-                "ratio": _floats(ratio),
-                "plateau_level": _floats([level])[0],
-                "found_pairs": found_pairs.tolist(),
-            }
+            curves["vv_found_pair_efficiency"] = {**curve(found_pairs), "found_pairs": found_pairs.tolist()}
         if self.config["z_window"] > 0:
             edges = np.linspace(-self.config["z_window"], self.config["z_window"], RESIDUAL_BINS + 1)
             curves["window_z_residual_hist"] = {"edges": edges.tolist(), "counts": np.histogram(wz, edges)[0].tolist()}
