@@ -633,12 +633,11 @@ class VertexMetrics(Accumulator):
             reconstructable=recoable,
         )
         self._count_acts(match, vertices, truth_vertices, recoable)
-        self._count_window(vertices, truth_vertices, ntrk >= cfg["window_min_tracks"])
+        # window-matched truth vertices, each to a reconstructed vertex of its own
+        found = self._count_window(vertices, truth_vertices, ntrk >= cfg["window_min_tracks"])
         if candidates is not None:
             self._count_scan(candidates, truth_vertices, ntrk >= cfg["window_min_tracks"])
         truth_z = np.asarray(truth_vertices["z"], np.float64)
-        found = np.zeros(len(truth_z), bool)  # window-matched, each to a reconstructed vertex of its own
-        found[window_match(np.asarray(vertices["z"], np.float64), truth_z, window=cfg["z_window"])[1]] = True
         self.samples["vv_reco_pairs"].append(self._pair_histogram(vertices["z"]))
         self.samples["vv_truth_pairs"].append(self._pair_histogram(truth_z[recoable]))
         self.samples["vv_found_pairs"].append(self._pair_histogram(truth_z[recoable & found]))
@@ -691,22 +690,28 @@ class VertexMetrics(Accumulator):
 
     def _window(
         self, reco_z: np.ndarray, truth_z: np.ndarray, eligible: np.ndarray
-    ) -> tuple[int, int, int, np.ndarray]:
+    ) -> tuple[int, int, int, np.ndarray, np.ndarray]:
         """Window matching of one event: eligible truth vertices found, reconstructed vertices
-        paired with a non-eligible one, false positives, and the residuals of the found ones."""
+        paired with a non-eligible one, false positives, the residuals of the found ones, and the
+        indices of every matched truth vertex."""
         pr, pt = window_match(reco_z, truth_z, window=self.config["z_window"])
         good = eligible[pt]
-        return int(good.sum()), int((~good).sum()), len(reco_z) - len(pr), reco_z[pr[good]] - truth_z[pt[good]]
+        residuals = reco_z[pr[good]] - truth_z[pt[good]]
+        return int(good.sum()), int((~good).sum()), len(reco_z) - len(pr), residuals, pt
 
-    def _count_window(self, vertices: Vertices, truth_vertices: TruthVertices, eligible: np.ndarray) -> None:
+    def _count_window(self, vertices: Vertices, truth_vertices: TruthVertices, eligible: np.ndarray) -> np.ndarray:
+        """Adds the event's window counts; returns which truth vertices were matched."""
         c = self.counts
         reco_z, truth_z = np.asarray(vertices["z"], np.float64), np.asarray(truth_vertices["z"], np.float64)
-        found, other, fp, residuals = self._window(reco_z, truth_z, eligible)
+        found, other, fp, residuals, matched = self._window(reco_z, truth_z, eligible)
         c["n_window_eligible"] += int(eligible.sum())
         c["n_window_found"] += found
         c["n_window_paired_other"] += other
         c["n_window_fp"] += fp
         self.samples["window_z_residuals"].append(residuals)
+        mask = np.zeros(len(truth_z), bool)
+        mask[matched] = True
+        return mask
 
     def _count_scan(self, candidates: Vertices, truth_vertices: TruthVertices, eligible: np.ndarray) -> None:
         """Window counts of the candidates with score >= each step of ``SCAN_THRESHOLDS`` (taken
@@ -722,7 +727,7 @@ class VertexMetrics(Accumulator):
             chosen = score >= threshold
             n = int(chosen.sum())
             if n not in counted:
-                f, _, p, _ = self._window(reco_z[chosen], truth_z, eligible)
+                f, _, p, _, _ = self._window(reco_z[chosen], truth_z, eligible)
                 counted[n] = (f, p)
             found[step], fp[step] = counted[n]
         self.counts["n_scan_events"] += 1

@@ -415,6 +415,34 @@ def test_windows_run_unpadded_with_the_outputs_of_one_padded_batch():
     assert [t.tolist() for t in tracks[0]] == [t.tolist() for t in tracks[1]]
 
 
+@pytest.mark.parametrize("narrowest, expected", [(0.898, 0.08), (0.8992, 0.06)])
+def test_tuning_keeps_the_narrowest_overlap_within_tie_of_the_best(monkeypatch, narrowest, expected):
+    """Of the windows' overlaps (never wider than the training's 0.1 rad), the narrowest whose
+    validation score is within TIE of the best: 0.08 when 0.06 loses more than TIE, else 0.06."""
+    from types import SimpleNamespace
+
+    from recotrig.training.trackformer import train
+
+    class Finder(SimpleNamespace):
+        def with_overlap(self, overlap):
+            return Finder(sectors=train.Sectors(12, overlap))
+
+        def predict(self, features):
+            return self.sectors.overlap
+
+    scores = {0.1: 0.899, 0.08: 0.9, 0.06: narrowest}
+    monkeypatch.setattr(
+        train, "_score", lambda finder, val, params, predictions: scores.get(finder.sectors.overlap, 0.9)
+    )
+    val = [SimpleNamespace(features=None)]
+    finder, predictions = train._overlap(Finder(sectors=train.Sectors(12, 0.1)), val, {}, ["at 0.1"])
+    assert finder.sectors.overlap == expected and predictions == [expected]
+    narrow = Finder(sectors=train.Sectors(12, 0.07))  # trained narrower (0.9 there): 0.08, 0.1 not tried
+    assert train._overlap(narrow, val, {}, ["at 0.07"])[0].sectors.overlap == min(expected, 0.07)
+    unsectored = Finder(sectors=train.Sectors(1, 0.0))
+    assert train._overlap(unsectored, val, {}, ["kept"]) == (unsectored, ["kept"])
+
+
 @pytest.mark.parametrize("gap, fast", [(0.5e-3, True), (2e-3, False)])
 def test_tuning_takes_the_fast_hdbscan_among_equal_scores(monkeypatch, gap, fast):
     """Of EncReg settings within TIE of the best validation score, tuning takes one with

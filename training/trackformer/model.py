@@ -7,7 +7,7 @@ encoding: the hits of an event are a set.
 
 Every softmax (the attention's, EncCla's over its classes) first raises the scores more than
 ``SCORE_SPAN`` below their row's largest to that floor. A weight below e^-87 of the largest is a
-denormal float32, and a CPU multiplies denormals tens of times slower than normal numbers: a few
+denormal float32, which a CPU computes with far more slowly than with normal numbers: a few
 per cent of the attention weights of the 200-500 models are denormal on real events, which made
 their encoder twice as slow. At the floor a weight is 1.8e-35 of the largest: no output changes.
 """

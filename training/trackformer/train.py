@@ -301,9 +301,11 @@ def tune(
     equal = [k for k in range(len(refined)) if helix[k] >= helix.max() - TIE]
     best = max(equal, key=lambda k: (refined[k].get("min_hits", 0), _cheap(refined[k]), -k))
     tuned = refined[best] if helix.max() > scores.max() + TIE else {**tuned, "helix": None}
-    sectors = {"n": finder.sectors.n, "trained_overlap": finder.sectors.overlap} if finder.sectors.n > 1 else {}
+    trained = finder.sectors.overlap
     finder, predictions = _overlap(finder, val, tuned, predictions)
-    sectors = {"n": finder.sectors.n, "overlap": finder.sectors.overlap, **sectors}
+    sectors = {"n": finder.sectors.n, "overlap": finder.sectors.overlap}
+    if finder.sectors.n > 1:
+        sectors["trained_overlap"] = trained
     validation = _metrics(finder, val, tuned, predictions)
     algorithm = ALGORITHM[finder.kind] + (REFINED if tuned["helix"] else "")
     return {
@@ -490,10 +492,10 @@ def _onnx_difference(a: str | Path, b: str | Path, card: dict[str, Any]) -> dict
     share of EncCla's top-k classes that differ."""
     samples = dataset.build(str(SAMPLE_MU20), **SAMPLE_CHECK[card["data"]["dataset"]])
     x, y = (Finder(Session(path, threads=1), card) for path in (a, b))
+    key = "output" if card["kind"] == "encreg" else "probabilities"
     worst, changed, total = 0.0, 0, 0
     for s in samples:
         for u, v in zip(x.predict(s.features).outputs, y.predict(s.features).outputs):
-            key = "output" if card["kind"] == "encreg" else "probabilities"
             worst = max(worst, float(np.abs(u[key] - v[key]).max()))
             if card["kind"] == "enccla":
                 changed += int((u["classes"] != v["classes"]).sum())
