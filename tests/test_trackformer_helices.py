@@ -89,8 +89,8 @@ def test_the_card_gives_the_tolerances_and_bad_ones_are_refused():
 
 
 def test_the_refinement_gives_the_same_tracks_in_small_chunks(monkeypatch):
-    """The split's (pair, hit) entries and the merge's unions are evaluated ENTRIES at a time (a
-    full mu = 200 crossing took 2 GB at once): chunks of a few hits give the same tracks."""
+    """The merge's unions are evaluated ENTRIES hits at a time (a full mu = 200 crossing took 2 GB
+    at once): chunks of a few hits give the same tracks."""
     from recotrig.models.trackformer import helices
 
     rng = np.random.default_rng(5)

@@ -25,7 +25,7 @@ from recotrig.algorithms.ml.base import ModelAlgorithm
 from recotrig.edm import Hits, Tracks
 from recotrig.framework import ConfigError, Option, lists
 from recotrig.models.runtime import Session
-from recotrig.models.trackformer.inference import Finder, params_of
+from recotrig.models.trackformer.inference import Finder, params_of, warm_up
 
 FEATURES = ["x", "y", "z"]
 
@@ -33,7 +33,7 @@ FEATURES = ["x", "y", "z"]
 class TrackFormerFinder(ModelAlgorithm):
     """Finds tracks in a hit collection with a TrackFormer model (ONNX): EncReg + HDBSCAN or EncCla."""
 
-    requires = ("onnxruntime", "scikit-learn")
+    requires = ("onnxruntime", "scikit-learn", "numba")
     family = "trackformer"
     outputs = ("tracks",)
     model = Option(
@@ -86,6 +86,7 @@ class TrackFormerFinder(ModelAlgorithm):
         self._finder = Finder(
             Session(model.onnx, threads=min(self.threads, self.context.threads)), card, sectors=self.sectors
         )
+        warm_up()
 
     def execute(self, hits: Hits) -> Tracks:
         x = np.stack([np.asarray(hits[c], np.float32) for c in FEATURES], axis=1)

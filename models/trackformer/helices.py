@@ -1,4 +1,5 @@
-"""Track candidates checked against the helix a particle from the beam line draws (numpy only).
+"""Track candidates checked against the helix a particle from the beam line draws (numpy; the
+fits' loops compiled with numba, ``compiled``).
 
 A charged particle from the beam line crosses the pixel layers on a helix: in (x, y) a circle
 through the origin, in (s, z) a straight line (s: the arc length in x-y from the origin). A
@@ -27,6 +28,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from recotrig.models.trackformer.compiled import compiled
+
 __all__ = ["MERGE_PHI", "MERGE_SLOPE", "fit", "refine"]
 
 #: merge candidates: their mean hit phi within this (rad), their slopes dz/ds within this x (1 + the larger |slope|)
@@ -36,130 +39,175 @@ MERGE_SLOPE = 0.3
 PAIR_MIN_MM = 5.0
 #: a candidate's hits a helix is drawn through, at most (``_pairs``)
 PROBE_HITS = 48
-#: (pair, hit) entries of the split, or hits of the merge's unions, evaluated at once, at most
-#: (about 10 arrays of 8 bytes each per entry): a full mu = 200 crossing's million near pairs
-#: fitted at once took 2 GB
+#: hits of the merge's unions, or near pairs, evaluated at once, at most: a full mu = 200
+#: crossing's million near pairs fitted at once took 2 GB
 ENTRIES = 1 << 21
 
 
-def _arc(r: np.ndarray, radius: np.ndarray) -> np.ndarray:
+@compiled
+def _arc(r, radius):  # pragma: no cover (compiled)
     """Arc length from the origin on a circle through it of ``radius`` to radius ``r``."""
-    return 2.0 * radius * np.arcsin(np.clip(r / (2.0 * radius), 0.0, 1.0))
+    sine = r / (2.0 * radius)
+    if sine < 0.0:
+        sine = 0.0
+    elif sine > 1.0:
+        sine = 1.0
+    return 2.0 * radius * np.arcsin(sine)
 
 
-@np.errstate(divide="ignore", invalid="ignore")  # a hit on the beam line gives nan: that group fits nothing
+@compiled
+def _larger(largest, value):  # pragma: no cover (compiled)
+    """The running maximum, nan once any value was nan (as numpy's maximum)."""
+    return value if largest == largest and (value > largest or value != value) else largest
+
+
+class _Columns:
+    """An event's hits as the fits read them, computed once per ``refine``: float64 x, y, z, r."""
+
+    def __init__(self, hits: np.ndarray):
+        self.x, self.y, self.z = (np.ascontiguousarray(hits[:, i], np.float64) for i in range(3))
+        self.r = np.hypot(self.x, self.y)
+
+
+def _layout(groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The groups end to end: their indices and the groups' start offsets (groups + 1, from 0)."""
+    offsets = np.zeros(len(groups) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, groups), np.int64, len(groups)), out=offsets[1:])
+    return np.concatenate(groups).astype(np.int64, copy=False), offsets
+
+
 def fit(hits: np.ndarray, groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The helix through the beam line fitted to each group of ``hits`` ((n, 3) in mm; index
     arrays of >= 1 hit), all groups at once: per group the largest distance of its hits to its
     circle in x-y and to its line in (s, z), and (a, b, z0, slope, phi of the hits' mean) as a
     (groups, 5) array. A group at one radius gets slope 0 through its mean z; one whose hits line
-    up with the origin, an infinite circle (a straight line)."""
-    index = np.concatenate(groups)
-    starts = np.cumsum([0] + [len(g) for g in groups[:-1]])
-    sizes = np.asarray([len(g) for g in groups], np.float64)
-    x, y, z = (hits[index, i].astype(np.float64) for i in range(3))
-    r = np.hypot(x, y)
-    u, v = 2.0 * x / r, 2.0 * y / r
-
-    def total(values: np.ndarray) -> np.ndarray:
-        return np.add.reduceat(values, starts)
-
-    suu, suv, svv, sur, svr = total(u * u), total(u * v), total(v * v), total(u * r), total(v * r)
-    det = suu * svv - suv * suv
-    line = np.abs(det) <= 1e-12 * (suu * svv + 1e-300)  # one direction from the origin
-    det = np.where(line, 1.0, det)
-    a = np.where(line, np.inf, (sur * svv - svr * suv) / det)
-    b = np.where(line, np.inf, (svr * suu - sur * suv) / det)
-    radius = np.hypot(a, b)
-    each = np.repeat(np.arange(len(groups)), sizes.astype(np.int64))
-    s = np.where(line[each], r, _arc(r, np.where(line, 1.0, radius)[each]))
-    ss, sz, sss, ssz = total(s), total(z), total(s * s), total(s * z)
-    spread = sizes * sss - ss * ss
-    flat = spread <= 1e-9 * (sizes * sss + 1e-300)
-    slope = np.where(flat, 0.0, (sizes * ssz - ss * sz) / np.where(flat, 1.0, spread))
-    z0 = (sz - slope * ss) / sizes
-    circle = np.abs(np.hypot(x - a[each], y - b[each]) - radius[each])
-    phi = np.arctan2(total(y), total(x))  # a straight track's heading: its hits' mean direction
-    dxy = np.where(line[each], np.abs(x * np.sin(phi[each]) - y * np.cos(phi[each])), circle)
-    drz = np.abs(z - z0[each] - slope[each] * s) / np.hypot(1.0, slope[each])
-    return (
-        np.maximum.reduceat(dxy, starts),
-        np.maximum.reduceat(drz, starts),
-        np.column_stack([a, b, z0, slope, phi]),
-    )
+    up with the origin, an infinite circle (a straight line); one with a hit on the beam line, nan."""
+    return _fit(_Columns(hits), groups)
 
 
-def _fits(hits: np.ndarray, groups: list[np.ndarray], xy_mm: float, rz_mm: float) -> np.ndarray:
+def _fit(c: _Columns, groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``fit`` on an event's ``_Columns``."""
+    return _fit_kernel(c.x, c.y, c.z, c.r, *_layout(groups))
+
+
+@compiled
+def _fit_kernel(x, y, z, r, index, offsets):  # pragma: no cover (compiled)
+    """``fit``, group by group (group k: ``index[offsets[k]:offsets[k + 1]]``)."""
+    groups = len(offsets) - 1
+    dxy, drz, params = np.full(groups, -np.inf), np.full(groups, -np.inf), np.empty((groups, 5))
+    for k in range(groups):
+        hits = index[offsets[k] : offsets[k + 1]]
+        n = len(hits)
+        suu = suv = svv = sur = svr = sx = sy = 0.0
+        for h in hits:  # the circle x^2 + y^2 = 2 a x + 2 b y, each hit's equation divided by r
+            u, v = 2.0 * x[h] / r[h], 2.0 * y[h] / r[h]
+            suu, suv, svv, sur, svr = suu + u * u, suv + u * v, svv + v * v, sur + u * r[h], svr + v * r[h]
+            sx, sy = sx + x[h], sy + y[h]
+        det = suu * svv - suv * suv
+        line = abs(det) <= 1e-12 * (suu * svv + 1e-300)  # one direction from the origin
+        a = np.inf if line else (sur * svv - svr * suv) / det
+        b = np.inf if line else (svr * suu - sur * suv) / det
+        radius = np.hypot(a, b)
+        phi = np.arctan2(sy, sx)  # a straight track's heading: its hits' mean direction
+        ss = sz = sss = ssz = 0.0
+        for h in hits:
+            s = r[h] if line else _arc(r[h], radius)
+            ss, sz, sss, ssz = ss + s, sz + z[h], sss + s * s, ssz + s * z[h]
+        spread = n * sss - ss * ss
+        slope = 0.0 if spread <= 1e-9 * (n * sss + 1e-300) else (n * ssz - ss * sz) / spread
+        z0 = (sz - slope * ss) / n
+        norm = np.hypot(1.0, slope)
+        for h in hits:
+            s = r[h] if line else _arc(r[h], radius)
+            if line:
+                dxy[k] = _larger(dxy[k], abs(x[h] * np.sin(phi) - y[h] * np.cos(phi)))
+            else:
+                dxy[k] = _larger(dxy[k], abs(np.hypot(x[h] - a, y[h] - b) - radius))
+            drz[k] = _larger(drz[k], abs(z[h] - z0 - slope * s) / norm)
+        params[k] = a, b, z0, slope, phi
+    return dxy, drz, params
+
+
+def _fits(c: _Columns, groups: list[np.ndarray], xy_mm: float, rz_mm: float) -> np.ndarray:
     """Per group: do all its hits lie within the distances of its helix (a group of 2 always does)."""
-    return _fitted(hits, groups, xy_mm, rz_mm)[0]
+    return _fitted(c, groups, xy_mm, rz_mm)[0]
 
 
-def _fitted(hits: np.ndarray, groups: list[np.ndarray], xy_mm: float, rz_mm: float) -> tuple[np.ndarray, np.ndarray]:
+def _fitted(c: _Columns, groups: list[np.ndarray], xy_mm: float, rz_mm: float) -> tuple[np.ndarray, np.ndarray]:
     """``_fits`` and the helices' parameters (``fit``'s third result)."""
     if not groups:
         return np.zeros(0, bool), np.zeros((0, 5))
-    dxy, drz, params = fit(hits, groups)
-    return ((dxy < xy_mm) & (drz < rz_mm)) | (np.asarray([len(g) for g in groups]) < 3), params
+    dxy, drz, params = _fit(c, groups)
+    return ((dxy < xy_mm) & (drz < rz_mm)) | (np.fromiter(map(len, groups), np.int64, len(groups)) < 3), params
 
 
 @lru_cache(maxsize=256)
-def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The pairs of a candidate's hits a helix is drawn through: all of them, or those of
-    ``PROBE_HITS`` hits spread evenly over a larger candidate (a candidate of many particles, as in
-    a dense event's poor output, would otherwise cost n^3). Cached by n: read only."""
-    if n <= PROBE_HITS:
-        i, j = np.triu_indices(n, 1)
-    else:
-        probe = np.linspace(0, n - 1, PROBE_HITS).astype(np.int64)
-        i, j = (probe[k] for k in np.triu_indices(PROBE_HITS, 1))
-    i.flags.writeable = j.flags.writeable = False
-    return i, j
+def _probe(n: int) -> np.ndarray:
+    """The positions of a candidate's hits a helix is drawn through: all n, or ``PROBE_HITS``
+    spread evenly over a larger candidate (a candidate of many particles, as in a dense event's
+    poor output, would otherwise cost n^3). Cached by n: read only."""
+    probe = np.linspace(0, n - 1, min(n, PROBE_HITS)).astype(np.int64)
+    probe.flags.writeable = False
+    return probe
 
 
-@np.errstate(divide="ignore", invalid="ignore")
-def _best_pairs(hits: np.ndarray, groups: list[np.ndarray], xy_mm: float, rz_mm: float) -> list[np.ndarray | None]:
-    """Per group (index arrays into ``hits``), of the helices through the origin and two of its
-    hits, the one within the distances of the most of its hits (the smaller summed scaled distance
-    among equals): those hits as a mask over the group (None: no pair defines a helix). All
-    groups at once: every (pair, hit of its group) is one entry."""
-    sizes = np.asarray([len(g) for g in groups], np.int64)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    index = np.concatenate(groups)
-    local = [_pairs(n) for n in sizes]
-    group = np.repeat(np.arange(len(groups)), [len(li) for li, _ in local])
-    i = index[np.concatenate([li for li, _ in local]) + starts[group]]
-    j = index[np.concatenate([lj for _, lj in local]) + starts[group]]
-    x, y, z = (hits[:, k].astype(np.float64) for k in range(3))
-    r = np.hypot(x, y)
-    det = 4.0 * (x[i] * y[j] - x[j] * y[i])  # the circle through the origin and hits i, j
-    keep = ((np.abs(r[i] - r[j]) >= PAIR_MIN_MM) | (np.abs(z[i] - z[j]) >= PAIR_MIN_MM)) & (np.abs(det) > 1e-9)
-    i, j, det, group = i[keep], j[keep], det[keep], group[keep]
-    out: list[np.ndarray | None] = [None] * len(groups)
-    if not len(i):
-        return out
-    a = 2.0 * (r[i] ** 2 * y[j] - r[j] ** 2 * y[i]) / det
-    b = 2.0 * (x[i] * r[j] ** 2 - x[j] * r[i] ** 2) / det
-    radius = np.hypot(a, b)
-    si, sj = _arc(r[i], radius), _arc(r[j], radius)
-    slope = np.where(np.abs(sj - si) > 1e-9, (z[j] - z[i]) / (sj - si), np.nan)
-    z0 = z[i] - slope * si
-    # entries: each pair against every hit of its group
-    per_pair = sizes[group]
-    pair = np.repeat(np.arange(len(i)), per_pair)
-    first = np.concatenate([[0], np.cumsum(per_pair)[:-1]])
-    hit = index[starts[group][pair] + np.arange(len(pair)) - first[pair]]
-    s = _arc(r[hit], radius[pair])
-    dxy = np.abs(np.hypot(x[hit] - a[pair], y[hit] - b[pair]) - radius[pair])
-    drz = np.abs(z[hit] - z0[pair] - slope[pair] * s) / np.hypot(1.0, slope[pair])
-    inside = (dxy < xy_mm) & (drz < rz_mm)  # nan (no line) is never inside
-    count = np.add.reduceat(inside.astype(np.int64), first)
-    spread = np.add.reduceat(np.where(inside, dxy / xy_mm + drz / rz_mm, 0.0), first)
-    order = np.lexsort((spread, -count, group))
-    best = order[np.concatenate([[True], group[order][1:] != group[order][:-1]])]  # the first of each group
-    for p in best:
-        if count[p]:
-            out[group[p]] = inside[first[p] : first[p] + per_pair[p]]
-    return out
+def _best_pairs(c: _Columns, groups: list[np.ndarray], xy_mm: float, rz_mm: float) -> list[np.ndarray | None]:
+    """Per group (index arrays into the event's hits), of the helices through the origin and two of
+    its probed hits (``_probe``), the one within the distances of the most of its hits (the smaller
+    summed scaled distance among equals, the first pair among full equals): those hits as a mask
+    over the group (None: no pair holds a hit)."""
+    index, offsets = _layout(groups)
+    probes, probe_offsets = _layout([_probe(len(g)) for g in groups])
+    inside, found = _best_pairs_kernel(c.x, c.y, c.z, c.r, index, offsets, probes, probe_offsets, xy_mm, rz_mm)
+    return [inside[offsets[k] : offsets[k + 1]] if found[k] else None for k in range(len(groups))]
+
+
+@compiled
+def _best_pairs_kernel(x, y, z, r, index, offsets, probes, probe_offsets, xy_mm, rz_mm):  # pragma: no cover
+    """``_best_pairs`` group by group: the pairs (i, j), i < j, of the group's probed positions
+    in order; two hits closer than ``PAIR_MIN_MM`` in r and z, or in line with the origin, make
+    no helix; a hit is inside when within ``xy_mm`` of the circle and ``rz_mm`` of the line."""
+    inside = np.zeros(len(index), np.bool_)
+    found = np.zeros(len(offsets) - 1, np.bool_)
+    for k in range(len(offsets) - 1):
+        hits = index[offsets[k] : offsets[k + 1]]
+        probe = probes[probe_offsets[k] : probe_offsets[k + 1]]
+        best, best_spread, best_pair = 0, 0.0, (0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        for p in range(len(probe)):
+            i = hits[probe[p]]
+            for q in range(p + 1, len(probe)):
+                j = hits[probe[q]]
+                det = 4.0 * (x[i] * y[j] - x[j] * y[i])  # the circle through the origin and hits i, j
+                if not (abs(r[i] - r[j]) >= PAIR_MIN_MM or abs(z[i] - z[j]) >= PAIR_MIN_MM) or not abs(det) > 1e-9:
+                    continue
+                a = 2.0 * (r[i] ** 2 * y[j] - r[j] ** 2 * y[i]) / det
+                b = 2.0 * (x[i] * r[j] ** 2 - x[j] * r[i] ** 2) / det
+                radius = np.hypot(a, b)
+                si, sj = _arc(r[i], radius), _arc(r[j], radius)
+                slope = (z[j] - z[i]) / (sj - si) if abs(sj - si) > 1e-9 else np.nan
+                z0 = z[i] - slope * si
+                norm = np.hypot(1.0, slope)
+                count, spread = 0, 0.0
+                for h in hits:
+                    dxy = abs(np.hypot(x[h] - a, y[h] - b) - radius)
+                    if dxy < xy_mm:
+                        drz = abs(z[h] - z0 - slope * _arc(r[h], radius)) / norm
+                        if drz < rz_mm:  # nan (no line) is never inside
+                            count += 1
+                            spread += dxy / xy_mm + drz / rz_mm
+                if count > best or (count == best and count and spread < best_spread):
+                    best, best_spread, best_pair = count, spread, (1, a, b, radius, slope, z0)
+        if not best:
+            continue
+        found[k] = True
+        _, a, b, radius, slope, z0 = best_pair
+        norm = np.hypot(1.0, slope)
+        for t in range(len(hits)):
+            h = hits[t]
+            dxy = abs(np.hypot(x[h] - a, y[h] - b) - radius)
+            if dxy < xy_mm:
+                inside[offsets[k] + t] = abs(z[h] - z0 - slope * _arc(r[h], radius)) / norm < rz_mm
+    return inside, found
 
 
 def _chunks(costs: np.ndarray | list[int]) -> Iterator[slice]:
@@ -173,14 +221,7 @@ def _chunks(costs: np.ndarray | list[int]) -> Iterator[slice]:
         lo = hi
 
 
-def _chunked_best_pairs(hits: np.ndarray, groups: list[np.ndarray], xy_mm: float, rz_mm: float) -> list:
-    """``_best_pairs`` in chunks of at most ``ENTRIES`` (pair, hit) entries (memory stays bounded)."""
-    probes = [min(len(g), PROBE_HITS) for g in groups]
-    costs = [p * (p - 1) // 2 * len(g) for p, g in zip(probes, groups)]  # _pairs' pairs, each against every hit
-    return [inside for c in _chunks(costs) for inside in _best_pairs(hits, groups[c], xy_mm, rz_mm)]
-
-
-def _split(hits: np.ndarray, groups: list[np.ndarray], xy_mm: float, rz_mm: float, min_hits: int) -> list[np.ndarray]:
+def _split(c: _Columns, groups: list[np.ndarray], xy_mm: float, rz_mm: float, min_hits: int) -> list[np.ndarray]:
     """Candidates that fit no helix, cut: the best pair's helix keeps its hits, the rest is cut
     again while it fits no helix; a cut is made only where both sides keep ``min_hits``. In rounds,
     all pending candidates at once."""
@@ -193,13 +234,13 @@ def _split(hits: np.ndarray, groups: list[np.ndarray], xy_mm: float, rz_mm: floa
         if not pending:
             break
         rests = []
-        for g, inside in zip(pending, _chunked_best_pairs(hits, pending, xy_mm, rz_mm)):
+        for g, inside in zip(pending, _best_pairs(c, pending, xy_mm, rz_mm)):
             if inside is None or inside.sum() < min_hits or (~inside).sum() < min_hits:
                 done.append(g)
             else:
                 done.append(g[inside])
                 rests.append(g[~inside])
-        whole = _fits(hits, rests, xy_mm, rz_mm)
+        whole = _fits(c, rests, xy_mm, rz_mm)
         done += [g for g, ok in zip(rests, whole) if ok]
         pending = [g for g, ok in zip(rests, whole) if not ok]
     return done
@@ -223,9 +264,7 @@ def _phi_neighbours(phi: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         yield np.minimum(a, b), np.maximum(a, b)
 
 
-def _merge(
-    hits: np.ndarray, tracks: list[np.ndarray], xy_mm: float, rz_mm: float, params: np.ndarray
-) -> list[np.ndarray]:
+def _merge(c: _Columns, tracks: list[np.ndarray], xy_mm: float, rz_mm: float, params: np.ndarray) -> list[np.ndarray]:
     """Near pairs merged where their union fits one helix, the closest pairs first (``params``: the
     tracks' fitted helices). In rounds: all near pairs' unions are fitted at once, and a pair whose
     candidate grew earlier in the round waits for the next round, where it is tried with what the
@@ -254,9 +293,9 @@ def _merge(
         a, b = a[once], b[once]
         a, b = a.tolist(), b.tolist()
         joint = []  # the unions fitted ENTRIES hits at a time
-        for c in _chunks(length[a] + length[b]):
+        for k in _chunks(length[a] + length[b]):
             joint += _fits(
-                hits, [np.concatenate([members[p], members[q]]) for p, q in zip(a[c], b[c])], xy_mm, rz_mm
+                c, [np.concatenate([members[p], members[q]]) for p, q in zip(a[k], b[k])], xy_mm, rz_mm
             ).tolist()
         grown: set[int] = set()
         later = []
@@ -279,11 +318,12 @@ def refine(
     """``tracks`` (index arrays into ``hits``, (n, 3) in mm) split where they hold more than one
     helix and merged where two hold one (see the module docstring); sorted index arrays, in order
     of their first hit."""
-    whole, params = _fitted(hits, list(tracks), xy_mm, rz_mm)
-    cut = _split(hits, [t for t, ok in zip(tracks, whole) if not ok], xy_mm, rz_mm, min_hits)
+    c = _Columns(hits)
+    whole, params = _fitted(c, list(tracks), xy_mm, rz_mm)
+    cut = _split(c, [t for t, ok in zip(tracks, whole) if not ok], xy_mm, rz_mm, min_hits)
     split = [t for t, ok in zip(tracks, whole) if ok] + cut
-    params = np.concatenate([params[whole], fit(hits, cut)[2] if cut else np.zeros((0, 5))])  # each fitted once
-    merged = _merge(hits, split, xy_mm, rz_mm, params)
+    params = np.concatenate([params[whole], _fit(c, cut)[2] if cut else np.zeros((0, 5))])  # each fitted once
+    merged = _merge(c, split, xy_mm, rz_mm, params)
     out = [np.sort(t) for t in merged]
     out.sort(key=lambda t: int(t[0]))
     return out

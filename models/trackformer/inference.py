@@ -25,7 +25,7 @@ from recotrig.models.trackformer.helices import refine
 from recotrig.models.trackformer.sectors import Sectors
 from recotrig.models.trackformer.tracks import cluster, linked
 
-__all__ = ["Finder", "Found", "Prediction"]
+__all__ = ["Finder", "Found", "Prediction", "warm_up"]
 
 
 @dataclass
@@ -86,6 +86,17 @@ def _helix(helix: dict[str, Any]) -> dict[str, Any]:
     if not (0.0 < out["xy_mm"] < math.inf and 0.0 < out["rz_mm"] < math.inf and out["min_hits"] >= 1):
         raise ValueError(f"helix {helix!r}: the distances must be positive and finite, min_hits >= 1")
     return out
+
+
+def warm_up() -> None:
+    """The track building's compiled loops loaded (``compiled``: the first call in a process loads
+    their machine code, about half a second), so that the first event does not pay for it: a
+    clustering, and a refinement that fits, splits and merges, on a few made-up hits."""
+    cluster(np.arange(24.0).reshape(6, 4) % 5, min_cluster_size=2, min_samples=1)
+    angle = np.r_[0.1, 0.1, 0.1, 0.1, 2.0, 2.0, 2.0, 2.0]
+    radius, z = np.tile([30.0, 70.0, 110.0, 170.0], 2), np.r_[1.0, 2.0, 3.0, 4.0, -1.0, -2.0, -3.0, -4.0]
+    hits = np.column_stack([radius * np.cos(angle), radius * np.sin(angle), z]).astype(np.float32)
+    refine(hits, [np.arange(8), np.arange(4, 6), np.arange(6, 8)], xy_mm=1.0, rz_mm=1.0, min_hits=2)
 
 
 class Finder:
