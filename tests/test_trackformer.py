@@ -295,6 +295,41 @@ def test_the_helix_refinement_lifts_encreg_on_the_bundled_sample():
     assert evaluate(model.onnx, samples, card) > evaluate(model.onnx, samples, plain) + 0.04
 
 
+WARM_UP_CHECK = """
+import json, sys
+import numpy as np
+from recotrig.models import registry
+from recotrig.models.runtime import Session
+from recotrig.models.trackformer import helices, inference, tracks
+from recotrig.io.hit_reader import HitReader
+kernels = [getattr(m, n) for m in (tracks, helices) for n in dir(m) if hasattr(getattr(m, n), "signatures")]
+inference.warm_up()
+warm = [len(k.signatures) for k in kernels]
+model = registry.load(sys.argv[1], family="trackformer")
+finder = inference.Finder(Session(model.onnx, threads=1), model.card)
+hits = HitReader(input=sys.argv[2], volumes=[7, 8, 9], tracks_per_event=int(sys.argv[3])).read(0)[0]
+finder(np.stack([np.asarray(hits[c], np.float32) for c in "xyz"], axis=1), inference.params_of(model.card))
+print(json.dumps([len(kernels), warm, [len(k.signatures) for k in kernels]]))
+"""
+
+
+@pytest.mark.parametrize("name, tracks", [("trackformer-encreg-10-50", 30), ("trackformer-enccla-200-500", 300)])
+def test_the_warm_up_compiles_what_an_event_calls(name, tracks):
+    """``warm_up`` (TrackFormerFinder.initialize) loads every compiled loop of the track building,
+    with the argument types an event gives them: the event after it, in a fresh process, adds no
+    compilation (which would cost seconds in its time)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", WARM_UP_CHECK, name, str(SAMPLE_MU20), str(tracks)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    count, warm, after = json.loads(done.stdout.splitlines()[-1])
+    assert count >= 7 and sum(warm) >= 4 and max(warm) == 1  # the helpers they call compile inside them
+    assert after == warm
+
+
 def test_trackformer_sequence_is_identical_with_two_workers(tmp_path):
     from recotrig.sequences.cli import main
 
