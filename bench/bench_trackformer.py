@@ -33,7 +33,7 @@ from _common import stdout_to_stderr
 from recotrig.io.hit_reader import HitReader
 from recotrig.models import registry
 from recotrig.models.runtime import Session
-from recotrig.models.trackformer.inference import Finder, params_of
+from recotrig.models.trackformer.inference import Finder, params_of, warm_up
 from recotrig.sequences.samples import SAMPLE_MU60
 from recotrig.training.trackformer.train import _cache, simulated_stores
 
@@ -86,6 +86,7 @@ def breakdown(store: str, model: str = "trackformer-encreg-200-500", tracks: int
     params = params_of(loaded.card)
     reader = HitReader(input=store, volumes=[7, 8, 9], tracks_per_event=tracks)
     reader.prepare(0, reader.n_events())
+    warm_up()  # the compiled loops loaded, as TrackFormerFinder.initialize does
     encoder = building = helix = 0.0
     for entry in range(reader.n_events()):
         hits = reader.read(entry)[0]
