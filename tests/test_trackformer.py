@@ -150,11 +150,12 @@ def test_the_shipped_models_make_no_denormal_weights(name):
     model = registry.load(name, family="trackformer")
     graph = onnx.load(str(model.onnx))
     weights = [n.output[0] for n in graph.graph.node if n.op_type == "Softmax"]
-    assert len(weights) == model.card["hyper_parameters"]["layers"] + (model.card["kind"] == "enccla")
+    joint = model.card["kind"] == "enccla" and "head" not in model.card  # a factorised head has log-softmaxes
+    assert len(weights) == model.card["hyper_parameters"]["layers"] + joint
     graph.graph.output.extend(onnx.ValueInfoProto(name=w) for w in weights)
     session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
     sample = dataset.build(str(SAMPLE_MU20), low=300, high=300, draws=1, seed=1)[0]
-    finder = Finder(None, model.card)
+    finder = Finder(None, model.card).with_overlap(model.card["sectors"]["trained_overlap"])  # the wider window
     window = finder.sectors.windows(sample.features[:, 0], sample.features[:, 1])[0]
     x = ((finder.sectors.rotate(sample.features[window], 0) - finder.mean) / finder.std)[None].astype(np.float32)
     outputs = session.run(weights, {"hits": x, "mask": np.ones(x.shape[:2], np.float32)})
@@ -224,6 +225,54 @@ def test_tiny_enccla_gives_tracks_with_their_top_k_posteriors(tiny_cla, tmp_path
     assert (probs[0] >= probs[1]).all() and (probs[1] >= probs[2]).all() and (probs[0] <= 1).all()
     first = np.asarray(tracks["top1_class"].tolist()[0])
     assert (first == first[0]).all()
+
+
+@pytest.mark.parametrize("bins", [(5, 4, 6), (4, 3, 2)])
+def test_the_factorised_top_k_is_the_top_k_of_every_product(bins):
+    """``FactorisedTopK`` forms only k^3 products, yet gives the k most probable of all
+    phi x theta x (p, charge) classes, with class ids in ``classes.py``'s order (a factor with
+    fewer than k bins too)."""
+    from recotrig.training.trackformer.model import Encoder, FactorisedHead, FactorisedTopK
+
+    torch.manual_seed(4)
+    encoder = Encoder(d=16, layers=1, heads=2, ff=32, outputs=2).eval()
+    head = FactorisedHead(16, 8, bins).eval()
+    x, mask = torch.randn(2, 9, 3), torch.ones(2, 9)
+    with torch.no_grad():
+        classes, probabilities = FactorisedTopK(encoder, head, 3)(x, mask)
+        p, t, q = head(encoder.features(x, mask))
+        joint = (p[..., :, None, None] + t[..., None, :, None] + q[..., None, None, :]).flatten(-3)
+    best, index = joint.topk(3, dim=-1)
+    assert torch.equal(classes, index) and torch.allclose(probabilities, best.exp())
+    assert (probabilities <= 1).all() and (probabilities[..., :-1] >= probabilities[..., 1:]).all()
+
+
+def test_a_factorised_enccla_is_trained_on_its_encoder_and_runs_in_the_finder(tiny, tiny_cla, tmp_path, capsys):
+    """``--factorise``: the joint head of an EncCla replaced by a factorised one trained on the
+    frozen encoder, the track building tuned again, the card telling what was done; the finder runs
+    it as it runs any EncCla; a model already factorised, or an EncReg, is refused."""
+    from recotrig.sequences.cli import main
+
+    folder, before = tiny_cla
+    stores = ",".join(STORES[k] for k in ("train", "val", "test"))
+    options = ["--stores", stores, "--max-events", "2", "--epochs", "2", "--output", str(tmp_path)]
+    assert main(["train", "trackformer", "--factorise", str(folder / "tiny_cla.onnx"), *options]) == 0
+    model = registry.load(str(tmp_path / "tiny_cla.onnx"), family="trackformer")
+    card = model.card
+    assert card["head"]["kind"] == "factorised" and card["head"]["factors"] == {"phi": 4, "theta": 4, "p_charge": 4}
+    assert card["head"]["command"].startswith("recotrig train trackformer --factorise")
+    assert card["command"] == before["command"] and card["classes"] == before["classes"]
+    assert card["head"]["hits"] > 1000 and card["head"]["training"]["pieces"] == 1
+    assert card["onnx_vs_torch_max_abs_diff"] < 1e-5
+    assert 0 <= card["held_out"]["trackml_score"] <= 1 and "clustering" in card
+    assert card["parameters"] < before["parameters"] + 16 * 128 + 128 * 12 + 128 + 12
+    reader = HitReader(input=str(SAMPLE_MU20), volumes=[7, 8, 9], tracks_per_event=300)
+    reader.prepare(0, 1)
+    tracks = finder_on(tmp_path / "tiny_cla.onnx").execute(hits=reader.read(0)[0])
+    assert len(tracks) > 0 and "top3_prob" in tracks
+    for refused in (tmp_path / "tiny_cla.onnx", tiny[0] / "tiny.onnx"):  # factorised already; an EncReg
+        assert main(["train", "trackformer", "--factorise", str(refused), *options[:-1], str(tmp_path / "b")]) == 1
+        assert "EncCla with a joint class head" in capsys.readouterr().err
 
 
 def test_sectors_cover_every_hit_and_merge_each_track_once():

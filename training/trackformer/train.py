@@ -19,6 +19,10 @@ The model goes to ``recotrig-models/`` (or ``--output DIR``), never over a model
    on the validation events, through the finder itself (``inference.py``); the TrackML score and
    duplicate rate on the held-out events (``tune``; ``retune`` does it again for an existing model).
 6. The card (JSON, and Markdown beside it) with everything needed to remake and use the model.
+
+``--retune MODEL`` tunes an existing model's track building again, ``--reexport MODEL`` writes its
+weights through this version's export, and ``--factorise MODEL`` gives an EncCla a factorised class
+head (``factorise.py``); none of them trains the encoder.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ from recotrig.training.common import (
     training_entry,
 )
 from recotrig.training.trackformer import dataset
-from recotrig.training.trackformer.model import Encoder, TopK
+from recotrig.training.trackformer.model import Encoder, FactorisedTopK, TopK
 
 __all__ = ["main", "retune", "train", "tune", "tuning_grid"]
 
@@ -76,8 +80,6 @@ CHARGE_WEIGHTS = (1.0, 0.5, 0.25, 0.1)
 HELIX_GRID = tuple(
     {"xy_mm": x, "rz_mm": z, "min_hits": m} for x, z in ((1.0, 0.5), (2.0, 1.0), (3.0, 1.5)) for m in (2, 3)
 )
-#: the network's own settings (best first, ``tuning_grid``) whose candidates the helix grid refines
-HELIX_BASES = 6
 #: a sectored model's window overlaps (rad on each side, ``Sectors``) tried at inference, none wider
 #: than its training's: down to about the half-turn of a 0.5 GeV track across the pixel volumes
 #: (0.05 rad); the narrowest within ``TIE`` of the best validation score is kept (narrower windows
@@ -95,6 +97,7 @@ def _cache() -> Path:
     return cache_dir("trackformer")
 
 
+FACTORISE_CROSSINGS = 2000  #: training crossings of a factorised head (``--factorise``)
 PIECE = 500  #: training crossings per store above PIECE: stores of PIECE crossings, seeds 1101, 1102, ...
 
 
@@ -275,10 +278,12 @@ def tune(
     """The track building tuned on ``samples["val"]`` through ``finder`` (its ``predictions`` on
     them reused when given) and scored on ``samples["test"]``: a card's ``clustering``,
     ``validation`` and ``held_out`` entries (``stores``: the stores they come from). The network's
-    own track building is tuned first (``tuning_grid``), then the helix refinement (``HELIX_GRID``)
-    of the candidates of its ``HELIX_BASES`` best settings: small fragments the network's best
-    setting drops may be what a refined track needs; last, a sectored model's window overlap
-    (``OVERLAPS``, the card's ``sectors``, with the ``trained_overlap`` the finder came with).
+    own track building is scored first (``tuning_grid``), then the helix refinement (``HELIX_GRID``)
+    of the candidates of every one of its settings: small fragments the network's best setting
+    drops may be what a refined track needs, and the refinement's merge joins what EncCla's links
+    would otherwise have to (its best link_overlap with the refinement lies below the best
+    without); last, a sectored model's window overlap (``OVERLAPS``, the card's ``sectors``, with
+    the ``trained_overlap`` the finder came with).
 
     The mean TrackML score decides; grid points within ``TIE`` of the best count as equal, and of
     those the one with the largest min_hits wins: the score gives particles of under 4 hits no
@@ -292,10 +297,10 @@ def tune(
     scores = np.nan_to_num([_score(finder, val, p, predictions) for p in grid], nan=-np.inf)
     near = [(p, s) for p, s in zip(grid, scores) if s >= scores.max() - TIE]
     tuned = max(near, key=lambda ps: (ps[0].get("min_hits", 0), _cheap(ps[0]), ps[1]))[0]
-    # then the helix refinement of the best HELIX_BASES settings' candidates: taken where it
-    # scores more than TIE above the network's own best; among equals, as above, the largest
-    # min_hits, then the cheaper, then the network's better setting
-    bases = [grid[k] for k in np.argsort(-scores, kind="stable")[:HELIX_BASES]]
+    # then the helix refinement of every setting's candidates: taken where it scores more than
+    # TIE above the network's own best; among equals, as above, the largest min_hits, then the
+    # cheaper, then the network's better setting
+    bases = [grid[k] for k in np.argsort(-scores, kind="stable")]
     refined = [{**p, "helix": h} for p in bases for h in HELIX_GRID]
     helix = np.nan_to_num([_score(finder, val, p, predictions) for p in refined], nan=-np.inf)
     equal = [k for k in range(len(refined)) if helix[k] >= helix.max() - TIE]
@@ -425,11 +430,12 @@ def evaluate(model_path: str | Path, samples: list[dataset.Sample], card: dict[s
 
 
 def export(model: torch.nn.Module, path: str | Path, *, top_k: int = 0) -> None:
-    """ONNX with dynamic event and hit axes; EncCla (``top_k`` > 0) ends in softmax and top-k."""
+    """ONNX with dynamic event and hit axes; EncCla (``top_k`` > 0) ends in softmax and top-k (an
+    encoder with a joint head), or is a ``FactorisedTopK`` graph already."""
     axes = {"events": 0, "hits": 1}
     names = ["output"] if not top_k else ["classes", "probabilities"]
     export_onnx(
-        model if not top_k else TopK(model, top_k),
+        model if not top_k or isinstance(model, FactorisedTopK) else TopK(model, top_k),
         (torch.zeros(1, 7, 3), torch.ones(1, 7)),
         path,
         inputs=["hits", "mask"],
@@ -774,7 +780,7 @@ def main(argv: list[str]) -> int:
         help="train,val,test stores (default: simulated into the cache); --retune reads only val and test: "
         "--stores=-,VAL,TEST (with '=', since the list starts with '-')",
     )
-    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--epochs", type=int, default=None, help="default: 60; with --factorise, the head's: 16")
     parser.add_argument(
         "--draws", type=int, default=None, help="reductions per crossing (default: 20 at 10-50, 4 at 200-500)"
     )
@@ -788,8 +794,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--train-events",
         type=int,
-        default=SIMULATION["train"][0],
-        help="simulated training crossings (seed 101; the first ones are the same for any number)",
+        default=None,
+        help="simulated training crossings (default 100: seed 101, the first ones the same for any number; "
+        f"with --factorise {FACTORISE_CROSSINGS}: stores of {PIECE}, seeds 1101, 1102, ...)",
     )
     parser.add_argument("--seed", type=integer(0, 2**32 - 1), default=1)
     parser.add_argument("--d", type=int, default=64)
@@ -816,6 +823,15 @@ def main(argv: list[str]) -> int:
         "through this version's ONNX export, with its card (training and tuning unchanged) and the "
         "difference of the two files on the bundled sample",
     )
+    parser.add_argument(
+        "--factorise",
+        metavar="MODEL",
+        default=None,
+        help="no training of the encoder: an existing EncCla (a shipped name or an .onnx path) with its "
+        "joint class head replaced by a factorised one (phi, theta, p and charge apart), trained on its "
+        "encoder's features of the training windows; the track building tuned again (training/trackformer/"
+        "factorise.py)",
+    )
     a = parser.parse_args(argv)
     if a.stores and len(a.stores.split(",")) != 3:
         raise ValueError("--stores takes three stores: train,val,test")
@@ -823,12 +839,14 @@ def main(argv: list[str]) -> int:
         return _retune_command(a, argv)
     if a.reexport:
         return _reexport_command(a, argv)
+    if a.factorise:
+        return _factorise_command(a, argv)
     name = a.name or f"trackformer-{a.model}-{a.dataset}"
     target = model_output(a, name)
     if a.stores:
         stores = dict(zip(("train", "val", "test"), a.stores.split(",")))
     else:
-        stores = simulated_stores(_cache() / "stores", train_events=a.train_events)
+        stores = simulated_stores(_cache() / "stores", train_events=a.train_events or SIMULATION["train"][0])
     n, overlap = SECTORS[a.dataset]
     sectors = (a.sectors or n, overlap if a.overlap is None else a.overlap)
     with target.staged() as out:
@@ -839,7 +857,7 @@ def main(argv: list[str]) -> int:
             stores=stores,
             out=out,
             work=_cache() / "work" / name,
-            epochs=a.epochs,
+            epochs=a.epochs or 60,
             seed=a.seed,
             draws=a.draws or DRAWS[a.dataset],
             sectors=sectors,
@@ -892,4 +910,28 @@ def _reexport_command(a: argparse.Namespace, argv: list[str]) -> int:
         }
         write_card(onnx, {**loaded.card, "name": name, "reexport": entry, "onnx_sha256": sha256(onnx)})
     print(json.dumps(entry, indent=1))
+    return 0
+
+
+def _factorise_command(a: argparse.Namespace, argv: list[str]) -> int:
+    """``recotrig train trackformer --factorise MODEL``: ``factorise.factorise`` written as a model
+    of its own (to the user's folder, or over the shipped model with ``--replace-shipped``)."""
+    from recotrig.training.trackformer.factorise import factorise
+
+    loaded = load_model(a.factorise, family="trackformer")
+    name = a.name or Path(loaded.onnx).name.removesuffix(".onnx")
+    target = model_output(a, name)
+    with target.staged() as out:
+        card = factorise(
+            loaded,
+            out / f"{name}.onnx",
+            crossings=a.train_events or FACTORISE_CROSSINGS,
+            stores=dict(zip(("train", "val", "test"), a.stores.split(","))) if a.stores else None,
+            epochs=a.epochs or 16,
+            seed=a.seed,
+            max_events=a.max_events,
+        )
+        card["head"]["command"] = " ".join(["recotrig train trackformer", *argv])  # "command" made the encoder
+        write_card(out / f"{name}.onnx", card)
+    print(json.dumps({k: card[k] for k in ("head", "clustering", "validation", "held_out")}, indent=1))
     return 0
