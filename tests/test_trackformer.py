@@ -275,6 +275,24 @@ def test_a_factorised_enccla_is_trained_on_its_encoder_and_runs_in_the_finder(ti
         assert "EncCla with a joint class head" in capsys.readouterr().err
 
 
+def test_tuning_scores_each_min_hits_from_one_refinement_as_its_own_run_would(tiny_cla):
+    """EncCla cuts its smallest track after the helix refinement, so the tuning builds the tracks
+    of settings that differ in min_hits alone once: the scores are those of each setting's run."""
+    from recotrig.models.runtime import Session
+    from recotrig.models.trackformer.inference import Finder
+    from recotrig.training.trackformer import train
+
+    folder, card = tiny_cla
+    finder = Finder(Session(folder / "tiny_cla.onnx", threads=1), card)
+    val = dataset.build(str(SAMPLE_MU20), low=200, high=300, draws=1, seed=1, max_events=2)
+    predictions = [finder.predict(s.features) for s in val]
+    helix = {"xy_mm": 2.0, "rz_mm": 1.0, "min_hits": 2}
+    settings = [{"min_hits": m, "link_overlap": o, "helix": helix} for m in (1, 3, 4) for o in (0.1, 0.3)]
+    shared = train._refined_scores(finder, val, settings, predictions)
+    assert shared == [train._score(finder, val, p, predictions) for p in settings]
+    assert len(set(shared)) > 1
+
+
 def test_sectors_cover_every_hit_and_merge_each_track_once():
     from recotrig.models.trackformer.sectors import Sectors
 

@@ -229,6 +229,31 @@ def _score(finder: Finder, samples: list[dataset.Sample], params: dict[str, Any]
     return float(np.mean(scores)) if scores else math.nan
 
 
+def _refined_scores(
+    finder: Finder, samples: list[dataset.Sample], settings: list[dict[str, Any]], predictions: list[Prediction]
+) -> list[float]:
+    """``_score`` of each setting (each with a helix refinement). EncCla's smallest track is cut
+    after the refinement (``Finder.assemble``), so settings that differ in min_hits alone share
+    one track building: it runs once, with min_hits 1, and each min_hits keeps its tracks of as
+    many hits (the same tracks as its own run)."""
+    if finder.kind != "enccla":
+        return [_score(finder, samples, p, predictions) for p in settings]
+    built: dict[str, list] = {}
+    out = []
+    for p in settings:
+        key = json.dumps({k: v for k, v in p.items() if k != "min_hits"}, sort_keys=True)
+        if key not in built:
+            built[key] = [
+                (t.hit_ids.tolist(), truth) for t, truth, _ in _runs(finder, samples, {**p, "min_hits": 1}, predictions)
+            ]
+        scores = [
+            trackml_score(Tracks(hit_ids=[h for h in hit_ids if len(h) >= p["min_hits"]]), truth)
+            for hit_ids, truth in built[key]
+        ]
+        out.append(float(np.mean(scores)) if scores else math.nan)
+    return out
+
+
 def _metrics(
     finder: Finder, samples: list[dataset.Sample], params: dict[str, Any], predictions: list[Prediction] | None = None
 ) -> dict[str, Any]:
@@ -302,7 +327,7 @@ def tune(
     # cheaper, then the network's better setting
     bases = [grid[k] for k in np.argsort(-scores, kind="stable")]
     refined = [{**p, "helix": h} for p in bases for h in HELIX_GRID]
-    helix = np.nan_to_num([_score(finder, val, p, predictions) for p in refined], nan=-np.inf)
+    helix = np.nan_to_num(_refined_scores(finder, val, refined, predictions), nan=-np.inf)
     equal = [k for k in range(len(refined)) if helix[k] >= helix.max() - TIE]
     best = max(equal, key=lambda k: (refined[k].get("min_hits", 0), _cheap(refined[k]), -k))
     tuned = refined[best] if helix.max() > scores.max() + TIE else {**tuned, "helix": None}
