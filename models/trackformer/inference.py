@@ -1,4 +1,4 @@
-"""A TrackFormer model applied to one event's hits (numpy, onnxruntime and scikit-learn; no torch):
+"""A TrackFormer model applied to one event's hits (numpy, numba, onnxruntime and scikit-learn; no torch):
 what TrackFormerFinder runs and what training tunes and scores with, so both go the same way.
 
 The hits are cut into the card's sectors (``sectors.py``), each window rotated and normalised;
