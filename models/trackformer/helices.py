@@ -37,7 +37,7 @@ MERGE_PHI = 0.3
 MERGE_SLOPE = 0.3
 #: two hits closer than this in r and z (mm; a module overlap's double hit) define no helix
 PAIR_MIN_MM = 5.0
-#: a candidate's hits a helix is drawn through, at most (``_pairs``)
+#: a candidate's hits a helix is drawn through, at most (``_probe``)
 PROBE_HITS = 48
 #: hits of the merge's unions, or near pairs, evaluated at once, at most: a full mu = 200
 #: crossing's million near pairs fitted at once took 2 GB
@@ -163,6 +163,19 @@ def _best_pairs(c: _Columns, groups: list[np.ndarray], xy_mm: float, rz_mm: floa
 
 
 @compiled
+def _within(x, y, z, r, h, a, b, radius, slope, z0, norm, xy_mm, rz_mm):  # pragma: no cover (compiled)
+    """Hit h's distances to the helix (a, b, radius; slope, z0; norm = hypot(1, slope)) scaled by
+    the tolerances and summed where it lies within both, else -1; the (s, z) distance only for a
+    hit near the circle. A nan slope (no line) holds no hit."""
+    dxy = abs(np.hypot(x[h] - a, y[h] - b) - radius)
+    if dxy < xy_mm:
+        drz = abs(z[h] - z0 - slope * _arc(r[h], radius)) / norm
+        if drz < rz_mm:
+            return dxy / xy_mm + drz / rz_mm
+    return -1.0
+
+
+@compiled
 def _best_pairs_kernel(x, y, z, r, index, offsets, probes, probe_offsets, xy_mm, rz_mm):  # pragma: no cover
     """``_best_pairs`` group by group: the pairs (i, j), i < j, of the group's probed positions
     in order; two hits closer than ``PAIR_MIN_MM`` in r and z, or in line with the origin, make
@@ -172,7 +185,7 @@ def _best_pairs_kernel(x, y, z, r, index, offsets, probes, probe_offsets, xy_mm,
     for k in range(len(offsets) - 1):
         hits = index[offsets[k] : offsets[k + 1]]
         probe = probes[probe_offsets[k] : probe_offsets[k + 1]]
-        best, best_spread, best_pair = 0, 0.0, (0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        best, best_spread, best_pair = 0, 0.0, (0.0, 0.0, 0.0, 0.0, 0.0)
         for p in range(len(probe)):
             i = hits[probe[p]]
             for q in range(p + 1, len(probe)):
@@ -189,24 +202,19 @@ def _best_pairs_kernel(x, y, z, r, index, offsets, probes, probe_offsets, xy_mm,
                 norm = np.hypot(1.0, slope)
                 count, spread = 0, 0.0
                 for h in hits:
-                    dxy = abs(np.hypot(x[h] - a, y[h] - b) - radius)
-                    if dxy < xy_mm:
-                        drz = abs(z[h] - z0 - slope * _arc(r[h], radius)) / norm
-                        if drz < rz_mm:  # nan (no line) is never inside
-                            count += 1
-                            spread += dxy / xy_mm + drz / rz_mm
+                    d = _within(x, y, z, r, h, a, b, radius, slope, z0, norm, xy_mm, rz_mm)
+                    if d >= 0.0:
+                        count += 1
+                        spread += d
                 if count > best or (count == best and count and spread < best_spread):
-                    best, best_spread, best_pair = count, spread, (1, a, b, radius, slope, z0)
+                    best, best_spread, best_pair = count, spread, (a, b, radius, slope, z0)
         if not best:
             continue
         found[k] = True
-        _, a, b, radius, slope, z0 = best_pair
+        a, b, radius, slope, z0 = best_pair
         norm = np.hypot(1.0, slope)
         for t in range(len(hits)):
-            h = hits[t]
-            dxy = abs(np.hypot(x[h] - a, y[h] - b) - radius)
-            if dxy < xy_mm:
-                inside[offsets[k] + t] = abs(z[h] - z0 - slope * _arc(r[h], radius)) / norm < rz_mm
+            inside[offsets[k] + t] = _within(x, y, z, r, hits[t], a, b, radius, slope, z0, norm, xy_mm, rz_mm) >= 0.0
     return inside, found
 
 

@@ -13,7 +13,6 @@ validation events and scored on the held-out ones (``train.retune``).
 
 from __future__ import annotations
 
-import copy
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from recotrig.models.runtime import Session
 from recotrig.models.trackformer import classes
 from recotrig.models.trackformer.inference import Finder
 from recotrig.models.trackformer.sectors import Sectors
-from recotrig.training.common import training_entry
+from recotrig.training.common import PIECE, training_entry
 from recotrig.training.trackformer import train
 from recotrig.training.trackformer.model import Encoder, FactorisedHead, FactorisedTopK
 
@@ -34,20 +33,6 @@ __all__ = ["factorise"]
 
 #: training examples (hits) per step of the head's training
 BATCH = 4096
-
-
-def _encoder(model: Model) -> Encoder:
-    """The model's encoder with its trained weights (the joint head's too, unused here)."""
-    hyper = model.card["hyper_parameters"]
-    encoder = Encoder(
-        d=int(hyper["d"]),
-        layers=int(hyper["layers"]),
-        heads=int(hyper["heads"]),
-        ff=int(hyper.get("ff", 128)),
-        outputs=int(model.card["classes"]["count"]),
-    )
-    encoder.load_state_dict(train.weights_of(model.onnx))
-    return encoder.eval()
 
 
 def _examples(model: Model, encoder: Encoder, store: str, max_events: int | None):
@@ -102,21 +87,6 @@ def _fit(
     return total / len(features)
 
 
-def _onnx_vs_torch(graph: FactorisedTopK, onnx: Path, card: dict[str, Any], windows: list[np.ndarray]):
-    """The largest differences of the top-k probabilities between ONNX Runtime and torch, and
-    between torch in float32 and float64, on ``windows`` (normalised hits)."""
-    session, exact = Session(onnx, threads=1), copy.deepcopy(graph).double()
-    worst = rounding = 0.0
-    with torch.no_grad():
-        for x in windows:
-            mask = np.ones((1, len(x)), np.float32)
-            got = graph(torch.from_numpy(x[None]), torch.from_numpy(mask))[1].numpy()[0]
-            ref = exact(torch.from_numpy(x[None]).double(), torch.from_numpy(mask).double())[1].numpy()[0]
-            mine = session.run(hits=x[None], mask=mask)["probabilities"][0]
-            worst, rounding = max(worst, float(np.abs(got - mine).max())), max(rounding, float(np.abs(got - ref).max()))
-    return worst, rounding
-
-
 def factorise(
     model: Model,
     onnx: Path,
@@ -138,7 +108,7 @@ def factorise(
     if card["kind"] != "enccla" or "head" in card:
         raise ValueError(f"{model.onnx}: --factorise takes an EncCla with a joint class head")
     torch.manual_seed(seed)
-    encoder = _encoder(model)
+    encoder = train.encoder_of(model.onnx, card)
     start = time.perf_counter()
     if stores is None:
         made = train.simulated_stores(train._cache() / "stores", jobs=1, train_events=crossings, splits=("train",))
@@ -152,15 +122,9 @@ def factorise(
     graph = FactorisedTopK(encoder, head.eval(), train.TOP_K).eval()
     train.export(graph, onnx, top_k=train.TOP_K)
     used = [p for name, p in graph.named_parameters() if not name.startswith("encoder.head.")]
-    finder = Finder(None, card)
+    finder = Finder(Session(onnx, threads=1), card)
     probe = train.dataset.build(str(train.SAMPLE_MU20), **train.SAMPLE_CHECK[card["data"]["dataset"]])[:5]
-    windows_of = [
-        ((finder.sectors.rotate(s.features[w], k) - finder.mean) / finder.std).astype(np.float32)
-        for s in probe
-        for k, w in enumerate(finder.sectors.windows(s.features[:, 0], s.features[:, 1]))
-        if len(w)
-    ]
-    worst, rounding = _onnx_vs_torch(graph, onnx, card, windows_of)
+    worst, rounding = train.onnx_vs_torch(graph, finder, probe, [finder.predict(s.features) for s in probe], "enccla")
     out = {k: v for k, v in card.items() if k not in ("reexport", "retune_command")}
     out |= {
         "name": onnx.name.removesuffix(".onnx"),
@@ -173,7 +137,7 @@ def factorise(
             "seed": seed,
             "data": {"stores": [Path(s).name for s in store.split("\n")], "windows": windows},
             "hits": len(features),
-            "training": training_entry(time.perf_counter() - start, torch.get_num_threads(), ["one"], final_loss=loss),
+            "training": training_entry(time.perf_counter() - start, torch.get_num_threads(), [PIECE], final_loss=loss),
         },
         "parameters": sum(p.numel() for p in used),
         "onnx_vs_torch_max_abs_diff": worst,

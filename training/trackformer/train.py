@@ -497,10 +497,9 @@ def weights_of(onnx: str | Path) -> dict[str, torch.Tensor]:
     return {name: torch.from_numpy(np.array(value)) for name, value in state.items()}
 
 
-def reexport(onnx: str | Path, card: dict[str, Any], out: str | Path) -> None:
-    """An existing model's weights (``weights_of``) written again through ``export``: the graph this
-    version makes (e.g. ``model.softmax``'s floor), the numbers of the training. ``ValueError`` when
-    the file's weights do not make the card's encoder."""
+def encoder_of(onnx: str | Path, card: dict[str, Any]) -> Encoder:
+    """The card's encoder with the weights of its ONNX file (``weights_of``), in eval mode;
+    ``ValueError`` when the file's weights do not make it (e.g. a factorised head's)."""
     hyper = card["hyper_parameters"]
     state = weights_of(onnx)
     try:
@@ -514,7 +513,13 @@ def reexport(onnx: str | Path, card: dict[str, Any], out: str | Path) -> None:
         model.load_state_dict(state)
     except (KeyError, RuntimeError) as err:
         raise ValueError(f"{onnx}: its weights do not make the card's encoder ({err})") from None
-    export(model.eval(), out, top_k=TOP_K if card["kind"] == "enccla" else 0)
+    return model.eval()
+
+
+def reexport(onnx: str | Path, card: dict[str, Any], out: str | Path) -> None:
+    """An existing model's weights (``encoder_of``) written again through ``export``: the graph this
+    version makes (e.g. ``model.softmax``'s floor), the numbers of the training."""
+    export(encoder_of(onnx, card), out, top_k=TOP_K if card["kind"] == "enccla" else 0)
 
 
 def _onnx_difference(a: str | Path, b: str | Path, card: dict[str, Any]) -> dict[str, Any]:
@@ -718,7 +723,8 @@ def _evaluation(
     ``torch_float32_vs_float64_max_abs_diff``."""
     finder = Finder(Session(onnx_path, threads=1), card)
     val_pred = [finder.predict(s.features) for s in samples["val"]]
-    worst, rounding = _onnx_vs_torch(model, finder, samples["val"][:20], val_pred, card["kind"])
+    graph = TopK(model, TOP_K) if card["kind"] == "enccla" else model
+    worst, rounding = onnx_vs_torch(graph, finder, samples["val"][:20], val_pred, card["kind"])
     tuning = tune(finder, samples, stores=stores, predictions=val_pred)
     tuned = params_of({**card, "clustering": tuning["clustering"]})
     return tuning["clustering"], {
@@ -764,26 +770,24 @@ def _data_entry(
     }
 
 
-def _onnx_vs_torch(
-    model: torch.nn.Module, finder: Finder, samples: list[dataset.Sample], predictions: list[Any], kind: str
+def onnx_vs_torch(
+    graph: torch.nn.Module, finder: Finder, samples: list[dataset.Sample], predictions: list[Any], kind: str
 ) -> tuple[float, float]:
     """The largest differences, on the windows of ``samples`` (their ONNX ``predictions`` given),
     between ONNX Runtime's and torch's outputs (EncReg: the z-scored regression; EncCla: the top-k
-    probabilities), and between torch in
-    float32 and the same weights in float64: the float32 rounding of the model itself, below which
-    no two float32 runtimes can be expected to agree."""
+    probabilities; ``graph`` ends in its top-k, as exported), and between torch in float32 and the
+    same weights in float64: the float32 rounding of the model itself, below which no two float32
+    runtimes can be expected to agree."""
     import copy
 
-    exact = copy.deepcopy(model).double()
-    if kind == "enccla":
-        model, exact = TopK(model, TOP_K), TopK(exact, TOP_K)
+    exact = copy.deepcopy(graph).double()
     worst = rounding = 0.0
     with torch.no_grad():
         for sample, prediction in zip(samples, predictions):
             for k, w, out in zip(prediction.sectors, prediction.windows, prediction.outputs):
                 x = torch.from_numpy(((finder.sectors.rotate(sample.features[w], k) - finder.mean) / finder.std)[None])
                 mask = torch.ones(1, len(w))
-                got, ref = model(x, mask), exact(x.double(), mask.double())
+                got, ref = graph(x, mask), exact(x.double(), mask.double())
                 got, ref = (got, ref) if kind == "encreg" else (got[1], ref[1])
                 mine = out["output"] if kind == "encreg" else out["probabilities"]
                 worst = max(worst, float(np.abs(got.numpy()[0] - mine).max()))
