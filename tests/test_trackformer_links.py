@@ -90,9 +90,9 @@ def test_no_linking_is_exactly_the_top_1_tracks_and_linking_only_joins_them():
 
 def test_the_card_gives_the_threshold_and_an_old_card_means_no_links():
     card = {"kind": "enccla", "clustering": {"algorithm": "top-1 class", "min_hits": 1}}
-    assert params_of(card) == {"min_hits": 1, "link_overlap": 0.0, "helix": None}
+    assert params_of(card) == {"min_hits": 1, "link_overlap": 0.0, "helix": None, "passes": []}
     card["clustering"]["link_overlap"] = 0.25
-    assert params_of(card) == {"min_hits": 1, "link_overlap": 0.25, "helix": None}
+    assert params_of(card) == {"min_hits": 1, "link_overlap": 0.25, "helix": None, "passes": []}
     for bad, message in (("much", r"lacks or mistypes a parameter .*'much'"), (1.5, r"link_overlap 1\.5 is not in")):
         card["clustering"]["link_overlap"] = bad
         with pytest.raises(ValueError, match=message):

@@ -6,7 +6,9 @@ track classes (quantile bins of the particle's phi, theta, p and its charge), an
 group of classes that their top-k posteriors link are a track (a particle's hits scatter over
 neighbouring classes; ``models/trackformer/tracks.py: linked``). Where the card says so, the
 candidates are then split where their hits draw more than one helix from the beam line and merged
-where two draw one (``models/trackformer/helices.py``). Events larger than one attention
+where two draw one (``models/trackformer/helices.py``). Where the card gives passes, the finding is
+iterative: the long tracks of a pass are kept and the model runs again on the hits they leave
+(``models/trackformer/inference.py``). Events larger than one attention
 window are cut into the card's overlapping phi sectors and the sectors' tracks merged
 (``models/trackformer/sectors.py``). The model is an ONNX file with its card (``recotrig
 models``): features, normalisation, sectors, the track building tuned on validation data and the
@@ -57,6 +59,11 @@ class TrackFormerFinder(ModelAlgorithm):
         "split and merge the candidates by their helix fit where the card gives its tolerances "
         "(clustering.helix); False: the network's candidates as they are",
     )
+    passes = Option(
+        True,
+        "find iteratively where the card gives its passes (clustering.passes): a pass's long tracks "
+        "kept, the model run again on the hits they leave; False: one pass",
+    )
 
     def initialize(self) -> None:
         model = self.load_model(features=FEATURES)
@@ -81,6 +88,8 @@ class TrackFormerFinder(ModelAlgorithm):
             self._params["link_overlap"] = self.link_overlap
         if not self.helix:
             self._params["helix"] = None
+        if not self.passes:
+            self._params["passes"] = []
         self._path = model.onnx
         self._top_k = card.classes.top_k if card.classes is not None and card.kind == "enccla" else 0
         self._finder = Finder(

@@ -6,8 +6,11 @@ each window goes through ONNX Runtime on its own (no padding); each window's pre
 becomes track candidates (EncReg: HDBSCAN; EncCla: the hits of a class, or of classes linked by
 their top-k posteriors, ``tracks.linked``), and the sectors' tracks are merged. Where the card
 gives ``clustering.helix``, the candidates are then split where they hold more than one helix and
-merged where two hold one (``helices.refine``). EncCla also gives, per hit of a track, the top-k
-classes and their probabilities.
+merged where two hold one (``helices.refine``). Where it gives ``clustering.passes``, the finding
+is iterative: the tracks of at least ``passes[0]`` hits are kept, the model runs again on the hits
+they leave, and so on; the hits of a dense event are fewer at each pass, and fewer hits in a window
+are what the model resolves best. EncCla also gives, per hit of a track, the top-k classes and
+their probabilities.
 """
 
 from __future__ import annotations
@@ -47,6 +50,14 @@ class Found:
     classes: list[np.ndarray] = field(default_factory=list)
     probabilities: list[np.ndarray] = field(default_factory=list)
 
+    def taken(self, rows: list[int], hits: np.ndarray) -> Found:
+        """Tracks ``rows`` of this set, found among the event's ``hits`` (their indices there)."""
+        return Found(
+            [hits[self.tracks[i]] for i in rows],
+            [self.classes[i] for i in rows] if self.classes else [],
+            [self.probabilities[i] for i in rows] if self.probabilities else [],
+        )
+
 
 def params_of(card: TrackFormerCard | dict[str, Any]) -> dict[str, Any]:
     """The card's tuned track-building parameters (a typed card, or the raw dict a training
@@ -54,7 +65,8 @@ def params_of(card: TrackFormerCard | dict[str, Any]) -> dict[str, Any]:
     phi, q] in the clustering) gets 1 for each; an EncCla card without ``link_overlap`` (made
     before classes were linked) gets 0: the hits of each top-1 class are a track. ``helix``: the
     tolerances of ``helices.refine`` (xy_mm, rz_mm, min_hits), None (no refinement) where the card
-    has none. ``ValueError`` for a missing or unusable parameter."""
+    has none. ``passes``: the smallest track each pass but the last keeps (``Finder.assemble``),
+    empty (one pass) where the card has none. ``ValueError`` for a missing or unusable parameter."""
     if isinstance(card, TrackFormerCard):
         clustering, kind = card.clustering, card.kind
     else:
@@ -73,10 +85,17 @@ def params_of(card: TrackFormerCard | dict[str, Any]) -> dict[str, Any]:
             }
         helix = clustering.get("helix")
         params["helix"] = None if helix is None else _helix(helix)
+        params["passes"] = clustering.get("passes") or []
     except (AttributeError, KeyError, TypeError, ValueError) as err:
         raise ValueError(f"the card's clustering {clustering!r} lacks or mistypes a parameter ({err})") from None
     if not 0.0 <= params.get("link_overlap", 0.0) <= 1.0:
         raise ValueError(f"the card's clustering link_overlap {params['link_overlap']} is not in [0, 1]")
+    passes = params["passes"]
+    if not isinstance(passes, list) or not all(type(n) is int and n >= 1 for n in passes):
+        raise ValueError(
+            f"the card's clustering passes {passes!r} are not a list of whole numbers >= 1 (the smallest "
+            "track each pass keeps)"
+        )
     return params
 
 
@@ -148,7 +167,35 @@ class Finder:
         return {k: v[0] for k, v in out.items()}
 
     def assemble(self, features: np.ndarray, prediction: Prediction, params: dict[str, Any]) -> Found:
-        """Track candidates per window, merged across sectors."""
+        """The event's tracks from the model's ``prediction`` on all its hits. With ``params["passes"]``
+        (iterative finding) the tracks of at least ``passes[0]`` hits are kept, the model predicts
+        again on the hits left and the tracks of at least ``passes[1]`` hits among them are kept,
+        and so on; the last pass keeps all its tracks. Tracks in the order of their first hit."""
+        found = self._found(features, prediction, params)
+        left = np.arange(len(features))
+        kept = []
+        for least in params.get("passes") or ():
+            rows = [i for i, t in enumerate(found.tracks) if len(t) >= least]
+            kept.append(found.taken(rows, left))
+            used = np.zeros(len(features), bool)
+            used[np.concatenate([t for f in kept for t in f.tracks] or [np.zeros(0, np.int64)])] = True
+            left = np.flatnonzero(~used)
+            if not len(left):
+                found = Found([])
+                break
+            found = self._found(features[left], self.predict(features[left]), params)
+        kept.append(found.taken(list(range(len(found.tracks))), left))
+        tracks = [t for f in kept for t in f.tracks]
+        order = sorted(range(len(tracks)), key=lambda i: int(tracks[i][0]))
+        out = Found([tracks[i] for i in order])
+        if self.kind == "enccla":
+            classes = [c for f in kept for c in f.classes]
+            probabilities = [p for f in kept for p in f.probabilities]
+            out.classes, out.probabilities = [classes[i] for i in order], [probabilities[i] for i in order]
+        return out
+
+    def _found(self, features: np.ndarray, prediction: Prediction, params: dict[str, Any]) -> Found:
+        """One pass: track candidates per window, merged across sectors (refined by their helices)."""
         candidates = []
         for k, w, out in zip(prediction.sectors, prediction.windows, prediction.outputs):
             if self.kind == "encreg":

@@ -125,7 +125,7 @@ def factorise(
     finder = Finder(Session(onnx, threads=1), card)
     probe = train.dataset.build(str(train.SAMPLE_MU20), **train.SAMPLE_CHECK[card["data"]["dataset"]])[:5]
     worst, rounding = train.onnx_vs_torch(graph, finder, probe, [finder.predict(s.features) for s in probe], "enccla")
-    out = {k: v for k, v in card.items() if k not in ("reexport", "retune_command")}
+    out = {k: v for k, v in card.items() if k not in ("reexport", "retune_command", "passes_command")}
     out |= {
         "name": onnx.name.removesuffix(".onnx"),
         "head": {

@@ -85,12 +85,19 @@ HELIX_GRID = tuple(
 #: (0.05 rad); the narrowest within ``TIE`` of the best validation score is kept (narrower windows
 #: hold fewer hits, and the attention costs their square)
 OVERLAPS = (0.1, 0.08, 0.06)
+#: iterative finding tried last in tuning (``Finder.assemble``): per schedule, the smallest track each
+#: pass but the last keeps before the model runs again on the hits left (pixel tracks have 4-8 hits;
+#: (): one pass); the fewest passes within ``TIE`` of the best validation score are kept. At most
+#: five passes: each runs the model again (longer schedules, from 7 or 8 hits down, scored a little
+#: more on the 200-500 validation events and cost a pass each)
+PASSES = ((), (6,), (5,), (4,), (6, 5), (5, 4), (6, 5, 4), (6, 5, 4, 3))
 ALGORITHM = {
     "encreg": "HDBSCAN (scikit-learn's labels) on the predictions scaled by weights (tracks.cluster)",
     "enccla": "top-1 classes, linked where their hits' top-k posteriors overlap by more than link_overlap "
     "(tracks.linked)",
 }
 REFINED = "; then split and merged by their helix fit within the helix tolerances (helices.refine)"
+ITERATED = "; iterative: a pass's tracks of at least passes[i] hits kept, the model run again on the hits left"
 
 
 def _cache() -> Path:
@@ -307,8 +314,8 @@ def tune(
     of the candidates of every one of its settings: small fragments the network's best setting
     drops may be what a refined track needs, and the refinement's merge joins what EncCla's links
     would otherwise have to (its best link_overlap with the refinement lies below the best
-    without); last, a sectored model's window overlap (``OVERLAPS``, the card's ``sectors``, with
-    the ``trained_overlap`` the finder came with).
+    without); then a sectored model's window overlap (``OVERLAPS``, the card's ``sectors``, with
+    the ``trained_overlap`` the finder came with); last, the passes (``PASSES``, ``_with_passes``).
 
     The mean TrackML score decides; grid points within ``TIE`` of the best count as equal, and of
     those the one with the largest min_hits wins: the score gives particles of under 4 hits no
@@ -333,11 +340,31 @@ def tune(
     tuned = refined[best] if helix.max() > scores.max() + TIE else {**tuned, "helix": None}
     trained = finder.sectors.overlap
     finder, predictions = _overlap(finder, val, tuned, predictions)
+    return _with_passes(finder, samples, tuned, predictions, stores=stores, trained_overlap=trained)
+
+
+def _with_passes(
+    finder: Finder,
+    samples: dict[str, list[dataset.Sample]],
+    tuned: dict[str, Any],
+    predictions: list[Prediction],
+    *,
+    stores: dict[str, str],
+    trained_overlap: float,
+) -> dict[str, Any]:
+    """``tune``'s last step and its card entries: the track building ``tuned`` with the schedule of
+    ``PASSES`` (iterative finding) that scores best on the validation events (``finder``'s
+    ``predictions`` on them are its first pass); of those within ``TIE``, the fewest passes, since
+    each pass runs the model again."""
+    val = samples["val"]
+    scores = [_score(finder, val, {**tuned, "passes": list(p)}, predictions) for p in PASSES]
+    best = max(scores)
+    tuned = {**tuned, "passes": list(min((p for p, s in zip(PASSES, scores) if s >= best - TIE), key=len))}
     sectors = {"n": finder.sectors.n, "overlap": finder.sectors.overlap}
     if finder.sectors.n > 1:
-        sectors["trained_overlap"] = trained
+        sectors["trained_overlap"] = trained_overlap
     validation = _metrics(finder, val, tuned, predictions)
-    algorithm = ALGORITHM[finder.kind] + (REFINED if tuned["helix"] else "")
+    algorithm = ALGORITHM[finder.kind] + (REFINED if tuned["helix"] else "") + (ITERATED if tuned["passes"] else "")
     return {
         "clustering": {"algorithm": algorithm, **tuned},
         "sectors": sectors,
@@ -366,11 +393,19 @@ def _overlap(
     return tried[min(o for o, s in scores.items() if s >= max(scores.values()) - TIE)]
 
 
-def retune(model: str | Path, *, stores: dict[str, str] | None = None, max_events: int | None = None) -> dict[str, Any]:
+def retune(
+    model: str | Path,
+    *,
+    stores: dict[str, str] | None = None,
+    max_events: int | None = None,
+    passes_only: bool = False,
+) -> dict[str, Any]:
     """``tune`` again for an existing TrackFormer model (ONNX + card: a shipped model's name or a
     path), with no training: the reductions of its card's data set, seeds and draws, and ONNX
-    Runtime on 1 thread. ``stores``: {"val": ..., "test": ...} (default: the training's simulated
-    stores, made when missing); ``max_events``: crossings per store (default: all). Returns the
+    Runtime on 1 thread; with ``passes_only``, its last step alone (``_with_passes``: the card's
+    track building and windows kept, the passes tuned). ``stores``: {"val": ..., "test": ...}
+    (default: the training's simulated stores, made when missing); ``max_events``: crossings per
+    store (default: all). Returns the
     card entries that change (``summary``, ``clustering``, ``validation``, ``held_out``,
     ``sample_check``); nothing is written (``recotrig train trackformer --retune MODEL`` writes the
     model with its new card where a training would).
@@ -394,9 +429,14 @@ def retune(model: str | Path, *, stores: dict[str, str] | None = None, max_event
         max_events=max_events,
         cache=_cache() / "work" / "datasets",
     )
-    finder = Finder(Session(loaded.onnx, threads=1), card)  # its windows as in training, tuned again
-    finder = finder.with_overlap(card["sectors"].get("trained_overlap", card["sectors"]["overlap"]))
-    entries = tune(finder, samples, stores=stores)
+    finder = Finder(Session(loaded.onnx, threads=1), card)
+    trained = card["sectors"].get("trained_overlap", card["sectors"]["overlap"])
+    if passes_only:  # the card's track building and windows, its passes tuned again
+        predictions = [finder.predict(s.features) for s in samples["val"]]
+        entries = _with_passes(finder, samples, params_of(card), predictions, stores=stores, trained_overlap=trained)
+    else:  # its windows as in training, tuned again
+        finder = finder.with_overlap(trained)
+        entries = tune(finder, samples, stores=stores)
     tuned = params_of({**card, "clustering": entries["clustering"]})
     entries["sample_check"] = _sample_check(finder.with_overlap(entries["sectors"]["overlap"]), tuned, data)
     entries["summary"] = _summary(
@@ -425,6 +465,8 @@ def _summary(kind: str, data: str, sectors: int, count: int | None, clustering: 
         )
     if clustering.get("helix"):
         method += ", split where they hold more than one helix from the beam line and merged where two hold one"
+    if clustering.get("passes"):
+        method += f"; found in {len(clustering['passes']) + 1} passes, each run on the hits the long tracks left"
     return (
         f"TrackFormer {kind}: {method}. Trained on {low}-{high}-track reductions of simulated mu = 20 crossings "
         f"(generic detector, pixel volumes 7, 8, 9), cut into {sectors} phi sector(s)."
@@ -845,6 +887,11 @@ def main(argv: list[str]) -> int:
         "with its new card (the ONNX file unchanged)",
     )
     parser.add_argument(
+        "--passes-only",
+        action="store_true",
+        help="with --retune: keep the card's track building and windows, tune only its passes (iterative finding)",
+    )
+    parser.add_argument(
         "--reexport",
         metavar="MODEL",
         default=None,
@@ -864,6 +911,8 @@ def main(argv: list[str]) -> int:
     a = parser.parse_args(argv)
     if a.stores and len(a.stores.split(",")) != 3:
         raise ValueError("--stores takes three stores: train,val,test")
+    if a.passes_only and not a.retune:
+        raise ValueError("--passes-only tunes an existing model's passes: give it with --retune MODEL")
     if a.retune:
         return _retune_command(a, argv)
     if a.reexport:
@@ -914,10 +963,12 @@ def _retune_command(a: argparse.Namespace, argv: list[str]) -> int:
     name = a.name or Path(loaded.onnx).name.removesuffix(".onnx")
     target = model_output(a, name)
     stores = dict(zip(("val", "test"), a.stores.split(",")[1:])) if a.stores else None
-    entries = retune(loaded.onnx, stores=stores, max_events=a.max_events)
+    entries = retune(loaded.onnx, stores=stores, max_events=a.max_events, passes_only=a.passes_only)
+    # a card keeps the command that tuned its track building, and apart the one that tuned its passes after it
+    command = "passes_command" if a.passes_only else "retune_command"
     target.write_retuned(
         loaded.onnx,
-        {**loaded.card, **entries, "name": name, "retune_command": " ".join(["recotrig train trackformer", *argv])},
+        {**loaded.card, **entries, "name": name, command: " ".join(["recotrig train trackformer", *argv])},
     )
     print(json.dumps({k: entries[k] for k in ("clustering", "validation", "held_out")}, indent=1))
     return 0
