@@ -9,7 +9,10 @@ training or tuning:
 - ``200-500``: `recotrig run trackformer_dense` (300 random particles, the sectored 200-500
   models) on the same store;
 - ``mu60``: the same sequence on the full pixel content of the bundled mu = 60 ttbar sample
-  (``--HitReader.tracks_per_event 0``), with ``MU60_SECTORS`` phi sectors.
+  (``--HitReader.tracks_per_event 0``), with ``MU60_SECTORS`` phi sectors;
+- ``mu60_hybrid``: `recotrig run trackformer_hybrid` on that sample (ActsCKF from 0.2 GeV seeds
+  first, the models on the hits its tracks leave), and ``200-500_hybrid``: the ``200-500`` setting
+  so (``HYBRID`` options). A hybrid finder's time is its own; ActsCKF's comes before it.
 
 Per setting and finder: the TrackML score and ACTS-style rates, and ms/event of each finder
 against ActsCKF (seeding + CKF + ambiguity resolution), from the run's own outputs. For the
@@ -39,6 +42,17 @@ from recotrig.sequences.samples import SAMPLE_MU60
 from recotrig.training.trackformer.train import _cache, simulated_stores
 
 MU60_SECTORS = 36
+#: trackformer_dense run as trackformer_hybrid runs (sequences/trackformer_hybrid.py)
+HYBRID = (
+    "--ActsCKF.seed_min_pt",
+    "0.2",
+    "--ActsCKF.track_min_pt",
+    "0.2",
+    "--TrackFormerEncCla.prior",
+    "tracks_ckf",
+    "--TrackFormerEncReg.prior",
+    "tracks_ckf",
+)
 
 
 def run(sequence: str, store: str, *options: str) -> dict:
@@ -138,6 +152,8 @@ def main() -> None:
                 "--TrackFormerEncCla.sectors",
                 str(MU60_SECTORS),
             ),
+            "200-500_hybrid": run("trackformer_dense", store, *HYBRID),
+            "mu60_hybrid": run("trackformer_hybrid", str(SAMPLE_MU60)),
         }
     print(json.dumps(results, indent=1))
 

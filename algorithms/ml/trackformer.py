@@ -16,9 +16,16 @@ largest window the model may take all come from the card, which is checked at ``
 
 EncCla's tracks carry, per hit, the top-k classes and probabilities of the softmax
 (``top1_class``, ``top1_prob``, ... jagged columns parallel to ``hit_ids``).
+
+``prior`` (optional; e.g. ``TrackFormerFinder(prior="tracks_ckf")``) names tracks found before,
+by ActsCKF say: their hits are taken out of ``hits`` before the model runs, and they lead the
+output, restricted to ``hits`` (class -1, probability 0 in EncCla's columns). The classic finder
+takes the clean, high-pT tracks that crowd a dense event and the model finds the rest.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import awkward as ak
 import numpy as np
@@ -26,6 +33,8 @@ import numpy as np
 from recotrig.algorithms.ml.base import ModelAlgorithm
 from recotrig.edm import Hits, Tracks
 from recotrig.framework import ConfigError, Option, lists
+from recotrig.framework.algorithm import Algorithm
+from recotrig.framework.lookup import index_of
 from recotrig.models.runtime import Session
 from recotrig.models.trackformer.inference import Finder, params_of, warm_up
 
@@ -97,16 +106,29 @@ class TrackFormerFinder(ModelAlgorithm):
         )
         warm_up()
 
-    def execute(self, hits: Hits) -> Tracks:
+    def check_upstream(self, upstream: dict[str, Algorithm]) -> None:
+        """``prior`` bound to a key that no algorithm gives is a mistake, not an absent input."""
+        if self.key("prior") != "prior" and "prior" not in upstream:
+            raise ConfigError(
+                f"{self.name}: input 'prior' reads key {self.key('prior')!r}, which no algorithm produces "
+                "(it names the tracks whose hits are taken out before the model runs, e.g. tracks_ckf)"
+            )
+
+    def execute(self, hits: Hits, prior: Tracks | None = None) -> Tracks:
         x = np.stack([np.asarray(hits[c], np.float32) for c in FEATURES], axis=1)
-        try:
-            found = self._finder(x, self._params)
-        except ValueError as err:  # a window larger than the model's capacity
-            raise ValueError(f"{self.name}: {len(hits)} hits: model {self._path.name}: {err}") from None
         hit_ids = np.asarray(hits.hit_id)
-        sizes = np.asarray([len(t) for t in found.tracks], np.int64)
+        known = [] if prior is None else _rows_of(prior, hit_ids)
+        taken = np.zeros(len(hits), bool)
+        taken[np.concatenate(known or [np.zeros(0, np.int64)])] = True
+        left = np.flatnonzero(~taken)
+        try:
+            found = self._finder(x[left], self._params)
+        except ValueError as err:  # a window larger than the model's capacity
+            raise ValueError(f"{self.name}: {len(left)} hits: model {self._path.name}: {err}") from None
+        tracks = known + [left[t] for t in found.tracks]
+        sizes = np.asarray([len(t) for t in tracks], np.int64)
         offsets = np.concatenate([[0], np.cumsum(sizes)])
-        index = np.concatenate(found.tracks) if found.tracks else np.zeros(0, np.int64)
+        index = np.concatenate(tracks) if tracks else np.zeros(0, np.int64)
         order = np.lexsort((hit_ids[index], np.repeat(np.arange(len(sizes)), sizes)))  # each track by hit id
 
         def jagged(rows: list[np.ndarray], dtype: type) -> ak.Array:
@@ -115,7 +137,22 @@ class TrackFormerFinder(ModelAlgorithm):
             return lists((np.concatenate(rows)[order] if rows else np.zeros(0)).astype(dtype), offsets)
 
         extra = {}
-        for j in range(self._top_k):
-            extra[f"top{j + 1}_class"] = ("var*i8", jagged([c[:, j] for c in found.classes], np.int64))
-            extra[f"top{j + 1}_prob"] = ("var*f4", jagged([p[:, j] for p in found.probabilities], np.float32))
+        for j in range(self._top_k):  # a prior track's hits have no class posterior: class -1, probability 0
+            classes = [np.full(len(t), -1) for t in known] + [c[:, j] for c in found.classes]
+            probabilities = [np.zeros(len(t)) for t in known] + [p[:, j] for p in found.probabilities]
+            extra[f"top{j + 1}_class"] = ("var*i8", jagged(classes, np.int64))
+            extra[f"top{j + 1}_prob"] = ("var*f4", jagged(probabilities, np.float32))
         return Tracks(hit_ids=lists(hit_ids[index[order]].astype(np.int64), offsets), extra=extra)
+
+
+def _rows_of(prior: Tracks, hit_ids: np.ndarray) -> list[np.ndarray]:
+    """Per prior track, the rows of ``hit_ids`` holding its hits (sorted): a hit not in them is left
+    out, a hit on two tracks goes to the first, and a track left with no hit is dropped."""
+    counts = np.asarray(ak.num(prior.hit_ids), np.int64)
+    rows = index_of(hit_ids, np.asarray(ak.flatten(prior.hit_ids), np.int64))
+    track = np.repeat(np.arange(len(counts)), counts)
+    rows, track = rows[rows >= 0], track[rows >= 0]
+    first = np.sort(np.unique(rows, return_index=True)[1])  # the hits are in track order
+    rows, track = rows[first], track[first]
+    bounds = np.searchsorted(track, np.arange(len(counts) + 1))
+    return [np.sort(rows[a:b]) for a, b in itertools.pairwise(bounds) if b > a]
