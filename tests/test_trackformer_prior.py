@@ -1,7 +1,7 @@
 """TrackFormerFinder after another finder (``prior``): the prior tracks' hits taken out before the
 model runs, the prior tracks leading the output; a prior key that nothing produces is an error;
 the ``trackformer_hybrid`` sequence (ActsCKF from 0.2 GeV seeds, then the 200-500 models) on the
-full mu = 60 pixel content."""
+full mu = 60 pixel content, the same with two workers."""
 
 from __future__ import annotations
 
@@ -71,7 +71,12 @@ def test_the_hybrid_sequence_passes_0_8_on_full_mu60_crossings(tmp_path):
     seed 61; ActsCKF alone 0.530. Two crossings here (0.855, 0.873)."""
     from recotrig.sequences.cli import main
 
-    assert main(["run", "trackformer_hybrid", "-o", str(tmp_path), "--no-progress", "-n", "2"]) == 0
+    for jobs in ("1", "2"):
+        argv = ["run", "trackformer_hybrid", "-o", str(tmp_path / jobs), "--no-progress", "-n", "2", "-j", jobs]
+        assert main(argv) == 0
+    for name in ("tracks.root", "comparison.json", "performance.json"):  # two workers, the same bytes
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name
+    tmp_path = tmp_path / "1"
     rows = {r["algorithm"]: r for r in json.loads((tmp_path / "comparison.json").read_text())["rows"]}
     ckf = rows["ActsCKF [tracks_ckf]"]["trackml_score"]
     assert rows["TrackFormerEncCla [tracks_enccla]"]["trackml_score"] == pytest.approx(0.87, abs=0.04)
