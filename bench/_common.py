@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+
+
+def plotting(parser: argparse.ArgumentParser, plot: Callable[[list[dict], str], None]) -> argparse.Namespace | None:
+    """A benchmark's ``--plot PNG`` and ``--replot JSON`` flags added to ``parser`` and parsed: with
+    ``--replot``, ``plot`` draws the ``points`` of that earlier output and None is returned (nothing
+    to measure); else the parsed flags."""
+    parser.add_argument("--plot", metavar="PNG", help="draw the figure here")
+    parser.add_argument("--replot", metavar="JSON", help="only draw --plot from this script's earlier output")
+    args = parser.parse_args()
+    if not args.replot:
+        return args
+    if not args.plot:
+        parser.error("--replot needs --plot")
+    plot(json.loads(Path(args.replot).read_text())["points"], args.plot)
+    return None
 
 
 @contextlib.contextmanager

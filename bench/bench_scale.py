@@ -43,7 +43,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np
-from _common import stdout_to_stderr
+from _common import plotting, stdout_to_stderr
 
 from recotrig.io.hit_reader import HitReader
 from recotrig.models import registry
@@ -219,13 +219,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mu", type=int, nargs="+", default=[20, 60, 120, 200])
     parser.add_argument("--events", type=int, nargs="+", default=[2, 2, 2, 2])
-    parser.add_argument("--plot", help="write the log-log plot here (PNG)")
-    parser.add_argument("--replot", metavar="JSON", help="only draw --plot from this script's earlier output")
-    args = parser.parse_args()
-    if args.replot:
-        if not args.plot:
-            parser.error("--replot needs --plot")
-        plot(json.loads(Path(args.replot).read_text())["points"], args.plot)
+    args = plotting(parser, plot)
+    if args is None:
         return
     if len(args.events) != len(args.mu):
         parser.error("--events needs one count per --mu")

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from _common import stdout_to_stderr
+from _common import plotting, stdout_to_stderr
 from bench_trackformer import run
 
 from recotrig.io.hit_reader import HitReader
@@ -89,14 +88,8 @@ def pixel_hits(particles: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--plot", metavar="PNG", help="draw the score against the hit density here")
-    parser.add_argument("--replot", metavar="JSON", help="only draw --plot from this script's earlier output")
-    args = parser.parse_args()
-    if args.replot:
-        if not args.plot:
-            parser.error("--replot needs --plot")
-        plot(json.loads(Path(args.replot).read_text())["points"], args.plot)
+    args = plotting(argparse.ArgumentParser(description=__doc__.splitlines()[0]), plot)
+    if args is None:
         return
     points = []
     with stdout_to_stderr():
