@@ -39,15 +39,16 @@ from recotrig.models import registry
 from recotrig.models.runtime import Session
 from recotrig.models.trackformer.inference import Finder, params_of, warm_up
 from recotrig.sequences.samples import SAMPLE_MU60
+from recotrig.sequences.trackformer_hybrid import PRIOR_PT, SECTORS
 from recotrig.training.trackformer.train import _cache, simulated_stores
 
-MU60_SECTORS = 36
+MU60_SECTORS = SECTORS
 #: trackformer_dense run as trackformer_hybrid runs (sequences/trackformer_hybrid.py)
 HYBRID = (
     "--ActsCKF.seed_min_pt",
-    "0.2",
+    str(PRIOR_PT),
     "--ActsCKF.track_min_pt",
-    "0.2",
+    str(PRIOR_PT),
     "--TrackFormerEncCla.prior",
     "tracks_ckf",
     "--TrackFormerEncReg.prior",

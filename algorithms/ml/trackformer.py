@@ -36,7 +36,7 @@ from recotrig.framework import ConfigError, Option, lists
 from recotrig.framework.algorithm import Algorithm
 from recotrig.framework.lookup import index_of
 from recotrig.models.runtime import Session
-from recotrig.models.trackformer.inference import Finder, params_of, warm_up
+from recotrig.models.trackformer.inference import Finder, params_of, unused, warm_up
 
 FEATURES = ["x", "y", "z"]
 
@@ -118,9 +118,7 @@ class TrackFormerFinder(ModelAlgorithm):
         x = np.stack([np.asarray(hits[c], np.float32) for c in FEATURES], axis=1)
         hit_ids = np.asarray(hits.hit_id)
         known = [] if prior is None else _rows_of(prior, hit_ids)
-        taken = np.zeros(len(hits), bool)
-        taken[np.concatenate(known or [np.zeros(0, np.int64)])] = True
-        left = np.flatnonzero(~taken)
+        left = unused(len(hits), known)
         try:
             found = self._finder(x[left], self._params)
         except ValueError as err:  # a window larger than the model's capacity

@@ -28,7 +28,7 @@ from recotrig.models.trackformer.helices import refine
 from recotrig.models.trackformer.sectors import Sectors
 from recotrig.models.trackformer.tracks import cluster, linked
 
-__all__ = ["Finder", "Found", "Prediction", "warm_up"]
+__all__ = ["Finder", "Found", "Prediction", "unused", "warm_up"]
 
 
 @dataclass
@@ -57,6 +57,13 @@ class Found:
             [self.classes[i] for i in rows] if self.classes else [],
             [self.probabilities[i] for i in rows] if self.probabilities else [],
         )
+
+
+def unused(n: int, tracks: list[np.ndarray]) -> np.ndarray:
+    """The indices in ``range(n)`` of the hits that none of ``tracks`` (index arrays) holds."""
+    used = np.zeros(n, bool)
+    used[np.concatenate(tracks or [np.zeros(0, np.int64)])] = True
+    return np.flatnonzero(~used)
 
 
 def params_of(card: TrackFormerCard | dict[str, Any]) -> dict[str, Any]:
@@ -177,9 +184,7 @@ class Finder:
         for least in params.get("passes") or ():
             rows = [i for i, t in enumerate(found.tracks) if len(t) >= least]
             kept.append(found.taken(rows, left))
-            used = np.zeros(len(features), bool)
-            used[np.concatenate([t for f in kept for t in f.tracks] or [np.zeros(0, np.int64)])] = True
-            left = np.flatnonzero(~used)
+            left = unused(len(features), [t for f in kept for t in f.tracks])
             if not len(left):
                 found = Found([])
                 break
