@@ -62,6 +62,28 @@ def test_a_pass_keeps_the_long_tracks_of_the_one_before_and_no_hit_twice(name):
                 assert np.array_equal(c, one.classes[index[tuple(t)]])
 
 
+@pytest.mark.parametrize("name", ["trackformer-enccla-200-500", "trackformer-encreg-200-500"])
+def test_small_windows_in_one_padded_call_give_the_outputs_of_one_call_each(name, monkeypatch):
+    """The later passes' windows (at most ``SMALL_WINDOW`` hits) go through ONNX Runtime together,
+    padded: every output bit-identical to running each window alone."""
+    from recotrig.models.trackformer import inference
+
+    model = registry.load(name, family="trackformer")
+    finder = Finder(Session(model.onnx, threads=1), model.card)
+    hits = HitReader(input=str(SAMPLE_MU20), volumes=[7, 8, 9], tracks_per_event=300).read(0)[0]
+    x = np.stack([np.asarray(hits[c], np.float32) for c in "xyz"], axis=1)
+    sparse = x[::12]  # about 20 hits a window, as in a late pass
+    params = params_of(model.card)
+    batched, tracks = finder.predict(sparse), finder(x, params).tracks
+    assert len(batched.windows) > 1 and max(len(w) for w in batched.windows) <= inference.SMALL_WINDOW
+    monkeypatch.setattr(inference, "SMALL_WINDOW", 0)
+    alone = finder.predict(sparse)
+    assert [w.tolist() for w in batched.windows] == [w.tolist() for w in alone.windows]
+    for a, b in zip(batched.outputs, alone.outputs):
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert [t.tolist() for t in tracks] == [t.tolist() for t in finder(x, params).tracks]  # later passes included
+
+
 def test_the_finder_runs_one_pass_when_told():
     hits = HitReader(input=str(SAMPLE_MU20), volumes=[7, 8, 9], tracks_per_event=300).read(0)[0]
     runs = {}

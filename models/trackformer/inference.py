@@ -2,7 +2,8 @@
 what TrackFormerFinder runs and what training tunes and scores with, so both go the same way.
 
 The hits are cut into the card's sectors (``sectors.py``), each window rotated and normalised;
-each window goes through ONNX Runtime on its own (no padding); each window's prediction
+each window goes through ONNX Runtime on its own (no padding), but the small windows of the later
+passes, which go together (padded, with the same outputs); each window's prediction
 becomes track candidates (EncReg: HDBSCAN; EncCla: the hits of a class, or of classes linked by
 their top-k posteriors, ``tracks.linked``), and the sectors' tracks are merged. Where the card
 gives ``clustering.helix``, the candidates are then split where they hold more than one helix and
@@ -29,6 +30,9 @@ from recotrig.models.trackformer.sectors import Sectors
 from recotrig.models.trackformer.tracks import cluster, linked
 
 __all__ = ["Finder", "Found", "Prediction", "unused", "warm_up"]
+
+#: windows of at most this many hits are run together, padded, in one ONNX Runtime call (``Finder.predict``)
+SMALL_WINDOW = 48
 
 
 @dataclass
@@ -163,15 +167,29 @@ class Finder:
         # one ONNX Runtime call per window, unpadded: a batch padded to its longest window spends
         # the attention's n^2 on padding (the windows of a 300-track event hold 170 to 410 hits;
         # one padded batch took twice the time of the twelve calls) and holds all their attention
-        # matrices at once
-        outputs = [self._run(features, w, k) for k, w in zip(sector_of, windows)]
+        # matrices at once. Windows of at most SMALL_WINDOW hits (the later passes') go in one
+        # padded call: there the call costs more than the arithmetic. A padding key's weight is
+        # e^-SCORE_SPAN of its row's largest, below float32's rounding of the sums: the outputs
+        # are those of the unpadded calls, bit for bit (tests/test_trackformer_passes.py)
+        small = [i for i, w in enumerate(windows) if len(w) <= SMALL_WINDOW]
+        calls = [[i] for i, w in enumerate(windows) if len(w) > SMALL_WINDOW] + ([small] if small else [])
+        outputs: list[dict[str, np.ndarray]] = [{} for _ in windows]
+        for call in calls:
+            for i, out in zip(call, self._run(features, [windows[i] for i in call], [sector_of[i] for i in call])):
+                outputs[i] = out
         return Prediction(sector_of, windows, outputs)
 
-    def _run(self, features: np.ndarray, window: np.ndarray, sector: int) -> dict[str, np.ndarray]:
-        """The ONNX outputs of one window (rotated and normalised), a batch of one."""
-        x = (self.sectors.rotate(features[window], sector) - self.mean) / self.std
-        out = self.session.run(hits=x[None].astype(np.float32), mask=np.ones((1, len(window)), np.float32))
-        return {k: v[0] for k, v in out.items()}
+    def _run(self, features: np.ndarray, windows: list[np.ndarray], sectors: list[int]) -> list[dict[str, np.ndarray]]:
+        """The ONNX outputs of windows (each rotated and normalised) in one call, padded to the
+        longest."""
+        longest = max(len(w) for w in windows)
+        x = np.zeros((len(windows), longest, features.shape[1]), np.float32)
+        mask = np.zeros((len(windows), longest), np.float32)
+        for i, (w, k) in enumerate(zip(windows, sectors)):
+            x[i, : len(w)] = (self.sectors.rotate(features[w], k) - self.mean) / self.std
+            mask[i, : len(w)] = 1.0
+        out = self.session.run(hits=x, mask=mask)
+        return [{k: v[i, : len(w)] for k, v in out.items()} for i, w in enumerate(windows)]
 
     def assemble(self, features: np.ndarray, prediction: Prediction, params: dict[str, Any]) -> Found:
         """The event's tracks from the model's ``prediction`` on all its hits. With ``params["passes"]``
