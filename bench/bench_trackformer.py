@@ -13,6 +13,8 @@ training or tuning:
 - ``mu60_hybrid``: `recotrig run trackformer_hybrid` on that sample (ActsCKF from 0.2 GeV seeds
   first, the models on the hits its tracks leave), and ``200-500_hybrid``: the ``200-500`` setting
   so (``HYBRID`` options). A hybrid finder's time is its own; ActsCKF's comes before it.
+- ``200-500_fast`` and ``200-500_fast_one_pass``: the ``200-500`` setting with EncReg's model
+  replaced by the fast one (``FAST``: 2 layers, 2 heads), in its card's passes and in one pass.
 
 Per setting and finder: the TrackML score and ACTS-style rates, and ms/event of each finder
 against ActsCKF (seeding + CKF + ambiguity resolution), from the run's own outputs. For the
@@ -43,6 +45,7 @@ from recotrig.sequences.trackformer_hybrid import PRIOR_PT, SECTORS
 from recotrig.training.trackformer.train import _cache, simulated_stores
 
 MU60_SECTORS = SECTORS
+FAST = "trackformer-encreg-200-500-fast"
 #: trackformer_dense run as trackformer_hybrid runs (sequences/trackformer_hybrid.py)
 HYBRID = (
     "--ActsCKF.seed_min_pt",
@@ -154,6 +157,11 @@ def main() -> None:
                 str(MU60_SECTORS),
             ),
             "200-500_hybrid": run("trackformer_dense", store, *HYBRID),
+            "200-500_fast": run("trackformer_dense", store, "--TrackFormerEncReg.model", FAST),
+            "200-500_fast_one_pass": run(
+                "trackformer_dense", store, "--TrackFormerEncReg.model", FAST, "--TrackFormerEncReg.passes", "false"
+            ),
+            "200-500_fast_breakdown": breakdown(store, FAST),
             "mu60_hybrid": run("trackformer_hybrid", str(SAMPLE_MU60)),
         }
     print(json.dumps(results, indent=1))

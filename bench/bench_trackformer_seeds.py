@@ -1,7 +1,7 @@
 """TrackFormer models scored on events of two further seeds, never used in training or tuning.
 Prints JSON.
 
-    python bench/bench_trackformer_seeds.py                      # the four shipped models
+    python bench/bench_trackformer_seeds.py                      # the shipped models
     python bench/bench_trackformer_seeds.py MODEL [MODEL ...]    # shipped names or .onnx paths
 
 100 mu = 20 crossings of each of seeds 404 and 505 are simulated once into the cache
@@ -24,7 +24,9 @@ from recotrig.training.trackformer import train
 
 SEEDS = (404, 505)
 CROSSINGS = 100
-SHIPPED = [f"trackformer-{k}-{d}" for d in ("10-50", "200-500") for k in ("enccla", "encreg")]
+SHIPPED = [f"trackformer-{k}-{d}" for d in ("10-50", "200-500") for k in ("enccla", "encreg")] + [
+    "trackformer-encreg-200-500-fast"
+]
 
 
 def main(models: list[str]) -> None:

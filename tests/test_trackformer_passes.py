@@ -140,3 +140,28 @@ def test_retuning_the_passes_alone_keeps_the_track_building_and_both_commands(tm
     capsys.readouterr()
     assert main(["train", "trackformer", "--passes-only"]) == 1
     assert "--passes-only tunes an existing model's passes: give it with --retune MODEL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("most", [1, 2])
+def test_max_passes_bounds_the_schedules_tried(tmp_path, monkeypatch, capsys, most):
+    """``--max-passes N``: the schedule chosen has at most N passes, tried on the validation events
+    among ``PASSES``' of that length (the fast model's card: at most two). Its card records the command."""
+    from recotrig.sequences.cli import main
+    from recotrig.training.trackformer import train
+
+    monkeypatch.setenv("RECOTRIG_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    tried = []
+    score = train._score
+    monkeypatch.setattr(
+        train, "_score", lambda f, s, params, *a: tried.append(params["passes"]) or score(f, s, params, *a)
+    )
+    argv = ["train", "trackformer", "--retune", "trackformer-encreg-200-500", "--passes-only", "--max-events", "1"]
+    argv += [f"--stores=-,{SAMPLE_MU20},{SAMPLE_MU20}", "--max-passes", str(most), "--name", "bounded"]
+    assert main(argv) == 0
+    card = json.loads((tmp_path / "recotrig-models" / "bounded.card.json").read_text())
+    assert len(card["clustering"]["passes"]) < most and card["passes_command"] == "recotrig " + " ".join(argv)
+    assert {len(p) for p in tried} == set(range(most))  # every schedule tried had at most `most` passes
+    capsys.readouterr()
+    assert main(["train", "trackformer", "--max-passes", "2"]) == 1
+    assert "--max-passes bounds the schedules --passes-only tries" in capsys.readouterr().err

@@ -361,15 +361,17 @@ def _with_passes(
     *,
     stores: dict[str, str],
     trained_overlap: float,
+    max_passes: int | None = None,
 ) -> dict[str, Any]:
     """``tune``'s last step and its card entries: the track building ``tuned`` with the schedule of
-    ``PASSES`` (iterative finding) that scores best on the validation events (``finder``'s
-    ``predictions`` on them are its first pass); of those within ``TIE``, the fewest passes, since
-    each pass runs the model again."""
+    ``PASSES`` (iterative finding; with ``max_passes``, those of at most that many passes) that
+    scores best on the validation events (``finder``'s ``predictions`` on them are its first pass);
+    of those within ``TIE``, the fewest passes, since each pass runs the model again."""
     val = samples["val"]
-    scores = [_score(finder, val, {**tuned, "passes": list(p)}, predictions) for p in PASSES]
+    schedules = [p for p in PASSES if max_passes is None or len(p) < max_passes]
+    scores = [_score(finder, val, {**tuned, "passes": list(p)}, predictions) for p in schedules]
     best = max(scores)
-    tuned = {**tuned, "passes": list(min((p for p, s in zip(PASSES, scores) if s >= best - TIE), key=len))}
+    tuned = {**tuned, "passes": list(min((p for p, s in zip(schedules, scores) if s >= best - TIE), key=len))}
     sectors = {"n": finder.sectors.n, "overlap": finder.sectors.overlap}
     if finder.sectors.n > 1:
         sectors["trained_overlap"] = trained_overlap
@@ -409,11 +411,13 @@ def retune(
     stores: dict[str, str] | None = None,
     max_events: int | None = None,
     passes_only: bool = False,
+    max_passes: int | None = None,
 ) -> dict[str, Any]:
     """``tune`` again for an existing TrackFormer model (ONNX + card: a shipped model's name or a
     path), with no training: the reductions of its card's data set, seeds and draws, and ONNX
     Runtime on 1 thread; with ``passes_only``, its last step alone (``_with_passes``: the card's
-    track building and windows kept, the passes tuned). ``stores``: {"val": ..., "test": ...}
+    track building and windows kept, the passes tuned; ``max_passes``: the most passes a schedule may
+    have). ``stores``: {"val": ..., "test": ...}
     (default: the training's simulated stores, made when missing); ``max_events``: crossings per
     store (default: all). Returns the
     card entries that change (``summary``, ``clustering``, ``validation``, ``held_out``,
@@ -443,7 +447,9 @@ def retune(
     trained = card["sectors"].get("trained_overlap", card["sectors"]["overlap"])
     if passes_only:  # the card's track building and windows, its passes tuned again
         predictions = [finder.predict(s.features) for s in samples["val"]]
-        entries = _with_passes(finder, samples, params_of(card), predictions, stores=stores, trained_overlap=trained)
+        entries = _with_passes(
+            finder, samples, params_of(card), predictions, stores=stores, trained_overlap=trained, max_passes=max_passes
+        )
     else:  # its windows as in training, tuned again
         finder = finder.with_overlap(trained)
         entries = tune(finder, samples, stores=stores)
@@ -910,6 +916,12 @@ def main(argv: list[str]) -> int:
         help="with --retune: keep the card's track building and windows, tune only its passes (iterative finding)",
     )
     parser.add_argument(
+        "--max-passes",
+        type=integer(1, len(max(PASSES, key=len)) + 1),
+        default=None,
+        help="with --passes-only: the most passes a schedule may have (each pass runs the model again; 1: one pass)",
+    )
+    parser.add_argument(
         "--reexport",
         metavar="MODEL",
         default=None,
@@ -931,6 +943,10 @@ def main(argv: list[str]) -> int:
         raise ValueError("--stores takes three stores: train,val,test")
     if a.passes_only and not a.retune:
         raise ValueError("--passes-only tunes an existing model's passes: give it with --retune MODEL")
+    if a.max_passes is not None and not a.passes_only:
+        raise ValueError(
+            "--max-passes bounds the schedules --passes-only tries: give it with --retune MODEL --passes-only"
+        )
     if a.retune:
         return _retune_command(a, argv)
     if a.reexport:
@@ -981,7 +997,9 @@ def _retune_command(a: argparse.Namespace, argv: list[str]) -> int:
     name = a.name or Path(loaded.onnx).name.removesuffix(".onnx")
     target = model_output(a, name)
     stores = dict(zip(("val", "test"), a.stores.split(",")[1:])) if a.stores else None
-    entries = retune(loaded.onnx, stores=stores, max_events=a.max_events, passes_only=a.passes_only)
+    entries = retune(
+        loaded.onnx, stores=stores, max_events=a.max_events, passes_only=a.passes_only, max_passes=a.max_passes
+    )
     # a card keeps the command that tuned its track building, and apart the one that tuned its passes after it
     command = "passes_command" if a.passes_only else "retune_command"
     target.write_retuned(
