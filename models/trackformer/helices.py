@@ -179,7 +179,8 @@ def _within(x, y, z, r, h, a, b, radius, slope, z0, norm, xy_mm, rz_mm):  # prag
 def _best_pairs_kernel(x, y, z, r, index, offsets, probes, probe_offsets, xy_mm, rz_mm):  # pragma: no cover
     """``_best_pairs`` group by group: the pairs (i, j), i < j, of the group's probed positions
     in order; two hits closer than ``PAIR_MIN_MM`` in r and z, or in line with the origin, make
-    no helix; a hit is inside when within ``xy_mm`` of the circle and ``rz_mm`` of the line."""
+    no helix; a hit is inside when within ``xy_mm`` of the circle and ``rz_mm`` of the line. A pair
+    is left as soon as the hits still to test cannot bring it level with the best pair's count."""
     inside = np.zeros(len(index), np.bool_)
     found = np.zeros(len(offsets) - 1, np.bool_)
     for k in range(len(offsets) - 1):
@@ -201,8 +202,10 @@ def _best_pairs_kernel(x, y, z, r, index, offsets, probes, probe_offsets, xy_mm,
                 z0 = z[i] - slope * si
                 norm = np.hypot(1.0, slope)
                 count, spread = 0, 0.0
-                for h in hits:
-                    d = _within(x, y, z, r, h, a, b, radius, slope, z0, norm, xy_mm, rz_mm)
+                for t in range(len(hits)):
+                    if count + len(hits) - t < best:  # it can no longer hold as many hits as the best
+                        break
+                    d = _within(x, y, z, r, hits[t], a, b, radius, slope, z0, norm, xy_mm, rz_mm)
                     if d >= 0.0:
                         count += 1
                         spread += d
