@@ -2,8 +2,8 @@
 what TrackFormerFinder runs and what training tunes and scores with, so both go the same way.
 
 The hits are cut into the card's sectors (``sectors.py``), each window rotated and normalised;
-each window goes through ONNX Runtime on its own (no padding), but the small windows of the later
-passes, which go together (padded, with the same outputs); each window's prediction
+each window goes through ONNX Runtime on its own (no padding), except the small windows of the
+later passes, which go together (padded, with the same outputs); each window's prediction
 becomes track candidates (EncReg: HDBSCAN; EncCla: the hits of a class, or of classes linked by
 their top-k posteriors, ``tracks.linked``), and the sectors' tracks are merged. Where the card
 gives ``clustering.helix``, the candidates are then split where they hold more than one helix and

@@ -188,7 +188,7 @@ def _batches(
         cuts += [run[start : start + size] for start in range(0, len(run), size)]
     for b in rng.permutation(len(cuts)):
         chosen = cuts[b]
-        n = max(len(windows[i].hit_ids) for i in chosen)
+        n = int(lengths[chosen].max())
         x = np.zeros((len(chosen), n, 3), np.float32)
         m = np.zeros((len(chosen), n), np.float32)
         y = np.zeros((len(chosen), n, 4), np.float32) if not labels else np.full((len(chosen), n), -1, np.int64)
