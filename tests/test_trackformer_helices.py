@@ -108,3 +108,79 @@ def test_the_refinement_gives_the_same_tracks_in_small_chunks(monkeypatch):
     monkeypatch.setattr(helices, "ENTRIES", 8)
     assert [t.tolist() for t in refine(hits, candidates, **TOLERANCES)] == [t.tolist() for t in whole]
     assert sorted(map(tuple, whole)) == sorted(map(tuple, index))  # the fragments joined, the pair cut
+
+
+def _plain_best_pairs(
+    hits: np.ndarray, group: np.ndarray, xy_mm: float, rz_mm: float
+) -> list[tuple[int, float, np.ndarray]]:
+    """Every pair's (count, spread, inside mask) by the definition alone: all pairs of the probed
+    hits, every hit of the group tested exactly (numpy, no shortcut)."""
+    from recotrig.models.trackformer.helices import PAIR_MIN_MM, _probe
+
+    x, y, z = (hits[group, i].astype(np.float64) for i in range(3))
+    r = np.hypot(x, y)
+    out = []
+    probe = _probe(len(group))
+    for p in range(len(probe)):
+        for q in range(p + 1, len(probe)):
+            i, j = probe[p], probe[q]
+            det = 4.0 * (x[i] * y[j] - x[j] * y[i])
+            if not (abs(r[i] - r[j]) >= PAIR_MIN_MM or abs(z[i] - z[j]) >= PAIR_MIN_MM) or not abs(det) > 1e-9:
+                continue
+            a = 2.0 * (r[i] ** 2 * y[j] - r[j] ** 2 * y[i]) / det
+            b = 2.0 * (x[i] * r[j] ** 2 - x[j] * r[i] ** 2) / det
+            radius = np.hypot(a, b)
+            s = 2.0 * radius * np.arcsin(np.clip(r / (2.0 * radius), 0.0, 1.0))
+            slope = (z[j] - z[i]) / (s[j] - s[i]) if abs(s[j] - s[i]) > 1e-9 else np.nan
+            dxy = np.abs(np.hypot(x - a, y - b) - radius)
+            drz = np.abs(z - (z[i] - slope * s[i]) - slope * s) / np.hypot(1.0, slope)
+            inside = (dxy < xy_mm) & (drz < rz_mm)
+            out.append((int(inside.sum()), float((dxy / xy_mm + drz / rz_mm)[inside].sum()), inside))
+    return out
+
+
+def test_the_pair_search_shortcuts_give_the_plain_search_choice():
+    """The pair search (``_best_pairs``) skips pairs by a first, approximate test and stops early:
+    on mixtures of helices and stray hits its choice is a pair of the most hits and the least
+    summed distance, as testing every hit of every pair finds it."""
+    from recotrig.models.trackformer.helices import _best_pairs, _Columns
+
+    rng = np.random.default_rng(11)
+    layers = (32.0, 72.0, 116.0, 172.0, 260.0, 360.0, 500.0)
+    groups, parts = [], []
+    start = 0
+    for _ in range(40):
+        k = rng.integers(1, 4)  # particles in the candidate
+        part = [
+            helix(
+                rng.uniform(0.4, 5.0),
+                rng.uniform(-0.3, 0.3),
+                rng.uniform(-1, 1),
+                rng.uniform(-30, 30),
+                rng.choice([-1, 1]),
+                layers,
+            )
+            + rng.normal(0, [0.35, 0.35, 0.15], (len(layers), 3))
+            for _ in range(k)
+        ]
+        part.append(
+            np.column_stack(
+                [
+                    rng.uniform(30, 500, 3) * np.cos(rng.uniform(-0.3, 0.3, 3)),
+                    rng.uniform(30, 500, 3) * np.sin(rng.uniform(-0.3, 0.3, 3)),
+                    rng.uniform(-300, 300, 3),
+                ]
+            )
+        )
+        part = np.concatenate(part)
+        parts.append(part)
+        groups.append(np.arange(start, start + len(part)))
+        start += len(part)
+    hits = np.concatenate(parts)
+    chosen = _best_pairs(_Columns(hits), groups, 1.0, 0.5)
+    for group, inside in zip(groups, chosen):
+        plain = _plain_best_pairs(hits, group, 1.0, 0.5)
+        most = max(c for c, _, _ in plain)
+        least = min(s for c, s, _ in plain if c == most)
+        best = [m for c, s, m in plain if c == most and s <= least * (1 + 1e-9) + 1e-12]
+        assert inside is not None and any(np.array_equal(inside, m) for m in best)
