@@ -141,7 +141,13 @@ def _fitted(c: _Columns, groups: list[np.ndarray], xy_mm: float, rz_mm: float) -
     if not groups:
         return np.zeros(0, bool), np.zeros((0, 5))
     dxy, drz, params = _fit(c, groups)
-    return ((dxy < xy_mm) & (drz < rz_mm)) | (np.fromiter(map(len, groups), np.int64, len(groups)) < 3), params
+    return _fitting(dxy, drz, np.fromiter(map(len, groups), np.int64, len(groups)), xy_mm, rz_mm), params
+
+
+def _fitting(dxy: np.ndarray, drz: np.ndarray, lengths: np.ndarray, xy_mm: float, rz_mm: float) -> np.ndarray:
+    """Per fitted group (``fit``'s largest distances, its hit count): all its hits within the
+    distances of its helix; a group of 2 always."""
+    return ((dxy < xy_mm) & (drz < rz_mm)) | (lengths < 3)
 
 
 @lru_cache(maxsize=256)
@@ -320,7 +326,7 @@ def _union_fits(
             at < cut, np.repeat(starts[sa[k]], lengths) + at, np.repeat(starts[sb[k]], lengths) + at - cut
         )
         dxy, drz, _ = _fit_kernel(c.x, c.y, c.z, c.r, flat[source], offsets)
-        fits.append(((dxy < xy_mm) & (drz < rz_mm)) | (lengths < 3))
+        fits.append(_fitting(dxy, drz, lengths, xy_mm, rz_mm))
     return np.concatenate(fits) if fits else np.zeros(0, bool)
 
 
