@@ -18,7 +18,8 @@
    torch in ONNX Runtime), the quantised model's fixed-point spec (``<name>.fixed.json``: shifts,
    types, integer weights), and the card with the held-out figures of both.
 
-Deterministic for ``--seed``; checkpoints after every epoch of each phase, resumed by a rerun.
+Deterministic for ``--seed`` and ``--threads`` (torch's sums follow the thread count, so the card's
+command names both); checkpoints after every epoch of each phase, resumed by a rerun.
 The model goes to ``recotrig-models/`` (or ``--output DIR``), never over a model there without
 ``--force``, and into the shipped models only with ``--replace-shipped`` (``training.common``).
 """
@@ -455,7 +456,7 @@ def _card(
             "command": (
                 f"recotrig train anomaly --dataset {args.dataset} --kind {args.kind} --sizes {args.sizes} "
                 f"--score {args.score} --beta {args.beta:g} --epochs {args.epochs} --qat-epochs "
-                f"{args.qat_epochs} --batch {args.batch} --lr {args.lr:g} --seed {args.seed}"
+                f"{args.qat_epochs} --batch {args.batch} --lr {args.lr:g} --seed {args.seed} --threads {args.threads}"
                 + (f" --teacher {args.teacher}" if args.teacher else "")
                 + (f" --weight-bits {args.weight_bits}" if args.weight_bits != TYPES["weight"].width else "")
                 + (f" --name {name}" if args.name else "")
