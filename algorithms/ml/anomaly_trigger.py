@@ -28,7 +28,7 @@ from recotrig.models import registry
 from recotrig.models.anomaly.fixedpoint import Spec
 from recotrig.models.runtime import Session
 
-DEFAULT_MODEL = "anomaly-student-zerobias-mu60"  # the AE's physics in 12,000 LUTs and 2 clocks at 40 MHz
+DEFAULT_MODEL = "anomaly-student-zerobias-mu60"  # the AE's physics in 14,400 LUTs and 2 clocks at 40 MHz
 
 
 class AnomalyTrigger(ModelAlgorithm):
