@@ -144,7 +144,7 @@ def test_a_student_learns_its_teachers_score_in_a_small_narrow_encoder(bundled, 
     torch.set_num_threads(1)
     x_train, x_test = small_data(bundled)
     # seeded: one in five initial seeds of this one-unit student collapses in 8 epochs (its ReLUs
-    # close); seeds 1-4 learn (the shipped students use 57 -> 16 -> 4)
+    # close); seeds 1-4 learn (the shipped student uses 57 -> 24 -> 4)
     net = training.make_net(
         "student", training.input_scaling(x_train, training.TYPES["input"]), (57, 16, 1), weight_bits=6, seed=2
     )
