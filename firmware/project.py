@@ -236,11 +236,16 @@ def _climb(
     hi: np.ndarray,
     mid: np.ndarray,
     rounds: int = 3,
+    sweeps: int = 2,
 ) -> np.ndarray:
     """Row ``u`` of ``words`` moved, ``rounds`` times, to the corner of the input range that the
     signs of unit ``u``'s gradient (``sign`` × its pre-activation in ``layer``, through the ReLUs
     open at the current row) point to: the largest values the linearised weights miss when
-    hidden ReLUs close."""
+    hidden ReLUs close. Then improved one feature at a time, ``sweeps`` times over the features:
+    each set to its range's low end, high end or middle, or left, whichever gives unit ``u`` the
+    largest ``sign`` × its result (a row never gets worse). That finds the corners the gradient
+    misses where ReLUs open and close along the way (a last layer's saturation behind narrow
+    hidden units)."""
     x = words
     for _ in range(rounds):
         values = list(spec.layer_values(x))
@@ -249,26 +254,7 @@ def _climb(
             if spec.layers[below].relu:
                 g = g * (values[below + 1] > 0)
             g = g @ np.asarray(spec.weights[below], np.float64)
-        x = np.where(g > 0, hi, np.where(g < 0, lo, mid))
-    return _coordinate_ascent(spec, x, layer, sign, lo, hi, mid)
-
-
-def _coordinate_ascent(
-    spec: Spec,
-    words: np.ndarray,
-    layer: int,
-    sign: int,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    mid: np.ndarray,
-    sweeps: int = 2,
-) -> np.ndarray:
-    """Row ``u`` of ``words`` improved one feature at a time: each feature set to its range's low
-    end, high end or middle, whichever gives unit ``u`` of ``layer`` the largest ``sign`` × its
-    result, ``sweeps`` times over the features. It finds the corners the gradient misses where
-    ReLUs open and close along the way (a last layer's saturation behind narrow hidden units); a
-    row never gets worse."""
-    x = np.array(words, np.int64)
+        x = np.where(g > 0, hi, np.where(g < 0, lo, mid)).astype(np.int64)
     units = np.arange(len(x))
     for _ in range(sweeps):
         for j in range(x.shape[1]):
