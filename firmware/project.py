@@ -246,7 +246,7 @@ def _climb(
     largest ``sign`` × its result (a row never gets worse). That finds the corners the gradient
     misses where ReLUs open and close along the way (a last layer's saturation behind narrow
     hidden units)."""
-    x = words
+    x = np.asarray(words, np.int64)
     for _ in range(rounds):
         values = list(spec.layer_values(x))
         g = sign * np.asarray(spec.weights[layer], np.float64)  # row u: unit u's weights
@@ -254,7 +254,7 @@ def _climb(
             if spec.layers[below].relu:
                 g = g * (values[below + 1] > 0)
             g = g @ np.asarray(spec.weights[below], np.float64)
-        x = np.where(g > 0, hi, np.where(g < 0, lo, mid)).astype(np.int64)
+        x = np.where(g > 0, hi, np.where(g < 0, lo, mid))
     units = np.arange(len(x))
     for _ in range(sweeps):
         for j in range(x.shape[1]):
