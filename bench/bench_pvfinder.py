@@ -60,6 +60,8 @@ FIGURES = (
     "vv_resolution_error",
     "vv_found_resolution",
     "vv_found_resolution_error",
+    "vv_separable_resolution",
+    "vv_separable_resolution_error",
     "n_reco",
     "n_reconstructable",
     "n_window_eligible",

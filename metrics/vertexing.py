@@ -547,6 +547,7 @@ class VertexMetrics(Accumulator):
         "n_window_paired_other",
         "n_scan_events",
         "n_scan_eligible",
+        "n_separable_events",
         "time_s",
         "n_timed_events",
     )
@@ -556,6 +557,7 @@ class VertexMetrics(Accumulator):
         "vv_reco_pairs",
         "vv_truth_pairs",
         "vv_found_pairs",
+        "vv_separable_pairs",
         "scan_found",
         "scan_fp",
     )
@@ -573,6 +575,7 @@ class VertexMetrics(Accumulator):
         dz_bin: float = 0.05,
         dz_max: float = 6.0,
         plateau: tuple[float, float] = (3.0, 6.0),
+        separable_sigma: float = 3.0,
         bootstrap: int = BOOTSTRAP,
     ) -> None:
         super().__init__(
@@ -586,6 +589,7 @@ class VertexMetrics(Accumulator):
             dz_bin=float(dz_bin),
             dz_max=float(dz_max),
             plateau=(float(plateau[0]), float(plateau[1])),
+            separable_sigma=float(separable_sigma),
             bootstrap=int(bootstrap),
         )
         self.sources: dict[str, int] = {}
@@ -641,6 +645,10 @@ class VertexMetrics(Accumulator):
         self.samples["vv_reco_pairs"].append(self._pair_histogram(vertices["z"]))
         self.samples["vv_truth_pairs"].append(self._pair_histogram(truth_z[recoable]))
         self.samples["vv_found_pairs"].append(self._pair_histogram(truth_z[recoable & found]))
+        separable = self._separable_pairs(tracks, track_particle, particles, truth_vertices, recoable)
+        if separable is not None:
+            self.samples["vv_separable_pairs"].append(separable)
+            self.counts["n_separable_events"] += 1
         self._add_time(time_s)
         return match
 
@@ -669,6 +677,42 @@ class VertexMetrics(Accumulator):
 
     def _pair_histogram(self, z: np.ndarray) -> np.ndarray:
         counts, _ = np.histogram(_pair_abs_dz(z), bins=self.edges)
+        return counts.astype(np.int64)
+
+    def _separable_pairs(
+        self,
+        tracks: Tracks | None,
+        track_particle: np.ndarray | None,
+        particles: Particles | None,
+        truth_vertices: TruthVertices,
+        recoable: np.ndarray,
+    ) -> np.ndarray | None:
+        """Histogram of the |dz| of the truth pairs whose own tracks' z0 tell them apart (docs/metrics.md,
+        "The tracks' own limit"); None without fitted tracks, hit truth and particles."""
+        if tracks is None or track_particle is None or particles is None or "cov" not in tracks:
+            return None
+        vertex = particle_vertices(track_particle, particles)
+        z0 = np.asarray(tracks["z0"], np.float64)
+        cov = np.asarray(tracks["cov"], np.float64)
+        var = cov[:, 1, 1] if cov.ndim == 3 else np.zeros(len(z0))
+        ids = np.asarray(truth_vertices["vertex_id"], np.int64)[recoable]
+        truth_z = np.asarray(truth_vertices["z"], np.float64)[recoable]
+        at = _lookup(ids, np.arange(len(ids)), vertex, -1)
+        ok = (at >= 0) & np.isfinite(z0) & np.isfinite(var) & (var > 0)
+        # each truth vertex's inverse-variance weighted mean z0 of its tracks, and that mean's variance
+        weight = np.bincount(at[ok], weights=1.0 / var[ok], minlength=len(ids))
+        mean = np.divide(
+            np.bincount(at[ok], weights=z0[ok] / var[ok], minlength=len(ids)),
+            weight,
+            out=np.zeros(len(ids)),
+            where=weight > 0,
+        )
+        i, j = np.triu_indices(len(ids), 1)
+        both = (weight[i] > 0) & (weight[j] > 0)
+        i, j = i[both], j[both]
+        error = np.sqrt(1.0 / weight[i] + 1.0 / weight[j])
+        apart = np.abs(mean[i] - mean[j]) >= self.config["separable_sigma"] * error
+        counts, _ = np.histogram(np.abs(truth_z[i] - truth_z[j])[apart], bins=self.edges)
         return counts.astype(np.int64)
 
     def _count_acts(
@@ -747,23 +791,37 @@ class VertexMetrics(Accumulator):
         wz = self.sample("window_z_residuals")
         reco_pairs = np.sum(self.samples["vv_reco_pairs"], axis=0) if self.samples["vv_reco_pairs"] else None
         truth_pairs = np.sum(self.samples["vv_truth_pairs"], axis=0) if self.samples["vv_truth_pairs"] else None
-        vv = found_vv = (math.nan, math.nan)
-        errors = {"vv_resolution_error": math.nan, "vv_found_resolution_error": math.nan}
+        vv = found_vv = separable_vv = (math.nan, math.nan)
+        separable = None
+        errors = {
+            "vv_resolution_error": math.nan,
+            "vv_found_resolution_error": math.nan,
+            "vv_separable_resolution_error": math.nan,
+        }
         curves: dict[str, Any] = {}
         if reco_pairs is not None:
             vv = vertex_vertex_resolution(reco_pairs, truth_pairs, self.edges, plateau=self.config["plateau"])
             found_pairs = np.sum(self.samples["vv_found_pairs"], axis=0)
             found_vv = vertex_vertex_resolution(found_pairs, truth_pairs, self.edges, plateau=self.config["plateau"])
-            errors = {
-                f"{name}_error": _bootstrap_error(
-                    self.samples[key],
-                    self.samples["vv_truth_pairs"],
-                    self.edges,
-                    plateau=self.config["plateau"],
-                    resamples=self.config["bootstrap"],
+            figures = [("vv_resolution", "vv_reco_pairs"), ("vv_found_resolution", "vv_found_pairs")]
+            if c["n_separable_events"] == c["n_events"]:  # every event had fitted tracks and hit truth
+                separable = np.sum(self.samples["vv_separable_pairs"], axis=0)
+                separable_vv = vertex_vertex_resolution(
+                    separable, truth_pairs, self.edges, plateau=self.config["plateau"]
                 )
-                for name, key in (("vv_resolution", "vv_reco_pairs"), ("vv_found_resolution", "vv_found_pairs"))
-            }
+                figures.append(("vv_separable_resolution", "vv_separable_pairs"))
+            errors.update(
+                {
+                    f"{name}_error": _bootstrap_error(
+                        self.samples[key],
+                        self.samples["vv_truth_pairs"],
+                        self.edges,
+                        plateau=self.config["plateau"],
+                        resamples=self.config["bootstrap"],
+                    )
+                    for name, key in figures
+                }
+            )
 
             def curve(pairs: np.ndarray) -> dict[str, Any]:
                 ratio, level = pair_efficiency(pairs, truth_pairs, self.edges, plateau=self.config["plateau"])
@@ -775,6 +833,8 @@ class VertexMetrics(Accumulator):
                 "truth_pairs": truth_pairs.tolist(),
             }
             curves["vv_found_pair_efficiency"] = {**curve(found_pairs), "found_pairs": found_pairs.tolist()}
+            if separable is not None:
+                curves["vv_separable_pair_efficiency"] = {**curve(separable), "separable_pairs": separable.tolist()}
         if self.config["z_window"] > 0:
             edges = np.linspace(-self.config["z_window"], self.config["z_window"], RESIDUAL_BINS + 1)
             curves["window_z_residual_hist"] = {"edges": edges.tolist(), "counts": np.histogram(wz, edges)[0].tolist()}
@@ -804,6 +864,7 @@ class VertexMetrics(Accumulator):
             "vv_resolution": vv[0],
             "vv_sigma": vv[1],
             "vv_found_resolution": found_vv[0],
+            "vv_separable_resolution": separable_vv[0],
             **errors,
             "ms_per_event": self._ms_per_event(),
             **{k: (float(v) if k == "time_s" else int(v)) for k, v in c.items()},

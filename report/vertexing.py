@@ -85,6 +85,7 @@ def _pair_efficiency(runs: list[Run]) -> Figure | Skipped:
     if not entries:
         return Skipped("vertex_pair_efficiency", "performance.json records no pair-finding efficiency.")
     fig, ax = figure()
+    limits: set[int] = set()  # runs whose tracks' own limit is drawn (the same for each finder of a run)
     for run, key, res in entries:
         curve = res["vv_pair_efficiency"]
         resolution = res.get("vv_resolution")
@@ -107,6 +108,17 @@ def _pair_efficiency(runs: list[Run]) -> Figure | Skipped:
             at = res.get("vv_found_resolution")
             text = f"{at:.2f} mm" if at is not None else "not reached"
             ax.stairs(ratio, edges, color=line.get_edgecolor(), ls=":", label=f"both found: {text}")
+        separable = res.get("vv_separable_pair_efficiency")
+        if separable is not None and id(run) not in limits:  # what the tracks' own z0 tell apart
+            limits.add(id(run))
+            apart = np.add.reduceat(_values(separable["separable_pairs"]), np.arange(0, len(edges) - 1) * PAIR_BINS)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = np.where(true > 0, apart / true / (separable.get("plateau_level") or np.nan), np.nan)
+            at = res.get("vv_separable_resolution")
+            text = f"{at:.2f} mm" if at is not None else "not reached"
+            sigma = res.get("separable_sigma", 3.0)
+            label = f"{_label('tracks', run, runs)} {sigma:g} σ apart: {text}"
+            ax.stairs(ratio, edges, color="black", ls="-.", label=label)
     ax.axhline(0.5, color="grey", ls=":", lw=1)
     ax.set_ylim(0, max(1.6, ax.get_ylim()[1]))
     ax.set_xlabel(r"$|\Delta z|$ between two vertices [mm]")
@@ -118,7 +130,9 @@ def _pair_efficiency(runs: list[Run]) -> Figure | Skipped:
         "Pair-finding efficiency: reconstructed over truth vertex pairs per |Δz| bin, divided by its level where "
         f"the vertices are far apart (drawn in bins of {PAIR_BINS} stored bins); dashed: the vertex-vertex "
         "resolution, where the stored curve first reaches one half; dotted: the truth pairs whose two vertices are "
-        "both found (window-matched each to a vertex of its own) over all truth pairs, divided by its own level.",
+        "both found (window-matched each to a vertex of its own) over all truth pairs, divided by its own level; "
+        "black dash-dotted: the truth pairs whose own tracks' weighted mean z0 lie that many standard errors apart "
+        "(every track assigned to its true vertex), the limit the tracks' z resolution sets (docs/metrics.md).",
     )
 
 

@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
-from recotrig.edm import HitTruth, Particles, Tracks, TruthVertices, Vertices
+from recotrig.edm import FittedTracks, HitTruth, Particles, Tracks, TruthVertices, Vertices
 from recotrig.metrics import (
     CLEAN,
     FAKE,
@@ -458,6 +458,38 @@ def test_found_pair_resolution_is_not_lifted_by_cutting_vertices_in_two():
     )
     assert math.isnan(VertexMetrics().result()["vv_found_resolution_error"])
     assert b["vv_found_pair_efficiency"]["plateau_level"] == pytest.approx(1.0)
+
+
+def test_separable_pairs_are_those_the_vertices_own_tracks_tell_apart():
+    """V2 (z 10) and V3 (z 10.3) have two tracks each. Their weighted mean z0 differ by 0.3 mm; with
+    sigma(z0) = 0.09 mm that is 0.3 / (0.09 sqrt(2) / sqrt(2)) = 3.3 standard errors (separable at
+    3 sigma), with 0.2 mm 1.5 (not). V1 (z 0) is 10 mm from both; V4 has one track and is not
+    reconstructable. Without fitted tracks there is no figure."""
+    z0 = np.array([0.0, 0.0, 0.0, 10.0, 10.0, 10.3, 10.3, -20.0, 5.0])
+
+    def separable(sigma: float) -> list[int]:
+        cov = np.zeros((9, 6, 6))
+        cov[:, 1, 1] = sigma**2
+        tracks = FittedTracks(
+            hit_ids=V_TRACKS["hit_ids"],
+            d0=np.zeros(9),
+            z0=z0,
+            phi=np.zeros(9),
+            theta=np.ones(9),
+            qop=np.ones(9),
+            cov=cov,
+        )
+        vm = VertexMetrics(dz_bin=0.7, dz_max=12.6)  # 0.3 mm in bin 0, 10.0 and 10.3 mm in bin 14
+        vm.add_event(RECO, TRUTH_VERTICES, tracks=tracks, truth=V_TRUTH, particles=V_PARTICLES)
+        counts = vm.sample("vv_separable_pairs")
+        return [int(k) for k in np.flatnonzero(counts) for _ in range(counts[k])]
+
+    assert separable(0.09) == [0, 14, 14]
+    assert separable(0.2) == [14, 14]
+    vm = VertexMetrics()
+    vm.add_event(RECO, TRUTH_VERTICES, tracks=V_TRACKS, truth=V_TRUTH, particles=V_PARTICLES)
+    r = vm.result()
+    assert math.isnan(r["vv_separable_resolution"]) and "vv_separable_pair_efficiency" not in r
 
 
 def test_vertex_metrics_empty_and_all_fake_events():
