@@ -693,8 +693,7 @@ class VertexMetrics(Accumulator):
             return None
         vertex = particle_vertices(track_particle, particles)
         z0 = np.asarray(tracks["z0"], np.float64)
-        cov = np.asarray(tracks["cov"], np.float64)
-        var = cov[:, 1, 1] if cov.ndim == 3 else np.zeros(len(z0))
+        var = np.asarray(tracks["cov"], np.float64).reshape(len(z0), 6, 6)[:, 1, 1]
         ids = np.asarray(truth_vertices["vertex_id"], np.int64)[recoable]
         truth_z = np.asarray(truth_vertices["z"], np.float64)[recoable]
         at = _lookup(ids, np.arange(len(ids)), vertex, -1)

@@ -462,8 +462,8 @@ def test_found_pair_resolution_is_not_lifted_by_cutting_vertices_in_two():
 
 def test_separable_pairs_are_those_the_vertices_own_tracks_tell_apart():
     """V2 (z 10) and V3 (z 10.3) have two tracks each. Their weighted mean z0 differ by 0.3 mm; with
-    sigma(z0) = 0.09 mm that is 0.3 / (0.09 sqrt(2) / sqrt(2)) = 3.3 standard errors (separable at
-    3 sigma), with 0.2 mm 1.5 (not). V1 (z 0) is 10 mm from both; V4 has one track and is not
+    sigma(z0) = 0.09 mm each mean's standard error is 0.09 / sqrt(2), the difference's 0.09 mm: 3.3
+    standard errors (separable at 3 sigma); with 0.2 mm 1.5 (not). V1 (z 0) is 10 mm from both; V4 has one track and is not
     reconstructable. Without fitted tracks there is no figure."""
     z0 = np.array([0.0, 0.0, 0.0, 10.0, 10.0, 10.3, 10.3, -20.0, 5.0])
 
